@@ -1,0 +1,104 @@
+"""API keys shared by the gateway and the memory API.
+
+Keys come from the environment, one per tenant:
+
+* ``ORCHESTRATOR_API_KEYS="alice=<key>,bob=<key>"`` (several tenants), and/or
+* ``ORCHESTRATOR_API_KEYS_FILE=/path`` with one ``tenant=<key>`` per line (``#`` comments allowed), and/or
+* ``ORCHESTRATOR_API_KEY=<key>`` (a single key for the tenant ``default``).
+
+Keys are compared in constant time. A service refuses to start with no key, or with a key that is too short or
+looks like a placeholder. Only the tenant name is ever stored anywhere (memo, search attribute, logs): never the key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+MIN_KEY_LENGTH = 16
+_TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "your-api-key", "api-key", "apikey", "password", "xxx", "test"}
+
+
+class ApiKeyConfigError(ValueError):
+    """The API key configuration is missing or unsafe; the service must not start."""
+
+
+def _looks_like_placeholder(key: str) -> bool:
+    lowered = key.lower()
+    return (
+        lowered in _PLACEHOLDERS
+        or lowered.startswith(("changeme", "your-", "<"))
+        or len(set(key)) <= 2  # "aaaaaaaaaaaaaaaa", "0000..."
+    )
+
+
+def _parse_pairs(text: str, origin: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for raw in re.split(r"[,\n]", text):
+        item = raw.strip()
+        if not item or item.startswith("#"):
+            continue
+        tenant, sep, key = item.partition("=")
+        tenant, key = tenant.strip(), key.strip()
+        if not sep or not tenant or not key:
+            raise ApiKeyConfigError(f"{origin}: expected 'tenant=key' entries, got an entry without '='")
+        pairs[tenant] = key
+    return pairs
+
+
+@dataclass(frozen=True)
+class ApiKeyRegistry:
+    """Maps API keys to tenant names; look-ups run in constant time per key."""
+
+    keys_by_tenant: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        if not self.keys_by_tenant:
+            raise ApiKeyConfigError(
+                "no API key configured: set ORCHESTRATOR_API_KEY (or ORCHESTRATOR_API_KEYS / "
+                "ORCHESTRATOR_API_KEYS_FILE); `make run` writes a random one into .env"
+            )
+        seen: set[str] = set()
+        for tenant, key in self.keys_by_tenant.items():
+            if not _TENANT_RE.match(tenant):
+                raise ApiKeyConfigError(f"tenant name {tenant!r} must match {_TENANT_RE.pattern}")
+            if len(key) < MIN_KEY_LENGTH or _looks_like_placeholder(key):
+                raise ApiKeyConfigError(
+                    f"the API key of tenant {tenant!r} is empty, shorter than {MIN_KEY_LENGTH} characters "
+                    "or a placeholder; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+            if key in seen:
+                raise ApiKeyConfigError(f"the API key of tenant {tenant!r} is shared with another tenant")
+            seen.add(key)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiKeyRegistry:
+        env = os.environ if environ is None else environ
+        keys: dict[str, str] = {}
+        if single := env.get("ORCHESTRATOR_API_KEY", "").strip():
+            keys["default"] = single
+        if many := env.get("ORCHESTRATOR_API_KEYS", "").strip():
+            keys.update(_parse_pairs(many, "ORCHESTRATOR_API_KEYS"))
+        if path := env.get("ORCHESTRATOR_API_KEYS_FILE", "").strip():
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ApiKeyConfigError(f"ORCHESTRATOR_API_KEYS_FILE {path!r} cannot be read: {exc}") from exc
+            keys.update(_parse_pairs(text, path))
+        return cls(keys)
+
+    def tenant_for(self, presented: str | None) -> str | None:
+        """The tenant owning ``presented``, or None. Every key is compared, so timing reveals nothing."""
+        if not presented:
+            return None
+        candidate = presented.encode("utf-8", "surrogateescape")
+        found: str | None = None
+        for tenant, key in self.keys_by_tenant.items():
+            if hmac.compare_digest(candidate, key.encode("utf-8")):
+                found = tenant
+        return found
