@@ -1,0 +1,93 @@
+"""The `lint` activity: pylint on draft code, in a child process bounded in time and memory.
+
+The code is written to a private temporary directory and only analysed statically; it is never imported or
+executed. pylint runs with no rc file from the project, so the agents see the same rules everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import resource
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from temporalio import activity
+
+from activities.config import WorkerSettings
+from workflows.models import LINT_ACTIVITY, LintMessage, LintRequest, LintResult
+
+logger = logging.getLogger(__name__)
+
+PYLINT_ARGS = ("--output-format=json2", "--persistent=n", "--score=y", "--rcfile=/dev/null", "--jobs=1")
+
+
+def _memory_limiter(limit_mb: int) -> Callable[[], None]:
+    def apply() -> None:
+        limit = limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+def parse_pylint_json(stdout: str) -> LintResult:
+    """Turn pylint's `json2` report into a LintResult (raises ValueError when it is not such a report)."""
+    report = json.loads(stdout)
+    messages = [
+        LintMessage(
+            line=m.get("line") or 0,
+            column=m.get("column") or 0,
+            symbol=m.get("symbol", ""),
+            message_id=m.get("messageId", ""),
+            type=m.get("type", ""),
+            message=m.get("message", ""),
+        )
+        for m in report["messages"]
+    ]
+    score = report.get("statistics", {}).get("score")
+    return LintResult(score=round(float(score), 2) if score is not None else None, messages=messages)
+
+
+class LintActivities:
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._timeout = settings.lint_timeout_seconds
+        self._memory_mb = settings.lint_memory_mb
+
+    @activity.defn(name=LINT_ACTIVITY)
+    async def lint(self, request: LintRequest) -> LintResult:
+        filename = Path(request.filename).name
+        if not filename.endswith(".py") or not filename.removesuffix(".py").isidentifier():
+            filename = "draft.py"
+        with tempfile.TemporaryDirectory(prefix="lint-") as workdir:
+            await asyncio.to_thread(Path(workdir, filename).write_text, request.code, "utf-8", "replace")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "pylint",
+                *PYLINT_ARGS,
+                filename,
+                cwd=workdir,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={"PATH": os.environ.get("PATH", ""), "HOME": workdir, "PYTHONDONTWRITEBYTECODE": "1"},
+                preexec_fn=_memory_limiter(self._memory_mb),
+            )
+            try:
+                stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=self._timeout)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                return LintResult(error=f"pylint timed out after {self._timeout:g}s")
+        try:
+            result = parse_pylint_json(stdout.decode("utf-8", "replace"))
+        except (ValueError, KeyError, TypeError):
+            tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+            reason = " / ".join(tail) or f"exit code {proc.returncode}"
+            logger.warning("pylint produced no report: %s", reason)
+            return LintResult(error=f"pylint failed: {reason}"[:500])
+        activity.logger.info("lint: score %s, %d message(s)", result.score, len(result.messages))
+        return result

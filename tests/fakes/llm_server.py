@@ -1,0 +1,247 @@
+"""A local server that speaks the OpenAI chat-completions and Anthropic messages HTTP APIs.
+
+The real `openai` and `anthropic` SDKs talk to it. It answers deterministically like a small tool-using model
+(first turn: call `search_knowledge` and `lint`; after tool results: a final answer), counts every reply it
+serves per distinct request, and can inject faults (429 with Retry-After, 5xx, slow replies, 401, malformed or
+empty bodies) or hold a request until the test releases it. Also used by the benchmarks, with a latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+GOOD_CODE = '''"""Arithmetic helpers."""
+
+
+def add(first: int, second: int) -> int:
+    """Return the sum of two integers."""
+    return first + second
+'''
+DRAFT_CODE = "def add(a,b):\n  return a+b\n"
+
+
+@dataclass
+class Fault:
+    """What to answer instead of a normal reply, for the next request of a provider (optionally matching text)."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None  # raw body to send instead of a normal reply
+    delay: float = 0.0  # seconds to wait before answering
+    match: str | None = None  # only requests whose body contains this text
+
+
+class FakeLlmServer:
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self.faults: dict[str, list[Fault]] = {"openai": [], "anthropic": []}
+        self.served: Counter[str] = Counter()  # request hash -> successful replies
+        self.requests: list[dict[str, Any]] = []  # every request seen: provider, status, body
+        self.hold_after: int | None = None  # hold requests once this many replies were served
+        self.held = 0
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self.app = self._build_app()
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- control
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults = {"openai": [], "anthropic": []}
+            self.served.clear()
+            self.requests.clear()
+            self.hold_after = None
+            self.held = 0
+            self._released.clear()
+
+    def add_fault(self, provider: str, fault: Fault) -> None:
+        with self._lock:
+            self.faults[provider].append(fault)
+
+    def release(self) -> None:
+        """Let held requests go on; they are answered with 503 and not counted as served."""
+        self._released.set()
+
+    @property
+    def total_served(self) -> int:
+        return sum(self.served.values())
+
+    def start(self) -> FakeLlmServer:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake LLM server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # ---------------------------------------------------------------- serving
+
+    def _take_fault(self, provider: str, body: bytes) -> Fault | None:
+        with self._lock:
+            for i, fault in enumerate(self.faults[provider]):
+                if fault.match is None or fault.match.encode() in body:
+                    return self.faults[provider].pop(i)
+        return None
+
+    async def _serve(self, provider: str, request: Request, build: Any) -> Response:
+        body = await request.body()
+        record: dict[str, Any] = {
+            "provider": provider,
+            "body": json.loads(body),
+            "headers": dict(request.headers),
+        }
+        if self.hold_after is not None and self.total_served >= self.hold_after:
+            with self._lock:
+                self.held += 1
+            await asyncio.to_thread(self._released.wait)
+            record["status"] = 503
+            self.requests.append(record)
+            return JSONResponse({"error": {"message": "released after hold"}}, status_code=503)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        fault = self._take_fault(provider, body)
+        if fault is not None:
+            await asyncio.sleep(fault.delay)
+            if fault.status != 200 or fault.body is not None:
+                record["status"] = fault.status
+                self.requests.append(record)
+                return Response(
+                    fault.body if fault.body is not None else json.dumps({"error": {"message": "injected fault"}}),
+                    status_code=fault.status,
+                    headers=fault.headers,
+                    media_type="application/json",
+                )
+        payload = build(record["body"])
+        with self._lock:
+            self.served[hashlib.sha256(body).hexdigest()] += 1
+        record["status"] = 200
+        self.requests.append(record)
+        return JSONResponse(payload)
+
+    def _build_app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat_completions(request: Request) -> Response:
+            return await self._serve("openai", request, _openai_reply)
+
+        @app.post("/v1/messages")
+        async def messages(request: Request) -> Response:
+            return await self._serve("anthropic", request, _anthropic_reply)
+
+        return app
+
+
+# -------------------------------------------------------------------- deterministic "model"
+
+
+def _final_text(system: str) -> str:
+    if "planner" in system:
+        return "1. Write an add function.\n2. Lint it.\n3. Document it."
+    if "technical writer" in system:
+        return "# add\n\n`add(first, second)` returns the sum of two integers.\n"
+    return f"```python\n{GOOD_CODE}```\n\nA small, typed helper."
+
+
+def _tool_calls(system: str) -> list[tuple[str, dict[str, Any]]]:
+    calls: list[tuple[str, dict[str, Any]]] = [("search_knowledge", {"query": "add two numbers", "top_k": 2})]
+    if "technical writer" not in system:
+        calls.append(("lint", {"code": DRAFT_CODE}))
+    return calls
+
+
+def _tokens(data: Any) -> int:
+    return max(1, len(json.dumps(data)) // 4)
+
+
+def _openai_reply(body: dict[str, Any]) -> dict[str, Any]:
+    messages = body["messages"]
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    has_tool_results = any(m["role"] == "tool" for m in messages)
+    if body.get("tools") and not has_tool_results:
+        n = sum(1 for m in messages if m["role"] == "assistant")
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": f"call_{n}_{i}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+                for i, (name, args) in enumerate(_tool_calls(system))
+            ],
+        }
+        finish = "tool_calls"
+    else:
+        message, finish = {"role": "assistant", "content": _final_text(system)}, "stop"
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": _tokens(messages),
+            "completion_tokens": _tokens(message),
+            "total_tokens": _tokens(messages) + _tokens(message),
+        },
+    }
+
+
+def _anthropic_reply(body: dict[str, Any]) -> dict[str, Any]:
+    system = body.get("system", "")
+    messages = body["messages"]
+    has_tool_results = any(
+        isinstance(m["content"], list) and any(b.get("type") == "tool_result" for b in m["content"]) for m in messages
+    )
+    if body.get("tools") and not has_tool_results:
+        content = [
+            {"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": args}
+            for i, (name, args) in enumerate(_tool_calls(system))
+        ]
+        stop = "tool_use"
+    else:
+        content, stop = [{"type": "text", "text": _final_text(system)}], "end_turn"
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": _tokens(messages), "output_tokens": _tokens(content)},
+    }

@@ -1,0 +1,112 @@
+"""The worker: runs the `CodingTask` workflow and its activities on the `coding-tasks` task queue.
+
+    python worker.py            # connects with temporalio.envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...)
+
+SIGINT / SIGTERM stop polling and let running activities finish (graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.worker import Worker
+
+from activities.config import WorkerSettings
+from activities.lint import LintActivities
+from activities.llm import LlmActivities
+from activities.rag import RagActivities
+from workflows.coding_task import CodingTask
+
+logger = logging.getLogger("worker")
+
+CONNECT_ATTEMPTS = 30
+GRACEFUL_SHUTDOWN = timedelta(seconds=15)
+
+
+async def connect_client(attempts: int = CONNECT_ATTEMPTS) -> Client:
+    """Connect to Temporal as configured by the environment, waiting for a server that is still starting."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", "localhost:7233")
+    for attempt in range(1, attempts + 1):
+        try:
+            return await Client.connect(**config, data_converter=pydantic_data_converter)
+        except RuntimeError as exc:
+            if attempt == attempts:
+                raise
+            logger.info("Temporal at %s not reachable yet (%s); retrying", config.get("target_host"), exc)
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    client: Client, settings: WorkerSettings, task_queue: str | None = None
+) -> AsyncIterator[Worker]:
+    """A started worker with every activity registered; stops gracefully when the block ends."""
+    llm, lint, rag = LlmActivities(settings), LintActivities(settings), RagActivities(settings)
+    worker = Worker(
+        client,
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=[CodingTask],
+        activities=[llm.chat, lint.lint, rag.search_knowledge],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+    try:
+        async with worker:
+            yield worker
+    finally:
+        await rag.aclose()
+
+
+def check_llm_mode(settings: WorkerSettings) -> None:
+    """LLM_MODE=live refuses to start without the keys its models need; auto warns and uses offline."""
+    missing = settings.missing_keys()
+    if settings.llm_mode == "offline":
+        logger.info("LLM_MODE=offline: every role uses the built-in offline model")
+    elif missing and settings.llm_mode == "live":
+        raise SystemExit(f"LLM_MODE=live but {', '.join(missing)} not set; refusing to start")
+    elif missing:
+        logger.warning(
+            "%s not set: the roles that need them use the built-in offline model (LLM_MODE=auto)",
+            ", ".join(missing),
+        )
+
+
+async def main() -> None:
+    settings = WorkerSettings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_llm_mode(settings)
+    client = await connect_client()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_worker(client, settings):
+        logger.info(
+            "worker polling task queue %r on %s (models: planner=%s code=%s doc=%s, LLM_MODE=%s)",
+            settings.temporal_task_queue,
+            client.service_client.config.target_host,
+            settings.planner_model,
+            settings.code_model,
+            settings.doc_model,
+            settings.llm_mode,
+        )
+        await stop.wait()
+        logger.info("shutting down: waiting up to %ss for running activities", GRACEFUL_SHUTDOWN.total_seconds())
+    logger.info("worker stopped")
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,49 @@
+"""System prompts and user-message builders for the planner and the two agents (pure string functions)."""
+
+from __future__ import annotations
+
+PLANNER_SYSTEM = (
+    "You are the planner of a small software team. Turn the user's coding task into a short numbered plan "
+    "(3 to 6 steps) for a code-generation agent and a documentation agent. Answer with the plan only."
+)
+
+CODE_SYSTEM = (
+    "You are a senior Python engineer. Write the code the task asks for. You have two tools: "
+    "`search_knowledge` finds relevant snippets in the team's knowledge base, and `lint` runs pylint on a draft "
+    "(the code is never executed). Search when it helps, lint your draft and fix what matters. "
+    "Finish with exactly one ```python fenced block holding the complete module, followed by a short explanation."
+)
+
+DOC_SYSTEM = (
+    "You are a technical writer. Write concise Markdown documentation for the given code: purpose, usage "
+    "example, parameters, return values, errors and limits. You may use `search_knowledge` for project context "
+    "and `lint` to check code examples. Answer with the documentation only."
+)
+
+
+def _section(title: str, body: str | None) -> str:
+    return f"## {title}\n{body.strip()}\n\n" if body and body.strip() else ""
+
+
+def planner_prompt(task: str, code_context: str | None) -> str:
+    return _section("Task", task) + _section("Existing code", code_context)
+
+
+def code_prompt(
+    task: str,
+    plan: str | None,
+    code_context: str | None,
+    previous_code: str | None = None,
+    revision_comment: str | None = None,
+) -> str:
+    return (
+        _section("Task", task)
+        + _section("Plan", plan)
+        + _section("Existing code", code_context)
+        + _section("Previous version", previous_code)
+        + _section("Reviewer feedback to address", revision_comment)
+    )
+
+
+def doc_prompt(task: str, plan: str | None, code: str) -> str:
+    return _section("Task", task) + _section("Plan", plan) + _section("Code to document", f"```python\n{code}\n```")
