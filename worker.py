@@ -16,35 +16,19 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from activities.lint import LintActivities
 from activities.llm import LlmActivities
 from activities.rag import RagActivities
+from orchestrator.temporal import connect_client
 from workflows.coding_task import CodingTask
 
 logger = logging.getLogger("worker")
 
 CONNECT_ATTEMPTS = 30
 GRACEFUL_SHUTDOWN = timedelta(seconds=15)
-
-
-async def connect_client(attempts: int = CONNECT_ATTEMPTS) -> Client:
-    """Connect to Temporal as configured by the environment, waiting for a server that is still starting."""
-    config = ClientConfig.load_client_connect_config()
-    config.setdefault("target_host", "localhost:7233")
-    for attempt in range(1, attempts + 1):
-        try:
-            return await Client.connect(**config, data_converter=pydantic_data_converter)
-        except RuntimeError as exc:
-            if attempt == attempts:
-                raise
-            logger.info("Temporal at %s not reachable yet (%s); retrying", config.get("target_host"), exc)
-            await asyncio.sleep(1)
-    raise AssertionError("unreachable")
 
 
 @contextlib.asynccontextmanager
@@ -85,7 +69,7 @@ async def main() -> None:
     settings = WorkerSettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     check_llm_mode(settings)
-    client = await connect_client()
+    client = await connect_client(attempts=CONNECT_ATTEMPTS)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

