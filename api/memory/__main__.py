@@ -1,0 +1,188 @@
+"""Command line of the memory API.
+
+    python -m api.memory serve                      # the HTTP API on MEMORY_API_HOST:MEMORY_API_PORT
+    python -m api.memory index PATH [--source-prefix P] [--prune]
+    python -m api.memory query "how are retries handled" [--top-k 5] [--json]
+    python -m api.memory stats
+
+The database is MEMORY_DB_PATH (or --db); vectors are added when EMBEDDING_MODEL is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from api.auth import ApiKeyConfigError, ApiKeyRegistry
+
+from .embeddings import EmbeddingError
+from .settings import MemorySettings
+from .store import StoreError
+
+
+def _echo(message: str = "", file: TextIO | None = None) -> None:
+    """CLI output (library code logs instead)."""
+    (file or sys.stdout).write(f"{message}\n")
+
+
+def _settings(args: argparse.Namespace) -> MemorySettings:
+    settings = MemorySettings()
+    if args.db:
+        settings.memory_db_path = Path(args.db)
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app, open_knowledge_base
+
+    settings = _settings(args)
+    host = args.host or settings.memory_api_host
+    port = args.port or settings.memory_api_port
+    registry = ApiKeyRegistry.from_env()  # refuse to start without a key
+    kb = open_knowledge_base(settings)  # fail fast on a corrupt database or a bad EMBEDDING_MODEL
+    stats = kb.store.stats(kb.model)
+    if stats.documents == 0:
+        logging.getLogger(__name__).warning(
+            "the knowledge base %s is empty: index something with `python -m api.memory index PATH`",
+            settings.memory_db_path,
+        )
+    app = create_app(settings, registry, kb)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        kb.store.close()
+    return 0
+
+
+def _progress(files: Iterator[Path], total: int) -> Iterator[Path]:
+    from tqdm import tqdm
+
+    return iter(tqdm(files, total=total, unit="file", desc="indexing", disable=None, file=sys.stderr))
+
+
+def _index(args: argparse.Namespace) -> int:
+    from .app import open_knowledge_base
+    from .indexer import index_path
+
+    root = Path(args.path)
+    if not root.exists():
+        _echo(f"error: {root} does not exist", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    kb = open_knowledge_base(settings)
+    try:
+        s = index_path(kb, root, source_prefix=args.source_prefix, prune=args.prune, progress=_progress)
+    finally:
+        kb.store.close()
+    rate = s.files / s.seconds if s.seconds else 0.0
+    _echo(
+        f"indexed {s.files} files, {s.chunks} chunks in {s.seconds:.2f}s ({rate:.0f} files/s) into "
+        f"{settings.memory_db_path}: {s.added} added, {s.replaced} replaced, {s.unchanged} unchanged, "
+        f"{s.pruned} pruned, {s.skipped} skipped (binary/too large), {s.embedded} chunks embedded"
+    )
+    for source in s.undecodable:
+        _echo(f"warning: {source} is not valid UTF-8; indexed with replacement characters", file=sys.stderr)
+    for error in s.errors:
+        _echo(f"warning: {error}", file=sys.stderr)
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from .app import open_knowledge_base
+
+    kb = open_knowledge_base(_settings(args))
+    try:
+        found = kb.search(args.text, args.top_k)
+    finally:
+        kb.store.close()
+    if args.json:
+        _echo(
+            json.dumps(
+                [
+                    {
+                        "source": h.chunk.source,
+                        "name": h.chunk.name,
+                        "score": h.score,
+                        "start_line": h.chunk.start_line,
+                        "end_line": h.chunk.end_line,
+                        "content": h.chunk.content,
+                    }
+                    for h in found.hits
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    for warning in found.warnings:
+        _echo(f"warning: {warning}", file=sys.stderr)
+    for i, h in enumerate(found.hits, 1):
+        label = f" {h.chunk.name}" if h.chunk.name else ""
+        _echo(f"{i:2}. {h.score:8.4f}  {h.chunk.source}:{h.chunk.start_line}-{h.chunk.end_line}{label}")
+    if not found.hits:
+        _echo("no results")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from .app import open_knowledge_base
+
+    settings = _settings(args)
+    kb = open_knowledge_base(settings)
+    try:
+        s = kb.store.stats(kb.model)
+    finally:
+        kb.store.close()
+    _echo(
+        f"{settings.memory_db_path}: {s.documents} documents, {s.chunks} chunks, "
+        f"{s.vectors} vectors ({kb.model or 'no embedder'}), {s.db_bytes / 1e6:.1f} MB"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api.memory", description="The knowledge base / memory API.")
+    parser.add_argument("--db", help="SQLite file (default: MEMORY_DB_PATH or data/memory.db)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", help="default: MEMORY_API_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: MEMORY_API_PORT or 8001")
+    serve.set_defaults(run=_serve)
+    index = sub.add_parser("index", help="index a folder, a git checkout or a file")
+    index.add_argument("path")
+    index.add_argument("--source-prefix", default="", help="prepended to each relative path to form its source")
+    index.add_argument("--prune", action="store_true", help="delete indexed sources under the prefix that are gone")
+    index.set_defaults(run=_index)
+    query = sub.add_parser("query", help="search the knowledge base")
+    query.add_argument("text")
+    query.add_argument("--top-k", type=int, default=5)
+    query.add_argument("--json", action="store_true")
+    query.set_defaults(run=_query)
+    stats = sub.add_parser("stats", help="counts and size")
+    stats.set_defaults(run=_stats)
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "query" and not 1 <= args.top_k <= 50:
+        parser.error("--top-k must be between 1 and 50")
+    try:
+        return int(args.run(args))
+    except ApiKeyConfigError as exc:
+        _echo(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (StoreError, EmbeddingError) as exc:
+        _echo(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Request and response bodies of the memory API (they are what the OpenAPI docs show)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+MAX_QUERY_CHARS = 2_000
+MAX_TOP_K = 50
+MAX_DOCUMENT_CHARS = 2_000_000
+MAX_DOCUMENTS_PER_REQUEST = 100
+
+
+class RagQuery(BaseModel):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="a question or identifiers")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description=f"how many results, 1..{MAX_TOP_K}")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be blank")
+        return value
+
+
+class RagResult(BaseModel):
+    content: str
+    source: str
+    score: float = Field(description="higher is better; BM25 score in bm25 mode, fused RRF score in hybrid mode")
+    name: str = Field(description="qualified name of a function/class/method, '' for text")
+    kind: str = Field(description="function, method, class, module or text")
+    start_line: int
+    end_line: int
+    bm25_rank: int | None = None
+    vector_rank: int | None = None
+
+
+class RagResponse(BaseModel):
+    results: list[RagResult]
+    mode: Literal["bm25", "hybrid"]
+    warnings: list[str] = []
+    took_ms: float
+
+
+class DocumentIn(BaseModel):
+    source: str = Field(min_length=1, max_length=1_000, description="path or URI; the document's identity")
+    content: str = Field(max_length=MAX_DOCUMENT_CHARS)
+    kind: Literal["python", "text"] | None = Field(None, description="chunking; default: from the source suffix")
+
+
+class DocumentsIn(BaseModel):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=MAX_DOCUMENTS_PER_REQUEST)
+
+
+class DocumentOut(BaseModel):
+    source: str
+    status: Literal["added", "replaced", "unchanged"]
+    chunks: int
+    embedded: int
+    warning: str | None = None
+
+
+class DocumentsOut(BaseModel):
+    results: list[DocumentOut]
+
+
+class DeleteOut(BaseModel):
+    source: str
+    deleted_chunks: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Stats(BaseModel):
+    documents: int
+    chunks: int
+    vectors: int
+    embedding_model: str | None
+    db_path: str
+    db_bytes: int
+
+
+class ErrorOut(BaseModel):
+    detail: str

@@ -1,0 +1,20 @@
+"""Settings of the memory API, read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MemorySettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    memory_db_path: Path = Field(Path("data/memory.db"), description="SQLite file of the knowledge base")
+    memory_api_host: str = "127.0.0.1"
+    memory_api_port: int = Field(8001, ge=1, le=65535)
+    embedding_model: str = Field(
+        "", description="'' = BM25 only; 'openai:<model>' or 'local:all-MiniLM-L6-v2' adds vectors"
+    )
+    memory_busy_timeout: float = Field(10.0, gt=0, description="seconds a writer waits for another")

@@ -1,0 +1,417 @@
+"""Persistence for the knowledge base: the :class:`Store` protocol and its SQLite + FTS5 implementation.
+
+One SQLite file holds the documents, their chunks, an FTS5 index over identifier-expanded tokens (BM25 ranking)
+and the chunks' vectors (float32 blobs keyed by chunk content hash and model, so an unchanged chunk is never
+embedded twice). WAL mode lets readers run while one writer commits; writers wait up to ``busy_timeout`` for
+each other, across threads and processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .chunking import Chunk
+from .tokens import index_text, tokenize
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+# Column weights for bm25(): a hit in the qualified name counts most, then the path, then the body.
+BM25_WEIGHTS = (4.0, 1.5, 1.0)
+
+
+class StoreError(RuntimeError):
+    """The store cannot serve the request; the message says why and what to do."""
+
+
+class StoreBusyError(StoreError):
+    """Another writer held the database longer than the busy timeout; retrying later will work."""
+
+
+class StoreCorruptError(StoreError):
+    """The database file is not a usable knowledge base."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    id: int
+    source: str
+    kind: str
+    name: str
+    start_line: int
+    end_line: int
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    documents: int
+    chunks: int
+    vectors: int
+    db_bytes: int
+
+
+class Store(Protocol):
+    """What the knowledge base needs from storage; implement it to move to another engine."""
+
+    def document(self, source: str) -> tuple[str, int] | None: ...
+
+    def replace_document(
+        self,
+        source: str,
+        content_hash: str,
+        chunks: Sequence[Chunk],
+        vectors: Mapping[str, np.ndarray],
+        model: str | None,
+    ) -> None: ...
+
+    def delete_document(self, source: str) -> int | None: ...
+
+    def sources(self, prefix: str = "") -> list[str]: ...
+
+    def hashes_without_vectors(self, model: str, hashes: Sequence[str]) -> set[str]: ...
+
+    def chunks_without_vectors(self, model: str, limit: int) -> list[tuple[str, str, str]]: ...
+
+    def put_vectors(self, model: str, vectors: Mapping[str, np.ndarray]) -> None: ...
+
+    def lexical_search(self, match_expression: str, limit: int) -> list[tuple[int, float]]: ...
+
+    def vector_search(self, model: str, query: np.ndarray, limit: int) -> list[tuple[int, float]]: ...
+
+    def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]: ...
+
+    def stats(self, model: str | None) -> StoreStats: ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', {SCHEMA_VERSION}), ('generation', 0);
+CREATE TABLE IF NOT EXISTS documents (
+    source TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    content_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source);
+CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks(content_hash);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(name, path, body, tokenize = 'porter unicode61');
+CREATE TABLE IF NOT EXISTS vectors (
+    content_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (content_hash, model)
+) WITHOUT ROWID;
+"""
+
+
+class SQLiteStore:
+    """The default :class:`Store`: one SQLite file, FTS5 for BM25, numpy for cosine similarity.
+
+    Each thread gets its own connection. The vector matrix of a model is cached in memory and reloaded when
+    the ``generation`` counter (bumped by every write, from any process) moves.
+    """
+
+    def __init__(self, path: str | Path, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._matrix_cache: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._errors("open"):
+            conn = self._conn()
+            if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+                log.warning("%s: WAL mode unavailable; readers may wait for writers", self.path)
+            conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+            version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise StoreCorruptError(
+                    f"{self.path} has schema version {version}, this code expects {SCHEMA_VERSION}; "
+                    "move the file away and re-index"
+                )
+
+    # -- connections and errors -------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" in text or "busy" in text:
+                raise StoreBusyError(
+                    f"knowledge base {self.path} is locked by another writer (waited {self.busy_timeout:g}s "
+                    f"to {action}); retry later"
+                ) from exc
+            if "no such module: fts5" in text:
+                raise StoreError("this SQLite build lacks FTS5; use a Python built with a current SQLite") from exc
+            if "malformed" in text or "not a database" in text:
+                raise StoreCorruptError(self._corrupt_message(exc)) from exc
+            raise StoreError(f"knowledge base {self.path}: cannot {action}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorruptError(self._corrupt_message(exc)) from exc
+
+    def _corrupt_message(self, exc: Exception) -> str:
+        return (
+            f"knowledge base {self.path} is corrupt or not a knowledge base ({exc}); "
+            "move it away (or delete it) and re-index: python -m api.memory index PATH"
+        )
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._errors(action):
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- documents ------------------------------------------------------------------------------
+
+    def document(self, source: str) -> tuple[str, int] | None:
+        """(content hash, chunk count) of ``source``, or None."""
+        with self._errors("read"):
+            row = (
+                self._conn()
+                .execute("SELECT content_hash, chunks FROM documents WHERE source = ?", (source,))
+                .fetchone()
+            )
+        return (row[0], int(row[1])) if row else None
+
+    def sources(self, prefix: str = "") -> list[str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._errors("read"):
+            rows = self._conn().execute(
+                "SELECT source FROM documents WHERE source LIKE ? ESCAPE '\\' ORDER BY source",
+                (escaped + "%",),
+            )
+            return [r[0] for r in rows]
+
+    def replace_document(
+        self,
+        source: str,
+        content_hash: str,
+        chunks: Sequence[Chunk],
+        vectors: Mapping[str, np.ndarray],
+        model: str | None,
+    ) -> None:
+        path_tokens = index_text(source)
+        with self._transaction("write") as conn:
+            _, old_hashes = self._delete(conn, source)
+            for chunk in chunks:
+                cur = conn.execute(
+                    "INSERT INTO chunks(source, kind, name, start_line, end_line, content, content_hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        source,
+                        chunk.kind,
+                        chunk.name,
+                        chunk.start_line,
+                        chunk.end_line,
+                        chunk.content,
+                        chunk.content_hash,
+                    ),
+                )
+                conn.execute(
+                    "INSERT INTO chunks_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
+                    (cur.lastrowid, " ".join(tokenize(chunk.name)), path_tokens, index_text(chunk.content)),
+                )
+            conn.execute(
+                "INSERT INTO documents(source, content_hash, chunks, updated_at) VALUES (?, ?, ?, ?)",
+                (source, content_hash, len(chunks), time.time()),
+            )
+            if model and vectors:
+                self._put_vectors(conn, model, vectors)
+            self._drop_unused_vectors(conn, old_hashes)
+
+    def delete_document(self, source: str) -> int | None:
+        with self._transaction("delete") as conn:
+            count, hashes = self._delete(conn, source)
+            self._drop_unused_vectors(conn, hashes)
+            return count
+
+    @staticmethod
+    def _delete(conn: sqlite3.Connection, source: str) -> tuple[int | None, list[str]]:
+        """Remove ``source``; returns its chunk count (None if absent) and its chunks' content hashes."""
+        row = conn.execute("SELECT chunks FROM documents WHERE source = ?", (source,)).fetchone()
+        if row is None:
+            return None, []
+        hashes = [r[0] for r in conn.execute("SELECT DISTINCT content_hash FROM chunks WHERE source = ?", (source,))]
+        conn.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE source = ?)", (source,))
+        conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
+        conn.execute("DELETE FROM documents WHERE source = ?", (source,))
+        return int(row[0]), hashes
+
+    @staticmethod
+    def _drop_unused_vectors(conn: sqlite3.Connection, hashes: Sequence[str]) -> None:
+        """Delete the vectors of ``hashes`` that no chunk uses any more."""
+        conn.executemany(
+            "DELETE FROM vectors WHERE content_hash = ? AND NOT EXISTS "
+            "(SELECT 1 FROM chunks WHERE chunks.content_hash = vectors.content_hash)",
+            ((h,) for h in hashes),
+        )
+
+    # -- vectors --------------------------------------------------------------------------------
+
+    def hashes_without_vectors(self, model: str, hashes: Sequence[str]) -> set[str]:
+        missing = set(hashes)
+        if not missing:
+            return missing
+        with self._errors("read"):
+            conn = self._conn()
+            unique = list(missing)
+            for i in range(0, len(unique), 500):
+                batch = unique[i : i + 500]
+                marks = ",".join("?" * len(batch))
+                rows = conn.execute(
+                    f"SELECT content_hash FROM vectors WHERE model = ? AND content_hash IN ({marks})",
+                    (model, *batch),
+                )
+                missing.difference_update(r[0] for r in rows)
+        return missing
+
+    def chunks_without_vectors(self, model: str, limit: int) -> list[tuple[str, str, str]]:
+        """Up to ``limit`` (content_hash, name, content) of chunks that have no vector for ``model``."""
+        with self._errors("read"):
+            rows = self._conn().execute(
+                "SELECT c.content_hash, MIN(c.name), MIN(c.content) FROM chunks c "
+                "WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model = ? AND v.content_hash = c.content_hash) "
+                "GROUP BY c.content_hash LIMIT ?",
+                (model, limit),
+            )
+            return [(r[0], r[1], r[2]) for r in rows]
+
+    def put_vectors(self, model: str, vectors: Mapping[str, np.ndarray]) -> None:
+        with self._transaction("write vectors") as conn:
+            self._put_vectors(conn, model, vectors)
+
+    @staticmethod
+    def _put_vectors(conn: sqlite3.Connection, model: str, vectors: Mapping[str, np.ndarray]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO vectors(content_hash, model, vector) VALUES (?, ?, ?)",
+            ((h, model, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()),
+        )
+
+    def _generation(self, conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def _matrix(self, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, unit-norm float32 matrix) of every chunk with a vector for ``model``; cached."""
+        conn = self._conn()
+        generation = self._generation(conn)
+        cached = self._matrix_cache.get(model)
+        if cached is not None and cached[0] == generation:
+            return cached[1], cached[2]
+        rows = conn.execute(
+            "SELECT c.id, v.vector FROM chunks c JOIN vectors v "
+            "ON v.content_hash = c.content_hash AND v.model = ? ORDER BY c.id",
+            (model,),
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if rows:
+            raw = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            norms = np.linalg.norm(raw, axis=1, keepdims=True)
+            matrix = (raw / np.where(norms == 0, 1, norms)).astype(np.float32)
+        else:
+            matrix = np.zeros((0, 0), dtype=np.float32)
+        self._matrix_cache[model] = (generation, ids, matrix)
+        return ids, matrix
+
+    # -- search ---------------------------------------------------------------------------------
+
+    def lexical_search(self, match_expression: str, limit: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score: higher is better) for the best ``limit`` FTS5 matches."""
+        with self._errors("search"):
+            rows = self._conn().execute(
+                "SELECT rowid, bm25(chunks_fts, ?, ?, ?) AS rank FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY rank LIMIT ?",
+                (*BM25_WEIGHTS, match_expression, limit),
+            )
+            return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def vector_search(self, model: str, query: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the ``limit`` nearest chunks."""
+        with self._errors("search"):
+            ids, matrix = self._matrix(model)
+        if len(ids) == 0:
+            return []
+        q = np.asarray(query, dtype=np.float32).ravel()
+        if q.shape[0] != matrix.shape[1]:
+            raise StoreError(
+                f"query vector has {q.shape[0]} dimensions, stored vectors of {model!r} have {matrix.shape[1]}"
+            )
+        q = q / (np.linalg.norm(q) or 1.0)
+        scores = matrix @ q
+        k = min(limit, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(int(ids[i]), float(scores[i])) for i in top]
+
+    def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._errors("read"):
+            rows = self._conn().execute(
+                f"SELECT id, source, kind, name, start_line, end_line, content FROM chunks WHERE id IN ({marks})",
+                tuple(ids),
+            )
+            return {r[0]: StoredChunk(*r) for r in rows}
+
+    def stats(self, model: str | None) -> StoreStats:
+        with self._errors("read"):
+            conn = self._conn()
+            documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            vectors = (
+                conn.execute("SELECT COUNT(*) FROM vectors WHERE model = ?", (model,)).fetchone()[0] if model else 0
+            )
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return StoreStats(documents=documents, chunks=chunks, vectors=vectors, db_bytes=size)

@@ -1,0 +1,130 @@
+"""Identifier-aware tokenization shared by the indexer and the query side.
+
+``parse_iso_duration``, ``ParseISODuration`` and "parse iso duration" all yield the words ``parse iso duration``;
+a compound identifier also yields its joined form (``parseisoduration``) so an exact identifier query ranks its
+definition first. Tokens are lowercase ASCII letters and digits only, so they are always safe inside an FTS5 string.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WORD_RE = re.compile(r"[^\W_]+(?:_+[^\W_]+)*")
+# Split camelCase / PascalCase / acronyms / digits: "ParseISODuration2" -> Parse, ISO, Duration, 2
+_CAMEL_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_SAFE_RE = re.compile(r"[^a-z0-9]+")
+
+MAX_TOKEN_LENGTH = 64
+
+# Words that carry no meaning in a question about code; dropped from queries only (documents keep them).
+QUERY_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "should",
+        "that",
+        "the",
+        "this",
+        "to",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "we",
+        "you",
+        "my",
+        "me",
+        "our",
+        "use",
+        "used",
+        "using",
+        "does",
+        "get",
+        "gets",
+        "into",
+        "there",
+        "any",
+        "all",
+        "some",
+    ]
+)
+
+
+def _ascii_fold(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def identifier_parts(word: str) -> list[str]:
+    """The lowercase sub-words of one identifier, e.g. ``HTTPSConnection_pool`` -> https, connection, pool."""
+    parts: list[str] = []
+    for piece in word.split("_"):
+        parts.extend(m.group(0).lower() for m in _CAMEL_RE.finditer(piece))
+    return parts
+
+
+def tokenize(text: str) -> list[str]:
+    """Expanded tokens of ``text`` in order: each word's sub-words, then its joined form if it had several."""
+    out: list[str] = []
+    for match in _WORD_RE.finditer(text):
+        word = match.group(0)
+        if not word.isascii():
+            word = _ascii_fold(word)
+        parts = [p for p in identifier_parts(word) if len(p) <= MAX_TOKEN_LENGTH]
+        out.extend(parts)
+        if len(parts) > 1:
+            joined = _SAFE_RE.sub("", word.lower())
+            if len(joined) <= MAX_TOKEN_LENGTH:
+                out.append(joined)
+    return out
+
+
+def index_text(text: str) -> str:
+    """The text stored in the FTS5 column: expanded tokens separated by spaces."""
+    return " ".join(tokenize(text))
+
+
+def query_tokens(query: str, max_tokens: int = 32) -> list[str]:
+    """Distinct meaningful tokens of a query, in order (stop words dropped unless nothing else is left)."""
+    tokens = tokenize(query)
+    kept = [t for t in tokens if t not in QUERY_STOPWORDS] or tokens
+    seen: dict[str, None] = {}
+    for token in kept:
+        seen.setdefault(token, None)
+    return list(seen)[:max_tokens]
+
+
+def fts_match_expression(query: str) -> str | None:
+    """An FTS5 MATCH expression OR-ing the query's tokens, each quoted; None if the query has no token.
+
+    Built only from ``[a-z0-9]`` tokens, so FTS5 syntax in the user's text (``"``, ``*``, ``NEAR``, ``:``,
+    ``AND``/``OR``/``NOT``, parentheses) is never interpreted.
+    """
+    tokens = query_tokens(query)
+    if not tokens:
+        return None
+    return " OR ".join(f'"{t}"' for t in tokens)
