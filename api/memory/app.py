@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
@@ -38,6 +39,23 @@ from .store import SQLiteStore, StoreBusyError, StoreError
 log = logging.getLogger(__name__)
 
 _api_key_header = APIKeyHeader(name="X-API-KEY", auto_error=False, description="a key from ORCHESTRATOR_API_KEY(S)")
+
+
+def _tenant(request: Request, key: Annotated[str | None, Depends(_api_key_header)]) -> str:
+    registry: ApiKeyRegistry = request.app.state.registry
+    name = registry.tenant_for(key)
+    if name is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-KEY")
+    return name
+
+
+def _kb(request: Request) -> KnowledgeBase:
+    kb: KnowledgeBase = request.app.state.kb
+    return kb
+
+
+Tenant = Annotated[str, Depends(_tenant)]
+KB = Annotated[KnowledgeBase, Depends(_kb)]
 
 
 def open_knowledge_base(settings: MemorySettings) -> KnowledgeBase:
@@ -80,25 +98,19 @@ def create_app(
             503: {"model": ErrorOut, "description": "database locked or unusable; see detail"},
         },
     )
-
-    def tenant(key: Annotated[str | None, Depends(_api_key_header)]) -> str:
-        name = registry.tenant_for(key)
-        if name is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-KEY")
-        return name
-
-    def get_kb(request: Request) -> KnowledgeBase:
-        kb_: KnowledgeBase = request.app.state.kb
-        return kb_
-
-    Tenant = Annotated[str, Depends(tenant)]
-    KB = Annotated[KnowledgeBase, Depends(get_kb)]
+    app.state.registry = registry
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
         log.error("%s %s: %s", request.method, request.url.path, exc)
         headers = {"Retry-After": "1"} if isinstance(exc, StoreBusyError) else None
         return JSONResponse({"detail": str(exc)}, status_code=503, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Like FastAPI's default 422, minus the echoed input (which may be undecodable bytes).
+        errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
