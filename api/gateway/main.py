@@ -1,0 +1,77 @@
+"""The gateway app: `create_app()` wires settings, keys, the lazily connected Temporal client and the routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from temporalio.client import Client
+
+from api.auth import ApiKeyRegistry
+
+from .body_limit import BodyLimitMiddleware
+from .connection import TemporalConnection, TemporalUnavailable
+from .errors import install_error_handlers
+from .metrics import GatewayMetrics, MetricsMiddleware
+from .ratelimit import KeyRateLimiter
+from .routes import ops, tasks
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, client: Client | None = None, registry: ApiKeyRegistry | None = None
+) -> FastAPI:
+    """The app. Raises ApiKeyConfigError when no safe API key is configured (the gateway must not start).
+
+    With `client`, that client is used; otherwise one is connected in the lifespan (from temporalio.envconfig),
+    and again on demand while Temporal is unreachable.
+    """
+    settings = settings or Settings()
+    registry = registry or ApiKeyRegistry.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await app.state.temporal.get()
+        except TemporalUnavailable as exc:
+            logger.warning("%s; starting anyway, will connect on demand", exc)
+        logger.info(
+            "gateway ready: task queue %r, tenants %s, rate limit %s",
+            settings.temporal_task_queue,
+            ", ".join(sorted(registry.keys_by_tenant)),
+            settings.gateway_rate_limit,
+        )
+        yield
+
+    app = FastAPI(
+        title="Coding Orchestrator gateway",
+        summary="Start, stream, inspect, rate and cancel CodingTask workflows",
+        version="1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.temporal = TemporalConnection(client, reconnect_interval=settings.gateway_reconnect_interval)
+    app.state.limiter = KeyRateLimiter(settings.gateway_rate_limit, settings.gateway_rate_limit_storage)
+    app.state.metrics = GatewayMetrics()
+
+    install_error_handlers(app)
+    app.include_router(tasks.router)
+    app.include_router(ops.router)
+
+    # Added last = outermost: metrics see every answer, including 413s and CORS preflights.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gateway_max_body_bytes)
+    if settings.gateway_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.gateway_cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-KEY", "Content-Type", "Last-Event-ID"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,1 @@
+"""The gateway's routers: tasks (invoke, events, status, feedback, cancel) and ops (health, metrics)."""

@@ -1,0 +1,239 @@
+"""Tasks: start one (SSE or JSON), stream its events, read its state, send feedback, cancel it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.coding_task import CodingTask
+from workflows.models import EventsQueryInput, FeedbackInput, TaskState, TaskStatus
+
+from ..connection import OWNER_SEARCH_ATTRIBUTE
+from ..deps import Connection, GatewaySettings, Owned, Tenant
+from ..metrics import GatewayMetrics
+from ..models import CancelResult, FeedbackAccepted, InvokeAccepted, InvokeRequest, error_responses
+from ..settings import Settings
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["tasks"])
+
+STREAM_END = frozenset({TaskStatus.AWAITING_FEEDBACK, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+IDLE_POLLS_BETWEEN_CHECKS = 10  # while no event arrives, check this often that the workflow still runs
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": (
+            "Server-Sent Events: `session` first (on /invoke), then one event per workflow progress event "
+            "(`id:` = event id, `event:` = its type, `data:` = TaskEvent JSON), then `end` with the TaskState"
+        ),
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _metrics(request: Request) -> GatewayMetrics:
+    metrics: GatewayMetrics = request.app.state.metrics
+    return metrics
+
+
+def _rpc_timeout(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.gateway_rpc_timeout)
+
+
+def _wants_json(request: Request, stream: bool | None) -> bool:
+    if stream is not None:
+        return not stream
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/event-stream" not in accept
+
+
+def _sse(kind: str, data: str, event_id: int | None = None) -> ServerSentEvent:
+    return ServerSentEvent(data=data, event=kind, id=None if event_id is None else str(event_id))
+
+
+async def _event_stream(
+    handle: WorkflowHandle[Any, Any], after: int, settings: Settings, first: ServerSentEvent | None = None
+) -> AsyncIterator[ServerSentEvent]:
+    """Poll the `events` query and forward each event once, until the task stops for feedback or ends."""
+    if first is not None:
+        yield first
+    deadline = time.monotonic() + settings.gateway_stream_max_seconds
+    idle_polls = 0
+    while True:
+        try:
+            page = await handle.query(
+                CodingTask.events, EventsQueryInput(after=after), rpc_timeout=_rpc_timeout(settings)
+            )
+            if page.events and page.events[0].id > after + 1:
+                yield _sse("gap", json.dumps({"missed_from": after + 1, "missed_to": page.events[0].id - 1}))
+            for event in page.events:
+                yield _sse(event.type, event.model_dump_json(), event.id)
+            after = max(after, page.last_id)
+            idle_polls = 0 if page.events else idle_polls + 1
+            ended = page.task_status in STREAM_END
+            if not ended and idle_polls and idle_polls % IDLE_POLLS_BETWEEN_CHECKS == 0:
+                ended = (await handle.describe()).status != WorkflowExecutionStatus.RUNNING  # e.g. terminated
+            if ended:
+                state = await handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings))
+                yield _sse("end", state.model_dump_json())
+                return
+        except (RPCError, WorkflowQueryFailedError) as exc:
+            logger.warning("event stream of %s stopped: %s", handle.id, exc)
+            yield _sse("error", json.dumps({"detail": f"cannot read the task's events: {exc}; reconnect to resume"}))
+            return
+        if time.monotonic() > deadline:
+            yield _sse("timeout", json.dumps({"detail": "stream time limit reached; reconnect with Last-Event-ID"}))
+            return
+        await asyncio.sleep(settings.gateway_poll_interval)
+
+
+@router.post(
+    "/invoke",
+    response_model=None,
+    status_code=status.HTTP_200_OK,
+    summary="Start a coding task",
+    responses={
+        **SSE_RESPONSE,
+        202: {"model": InvokeAccepted, "description": "started (JSON mode: Accept: application/json or ?stream=false)"},
+        **error_responses(401, 409, 413, 422, 429, 503),
+    },
+)
+async def invoke(
+    body: InvokeRequest,
+    request: Request,
+    tenant: Tenant,
+    connection: Connection,
+    settings: GatewaySettings,
+    stream: Annotated[bool | None, Query(description="false: answer 202 JSON at once instead of SSE")] = None,
+) -> Response:
+    """Start a `CodingTask` (workflow id = `session_id` or a new UUID) and stream its progress.
+
+    A session id is never reused, even after its task ended: starting it again answers 409.
+    """
+    client = await connection.get()
+    session_id = body.session_id or str(uuid.uuid4())
+    search_attributes = None
+    if await connection.owner_search_attribute():
+        search_attributes = TypedSearchAttributes([SearchAttributePair(OWNER_SEARCH_ATTRIBUTE, tenant)])
+    try:
+        handle = await client.start_workflow(
+            CodingTask.run,
+            body.task_input(),
+            id=session_id,
+            task_queue=settings.temporal_task_queue,
+            memo={"owner": tenant},
+            search_attributes=search_attributes,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            rpc_timeout=_rpc_timeout(settings),
+        )
+    except WorkflowAlreadyStartedError:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"session id {session_id!r} is already in use; ids are never reused",
+        ) from None
+    _metrics(request).tasks_started.inc()
+    logger.info("task %s started by tenant %s", session_id, tenant)
+    accepted = InvokeAccepted(
+        session_id=session_id, status_url=f"/status/{session_id}", events_url=f"/events/{session_id}"
+    )
+    if _wants_json(request, stream):
+        return JSONResponse(accepted.model_dump(), status.HTTP_202_ACCEPTED)
+    first = _sse("session", accepted.model_dump_json())
+    return EventSourceResponse(_event_stream(handle, 0, settings, first), headers={"X-Session-Id": session_id})
+
+
+@router.get(
+    "/events/{session_id}",
+    response_model=None,
+    summary="Stream a task's progress events (resumable)",
+    responses={**SSE_RESPONSE, **error_responses(401, 404, 422, 429, 503)},
+)
+async def events(
+    task: Owned,
+    settings: GatewaySettings,
+    after: Annotated[int, Query(ge=0, le=2**53, description="send only events with a larger id")] = 0,
+    last_event_id: Annotated[
+        str | None, Header(pattern=r"^[0-9]{1,15}$", description="set by SSE clients when they reconnect")
+    ] = None,
+) -> Response:
+    """The events after `after` (or `Last-Event-ID`, whichever is larger), then new ones until the task stops."""
+    start = max(after, int(last_event_id or 0))
+    return EventSourceResponse(_event_stream(task.handle, start, settings))
+
+
+@router.get(
+    "/status/{session_id}",
+    response_model=TaskState,
+    summary="The task's state (the workflow's `status` query)",
+    responses=error_responses(401, 404, 422, 429, 503),
+)
+async def get_status(task: Owned, settings: GatewaySettings) -> TaskState:
+    """Readable while the task runs and after it ended (as long as a worker is polling the task queue)."""
+    try:
+        return await task.handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings))
+    except WorkflowQueryFailedError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
+
+
+@router.post(
+    "/feedback/{session_id}",
+    response_model=FeedbackAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Rate the task's result (1..5) with an optional comment",
+    responses=error_responses(401, 404, 409, 413, 422, 429, 503),
+)
+async def feedback(body: FeedbackInput, task: Owned, request: Request, settings: GatewaySettings) -> FeedbackAccepted:
+    """Sends the `feedback` signal. A rating below 3 with a comment asks for a revision (bounded)."""
+    closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended and no longer accepts feedback")
+    if not task.running:
+        raise closed
+    try:
+        await task.handle.signal(CodingTask.feedback, body, rpc_timeout=_rpc_timeout(settings))
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the signal
+            raise closed from None
+        raise
+    _metrics(request).feedback_received.labels(str(body.rating)).inc()
+    logger.info("feedback %d for %s", body.rating, task.session_id)
+    return FeedbackAccepted(session_id=task.session_id)
+
+
+@router.post(
+    "/cancel/{session_id}",
+    response_model=CancelResult,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Cancel the task (idempotent)",
+    responses=error_responses(401, 404, 422, 429, 503),
+)
+async def cancel(task: Owned, settings: GatewaySettings) -> CancelResult:
+    """Requests Temporal cancellation; partial results stay readable. Cancelling an ended task changes nothing."""
+    workflow_status = task.description.status.name if task.description.status else "UNKNOWN"
+    if not task.running:
+        return CancelResult(session_id=task.session_id, outcome="already_closed", workflow_status=workflow_status)
+    try:
+        await task.handle.cancel(rpc_timeout=_rpc_timeout(settings))
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return CancelResult(session_id=task.session_id, outcome="already_closed", workflow_status=workflow_status)
+    logger.info("cancel requested for %s", task.session_id)
+    return CancelResult(session_id=task.session_id, outcome="cancel_requested", workflow_status=workflow_status)

@@ -1,0 +1,37 @@
+"""Settings of the REST gateway, read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.models import TASK_QUEUE
+
+
+class Settings(BaseSettings):
+    """Every field is an environment variable of the same name, upper case (e.g. `GATEWAY_PORT`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    gateway_host: str = Field("127.0.0.1", description="interface uvicorn binds to")
+    gateway_port: int = Field(8002, ge=1, le=65535)
+    temporal_task_queue: str = Field(TASK_QUEUE, min_length=1, description="task queue of the CodingTask workers")
+    gateway_rate_limit: str = Field(
+        "120/minute", description="per API key, `limits` notation: '120/minute', '10/second;500/hour'"
+    )
+    gateway_rate_limit_storage: str = Field(
+        "memory://",
+        description="'memory://' (one replica) or 'redis://host:6379' shared by replicas (pip install coredis)",
+    )
+    gateway_max_body_bytes: int = Field(1_048_576, ge=1_024, description="larger request bodies get 413")
+    gateway_cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://ui.example"]')
+    gateway_metrics_public: bool = Field(False, description="serve /metrics without X-API-KEY")
+    gateway_poll_interval: float = Field(0.5, gt=0, le=10, description="seconds between event polls of a stream")
+    gateway_rpc_timeout: float = Field(10.0, gt=0, description="seconds a Temporal call may take before 503")
+    gateway_reconnect_interval: float = Field(
+        2.0, ge=0, description="minimum seconds between connection attempts while Temporal is down"
+    )
+    gateway_stream_max_seconds: float = Field(
+        3600.0, gt=0, description="an SSE stream closes after this long; resume it with Last-Event-ID"
+    )
+    log_level: str = "INFO"
