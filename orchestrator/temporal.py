@@ -7,21 +7,36 @@ TLS variables, or a TOML profile), and every client uses the same data converter
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Mapping
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
+
+from orchestrator.codec import EncryptionCodec
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ADDRESS = "localhost:7233"
 
 
-def data_converter() -> DataConverter:
-    """The data converter every client must share (pydantic models in, JSON on the wire)."""
-    return pydantic_data_converter
+def data_converter(environ: Mapping[str, str] | None = None) -> DataConverter:
+    """The data converter every client must share (pydantic models in, JSON on the wire).
+
+    With PAYLOAD_ENCRYPTION_KEYS set (see `orchestrator.codec`), payloads are AES-GCM encrypted before they
+    leave the process, and failure messages and stack traces are moved into an encrypted payload too.
+    """
+    codec = EncryptionCodec.from_env(environ)
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect_client(attempts: int = 1, delay: float = 1.0) -> Client:

@@ -1,0 +1,320 @@
+"""Payload encryption: unit tests of the codec and the codec server, and real encrypted runs on the dev server."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+from temporalio.api.history.v1 import History
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.config import WorkerSettings
+from api.auth import ApiKeyRegistry
+from orchestrator.codec import (
+    ENCODING,
+    KEY_ID_METADATA,
+    DecryptionError,
+    EncryptionCodec,
+    EncryptionConfigError,
+    parse_keys,
+)
+from orchestrator.codec_server import app_from_env, create_app
+from orchestrator.temporal import data_converter
+from worker import running_worker
+from workflows.coding_task import CodingTask
+from workflows.models import CodingTaskInput, TaskState, TaskStatus
+
+CODEC_API_KEY = "codec-tenant-key-0123456789abcdef"
+SECRETS = ("sk-test-openai", "sk-test-anthropic")
+
+
+def new_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+K1, K2 = new_key(), new_key()
+
+
+def payload(text: str) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=text.encode())
+
+
+# --------------------------------------------------------------------------- codec
+
+
+async def test_roundtrip_hides_data_and_encoding() -> None:
+    codec = EncryptionCodec(parse_keys(f"k1={K1}"))
+    [sealed] = await codec.encode([payload('"hello secret"')])
+    assert sealed.metadata["encoding"] == ENCODING
+    assert sealed.metadata[KEY_ID_METADATA] == b"k1"
+    assert b"hello secret" not in sealed.SerializeToString()
+    assert b"json/plain" not in sealed.SerializeToString()
+    [plain] = await codec.decode([sealed])
+    assert plain == payload('"hello secret"')
+
+
+async def test_nonce_is_fresh_per_payload() -> None:
+    codec = EncryptionCodec(parse_keys(f"k1={K1}"))
+    first, second = await codec.encode([payload("1"), payload("1")])
+    assert first.data != second.data
+
+
+async def test_rotation_old_key_still_decrypts_new_key_encrypts() -> None:
+    old = EncryptionCodec(parse_keys(f"k1={K1}"))
+    rotated = EncryptionCodec(parse_keys(f"k2={K2},k1={K1}"))
+    [by_old] = await old.encode([payload("old")])
+    [by_new] = await rotated.encode([payload("new")])
+    assert by_new.metadata[KEY_ID_METADATA] == b"k2"
+    assert (await rotated.decode([by_old]))[0].data == b"old"
+    with pytest.raises(DecryptionError, match="k2"):
+        await old.decode([by_new])
+
+
+async def test_tampering_and_relabelling_fail_authentication() -> None:
+    codec = EncryptionCodec(parse_keys(f"k2={K2},k1={K1}"))
+    [sealed] = await codec.encode([payload("x")])
+    tampered = Payload()
+    tampered.CopyFrom(sealed)
+    tampered.data = sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])
+    with pytest.raises(DecryptionError):
+        await codec.decode([tampered])
+    relabelled = Payload()
+    relabelled.CopyFrom(sealed)
+    relabelled.metadata[KEY_ID_METADATA] = b"k1"
+    with pytest.raises(DecryptionError):
+        await codec.decode([relabelled])
+
+
+async def test_plain_payloads_pass_through_decode() -> None:
+    codec = EncryptionCodec(parse_keys(f"k1={K1}"))
+    assert await codec.decode([payload("plain")]) == [payload("plain")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["k1", "k1=", "=abc", f"k1={K1},k1={K2}", "k1=not-base64!", f"k1={base64.b64encode(b'short').decode()}", "a b=x"],
+)
+def test_bad_key_config_is_refused(text: str) -> None:
+    with pytest.raises(EncryptionConfigError):
+        parse_keys(text)
+
+
+def test_encryption_is_off_without_keys() -> None:
+    assert EncryptionCodec.from_env({}) is None
+    assert EncryptionCodec.from_env({"PAYLOAD_ENCRYPTION_KEYS": " "}) is None
+    assert data_converter({}).payload_codec is None
+    assert isinstance(data_converter({"PAYLOAD_ENCRYPTION_KEYS": f"k1={K1}"}).payload_codec, EncryptionCodec)
+
+
+# --------------------------------------------------------------------------- codec server
+
+
+def codec_http(keys: str, origins: list[str] | None = None) -> httpx.AsyncClient:
+    codec = EncryptionCodec(parse_keys(keys))
+    app = create_app(codec, ApiKeyRegistry({"ops": CODEC_API_KEY}), origins)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec")
+
+
+def as_json(payloads: list[Payload]) -> dict[str, Any]:
+    return {
+        "payloads": [
+            {
+                "metadata": {k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
+                "data": base64.b64encode(p.data).decode(),
+            }
+            for p in payloads
+        ]
+    }
+
+
+@pytest.mark.parametrize("path", ["/decode", "/default/decode"])
+@pytest.mark.parametrize("auth", [{"X-API-KEY": CODEC_API_KEY}, {"Authorization": f"Bearer {CODEC_API_KEY}"}])
+async def test_codec_server_encode_then_decode(path: str, auth: dict[str, str]) -> None:
+    async with codec_http(f"k1={K1}") as http:
+        encoded = await http.post(path.replace("decode", "encode"), json=as_json([payload('"hi"')]), headers=auth)
+        assert encoded.status_code == 200, encoded.text
+        [sealed] = encoded.json()["payloads"]
+        assert base64.b64decode(sealed["metadata"]["encoding"]) == ENCODING
+        decoded = await http.post(path, json=encoded.json(), headers=auth)
+        assert decoded.status_code == 200, decoded.text
+        [plain] = decoded.json()["payloads"]
+        assert base64.b64decode(plain["data"]) == b'"hi"'
+        assert base64.b64decode(plain["metadata"]["encoding"]) == b"json/plain"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"X-API-KEY": "wrong-key-0123456789abcdef"}, {"Authorization": "Basic " + CODEC_API_KEY}],
+)
+async def test_codec_server_needs_the_api_key(headers: dict[str, str]) -> None:
+    async with codec_http(f"k1={K1}") as http:
+        response = await http.post("/decode", json=as_json([payload("1")]), headers=headers)
+        assert response.status_code == 401
+
+
+async def test_codec_server_cors_for_the_ui_origin() -> None:
+    async with codec_http(f"k1={K1}") as http:
+        preflight = await http.options(
+            "/default/decode",
+            headers={
+                "Origin": "http://localhost:8233",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
+        other = await http.options(
+            "/decode", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+        )
+        assert other.headers.get("access-control-allow-origin") != "http://evil.example"
+
+
+async def test_codec_server_rejects_garbage_and_unknown_keys() -> None:
+    async with codec_http(f"k1={K1}") as http:
+        auth = {"X-API-KEY": CODEC_API_KEY}
+        assert (await http.post("/decode", json={"payloads": "nope"}, headers=auth)).status_code == 400
+        foreign = await EncryptionCodec(parse_keys(f"k9={K2}")).encode([payload("1")])
+        response = await http.post("/decode", json=as_json(foreign), headers=auth)
+        assert response.status_code == 422
+        assert "k9" in response.json()["detail"]
+
+
+def test_codec_server_refuses_to_start_without_keys() -> None:
+    with pytest.raises(SystemExit):
+        app_from_env({"ORCHESTRATOR_API_KEY": CODEC_API_KEY})
+
+
+# --------------------------------------------------------------------------- real runs on the dev server
+
+
+def iter_payloads(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
+    """Every Payload inside a protobuf message, with the field path that leads to it."""
+    if isinstance(message, Payload):
+        yield path, message
+        return
+    for field, value in message.ListFields():
+        name = f"{path}.{field.name}"
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            if value_field.message_type is not None:
+                for key, item in value.items():
+                    yield from iter_payloads(item, f"{name}[{key}]")
+        elif not isinstance(value, Message):  # a repeated field
+            for index, item in enumerate(value):
+                yield from iter_payloads(item, f"{name}[{index}]")
+        else:
+            yield from iter_payloads(value, name)
+
+
+async def encrypted_client(env: WorkflowEnvironment, keys: str) -> Client:
+    config = env.client.service_client.config
+    return await Client.connect(
+        config.target_host,
+        namespace=env.client.namespace,
+        data_converter=data_converter({"PAYLOAD_ENCRYPTION_KEYS": keys}),
+    )
+
+
+async def run_task(client: Client, task_queue: str, description: str) -> tuple[str, TaskState]:
+    workflow_id = f"enc-{uuid.uuid4().hex[:12]}"
+    result = await client.execute_workflow(
+        CodingTask.run,
+        CodingTaskInput(task_description=description, feedback_window_seconds=0),
+        id=workflow_id,
+        task_queue=task_queue,
+    )
+    return workflow_id, result
+
+
+async def raw_history(env: WorkflowEnvironment, workflow_id: str) -> History:
+    """The history as the server stores it, fetched by a client that has no codec."""
+    plain_client = env.client
+    assert plain_client.data_converter.payload_codec is None
+    fetched = await plain_client.get_workflow_handle(workflow_id).fetch_history()
+    return History(events=fetched.events)
+
+
+async def test_encrypted_run_history_is_ciphertext_and_decodes_through_the_codec_server(
+    temporal_env: WorkflowEnvironment, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    keys = f"k1={K1}"
+    client = await encrypted_client(temporal_env, keys)
+    description = f"write an add function, marker {uuid.uuid4().hex}"
+    async with running_worker(client, worker_settings):
+        workflow_id, result = await run_task(client, task_queue, description)
+        # the encrypted client reads the state as usual
+        handle = client.get_workflow_handle_for(CodingTask.run, workflow_id)
+        assert (await handle.query(CodingTask.status)).task_description == description
+    assert result.task_status == TaskStatus.COMPLETED
+    assert result.results.code_generation is not None
+
+    history = await raw_history(temporal_env, workflow_id)
+    raw = history.SerializeToString()
+    assert description.encode() not in raw
+    assert b"def add" not in raw
+    for secret in SECRETS:
+        assert secret.encode() not in raw
+    payloads = [(p, pl) for p, pl in iter_payloads(history) if ".search_attributes" not in p]
+    assert len(payloads) > 10
+    not_encrypted = [p for p, pl in payloads if pl.metadata.get("encoding") != ENCODING]
+    assert not not_encrypted, not_encrypted
+    assert {pl.metadata[KEY_ID_METADATA] for _, pl in payloads} == {b"k1"}
+
+    # the codec server (what the Web UI and `temporal --codec-endpoint` call) turns them back into JSON
+    async with codec_http(keys) as http:
+        response = await http.post(
+            "/default/decode",
+            json=as_json([pl for _, pl in payloads]),
+            headers={"Authorization": f"Bearer {CODEC_API_KEY}"},
+        )
+    assert response.status_code == 200, response.text
+    plain = [base64.b64decode(p.get("data", "")) for p in response.json()["payloads"]]
+    everything = b"\n".join(plain)
+    assert description.encode() in everything
+    assert b"def add" in everything
+    for secret in SECRETS:  # not even in the decrypted history
+        assert secret.encode() not in everything
+
+
+async def test_key_rotation_on_the_dev_server(
+    temporal_env: WorkflowEnvironment, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    old_client = await encrypted_client(temporal_env, f"k1={K1}")
+    async with running_worker(old_client, worker_settings):
+        old_id, _ = await run_task(old_client, task_queue, "old task under k1")
+
+    rotated = await encrypted_client(temporal_env, f"k2={K2},k1={K1}")
+    async with running_worker(rotated, worker_settings):
+        new_id, result = await run_task(rotated, task_queue, "new task under k2")
+    assert result.task_status == TaskStatus.COMPLETED
+    new_history = await raw_history(temporal_env, new_id)
+    assert {pl.metadata.get(KEY_ID_METADATA) for p, pl in iter_payloads(new_history) if "search_attr" not in p} == {
+        b"k2"
+    }
+    # the rotated client still reads what the old key wrote
+    old_state = await rotated.get_workflow_handle_for(CodingTask.run, old_id).result()
+    assert old_state.task_description == "old task under k1"
+
+
+async def test_no_provider_key_in_any_history(
+    temporal_env: WorkflowEnvironment, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    """Unencrypted too: provider keys stay in the worker's environment and never reach the server."""
+    async with running_worker(temporal_env.client, worker_settings):
+        await run_task(temporal_env.client, task_queue, "plain task")
+    async for execution in temporal_env.client.list_workflows():
+        history = await raw_history(temporal_env, execution.id)
+        raw = history.SerializeToString()
+        for secret in SECRETS:
+            assert secret.encode() not in raw, f"{secret} in the history of {execution.id}"
