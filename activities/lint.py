@@ -2,6 +2,10 @@
 
 The code is written to a private temporary directory and only analysed statically; it is never imported or
 executed. pylint runs with no rc file from the project, so the agents see the same rules everywhere.
+
+By default the activity uses a warm pool of pylint processes (`activities.lint_pool`: imports paid once, same
+isolation and bounds); `LINT_POOL_SIZE=0` selects the cold path, a fresh `python -m pylint` per call, which is
+also the fallback when the pool cannot start.
 """
 
 from __future__ import annotations
@@ -19,11 +23,21 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.config import WorkerSettings
+from activities.lint_pool import LintPool, LintPoolError
 from workflows.models import LINT_ACTIVITY, LintMessage, LintRequest, LintResult
 
 logger = logging.getLogger(__name__)
 
 PYLINT_ARGS = ("--output-format=json2", "--persistent=n", "--score=y", "--rcfile=/dev/null", "--jobs=1")
+POOL_SIZE_ENV = "LINT_POOL_SIZE"
+
+
+def default_pool_size() -> int:
+    """`LINT_POOL_SIZE` if set (0 = cold path), else one warm process per core, at most 4."""
+    value = os.environ.get(POOL_SIZE_ENV, "").strip()
+    if value:
+        return max(0, int(value))
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _memory_limiter(limit_mb: int) -> Callable[[], None]:
@@ -53,17 +67,60 @@ def parse_pylint_json(stdout: str) -> LintResult:
 
 
 class LintActivities:
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, pool_size: int | None = None) -> None:
         self._timeout = settings.lint_timeout_seconds
         self._memory_mb = settings.lint_memory_mb
+        size = default_pool_size() if pool_size is None else pool_size
+        self._pool = LintPool(size, self._memory_mb, self._timeout) if size > 0 else None
+
+    @property
+    def pool(self) -> LintPool | None:
+        return self._pool
+
+    async def start(self) -> None:
+        """Pre-start the warm pool (otherwise the first call starts it); falls back to the cold path on failure."""
+        if self._pool is None:
+            return
+        try:
+            await self._pool.start()
+        except (LintPoolError, OSError) as exc:
+            logger.warning("lint pool could not start (%s); using a cold pylint subprocess per call", exc)
+            await self._pool.close()
+            self._pool = None
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
 
     @activity.defn(name=LINT_ACTIVITY)
     async def lint(self, request: LintRequest) -> LintResult:
         filename = Path(request.filename).name
         if not filename.endswith(".py") or not filename.removesuffix(".py").isidentifier():
             filename = "draft.py"
+        await self.start()
+        if self._pool is not None:
+            result = await self._lint_warm(request.code, filename)
+        else:
+            result = await self._lint_cold(request.code, filename)
+        if result.error is None:
+            activity.logger.info("lint: score %s, %d message(s)", result.score, len(result.messages))
+        return result
+
+    async def _lint_warm(self, code: str, filename: str) -> LintResult:
+        assert self._pool is not None
+        try:
+            report = await self._pool.lint(code, filename)
+        except LintPoolError as exc:
+            logger.warning("pylint produced no report: %s", exc)
+            return LintResult(error=str(exc)[:500])
+        try:
+            return parse_pylint_json(report)
+        except (ValueError, KeyError, TypeError):
+            return LintResult(error="pylint failed: no report")
+
+    async def _lint_cold(self, code: str, filename: str) -> LintResult:
         with tempfile.TemporaryDirectory(prefix="lint-") as workdir:
-            await asyncio.to_thread(Path(workdir, filename).write_text, request.code, "utf-8", "replace")
+            await asyncio.to_thread(Path(workdir, filename).write_text, code, "utf-8", "replace")
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -83,11 +140,9 @@ class LintActivities:
                 await proc.wait()
                 return LintResult(error=f"pylint timed out after {self._timeout:g}s")
         try:
-            result = parse_pylint_json(stdout.decode("utf-8", "replace"))
+            return parse_pylint_json(stdout.decode("utf-8", "replace"))
         except (ValueError, KeyError, TypeError):
             tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
             reason = " / ".join(tail) or f"exit code {proc.returncode}"
             logger.warning("pylint produced no report: %s", reason)
             return LintResult(error=f"pylint failed: {reason}"[:500])
-        activity.logger.info("lint: score %s, %d message(s)", result.score, len(result.messages))
-        return result
