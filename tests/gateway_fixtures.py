@@ -1,0 +1,151 @@
+"""Fixtures and helpers of the gateway tests: two tenants, the app over ASGI, a live uvicorn server, SSE parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.auth import ApiKeyRegistry
+from api.gateway.main import create_app
+from api.gateway.settings import Settings
+
+ALICE_KEY = "alice-key-0123456789abcdefXYZ"
+BOB_KEY = "bob-key-abcdef0123456789QRSTU"
+ALICE = {"X-API-KEY": ALICE_KEY}
+BOB = {"X-API-KEY": BOB_KEY}
+REGISTRY = ApiKeyRegistry({"alice": ALICE_KEY, "bob": BOB_KEY})
+
+# A task that finishes right after the docs: no feedback window, so nothing lingers.
+QUICK_TASK: dict[str, Any] = {"task_description": "write an add function", "feedback_window_seconds": 0}
+
+
+def gateway_settings(task_queue: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "temporal_task_queue": task_queue,
+        "gateway_poll_interval": 0.05,
+        "gateway_rate_limit": "1000/second",
+        "gateway_rpc_timeout": 5.0,
+        "gateway_reconnect_interval": 0.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def make_app(task_queue: str, client: Client | None, **overrides: Any) -> FastAPI:
+    return create_app(gateway_settings(task_queue, **overrides), client=client, registry=REGISTRY)
+
+
+@contextlib.asynccontextmanager
+async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=60) as http:
+        yield http
+
+
+@contextlib.asynccontextmanager
+async def live_server(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free port, in this event loop (SSE streams really stream); yields its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+
+
+def fake_memory_api() -> FastAPI:
+    """Answers every RAG query with no hits at once, so tasks don't wait for retries against a closed port."""
+    app = FastAPI()
+
+    @app.post("/rag_query")
+    async def rag_query() -> dict[str, list[Any]]:
+        return {"results": []}
+
+    return app
+
+
+@dataclass
+class SseEvent:
+    event: str = "message"
+    data: str = ""
+    id: int | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+def parse_sse(text: str) -> list[SseEvent]:
+    return [event for block in text.replace("\r\n", "\n").split("\n\n") if (event := _parse_block(block))]
+
+
+def _parse_block(block: str) -> SseEvent | None:
+    event = SseEvent()
+    data: list[str] = []
+    for line in block.split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event.event = value
+        elif name == "id":
+            event.id = int(value)
+    if not data:
+        return None
+    event.data = "\n".join(data)
+    return event
+
+
+async def read_sse(response: httpx.Response, stop: Callable[[SseEvent], bool] = lambda e: False) -> list[SseEvent]:
+    """Read a streaming response's events until it ends or `stop(event)` is true."""
+    events: list[SseEvent] = []
+    buffer = ""
+    async for chunk in response.aiter_text():
+        buffer += chunk.replace("\r\n", "\n")
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            if (event := _parse_block(block)) is not None:
+                events.append(event)
+                if stop(event):
+                    return events
+    return events
+
+
+async def wait_for_status(
+    http: httpx.AsyncClient, session_id: str, wanted: set[str], headers: dict[str, str]
+) -> dict[str, Any]:
+    """Poll /status until the task reaches one of `wanted` (30 s at most)."""
+    state: dict[str, Any] = {}
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(30):
+            while True:
+                response = await http.get(f"/status/{session_id}", headers=headers)
+                assert response.status_code == 200, response.text
+                state = response.json()
+                if state["task_status"] in wanted:
+                    return state
+                await asyncio.sleep(0.1)
+    pytest.fail(f"{session_id} stayed {state.get('task_status')}, wanted {wanted}")

@@ -1,0 +1,199 @@
+"""End-to-end tests of the REST gateway: HTTP → gateway → real Temporal dev server → real worker → fake LLMs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from tests.fakes.llm_server import FakeLlmServer
+from tests.gateway_fixtures import (
+    ALICE,
+    QUICK_TASK,
+    asgi_client,
+    fake_memory_api,
+    live_server,
+    make_app,
+    parse_sse,
+    read_sse,
+    wait_for_status,
+)
+
+END = {"awaiting_feedback", "completed", "failed", "cancelled"}
+
+
+def new_id() -> str:
+    return f"gw-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+async def gateway_memory_api() -> AsyncIterator[str]:
+    async with live_server(fake_memory_api()) as url:
+        yield url
+
+
+@pytest.fixture
+def memory_api_url(gateway_memory_api: str) -> str:
+    return gateway_memory_api
+
+
+@pytest.fixture
+async def http(client: Client, task_queue: str) -> Any:
+    async with asgi_client(make_app(task_queue, client)) as http:
+        yield http
+
+
+# ---------------------------------------------------------------- start, stream, status
+
+
+async def test_invoke_streams_progress_until_the_task_stops(http: httpx.AsyncClient, worker: Worker) -> None:
+    session_id = new_id()
+    response = await http.post("/invoke", json={**QUICK_TASK, "session_id": session_id}, headers=ALICE)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-session-id"] == session_id
+    events = parse_sse(response.text)
+
+    assert events[0].event == "session"
+    assert events[0].json()["session_id"] == session_id
+    numbered = [e for e in events if e.id is not None]
+    assert [e.id for e in numbered] == list(range(1, len(numbered) + 1))  # every event once, in order
+    kinds = {e.event for e in numbered}
+    assert {"started", "plan", "route", "llm_call", "tool_call", "lint", "code_ready", "docs_ready"} <= kinds
+    lint = next(e.json() for e in numbered if e.event == "lint")
+    assert lint["data"]["score"] is not None
+    assert events[-1].event == "end"
+    final = events[-1].json()
+    assert final["session_id"] == session_id
+    assert final["task_status"] in END
+    assert final["results"]["code_generation"]["code"]
+
+
+async def test_stream_resumes_after_disconnect_without_repeats(
+    client: Client, task_queue: str, worker: Worker, fake_llm: FakeLlmServer
+) -> None:
+    fake_llm.hold_after = 1  # the planner answers, then the code agent's first model call waits
+    session_id = new_id()
+    async with live_server(make_app(task_queue, client)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        body = {**QUICK_TASK, "session_id": session_id}
+        async with http.stream("POST", "/invoke", json=body, headers=ALICE) as response:
+            assert response.status_code == 200
+            first = await read_sse(response, stop=lambda e: e.event == "plan")
+        seen = [e.id for e in first if e.id is not None]
+        assert seen and first[-1].event == "plan"
+
+        fake_llm.hold_after = None
+        fake_llm.release()  # the held call fails once (503) and Temporal retries it
+        headers = {**ALICE, "Last-Event-ID": str(seen[-1])}
+        async with http.stream("GET", f"/events/{session_id}", headers=headers) as response:
+            assert response.status_code == 200
+            rest = await read_sse(response)
+        resumed = [e.id for e in rest if e.id is not None]
+        assert resumed[0] == seen[-1] + 1
+        assert seen + resumed == list(range(1, len(seen) + len(resumed) + 1))
+        assert rest[-1].event == "end"
+
+        # ?after=N replays from N, and the stream of a stopped task ends at once
+        replay = parse_sse((await http.get(f"/events/{session_id}?after=2", headers=ALICE)).text)
+        assert next(e.id for e in replay if e.id is not None) == 3
+        assert replay[-1].event == "end"
+
+
+async def test_json_mode_status_and_duplicate_start(http: httpx.AsyncClient, worker: Worker) -> None:
+    session_id = new_id()
+    body = {**QUICK_TASK, "session_id": session_id}
+    response = await http.post("/invoke", json=body, headers={**ALICE, "Accept": "application/json"})
+    assert response.status_code == 202
+    assert response.json() == {
+        "session_id": session_id,
+        "status_url": f"/status/{session_id}",
+        "events_url": f"/events/{session_id}",
+    }
+
+    duplicate = await http.post("/invoke?stream=false", json=body, headers=ALICE)
+    assert duplicate.status_code == 409
+    assert "already in use" in duplicate.json()["detail"]
+
+    state = await wait_for_status(http, session_id, {"completed"}, ALICE)
+    assert state["results"]["documentation"]["documentation"]
+    # a finished task stays readable, and its id is still refused
+    assert (await http.get(f"/status/{session_id}", headers=ALICE)).json()["task_status"] == "completed"
+    assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 409
+
+    generated = await http.post("/invoke?stream=false", json=QUICK_TASK, headers=ALICE)
+    assert generated.status_code == 202
+    generated_id = generated.json()["session_id"]
+    assert uuid.UUID(generated_id)
+    assert (await http.post(f"/cancel/{generated_id}", headers=ALICE)).status_code == 202
+
+
+async def test_status_of_unknown_id_is_404(http: httpx.AsyncClient) -> None:
+    response = await http.get("/status/no-such-task", headers=ALICE)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no task with session id 'no-such-task'"}
+
+
+# ---------------------------------------------------------------- feedback and cancel
+
+
+async def test_feedback_valid_invalid_and_after_the_end(http: httpx.AsyncClient, worker: Worker) -> None:
+    session_id = new_id()
+    body = {"task_description": "write an add function", "session_id": session_id, "feedback_window_seconds": 60}
+    assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+    await wait_for_status(http, session_id, {"awaiting_feedback"}, ALICE)
+
+    for bad, field in [
+        ({"rating": 6}, "body.rating"),
+        ({"rating": "5"}, "body.rating"),  # strict: no string coercion
+        ({"rating": 4, "comment": "x" * 4001}, "body.comment"),
+        ({"rating": 4, "mood": "great"}, "body.mood"),
+        ({}, "body.rating"),
+    ]:
+        response = await http.post(f"/feedback/{session_id}", json=bad, headers=ALICE)
+        assert response.status_code == 422, bad
+        errors = response.json()["errors"]
+        assert errors[0]["field"] == field and errors[0]["reason"], errors
+
+    ok = await http.post(f"/feedback/{session_id}", json={"rating": 5, "comment": "great"}, headers=ALICE)
+    assert ok.status_code == 202
+    assert ok.json() == {"session_id": session_id, "accepted": True}
+    state = await wait_for_status(http, session_id, {"completed"}, ALICE)
+    assert state["feedback"][0]["rating"] == 5
+    assert state["errors"] == []  # the invalid payloads never reached the workflow
+
+    late = await http.post(f"/feedback/{session_id}", json={"rating": 3}, headers=ALICE)
+    assert late.status_code == 409
+    assert (await http.post("/feedback/no-such-task", json={"rating": 3}, headers=ALICE)).status_code == 404
+
+    metrics = (await http.get("/metrics", headers=ALICE)).text
+    assert 'gateway_feedback_received_total{rating="5"} 1.0' in metrics
+
+
+async def test_cancel_is_idempotent_and_keeps_the_state_readable(
+    http: httpx.AsyncClient, worker: Worker, fake_llm: FakeLlmServer
+) -> None:
+    fake_llm.hold_after = 1  # keep the task running
+    session_id = new_id()
+    assert (
+        await http.post("/invoke?stream=false", json={**QUICK_TASK, "session_id": session_id}, headers=ALICE)
+    ).status_code == 202
+    await wait_for_status(http, session_id, {"running"}, ALICE)
+
+    first = await http.post(f"/cancel/{session_id}", headers=ALICE)
+    assert first.status_code == 202
+    assert first.json() == {"session_id": session_id, "outcome": "cancel_requested", "workflow_status": "RUNNING"}
+    second = await http.post(f"/cancel/{session_id}", headers=ALICE)
+    assert second.status_code == 202
+    state = await wait_for_status(http, session_id, {"cancelled"}, ALICE)
+    assert state["plan"]  # partial results kept
+    third = await http.post(f"/cancel/{session_id}", headers=ALICE)
+    assert third.json()["outcome"] == "already_closed"
+    assert third.json()["workflow_status"] == "CANCELED"
+    events = parse_sse((await http.get(f"/events/{session_id}", headers=ALICE)).text)
+    assert events[-1].event == "end" and events[-1].json()["task_status"] == "cancelled"
+    assert (await http.post(f"/feedback/{session_id}", json={"rating": 2}, headers=ALICE)).status_code == 409
