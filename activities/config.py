@@ -19,7 +19,7 @@ class WorkerSettings(BaseSettings):
     llm_mode: Literal["auto", "live", "offline"] = "auto"
     planner_model: str = Field(default="openai:gpt-4o-mini", pattern=MODEL_PATTERN)
     code_model: str = Field(default="openai:gpt-4o", pattern=MODEL_PATTERN)
-    doc_model: str = Field(default="anthropic:claude-sonnet-4-5", pattern=MODEL_PATTERN)
+    doc_model: str = Field(default="anthropic:claude-sonnet-4-6", pattern=MODEL_PATTERN)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None

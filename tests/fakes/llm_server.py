@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from tests.fakes.server import ThreadedServer
 
 GOOD_CODE = '''"""Arithmetic helpers."""
 
@@ -52,20 +52,21 @@ class FakeLlmServer:
         self.hold_after: int | None = None  # hold requests once this many replies were served
         self.held = 0
         self._released = threading.Event()
+        self._generation = 0
         self._lock = threading.Lock()
         self.app = self._build_app()
-        self.port = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ThreadedServer(self.app)
 
     # ---------------------------------------------------------------- control
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._http.base_url
 
     def reset(self) -> None:
+        self.release()  # a request held by the previous test must not land in this one's records
         with self._lock:
+            self._generation += 1
             self.faults = {"openai": [], "anthropic": []}
             self.served.clear()
             self.requests.clear()
@@ -86,25 +87,11 @@ class FakeLlmServer:
         return sum(self.served.values())
 
     def start(self) -> FakeLlmServer:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake LLM server did not start")
-            time.sleep(0.02)
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._http.stop()
 
     # ---------------------------------------------------------------- serving
 
@@ -115,19 +102,26 @@ class FakeLlmServer:
                     return self.faults[provider].pop(i)
         return None
 
+    def _record(self, record: dict[str, Any], generation: int) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self.requests.append(record)
+
     async def _serve(self, provider: str, request: Request, build: Any) -> Response:
         body = await request.body()
+        generation = self._generation
         record: dict[str, Any] = {
             "provider": provider,
             "body": json.loads(body),
             "headers": dict(request.headers),
+            "at": time.monotonic(),
         }
         if self.hold_after is not None and self.total_served >= self.hold_after:
             with self._lock:
                 self.held += 1
             await asyncio.to_thread(self._released.wait)
             record["status"] = 503
-            self.requests.append(record)
+            self._record(record, generation)
             return JSONResponse({"error": {"message": "released after hold"}}, status_code=503)
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -136,7 +130,7 @@ class FakeLlmServer:
             await asyncio.sleep(fault.delay)
             if fault.status != 200 or fault.body is not None:
                 record["status"] = fault.status
-                self.requests.append(record)
+                self._record(record, generation)
                 return Response(
                     fault.body if fault.body is not None else json.dumps({"error": {"message": "injected fault"}}),
                     status_code=fault.status,
@@ -145,9 +139,10 @@ class FakeLlmServer:
                 )
         payload = build(record["body"])
         with self._lock:
-            self.served[hashlib.sha256(body).hexdigest()] += 1
+            if generation == self._generation:
+                self.served[hashlib.sha256(body).hexdigest()] += 1
         record["status"] = 200
-        self.requests.append(record)
+        self._record(record, generation)
         return JSONResponse(payload)
 
     def _build_app(self) -> FastAPI:
