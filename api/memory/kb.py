@@ -13,11 +13,11 @@ import numpy as np
 from .chunking import Chunk, chunk_document
 from .embeddings import Embedder, EmbeddingError
 from .store import Store, StoredChunk
-from .tokens import fts_match_expression
+from .tokens import query_tokens
 
 log = logging.getLogger(__name__)
 
-CHUNKER_VERSION = "1"  # bump when chunking changes, so re-indexing replaces old chunks
+CHUNKER_VERSION = "2"  # bump when chunking changes, so re-indexing replaces old chunks
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
 CANDIDATES = 50  # depth of each ranking fed to the fusion
 
@@ -120,8 +120,8 @@ class KnowledgeBase:
     def search(self, query: str, top_k: int) -> SearchResult:
         query = clean_text(query)
         started = time.perf_counter()
-        expression = fts_match_expression(query)
-        lexical = self.store.lexical_search(expression, CANDIDATES) if expression else []
+        tokens = query_tokens(query)
+        lexical = self.store.lexical_search(tokens, CANDIDATES) if tokens else []
         warnings: list[str] = []
         vector: list[tuple[int, float]] = []
         if self.embedder is not None:

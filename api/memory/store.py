@@ -25,9 +25,10 @@ from .tokens import index_text, tokenize
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Column weights for bm25(): a hit in the qualified name counts most, then the path, then the body.
 BM25_WEIGHTS = (4.0, 1.5, 1.0)
+ROW_BUDGET = 3000  # at most about this many matching rows are scored per query (see _selective_tokens)
 
 
 class StoreError(RuntimeError):
@@ -85,7 +86,7 @@ class Store(Protocol):
 
     def put_vectors(self, model: str, vectors: Mapping[str, np.ndarray]) -> None: ...
 
-    def lexical_search(self, match_expression: str, limit: int) -> list[tuple[int, float]]: ...
+    def lexical_search(self, tokens: Sequence[str], limit: int) -> list[tuple[int, float]]: ...
 
     def vector_search(self, model: str, query: np.ndarray, limit: int) -> list[tuple[int, float]]: ...
 
@@ -117,7 +118,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source);
 CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks(content_hash);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(name, path, body, tokenize = 'porter unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(name, path, body, tokenize = 'unicode61', detail = column);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE TABLE IF NOT EXISTS vectors (
     content_hash TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -366,13 +368,43 @@ class SQLiteStore:
 
     # -- search ---------------------------------------------------------------------------------
 
-    def lexical_search(self, match_expression: str, limit: int) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score: higher is better) for the best ``limit`` FTS5 matches."""
+    def _selective_tokens(self, conn: sqlite3.Connection, tokens: Sequence[str]) -> list[str]:
+        """The query tokens worth matching, rarest first, within a budget of rows to score.
+
+        FTS5 computes bm25() for every row that matches, so a query word found in half the index costs
+        far more than it adds (its IDF is near zero). Words absent from the index are dropped; the rest are
+        kept from the rarest up while the rows they match stay under ROW_BUDGET (the rarest always stays).
+        """
+        frequency: dict[str, int] = {}
+        for token in tokens:
+            row = conn.execute("SELECT doc FROM chunks_vocab WHERE term = ?", (token,)).fetchone()
+            if row:
+                frequency[token] = int(row[0])
+        kept: list[str] = []
+        rows = 0
+        for token in sorted(frequency, key=frequency.__getitem__):
+            if kept and rows + frequency[token] > ROW_BUDGET:
+                break
+            kept.append(token)
+            rows += frequency[token]
+        return kept
+
+    def lexical_search(self, tokens: Sequence[str], limit: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score: higher is better) of the best ``limit`` chunks matching any of ``tokens``.
+
+        ``tokens`` must come from :func:`~.tokens.query_tokens` (``[a-z0-9]`` only); each is quoted, so no
+        FTS5 operator can be formed from user input.
+        """
         with self._errors("search"):
-            rows = self._conn().execute(
+            conn = self._conn()
+            selective = self._selective_tokens(conn, tokens)
+            if not selective:
+                return []
+            expression = " OR ".join(f'"{t}"' for t in selective)
+            rows = conn.execute(
                 "SELECT rowid, bm25(chunks_fts, ?, ?, ?) AS rank FROM chunks_fts WHERE chunks_fts MATCH ? "
                 "ORDER BY rank LIMIT ?",
-                (*BM25_WEIGHTS, match_expression, limit),
+                (*BM25_WEIGHTS, expression, limit),
             )
             return [(int(r[0]), -float(r[1])) for r in rows]
 

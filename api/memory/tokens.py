@@ -2,7 +2,8 @@
 
 ``parse_iso_duration``, ``ParseISODuration`` and "parse iso duration" all yield the words ``parse iso duration``;
 a compound identifier also yields its joined form (``parseisoduration``) so an exact identifier query ranks its
-definition first. Tokens are lowercase ASCII letters and digits only, so they are always safe inside an FTS5 string.
+definition first. Tokens are lightly stemmed lowercase ASCII letters and digits only, so they are always safe
+inside an FTS5 string.
 """
 
 from __future__ import annotations
@@ -87,6 +88,25 @@ def identifier_parts(word: str) -> list[str]:
     return parts
 
 
+def stem(token: str) -> str:
+    """A light suffix stripper applied alike to documents and queries (files/file, parsing/parse/parsed)."""
+    if len(token) <= 3 or not token.isalpha():
+        return token
+    if token.endswith("ies") and len(token) > 4:
+        token = token[:-3] + "y"
+    elif token.endswith("sses"):
+        token = token[:-2]
+    elif token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        token = token[:-1]
+    if token.endswith("ing") and len(token) > 5:
+        token = token[:-3]
+    elif token.endswith("ed") and len(token) > 4:
+        token = token[:-2]
+    if token.endswith("e") and len(token) > 4:
+        token = token[:-1]
+    return token
+
+
 def tokenize(text: str) -> list[str]:
     """Expanded tokens of ``text`` in order: each word's sub-words, then its joined form if it had several."""
     out: list[str] = []
@@ -95,7 +115,7 @@ def tokenize(text: str) -> list[str]:
         if not word.isascii():
             word = _ascii_fold(word)
         parts = [p for p in identifier_parts(word) if len(p) <= MAX_TOKEN_LENGTH]
-        out.extend(parts)
+        out.extend(stem(p) for p in parts)
         if len(parts) > 1:
             joined = _SAFE_RE.sub("", word.lower())
             if len(joined) <= MAX_TOKEN_LENGTH:
@@ -110,21 +130,9 @@ def index_text(text: str) -> str:
 
 def query_tokens(query: str, max_tokens: int = 32) -> list[str]:
     """Distinct meaningful tokens of a query, in order (stop words dropped unless nothing else is left)."""
-    tokens = tokenize(query)
-    kept = [t for t in tokens if t not in QUERY_STOPWORDS] or tokens
+    tokens = tokenize(" ".join(w for w in _WORD_RE.findall(query) if w.lower() not in QUERY_STOPWORDS))
+    kept = tokens or tokenize(query)
     seen: dict[str, None] = {}
     for token in kept:
         seen.setdefault(token, None)
     return list(seen)[:max_tokens]
-
-
-def fts_match_expression(query: str) -> str | None:
-    """An FTS5 MATCH expression OR-ing the query's tokens, each quoted; None if the query has no token.
-
-    Built only from ``[a-z0-9]`` tokens, so FTS5 syntax in the user's text (``"``, ``*``, ``NEAR``, ``:``,
-    ``AND``/``OR``/``NOT``, parentheses) is never interpreted.
-    """
-    tokens = query_tokens(query)
-    if not tokens:
-        return None
-    return " OR ".join(f'"{t}"' for t in tokens)
