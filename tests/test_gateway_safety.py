@@ -1,0 +1,203 @@
+"""Gateway safety over HTTP: auth, tenant isolation, rate limit, body and field limits, bad input, Temporal down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from tests.gateway_fixtures import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, free_port, make_app
+
+SID = "safety-unknown-id"
+ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("POST", "/invoke?stream=false", QUICK_TASK),
+    ("GET", f"/events/{SID}", None),
+    ("GET", f"/status/{SID}", None),
+    ("POST", f"/feedback/{SID}", {"rating": 4}),
+    ("POST", f"/cancel/{SID}", None),
+    ("GET", "/metrics", None),
+]
+
+
+@pytest.fixture
+async def http(client: Client, task_queue: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(make_app(task_queue, client)) as http:
+        yield http
+
+
+@pytest.fixture
+async def alice_task(http: httpx.AsyncClient, client: Client) -> AsyncIterator[str]:
+    """A task of tenant alice that stays running (no worker polls its queue); terminated afterwards."""
+    session_id = f"alice-{uuid.uuid4().hex[:10]}"
+    response = await http.post("/invoke?stream=false", json={**QUICK_TASK, "session_id": session_id}, headers=ALICE)
+    assert response.status_code == 202
+    yield session_id
+    await client.get_workflow_handle(session_id).terminate("test over")
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-KEY": "wrong-key-0123456789abcdef"}, {"X-API-KEY": ""}])
+async def test_every_endpoint_but_health_needs_a_known_key(http: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    for method, path, body in ENDPOINTS:
+        response = await http.request(method, path, json=body, headers=headers)
+        assert response.status_code == 401, (method, path)
+        assert response.json() == {"detail": "missing or unknown X-API-KEY header"}
+    health = await http.get("/health")
+    assert health.status_code == 200
+    assert health.json()["temporal"] is True
+
+
+async def test_another_tenants_task_looks_unknown_on_every_endpoint(http: httpx.AsyncClient, alice_task: str) -> None:
+    assert (await http.get(f"/status/{alice_task}", headers=BOB)).status_code == 404
+    for method, path, body in ENDPOINTS[1:5]:
+        unknown = await http.request(method, path, json=body, headers=BOB)
+        foreign = await http.request(method, path.replace(SID, alice_task), json=body, headers=BOB)
+        assert unknown.status_code == foreign.status_code == 404, (method, path)
+        assert foreign.json() == {"detail": f"no task with session id {alice_task!r}"}
+        assert unknown.json() == {"detail": f"no task with session id {SID!r}"}
+    # the owner still sees it, untouched by bob's attempts
+    description = await http.post(f"/cancel/{alice_task}", headers=ALICE)
+    assert description.json()["outcome"] == "cancel_requested"
+    # ids are global: bob cannot take alice's id either (409, without any of alice's data)
+    taken = await http.post("/invoke?stream=false", json={**QUICK_TASK, "session_id": alice_task}, headers=BOB)
+    assert taken.status_code == 409
+
+
+async def test_rate_limit_per_key(client: Client, task_queue: str) -> None:
+    async with asgi_client(make_app(task_queue, client, gateway_rate_limit="3/minute")) as http:
+        for _ in range(3):
+            assert (await http.get(f"/status/{SID}", headers=ALICE)).status_code == 404
+        limited = await http.get(f"/status/{SID}", headers=ALICE)
+        assert limited.status_code == 429
+        assert "rate limit 3 per 1 minute exceeded" in limited.json()["detail"]
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert (await http.get(f"/status/{SID}", headers=BOB)).status_code == 404  # bob has his own budget
+        assert (await http.get("/health")).status_code == 200
+
+
+async def test_body_size_limit(client: Client, task_queue: str) -> None:
+    async with asgi_client(make_app(task_queue, client, gateway_max_body_bytes=2048)) as http:
+        big = {"task_description": "x" * 4000}
+        response = await http.post("/invoke?stream=false", json=big, headers=ALICE)
+        assert response.status_code == 413
+        assert response.json() == {"detail": "request body larger than 2048 bytes"}
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the streamed size counts
+            yield b'{"task_description": "'
+            for _ in range(10):
+                yield b"y" * 500
+            yield b'"}'
+
+        chunked = await http.post(
+            "/feedback/x", content=chunks(), headers={**ALICE, "Content-Type": "application/json"}
+        )
+        assert chunked.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/status/a%20b", 422),
+        ("/status/%E2%98%83", 422),
+        ("/status/..%2F..%2Fetc", 404),  # the router never sees it as one id: no route
+        ("/status/.hidden", 422),
+        ("/status/" + "a" * 129, 422),
+    ],
+)
+async def test_session_ids_and_query_parameters_are_checked(http: httpx.AsyncClient, path: str, expected: int) -> None:
+    response = await http.get(path, headers=ALICE)
+    assert response.status_code == expected, response.text
+    assert response.json()["detail"]
+
+
+async def test_bad_event_positions_are_422(http: httpx.AsyncClient, alice_task: str) -> None:
+    for query, field in [("after=-1", "query.after"), ("after=abc", "query.after"), ("after=1e99", "query.after")]:
+        response = await http.get(f"/events/{alice_task}?{query}", headers=ALICE)
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == field
+    response = await http.get(f"/events/{alice_task}", headers={**ALICE, "Last-Event-ID": "12; drop"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "header.last-event-id"
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (b"{not json", "body.1"),
+        (b"[1, 2]", "body"),
+        (b'{"task_description": 5}', "body.task_description"),
+        (b'{"task_description": "   "}', "body.task_description"),
+        (b'{"task_description": "' + b"x" * 20_001 + b'"}', "body.task_description"),
+        (b'{"task_description": "ok", "code_context": "' + b"x" * 100_001 + b'"}', "body.code_context"),
+        (b'{"task_description": "ok", "session_id": "../../etc"}', "body.session_id"),
+        (b'{"task_description": "ok", "session_id": "' + b"a" * 129 + b'"}', "body.session_id"),
+        (b'{"task_description": "ok", "owner": "bob"}', "body.owner"),
+        (b'{"task_description": "ok", "max_agent_steps": 1000}', "body.max_agent_steps"),
+        (b'{"task_description": "ok", "code_model": "evil:model"}', "body.code_model"),
+    ],
+)
+async def test_malformed_invoke_bodies_get_422_naming_the_field(
+    http: httpx.AsyncClient, content: bytes, field: str
+) -> None:
+    headers = {**ALICE, "Content-Type": "application/json"}
+    response = await http.post("/invoke?stream=false", content=content, headers=headers)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["errors"][0]["field"] == field
+    assert len(response.content) < 5000  # nothing echoed back
+
+
+@pytest.mark.parametrize(
+    "text", ["\\ud800 lone surrogate", "nul \\u0000 byte", "rtl \\u202e override", "emoji \\ud83d\\ude00"]
+)
+async def test_odd_unicode_is_refused_or_stored_intact(http: httpx.AsyncClient, client: Client, text: str) -> None:
+    session_id = f"uni-{uuid.uuid4().hex[:10]}"
+    content = ('{"task_description": "' + text + '", "session_id": "' + session_id + '"}').encode()
+    headers = {**ALICE, "Content-Type": "application/json"}
+    response = await http.post("/invoke?stream=false", content=content, headers=headers)
+    assert response.status_code in (202, 422), response.text
+    if response.status_code == 202:
+        await client.get_workflow_handle(session_id).terminate("test over")
+
+
+async def test_temporal_down_at_start_and_later_then_recovery(
+    temporal_env: WorkflowEnvironment, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{port}")
+    proxy = TcpProxy(temporal_env.client.service_client.config.target_host, port)
+    app = make_app(task_queue, client=None, gateway_rpc_timeout=2.0)
+    async with asgi_client(app) as http:
+        down = await http.get(f"/status/{SID}", headers=ALICE)
+        assert down.status_code == 503
+        assert down.json()["detail"].startswith("Temporal is unreachable")
+        assert (await http.post("/invoke", json=QUICK_TASK, headers=ALICE)).status_code == 503
+        health = (await http.get("/health")).json()
+        assert health["status"] == "degraded" and not health["temporal"]
+
+        await proxy.start()  # Temporal comes up: the gateway connects on the next request, no restart
+        assert (await http.get(f"/status/{SID}", headers=ALICE)).status_code == 404
+        health = (await http.get("/health")).json()
+        assert health["temporal"] and not health["worker"]
+        assert health["reasons"] == [f"no worker is polling the task queue {task_queue!r}"]
+
+        await proxy.stop()  # Temporal goes away after the connection was made
+        started = time.monotonic()
+        gone = await http.get(f"/status/{SID}", headers=ALICE)
+        assert gone.status_code == 503, gone.text
+        assert time.monotonic() - started < 15
+
+        await proxy.start()
+        for _ in range(50):  # the SDK's channel reconnects with a backoff
+            if (await http.get(f"/status/{SID}", headers=ALICE)).status_code == 404:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail("the gateway did not recover after Temporal came back")
+        await proxy.stop()
