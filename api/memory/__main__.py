@@ -78,7 +78,9 @@ def _index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     kb = open_knowledge_base(settings)
     try:
-        s = index_path(kb, root, source_prefix=args.source_prefix, prune=args.prune, progress=_progress)
+        s = index_path(
+            kb, root, source_prefix=args.source_prefix, prune=args.prune, exclude=args.exclude, progress=_progress
+        )
     finally:
         kb.store.close()
     rate = s.files / s.seconds if s.seconds else 0.0
@@ -159,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     index.add_argument("path")
     index.add_argument("--source-prefix", default="", help="prepended to each relative path to form its source")
     index.add_argument("--prune", action="store_true", help="delete indexed sources under the prefix that are gone")
+    index.add_argument(
+        "--exclude", action="append", default=[], metavar="DIR", help="also skip folders with this name (repeatable)"
+    )
     index.set_defaults(run=_index)
     query = sub.add_parser("query", help="search the knowledge base")
     query.add_argument("text")

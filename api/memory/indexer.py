@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 import tokenize as pytokenize
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,8 +156,10 @@ def _git_files(root: Path) -> list[Path] | None:
     return [root / p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
-def iter_files(root: Path) -> Iterator[Path]:
-    """Candidate files under ``root`` (honouring .gitignore in a git checkout), minus skipped ones."""
+def iter_files(root: Path, exclude: Collection[str] = ()) -> Iterator[Path]:
+    """Candidate files under ``root`` (honouring .gitignore in a git checkout), minus skipped ones and
+    folders named in ``exclude``."""
+    excluded = frozenset(exclude)
     if root.is_file():
         yield root
         return
@@ -165,14 +167,16 @@ def iter_files(root: Path) -> Iterator[Path]:
     if listed is not None:
         for path in sorted(listed):
             rel_parts = path.relative_to(root).parts
-            if any(_skip_dir(p, root.joinpath(*rel_parts[: i + 1])) for i, p in enumerate(rel_parts[:-1])):
+            if any(
+                p in excluded or _skip_dir(p, root.joinpath(*rel_parts[: i + 1])) for i, p in enumerate(rel_parts[:-1])
+            ):
                 continue
             if path.is_file() and not _skip_file(path):
                 yield path
         return
     for dirpath, dirnames, filenames in os.walk(root):
         base = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not _skip_dir(d, base / d))
+        dirnames[:] = sorted(d for d in dirnames if d not in excluded and not _skip_dir(d, base / d))
         for name in sorted(filenames):
             path = base / name
             if not _skip_file(path):
@@ -207,13 +211,14 @@ def index_path(
     root: Path,
     source_prefix: str = "",
     prune: bool = False,
+    exclude: Collection[str] = (),
     progress: Callable[[Iterator[Path], int], Iterator[Path]] | None = None,
 ) -> IndexSummary:
     """Index every text file under ``root``; sources are ``source_prefix`` + the path relative to ``root``."""
     started = time.perf_counter()
     summary = IndexSummary()
     root = root.resolve()
-    files = list(iter_files(root))
+    files = list(iter_files(root, exclude))
     base = root.parent if root.is_file() else root
     seen: set[str] = set()
     iterator: Iterator[Path] = progress(iter(files), len(files)) if progress else iter(files)
