@@ -249,6 +249,8 @@ def index_path(
         for source in kb.store.sources(source_prefix):
             if source not in seen and kb.delete(source) is not None:
                 summary.pruned += 1
+    if summary.added or summary.replaced or summary.pruned:
+        kb.store.optimize()
     try:
         summary.embedded += kb.embed_missing()
     except EmbeddingError as exc:

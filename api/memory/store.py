@@ -25,7 +25,7 @@ from .tokens import index_text, tokenize
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Column weights for bm25(): a hit in the qualified name counts most, then the path, then the body.
 BM25_WEIGHTS = (4.0, 1.5, 1.0)
 ROW_BUDGET = 3000  # at most about this many matching rows are scored per query (see _selective_tokens)
@@ -94,6 +94,8 @@ class Store(Protocol):
 
     def stats(self, model: str | None) -> StoreStats: ...
 
+    def optimize(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -118,7 +120,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source);
 CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks(content_hash);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(name, path, body, tokenize = 'unicode61', detail = column);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(name, path, body, tokenize = 'unicode61');
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE TABLE IF NOT EXISTS vectors (
     content_hash TEXT NOT NULL,
@@ -214,6 +216,11 @@ class SQLiteStore:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+    def optimize(self) -> None:
+        """Merge the FTS5 index segments (after bulk indexing: faster queries)."""
+        with self._transaction("optimize") as conn:
+            conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
 
     # -- documents ------------------------------------------------------------------------------
 

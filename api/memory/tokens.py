@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _WORD_RE = re.compile(r"[^\W_]+(?:_+[^\W_]+)*")
 # Split camelCase / PascalCase / acronyms / digits: "ParseISODuration2" -> Parse, ISO, Duration, 2
@@ -107,19 +108,25 @@ def stem(token: str) -> str:
     return token
 
 
+@lru_cache(maxsize=200_000)
+def _expand(word: str) -> tuple[str, ...]:
+    """One word's stemmed sub-words, plus its joined form if it had several (cached: words repeat a lot)."""
+    if not word.isascii():
+        word = _ascii_fold(word)
+    parts = [p for p in identifier_parts(word) if len(p) <= MAX_TOKEN_LENGTH]
+    out = [stem(p) for p in parts]
+    if len(parts) > 1:
+        joined = _SAFE_RE.sub("", word.lower())
+        if len(joined) <= MAX_TOKEN_LENGTH:
+            out.append(joined)
+    return tuple(out)
+
+
 def tokenize(text: str) -> list[str]:
     """Expanded tokens of ``text`` in order: each word's sub-words, then its joined form if it had several."""
     out: list[str] = []
-    for match in _WORD_RE.finditer(text):
-        word = match.group(0)
-        if not word.isascii():
-            word = _ascii_fold(word)
-        parts = [p for p in identifier_parts(word) if len(p) <= MAX_TOKEN_LENGTH]
-        out.extend(stem(p) for p in parts)
-        if len(parts) > 1:
-            joined = _SAFE_RE.sub("", word.lower())
-            if len(joined) <= MAX_TOKEN_LENGTH:
-                out.append(joined)
+    for word in _WORD_RE.findall(text):
+        out.extend(_expand(word))
     return out
 
 
