@@ -264,25 +264,30 @@ class LintPool:
         loop = asyncio.get_running_loop()
         child = await self._idle.get()
         try:
-            if child.broken or not child.process.is_alive() or child.calls >= self._max_calls:
-                child = await loop.run_in_executor(self._threads, self._replace, child)
-            try:
-                status, detail = await loop.run_in_executor(
-                    self._threads, child.roundtrip, _Request(code, filename), self._timeout
-                )
-            except TimeoutError:
-                child.broken = True
-                raise LintPoolError(f"pylint timed out after {self._timeout:g}s") from None
-            except (EOFError, OSError) as exc:
-                logger.warning("lint pool: pylint process %s died (%r); replacing it", child.pid, exc)
-                child.broken = True
-                raise LintPoolError("pylint process died while linting (out of memory or crashed)") from None
-            except asyncio.CancelledError:
-                child.broken = True  # its pipe is mid-request: never reuse it
-                raise
-            if status != "ok":
-                raise LintPoolError(str(detail))
-            return str(detail)
+            for attempt in (1, 2):
+                if child.broken or not child.process.is_alive() or child.calls >= self._max_calls:
+                    child = await loop.run_in_executor(self._threads, self._replace, child)
+                try:
+                    status, detail = await loop.run_in_executor(
+                        self._threads, child.roundtrip, _Request(code, filename), self._timeout
+                    )
+                except TimeoutError:
+                    child.broken = True
+                    raise LintPoolError(f"pylint timed out after {self._timeout:g}s") from None
+                except (EOFError, OSError) as exc:
+                    # Died before or while linting; it may have been dying already, so one fresh child retries.
+                    logger.warning("lint pool: pylint process %s died (%r); replacing it", child.pid, exc)
+                    child.broken = True
+                    if attempt == 1:
+                        continue
+                    raise LintPoolError("pylint process died while linting (out of memory or crashed)") from None
+                except asyncio.CancelledError:
+                    child.broken = True  # its pipe is mid-request: never reuse it
+                    raise
+                if status != "ok":
+                    raise LintPoolError(str(detail))
+                return str(detail)
+            raise AssertionError("unreachable")
         finally:
             if child.broken:
                 child.kill_now()

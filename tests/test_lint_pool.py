@@ -104,7 +104,7 @@ async def test_a_killed_child_is_replaced() -> None:
         await asyncio.sleep(0.2)
         reports = await asyncio.gather(pool.lint(CLEAN, "a.py"), pool.lint(MESSY, "b.py"))
         assert all('"messages"' in r for r in reports)
-        assert pool.replaced == 2
+        assert pool.replaced >= 2
         assert not before & set(pool.pids)
     finally:
         await pool.close()
