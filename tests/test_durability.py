@@ -1,0 +1,101 @@
+"""Crash a worker process mid-task: a new worker finishes the task and no finished model call is paid twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from tests.conftest import ROOT, TEST_API_KEY
+from tests.fakes.llm_server import FakeLlmServer
+from tests.helpers import start_task, wait_until
+from workflows.models import LLM_ACTIVITY, TaskStatus
+
+
+@pytest.fixture
+def worker_env(client: Client, fake_llm: FakeLlmServer, task_queue: str, memory_api_url: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": task_queue,
+        "LLM_MODE": "live",
+        "OPENAI_API_KEY": "sk-test-openai",
+        "OPENAI_BASE_URL": f"{fake_llm.base_url}/v1",
+        "ANTHROPIC_API_KEY": "sk-test-anthropic",
+        "ANTHROPIC_BASE_URL": fake_llm.base_url,
+        "LLM_REQUEST_TIMEOUT_SECONDS": "5",
+        "MEMORY_API_URL": memory_api_url,
+        "MEMORY_API_KEY": TEST_API_KEY,
+        "WORKER_METRICS_PORT": "0",
+    }
+
+
+@pytest.fixture
+def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[object]:
+    """Start `python worker.py` as a real process (no .env: it runs in an empty directory)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn() -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=tmp_path, env=worker_env,
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+async def test_killed_worker_resumes_without_repaying_finished_model_calls(
+    client: Client, fake_llm: FakeLlmServer, task_queue: str, spawn_worker, tmp_path: Path
+) -> None:
+    fake_llm.hold_after = 2  # planner and the first code turn are served; the second code turn hangs
+    first = spawn_worker()
+    handle = await start_task(client, task_queue, feedback_window_seconds=0)
+    await wait_until(lambda: fake_llm.held >= 1, within=60)
+    served_before_crash = fake_llm.total_served
+    assert served_before_crash == 2
+
+    first.send_signal(signal.SIGKILL)  # a crash: no graceful shutdown, the in-flight call is lost
+    first.wait(timeout=10)
+    fake_llm.hold_after = None
+    fake_llm.release()
+
+    spawn_worker()
+    final = await handle.result()
+    assert final.task_status == TaskStatus.COMPLETED
+    assert final.results.code_generation is not None and final.results.documentation is not None
+
+    # Every completed call was served exactly once; the lost one was retried, the others came from history.
+    assert fake_llm.total_served == 5  # planner + 2 code turns + 2 doc turns
+    assert all(count == 1 for count in fake_llm.served.values()), fake_llm.served
+    history = (await handle.fetch_history()).to_json_dict()
+    scheduled = {
+        e["eventId"]: e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in history["events"]
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    }
+    completed_llm = [
+        e
+        for e in history["events"]
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_COMPLETED"
+        and scheduled[e["activityTaskCompletedEventAttributes"]["scheduledEventId"]] == LLM_ACTIVITY
+    ]
+    assert len(completed_llm) == fake_llm.total_served
+    retried = [
+        e
+        for e in history["events"]
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_STARTED"
+        and e["activityTaskStartedEventAttributes"]["attempt"] > 1
+    ]
+    assert len(retried) == 1, json.dumps(retried)[:500]  # only the call that was in flight at the crash
