@@ -1,0 +1,39 @@
+# The commands the README names. Everything installs from PyPI into .venv; nothing else is needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint format bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with its dev tools
+
+run: $(STAMP)  ## Temporal dev server + memory API + worker + gateway; Ctrl-C stops them all
+	$(BIN)/python -m orchestrator.stack
+
+test: $(STAMP)  ## the whole test suite, against a real Temporal dev server
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)  ## benchmarks; prints figures and ratios, asserts nothing
+	$(BIN)/python -m bench.harness
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.harness --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,97 @@
+"""`make run`'s launcher brings the whole stack up with no API key; the README's CLI example works as written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.stack import port_open
+from tests.conftest import ROOT, TEST_API_KEY, binary
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def readme_block(marker: str) -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```\s*<!-- /{marker} -->", readme, re.DOTALL)
+    assert section, f"README.md has no ```bash block between <!-- {marker} --> markers"
+    return section.group(1)
+
+
+@pytest.fixture
+def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
+    ports = {name: free_port() for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MEMORY_API_PORT", "GATEWAY_PORT")}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        **{name: str(port) for name, port in ports.items()},
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['TEMPORAL_PORT']}",
+        "TEMPORAL_DB_PATH": str(tmp_path / "temporal.db"),
+        "MEMORY_DB_PATH": str(tmp_path / "memory.db"),
+        "MEMORY_API_URL": f"http://127.0.0.1:{ports['MEMORY_API_PORT']}",
+        "ORCHESTRATOR_API_KEY": TEST_API_KEY,
+        "MEMORY_API_KEY": TEST_API_KEY,
+        "WORKER_METRICS_PORT": str(free_port()),
+        "LLM_MODE": "auto",
+        "OPENAI_API_KEY": "",
+        "ANTHROPIC_API_KEY": "",
+    }
+    log = (tmp_path / "stack.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.stack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 150
+    while b"everything is up" not in (tmp_path / "stack.log").read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("stack did not come up:\n" + (tmp_path / "stack.log").read_text(errors="replace")[-3000:])
+        time.sleep(0.5)
+    yield proc, env, ports
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    log.close()
+
+
+@pytest.mark.timeout(300)
+def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc, env, ports = stack
+    cli_env = {**env, "PATH": f"{Path(binary('temporal')).parent}:{env['PATH']}"}
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block("cli-example")], env=cli_env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+
+    deadline = time.monotonic() + 120
+    while True:
+        query = subprocess.run(
+            [binary("temporal"), "workflow", "query", "--workflow-id", "demo-1", "--name", "status", "-o", "json"],
+            env=cli_env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert query.returncode == 0, query.stderr
+        state = json.loads(query.stdout)["queryResult"][0]
+        if state["task_status"] == "awaiting_feedback" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert state["task_status"] == "awaiting_feedback", state
+    assert "OFFLINE PLACEHOLDER" in state["plan"]
+    code = state["results"]["code_generation"]
+    assert "def " in code["code"] and code["lint"]["score"] is not None
+    assert "OFFLINE PLACEHOLDER" in state["results"]["documentation"]["documentation"]
+    assert any("OPENAI_API_KEY is not set" in w for w in state["warnings"])
+    assert not any("knowledge base unavailable" in w for w in state["warnings"])  # the memory API answered
+
+    proc.send_signal(signal.SIGINT)  # Ctrl-C stops everything the launcher started
+    assert proc.wait(timeout=60) == 0
+    assert not any(port_open(port) for port in ports.values()), ports
