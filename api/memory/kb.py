@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from .chunking import Chunk, chunk_document
+from .chunking import chunk_document
 from .embeddings import Embedder, EmbeddingError
 from .store import Store, StoredChunk
 from .tokens import query_tokens
@@ -59,9 +59,10 @@ def clean_text(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def embedding_text(source: str, chunk: Chunk | StoredChunk) -> str:
-    label = f"{chunk.name} ({source})" if chunk.name else source
-    return f"{label}\n{chunk.content}"
+def embedding_text(name: str, content: str) -> str:
+    """What is embedded for a chunk: its qualified name and its text (not its source, since chunks with the
+    same content hash share one vector wherever they live)."""
+    return f"{name}\n{content}" if name else content
 
 
 class KnowledgeBase:
@@ -93,7 +94,7 @@ class KnowledgeBase:
             todo = list({c.content_hash: c for c in todo}.values())
             if todo:
                 try:
-                    matrix = self.embedder.embed([embedding_text(source, c) for c in todo])
+                    matrix = self.embedder.embed([embedding_text(c.name, c.content) for c in todo])
                     vectors = {c.content_hash: matrix[i] for i, c in enumerate(todo)}
                 except EmbeddingError as exc:
                     warning = f"stored without vectors (search falls back to BM25 for it): {exc}"
@@ -111,7 +112,7 @@ class KnowledgeBase:
             return 0
         done = 0
         while rows := self.store.chunks_without_vectors(self.embedder.name, batch):
-            texts = [f"{name}\n{content}" if name else content for _, name, content in rows]
+            texts = [embedding_text(name, content) for _, name, content in rows]
             matrix = self.embedder.embed(texts)
             self.store.put_vectors(self.embedder.name, {h: matrix[i] for i, (h, _, _) in enumerate(rows)})
             done += len(rows)
