@@ -131,6 +131,23 @@ async def test_json_mode_status_and_duplicate_start(http: httpx.AsyncClient, wor
     assert uuid.UUID(generated_id)
     assert (await http.post(f"/cancel/{generated_id}", headers=ALICE)).status_code == 202
 
+    metrics = (await http.get("/metrics", headers=ALICE)).text
+    assert "gateway_tasks_started_total 2.0" in metrics
+    assert 'gateway_requests_total{method="POST",route="/invoke",status="409"} 2.0' in metrics
+    assert 'gateway_request_duration_seconds_count{method="GET",route="/status/{session_id}"}' in metrics
+
+
+async def test_health_with_a_worker(http: httpx.AsyncClient, worker: Worker, task_queue: str) -> None:
+    response = await http.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "healthy",
+        "temporal": True,
+        "worker": True,
+        "task_queue": task_queue,
+        "reasons": [],
+    }
+
 
 async def test_status_of_unknown_id_is_404(http: httpx.AsyncClient) -> None:
     response = await http.get("/status/no-such-task", headers=ALICE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
 
 HEALTH_TIMEOUT = timedelta(seconds=3)
+RECENT_POLL = timedelta(seconds=90)  # an idle worker's long poll lasts up to ~70 s before it polls again
 
 
 @router.get("/health", response_model=HealthOut, summary="Gateway, Temporal and worker health (no key needed)")
@@ -41,7 +42,8 @@ async def health(connection: Connection, settings: GatewaySettings) -> HealthOut
             ),
             timeout=HEALTH_TIMEOUT,
         )
-        worker = bool(described.pollers)
+        recent = datetime.now(UTC) - RECENT_POLL
+        worker = any(p.last_access_time.ToDatetime(UTC) >= recent for p in described.pollers)
         if not worker:
             reasons.append(f"no worker is polling the task queue {queue!r}")
     except TemporalUnavailable as exc:
