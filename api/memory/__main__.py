@@ -149,15 +149,21 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api.memory", description="The knowledge base / memory API.")
-    parser.add_argument("--db", help="SQLite file (default: MEMORY_DB_PATH or data/memory.db)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # --db and -v are accepted before or after the command (SUPPRESS keeps a later default from erasing them).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db", default=argparse.SUPPRESS, help="SQLite file (default: MEMORY_DB_PATH or data/memory.db)"
+    )
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    parser = argparse.ArgumentParser(
+        prog="python -m api.memory", description="The knowledge base / memory API.", parents=[common]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve = sub.add_parser("serve", help="run the HTTP API", parents=[common])
     serve.add_argument("--host", help="default: MEMORY_API_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: MEMORY_API_PORT or 8001")
     serve.set_defaults(run=_serve)
-    index = sub.add_parser("index", help="index a folder, a git checkout or a file")
+    index = sub.add_parser("index", help="index a folder, a git checkout or a file", parents=[common])
     index.add_argument("path")
     index.add_argument("--source-prefix", default="", help="prepended to each relative path to form its source")
     index.add_argument("--prune", action="store_true", help="delete indexed sources under the prefix that are gone")
@@ -165,14 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         "--exclude", action="append", default=[], metavar="DIR", help="also skip folders with this name (repeatable)"
     )
     index.set_defaults(run=_index)
-    query = sub.add_parser("query", help="search the knowledge base")
+    query = sub.add_parser("query", help="search the knowledge base", parents=[common])
     query.add_argument("text")
     query.add_argument("--top-k", type=int, default=5)
     query.add_argument("--json", action="store_true")
     query.set_defaults(run=_query)
-    stats = sub.add_parser("stats", help="counts and size")
+    stats = sub.add_parser("stats", help="counts and size", parents=[common])
     stats.set_defaults(run=_stats)
     args = parser.parse_args(argv)
+    args.db = getattr(args, "db", None)
+    args.verbose = getattr(args, "verbose", False)
     level = logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "query" and not 1 <= args.top_k <= 50:

@@ -145,8 +145,7 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._matrix_cache: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._errors("open"):
             conn = self._conn()
             if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
