@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -138,8 +139,12 @@ async def test_json_mode_status_and_duplicate_start(http: httpx.AsyncClient, wor
 
 
 async def test_health_with_a_worker(http: httpx.AsyncClient, worker: Worker, task_queue: str) -> None:
-    response = await http.get("/health")
-    assert response.status_code == 200
+    for _ in range(50):  # the worker's first poll may take a moment to reach the server
+        response = await http.get("/health")
+        assert response.status_code == 200
+        if response.json()["worker"]:
+            break
+        await asyncio.sleep(0.2)
     assert response.json() == {
         "status": "healthy",
         "temporal": True,

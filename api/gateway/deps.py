@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import APIKeyHeader
@@ -60,10 +61,45 @@ SessionId = Annotated[
 ]
 
 
+class OwnerCache:
+    """session id -> (owner, run id) of tasks seen by this gateway: bounded, most recently used kept.
+
+    Handles built from it are bound to the run id, so a cached entry can never reach another run that later
+    took the same workflow id (ids are never reused, but retention may forget a closed one).
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._runs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def get(self, session_id: str) -> tuple[str, str] | None:
+        found = self._runs.get(session_id)
+        if found is not None:
+            self._runs.move_to_end(session_id)
+        return found
+
+    def put(self, session_id: str, owner: str, run_id: str) -> None:
+        self._runs[session_id] = (owner, run_id)
+        self._runs.move_to_end(session_id)
+        while len(self._runs) > self._size:
+            self._runs.popitem(last=False)
+
+    def forget(self, session_id: str) -> None:
+        self._runs.pop(session_id, None)
+
+
+def get_owner_cache(request: Request) -> OwnerCache:
+    cache: OwnerCache = request.app.state.owners
+    return cache
+
+
+Owners = Annotated[OwnerCache, Depends(get_owner_cache)]
+
+
 @dataclass
 class OwnedTask:
     session_id: str
-    handle: WorkflowHandle
+    handle: WorkflowHandle[Any, Any]
     description: WorkflowExecutionDescription
 
     @property
@@ -75,18 +111,32 @@ def not_found(session_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no task with session id {session_id!r}")
 
 
-async def get_owned_task(session_id: SessionId, tenant: Tenant, client: TemporalClient) -> OwnedTask:
-    """The caller's task; 404 for an unknown id and, indistinguishably, for another tenant's task."""
-    handle = client.get_workflow_handle(session_id)
+async def get_owned_task(session_id: SessionId, tenant: Tenant, client: TemporalClient, owners: Owners) -> OwnedTask:
+    """The caller's task, described now; 404 for an unknown id and, indistinguishably, for another tenant's."""
     try:
-        description = await handle.describe()
+        description = await client.get_workflow_handle(session_id).describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
+            owners.forget(session_id)
             raise not_found(session_id) from None
         raise
-    if await description.memo_value("owner", default=None) != tenant:
+    owner = await description.memo_value("owner", default=None)
+    if isinstance(owner, str):
+        owners.put(session_id, owner, description.run_id)
+    if owner != tenant:
         raise not_found(session_id)
-    return OwnedTask(session_id, handle, description)
+    return OwnedTask(session_id, client.get_workflow_handle(session_id, run_id=description.run_id), description)
+
+
+async def get_owned_run(
+    session_id: SessionId, tenant: Tenant, client: TemporalClient, owners: Owners
+) -> WorkflowHandle[Any, Any]:
+    """A handle on the caller's task run, for reads: from the owner cache when possible (saves one RPC)."""
+    cached = owners.get(session_id)
+    if cached is not None and cached[0] == tenant:
+        return client.get_workflow_handle(session_id, run_id=cached[1])
+    return (await get_owned_task(session_id, tenant, client, owners)).handle
 
 
 Owned = Annotated[OwnedTask, Depends(get_owned_task)]
+OwnedRun = Annotated[WorkflowHandle[Any, Any], Depends(get_owned_run)]

@@ -14,6 +14,7 @@ from api.auth import ApiKeyRegistry
 
 from .body_limit import BodyLimitMiddleware
 from .connection import TemporalConnection, TemporalUnavailable
+from .deps import OwnerCache
 from .errors import install_error_handlers
 from .metrics import GatewayMetrics, MetricsMiddleware
 from .ratelimit import KeyRateLimiter
@@ -59,6 +60,7 @@ def create_app(
     app.state.temporal = TemporalConnection(client, reconnect_interval=settings.gateway_reconnect_interval)
     app.state.limiter = KeyRateLimiter(settings.gateway_rate_limit, settings.gateway_rate_limit_storage)
     app.state.metrics = GatewayMetrics()
+    app.state.owners = OwnerCache()
 
     install_error_handlers(app)
     app.include_router(tasks.router)

@@ -1,4 +1,4 @@
-"""Settings of the REST gateway, read from the environment (and `.env`)."""
+"""Settings of the REST gateway, read from the environment."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from workflows.models import TASK_QUEUE
 class Settings(BaseSettings):
     """Every field is an environment variable of the same name, upper case (e.g. `GATEWAY_PORT`)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore")
 
     gateway_host: str = Field("127.0.0.1", description="interface uvicorn binds to")
     gateway_port: int = Field(8002, ge=1, le=65535)
     temporal_task_queue: str = Field(TASK_QUEUE, min_length=1, description="task queue of the CodingTask workers")
     gateway_rate_limit: str = Field(
-        "120/minute", description="per API key, `limits` notation: '120/minute', '10/second;500/hour'"
+        "600/minute", description="per API key, `limits` notation: '120/minute', '10/second;500/hour'"
     )
     gateway_rate_limit_storage: str = Field(
         "memory://",

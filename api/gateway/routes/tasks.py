@@ -28,7 +28,7 @@ from workflows.coding_task import CodingTask
 from workflows.models import EventsQueryInput, FeedbackInput, TaskState, TaskStatus
 
 from ..connection import OWNER_SEARCH_ATTRIBUTE
-from ..deps import Connection, GatewaySettings, Owned, Tenant
+from ..deps import Connection, GatewaySettings, Owned, OwnedRun, Owners, SessionId, Tenant, not_found
 from ..metrics import GatewayMetrics
 from ..models import CancelResult, FeedbackAccepted, InvokeAccepted, InvokeRequest, error_responses
 from ..settings import Settings
@@ -121,6 +121,7 @@ async def invoke(
     request: Request,
     tenant: Tenant,
     connection: Connection,
+    owners: Owners,
     settings: GatewaySettings,
     stream: Annotated[bool | None, Query(description="false: answer 202 JSON at once instead of SSE")] = None,
 ) -> Response:
@@ -150,6 +151,7 @@ async def invoke(
             status.HTTP_409_CONFLICT,
             f"session id {session_id!r} is already in use; ids are never reused",
         ) from None
+    owners.put(session_id, tenant, handle.result_run_id or "")
     _metrics(request).tasks_started.inc()
     logger.info("task %s started by tenant %s", session_id, tenant)
     accepted = InvokeAccepted(
@@ -168,7 +170,7 @@ async def invoke(
     responses={**SSE_RESPONSE, **error_responses(401, 404, 422, 429, 503)},
 )
 async def events(
-    task: Owned,
+    handle: OwnedRun,
     settings: GatewaySettings,
     after: Annotated[int, Query(ge=0, le=2**53, description="send only events with a larger id")] = 0,
     last_event_id: Annotated[
@@ -177,7 +179,7 @@ async def events(
 ) -> Response:
     """The events after `after` (or `Last-Event-ID`, whichever is larger), then new ones until the task stops."""
     start = max(after, int(last_event_id or 0))
-    return EventSourceResponse(_event_stream(task.handle, start, settings))
+    return EventSourceResponse(_event_stream(handle, start, settings))
 
 
 @router.get(
@@ -186,12 +188,17 @@ async def events(
     summary="The task's state (the workflow's `status` query)",
     responses=error_responses(401, 404, 422, 429, 503),
 )
-async def get_status(task: Owned, settings: GatewaySettings) -> TaskState:
+async def get_status(session_id: SessionId, handle: OwnedRun, owners: Owners, settings: GatewaySettings) -> TaskState:
     """Readable while the task runs and after it ended (as long as a worker is polling the task queue)."""
     try:
-        return await task.handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings))
+        return await handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings))
     except WorkflowQueryFailedError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: the cached run is gone (retention)
+            raise
+        owners.forget(session_id)
+        raise not_found(session_id) from None
 
 
 @router.post(
