@@ -22,6 +22,7 @@ from activities.config import WorkerSettings
 from activities.lint import LintActivities
 from activities.llm import LlmActivities
 from activities.rag import RagActivities
+from activities.search_attributes import search_attributes_registered
 from orchestrator.temporal import connect_client
 from workflows.coding_task import CodingTask
 
@@ -41,7 +42,7 @@ async def running_worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=[CodingTask],
-        activities=[llm.chat, lint.lint, rag.search_knowledge],
+        activities=[llm.chat, lint.lint, rag.search_knowledge, search_attributes_registered],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     try:

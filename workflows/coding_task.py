@@ -16,19 +16,30 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from activities.search_attributes import SEARCH_ATTRIBUTES_ACTIVITY, SearchAttributesCheck
     from workflows import prompts
     from workflows.models import (
         EVENTS_QUERY,
         FEEDBACK_SIGNAL,
         LINT_ACTIVITY,
         LLM_ACTIVITY,
+        OWNER_MEMO,
         RAG_ACTIVITY,
+        SA_AGENT,
+        SA_CODE_MODEL,
+        SA_DOC_MODEL,
+        SA_FEEDBACK_RATING,
+        SA_LINT_SCORE,
+        SA_OWNER,
+        SA_TASK_STATUS,
+        SA_TOTAL_TOKENS,
+        SEARCH_ATTRIBUTES,
         STATUS_QUERY,
         WORKFLOW_TYPE,
         AgentRole,
@@ -79,6 +90,7 @@ RAG_SNIPPET_CHARS = 1_500
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 TOOLS = [ToolName.SEARCH_KNOWLEDGE, ToolName.LINT]
+SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"  # histories from before search attributes replay without them
 
 
 class TaskFailed(Exception):
@@ -111,12 +123,14 @@ class CodingTask:
         self._next_event_id = 1
         self._pending_feedback: list[FeedbackInput] = []
         self._revision_comment: str | None = None
+        self._search_attributes = False  # until `_check_search_attributes` says the server has them
 
     # ------------------------------------------------------------------ handlers
 
     @workflow.run
     async def run(self, task: CodingTaskInput) -> TaskState:
         self._event("started", f"task started: {task.task_description[:200]}")
+        await self._check_search_attributes()
         try:
             await self._plan()
             await self._supervise()
@@ -154,6 +168,7 @@ class CodingTask:
             Feedback(rating=feedback.rating, comment=feedback.comment, received_at=workflow.now().isoformat())
         )
         self._pending_feedback.append(feedback)
+        self._upsert(SA_FEEDBACK_RATING.value_set(feedback.rating))
         self._event("feedback", f"feedback received: rating {feedback.rating}", data={"rating": feedback.rating})
 
     @workflow.query(name=STATUS_QUERY)
@@ -206,8 +221,10 @@ class CodingTask:
             agent = self._next_agent()
             if agent is None:
                 self._state.current_agent = None
+                self._upsert(SA_AGENT.value_unset())
                 return
             self._state.current_agent = agent
+            self._upsert(SA_AGENT.value_set(agent.value))
             self._event("route", f"supervisor routes to {agent}", agent=agent)
             await agents[agent]()
         raise TaskFailed(f"supervisor stopped after {self._input.max_supervisor_iterations} iterations")
@@ -250,6 +267,8 @@ class CodingTask:
         )
         code, explanation = split_code_answer(reply.content)
         lint = await self._lint(code, step=steps)
+        if lint.score is not None:
+            self._upsert(SA_LINT_SCORE.value_set(float(lint.score)))
         self._state.results.code_generation = CodeResult(
             code=code,
             explanation=explanation,
@@ -320,6 +339,13 @@ class CodingTask:
         usage.calls += 1
         usage.input_tokens += reply.input_tokens
         usage.output_tokens += reply.output_tokens
+        total_tokens = sum(u.input_tokens + u.output_tokens for u in self._state.usage.values())
+        model_key = {AgentRole.CODE_GENERATION: SA_CODE_MODEL, AgentRole.DOCUMENTATION: SA_DOC_MODEL}.get(request.role)
+        self._upsert(
+            SA_TOTAL_TOKENS.value_set(total_tokens),
+            *([model_key.value_set(reply.model)] if model_key else []),
+        )
+        self._details(f"{request.role} · {reply.model} · step {step}")
         if reply.warning and reply.warning not in self._state.warnings:
             self._state.warnings.append(reply.warning)
             self._event("warning", reply.warning, agent=request.role)
@@ -416,7 +442,53 @@ class CodingTask:
 
     def _set_status(self, status: TaskStatus, message: str) -> None:
         self._state.task_status = status
+        self._upsert(SA_TASK_STATUS.value_set(status.value))
+        self._details()
         self._event("status", message, data={"task_status": status.value})
+
+    async def _check_search_attributes(self) -> None:
+        """Upsert search attributes only if the server has them registered (else every upsert is rejected)."""
+        if not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
+            return
+        try:
+            self._search_attributes = await workflow.execute_local_activity(
+                SEARCH_ATTRIBUTES_ACTIVITY,
+                SearchAttributesCheck(names=[key.name for key in SEARCH_ATTRIBUTES]),
+                result_type=bool,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary="check search attributes",
+            )
+        except ActivityError:
+            self._search_attributes = False
+        if not self._search_attributes:
+            self._event("warning", "search attributes are not registered on the server; this task has none")
+            return
+        owner = workflow.memo_value(OWNER_MEMO, None, type_hint=str)
+        if isinstance(owner, str) and owner:
+            self._upsert(SA_OWNER.value_set(owner[:255]))
+        if self._state.feedback:  # feedback that arrived before the check
+            self._upsert(SA_FEEDBACK_RATING.value_set(self._state.feedback[-1].rating))
+
+    def _upsert(self, *updates: SearchAttributeUpdate[Any]) -> None:
+        """Keep the search attributes current (skipped when replaying a history from before they existed)."""
+        if updates and self._search_attributes:
+            workflow.upsert_search_attributes(list(updates))
+
+    def _details(self, doing: str | None = None) -> None:
+        """The one-line summary the Web UI shows as the workflow's current details."""
+        state = self._state
+        tokens = sum(u.input_tokens + u.output_tokens for u in state.usage.values())
+        parts = [f"**{state.task_status.value}**"]
+        if doing or state.current_agent:
+            parts.append(doing or f"agent {state.current_agent}")
+        code = state.results.code_generation
+        if code is not None and code.lint is not None and code.lint.score is not None:
+            parts.append(f"lint {code.lint.score}")
+        if state.feedback:
+            parts.append(f"rating {state.feedback[-1].rating}")
+        parts.append(f"{tokens} tokens")
+        workflow.set_current_details(" · ".join(parts))
 
     def _event(
         self, kind: str, message: str, agent: AgentRole | None = None, data: dict[str, Any] | None = None

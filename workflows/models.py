@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE = "coding-tasks"
 WORKFLOW_TYPE = "CodingTask"
@@ -256,3 +257,28 @@ class EventsPage(BaseModel):
     events: list[TaskEvent]
     task_status: TaskStatus
     last_id: int
+
+
+# --------------------------------------------------------------------------- search attributes
+# Registered on the server (`make run`'s dev server, the compose cluster, scripts/register_search_attributes.sh)
+# and kept current by the workflow, so the Web UI and `temporal workflow list --query` can filter on them.
+
+SA_TASK_STATUS = SearchAttributeKey.for_keyword("TaskStatus")
+SA_AGENT = SearchAttributeKey.for_keyword("Agent")
+SA_CODE_MODEL = SearchAttributeKey.for_keyword("CodeModel")
+SA_DOC_MODEL = SearchAttributeKey.for_keyword("DocModel")
+SA_LINT_SCORE = SearchAttributeKey.for_float("LintScore")
+SA_FEEDBACK_RATING = SearchAttributeKey.for_int("FeedbackRating")
+SA_TOTAL_TOKENS = SearchAttributeKey.for_int("TotalTokens")
+SA_OWNER = SearchAttributeKey.for_keyword("Owner")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+    SA_TASK_STATUS,
+    SA_AGENT,
+    SA_CODE_MODEL,
+    SA_DOC_MODEL,
+    SA_LINT_SCORE,
+    SA_FEEDBACK_RATING,
+    SA_TOTAL_TOKENS,
+    SA_OWNER,
+)
+OWNER_MEMO = "owner"  # memo key the gateway writes ({"owner": tenant}); the workflow copies it into `Owner`
