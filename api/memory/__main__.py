@@ -40,7 +40,8 @@ def _settings(args: argparse.Namespace) -> MemorySettings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app, open_knowledge_base
+    from .app import create_app
+    from .kb import open_knowledge_base
 
     settings = _settings(args)
     host = args.host or settings.memory_api_host
@@ -68,8 +69,8 @@ def _progress(files: Iterator[Path], total: int) -> Iterator[Path]:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .app import open_knowledge_base
     from .indexer import index_path
+    from .kb import open_knowledge_base
 
     root = Path(args.path)
     if not root.exists():
@@ -97,7 +98,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from .app import open_knowledge_base
+    from .kb import open_knowledge_base
 
     kb = open_knowledge_base(_settings(args))
     try:
@@ -133,7 +134,7 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from .app import open_knowledge_base
+    from .kb import open_knowledge_base
 
     settings = _settings(args)
     kb = open_knowledge_base(settings)

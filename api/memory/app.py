@@ -19,8 +19,7 @@ from fastapi.security import APIKeyHeader
 
 from api.auth import ApiKeyRegistry
 
-from .embeddings import make_embedder
-from .kb import KnowledgeBase
+from .kb import KnowledgeBase, open_knowledge_base
 from .models import (
     DeleteOut,
     DocumentOut,
@@ -34,7 +33,7 @@ from .models import (
     Stats,
 )
 from .settings import MemorySettings
-from .store import SQLiteStore, StoreBusyError, StoreError
+from .store import StoreBusyError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +55,6 @@ def _kb(request: Request) -> KnowledgeBase:
 
 Tenant = Annotated[str, Depends(_tenant)]
 KB = Annotated[KnowledgeBase, Depends(_kb)]
-
-
-def open_knowledge_base(settings: MemorySettings) -> KnowledgeBase:
-    """The knowledge base the settings describe; raises StoreError/EmbeddingError with a clear message."""
-    store = SQLiteStore(settings.memory_db_path, busy_timeout=settings.memory_busy_timeout)
-    try:
-        return KnowledgeBase(store, make_embedder(settings.embedding_model))
-    except Exception:
-        store.close()
-        raise
 
 
 def create_app(

@@ -11,8 +11,9 @@ from typing import Literal
 import numpy as np
 
 from .chunking import chunk_document
-from .embeddings import Embedder, EmbeddingError
-from .store import Store, StoredChunk
+from .embeddings import Embedder, EmbeddingError, make_embedder
+from .settings import MemorySettings
+from .store import SQLiteStore, Store, StoredChunk
 from .tokens import query_tokens
 
 log = logging.getLogger(__name__)
@@ -154,3 +155,13 @@ class KnowledgeBase:
         elapsed_ms = 1000 * (time.perf_counter() - started)
         log.debug("query %r: %d hits, %s, %.1f ms", query[:80], len(result), mode, elapsed_ms)
         return SearchResult(hits=result, mode=mode, warnings=warnings)
+
+
+def open_knowledge_base(settings: MemorySettings) -> KnowledgeBase:
+    """The knowledge base the settings describe; raises StoreError/EmbeddingError with a clear message."""
+    store = SQLiteStore(settings.memory_db_path, busy_timeout=settings.memory_busy_timeout)
+    try:
+        return KnowledgeBase(store, make_embedder(settings.embedding_model))
+    except Exception:
+        store.close()
+        raise
