@@ -114,6 +114,8 @@ async def test_session_ids_and_query_parameters_are_checked(http: httpx.AsyncCli
     response = await http.get(path, headers=ALICE)
     assert response.status_code == expected, response.text
     assert response.json()["detail"]
+    if expected == 422:
+        assert [e["field"] for e in response.json()["errors"]] == ["path.session_id"]
 
 
 async def test_bad_event_positions_are_422(http: httpx.AsyncClient, alice_task: str) -> None:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import uvicorn
-
-from api.auth import ApiKeyConfigError
+from limits.errors import ConfigurationError
 
 from .main import create_app
 from .settings import Settings
 
 
 def main() -> None:
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        settings = Settings()
         app = create_app(settings)
-    except ApiKeyConfigError as exc:
+    except (ValueError, ConfigurationError) as exc:  # bad settings, unsafe API keys, bad rate limit or storage
         logging.getLogger("api.gateway").error("refusing to start: %s", exc)
         sys.exit(2)
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port, log_level=settings.log_level.lower())

@@ -30,14 +30,14 @@ def error_response(status_code: int, detail: str, headers: Mapping[str, str] | N
 
 
 def _field_errors(exc: RequestValidationError) -> list[FieldError]:
-    return [
-        FieldError(
-            field=".".join(str(part) for part in error.get("loc", ())) or "body",
-            reason=str(error.get("msg", "invalid")),
-            type=str(error.get("type", "value_error")),
-        )
-        for error in exc.errors()
-    ]
+    """One entry per field and reason (a path parameter shared by a route and its dependencies counts once)."""
+    found: dict[tuple[str, str], FieldError] = {}
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error.get("loc", ())) or "body"
+        reason = str(error.get("msg", "invalid"))
+        kind = str(error.get("type", "value_error"))
+        found.setdefault((field, reason), FieldError(field=field, reason=reason, type=kind))
+    return list(found.values())
 
 
 def install_error_handlers(app: FastAPI) -> None:
