@@ -23,6 +23,7 @@ from activities.lint import LintActivities
 from activities.llm import LlmActivities
 from activities.rag import RagActivities
 from activities.search_attributes import search_attributes_registered
+from orchestrator.telemetry import TelemetrySettings, configure_logging, install_runtime, worker_interceptors
 from orchestrator.temporal import connect_client
 from workflows.coding_task import CodingTask
 
@@ -43,6 +44,7 @@ async def running_worker(
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=[CodingTask],
         activities=[llm.chat, lint.lint, rag.search_knowledge, search_attributes_registered],
+        interceptors=worker_interceptors(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     try:
@@ -68,7 +70,9 @@ def check_llm_mode(settings: WorkerSettings) -> None:
 
 async def main() -> None:
     settings = WorkerSettings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    telemetry = TelemetrySettings()
+    configure_logging(telemetry)  # LOG_FORMAT=json: one JSON object per line, with workflow id and activity type
+    install_runtime(telemetry)  # Prometheus metrics on WORKER_METRICS_PORT (default 9464), before any client
     check_llm_mode(settings)
     client = await connect_client(attempts=CONNECT_ATTEMPTS)
     stop = asyncio.Event()

@@ -1,0 +1,142 @@
+"""Worker observability: the Prometheus endpoint shows Temporal's and the project's metrics; JSON logs carry context."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.config import WorkerSettings
+from orchestrator.telemetry import (
+    JsonFormatter,
+    TelemetrySettings,
+    TemporalContextFilter,
+    metrics_runtime,
+    worker_interceptors,
+)
+from tests.fakes.llm_server import FakeLlmServer, Fault
+from worker import running_worker
+from workflows.coding_task import CodingTask
+from workflows.models import CodingTaskInput, TaskStatus
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """JSON lines of the `temporalio.activity` and `activities` loggers while the test runs."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(TemporalContextFilter())
+    handler.setFormatter(JsonFormatter())
+    loggers = [logging.getLogger("temporalio.activity"), logging.getLogger("activities")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    yield stream
+    for lg, level in zip(loggers, levels, strict=True):
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+
+
+async def test_metrics_endpoint_shows_temporal_and_project_metrics(
+    temporal_env: WorkflowEnvironment,
+    worker_settings: WorkerSettings,
+    fake_llm: FakeLlmServer,
+    task_queue: str,
+    json_log: io.StringIO,
+) -> None:
+    port = free_port()
+    runtime = metrics_runtime(f"127.0.0.1:{port}")
+    client = await Client.connect(
+        temporal_env.client.service_client.config.target_host,
+        namespace=temporal_env.client.namespace,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+    # one rate limit: Temporal retries it after Retry-After, and the retry is counted by cause
+    fake_llm.add_fault("openai", Fault(status=429, headers={"retry-after": "0"}))
+    workflow_id = f"metrics-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, worker_settings):
+        result = await client.execute_workflow(
+            CodingTask.run,
+            CodingTaskInput(task_description="write an add function", feedback_window_seconds=0),
+            id=workflow_id,
+            task_queue=task_queue,
+        )
+        assert result.task_status == TaskStatus.COMPLETED
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"http://127.0.0.1:{port}/metrics")
+    assert response.status_code == 200
+    text = response.text
+    lines = text.splitlines()
+
+    def samples(name: str, *labels: str) -> list[str]:
+        return [
+            line
+            for line in lines
+            if line.startswith(name) and all(label in line for label in labels) and task_queue in line
+        ]
+
+    assert any(line.startswith("temporal_") for line in lines)
+    assert samples("temporal_activity_execution_latency")
+    assert samples("temporal_workflow_completed")
+    assert samples("orchestrator_llm_calls", 'provider="openai"', 'model="gpt-4o"', 'outcome="ok"')
+    assert samples("orchestrator_llm_calls", 'provider="anthropic"', 'role="documentation"')
+    assert samples("orchestrator_llm_calls", 'outcome="RateLimited"')
+    assert samples("orchestrator_llm_tokens", 'kind="input"', 'provider="openai"')
+    assert samples("orchestrator_llm_tokens", 'kind="output"', 'provider="anthropic"')
+    assert samples("orchestrator_llm_latency_bucket", 'le="0.05"')
+    assert samples("orchestrator_lint_score_bucket", 'le="10"')
+    assert samples("orchestrator_rag_latency_count")
+    assert samples("orchestrator_rag_hits_bucket")
+    assert samples("orchestrator_activity_failures", 'cause="RateLimited"', 'retryable="true"')
+    assert samples("orchestrator_activity_retries", 'activity_type="llm_chat"')
+
+    # JSON logs of the same run carry the workflow id and the activity type
+    records = [json.loads(line) for line in json_log.getvalue().splitlines() if line.strip()]
+    mine = [r for r in records if r.get("workflow_id") == workflow_id]
+    assert {r.get("activity_type") for r in mine} >= {"llm_chat"}
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+
+
+def test_interceptors_and_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WORKER_METRICS_PORT", "LOG_FORMAT", "OTEL_ENABLED"):
+        monkeypatch.delenv(name, raising=False)
+    settings = TelemetrySettings(_env_file=None)
+    assert settings.worker_metrics_port == 9464
+    assert settings.log_format == "text"
+    assert settings.otel_enabled is False
+    assert len(worker_interceptors(settings)) == 1  # metrics only: tracing is off by default
+
+
+def test_json_formatter_outside_temporal() -> None:
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "hello %s", ("world",), None)
+    TemporalContextFilter().filter(record)
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "hello world"
+    assert entry["level"] == "WARNING"
+    assert "workflow_id" not in entry
+
+
+def test_tracing_is_opt_in() -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    settings = TelemetrySettings(_env_file=None, otel_enabled=True)
+    interceptors = worker_interceptors(settings)
+    assert any(isinstance(i, TracingInterceptor) for i in interceptors)
