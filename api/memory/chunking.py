@@ -27,9 +27,10 @@ class Chunk:
     kind: str  # "function", "method", "class", "module", "text"
     name: str = ""  # qualified name for code ("Client.send"), "" for text
 
-    @property
-    def content_hash(self) -> str:
-        return hashlib.sha256(f"{self.kind}\0{self.name}\0{self.content}".encode()).hexdigest()
+    def key(self, source: str) -> str:
+        """Identity of this chunk in ``source``: its vector is stored under this key (so an unchanged chunk
+        is never embedded twice)."""
+        return hashlib.sha256(f"{source}\0{self.kind}\0{self.name}\0{self.content}".encode()).hexdigest()
 
 
 def chunk_document(source: str, text: str, kind: str | None = None) -> list[Chunk]:

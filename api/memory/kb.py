@@ -60,10 +60,10 @@ def clean_text(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def embedding_text(name: str, content: str) -> str:
-    """What is embedded for a chunk: its qualified name and its text (not its source, since chunks with the
-    same content hash share one vector wherever they live)."""
-    return f"{name}\n{content}" if name else content
+def embedding_text(source: str, name: str, content: str) -> str:
+    """What is embedded for a chunk: where it lives (qualified name, file) and its text."""
+    label = f"{name} ({source})" if name else source
+    return f"{label}\n{content}"
 
 
 class KnowledgeBase:
@@ -90,13 +90,13 @@ class KnowledgeBase:
         vectors: dict[str, np.ndarray] = {}
         warning = None
         if self.embedder is not None:
-            needed = self.store.hashes_without_vectors(self.embedder.name, [c.content_hash for c in chunks])
-            todo = [c for c in chunks if c.content_hash in needed]
-            todo = list({c.content_hash: c for c in todo}.values())
+            keys = {chunk.key(source): chunk for chunk in chunks}
+            needed = self.store.keys_without_vectors(self.embedder.name, list(keys))
+            todo = [(key, chunk) for key, chunk in keys.items() if key in needed]
             if todo:
                 try:
-                    matrix = self.embedder.embed([embedding_text(c.name, c.content) for c in todo])
-                    vectors = {c.content_hash: matrix[i] for i, c in enumerate(todo)}
+                    matrix = self.embedder.embed([embedding_text(source, c.name, c.content) for _, c in todo])
+                    vectors = {key: matrix[i] for i, (key, _) in enumerate(todo)}
                 except EmbeddingError as exc:
                     warning = f"stored without vectors (search falls back to BM25 for it): {exc}"
                     log.warning("%s: %s", source, warning)
@@ -113,9 +113,8 @@ class KnowledgeBase:
             return 0
         done = 0
         while rows := self.store.chunks_without_vectors(self.embedder.name, batch):
-            texts = [embedding_text(name, content) for _, name, content in rows]
-            matrix = self.embedder.embed(texts)
-            self.store.put_vectors(self.embedder.name, {h: matrix[i] for i, (h, _, _) in enumerate(rows)})
+            matrix = self.embedder.embed([embedding_text(source, name, text) for _, source, name, text in rows])
+            self.store.put_vectors(self.embedder.name, {row[0]: matrix[i] for i, row in enumerate(rows)})
             done += len(rows)
         return done
 

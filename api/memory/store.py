@@ -1,9 +1,9 @@
 """Persistence for the knowledge base: the :class:`Store` protocol and its SQLite + FTS5 implementation.
 
-One SQLite file holds the documents, their chunks, an FTS5 index over identifier-expanded tokens (BM25 ranking)
-and the chunks' vectors (float32 blobs keyed by chunk content hash and model, so an unchanged chunk is never
-embedded twice). WAL mode lets readers run while one writer commits; writers wait up to ``busy_timeout`` for
-each other, across threads and processes.
+One SQLite file holds the documents, their chunks, an FTS5 index over identifier-expanded tokens (BM25
+ranking) and the chunks' vectors (float32 blobs keyed by chunk key, a hash of source + content, and model, so
+an unchanged chunk is never embedded twice). WAL mode lets readers run while one writer commits; writers
+wait up to ``busy_timeout`` for each other, across threads and processes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .tokens import index_text, tokenize
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Column weights for bm25(): a hit in the qualified name counts most, then the path, then the body.
 BM25_WEIGHTS = (4.0, 1.5, 1.0)
 ROW_BUDGET = 3000  # at most about this many matching rows are scored per query (see _selective_tokens)
@@ -80,9 +80,9 @@ class Store(Protocol):
 
     def sources(self, prefix: str = "") -> list[str]: ...
 
-    def hashes_without_vectors(self, model: str, hashes: Sequence[str]) -> set[str]: ...
+    def keys_without_vectors(self, model: str, hashes: Sequence[str]) -> set[str]: ...
 
-    def chunks_without_vectors(self, model: str, limit: int) -> list[tuple[str, str, str]]: ...
+    def chunks_without_vectors(self, model: str, limit: int) -> list[tuple[str, str, str, str]]: ...
 
     def put_vectors(self, model: str, vectors: Mapping[str, np.ndarray]) -> None: ...
 
@@ -116,17 +116,17 @@ CREATE TABLE IF NOT EXISTS chunks (
     start_line INTEGER NOT NULL,
     end_line INTEGER NOT NULL,
     content TEXT NOT NULL,
-    content_hash TEXT NOT NULL
+    chunk_key TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source);
-CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks(content_hash);
+CREATE INDEX IF NOT EXISTS chunks_by_key ON chunks(chunk_key);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(name, path, body, tokenize = 'unicode61');
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE TABLE IF NOT EXISTS vectors (
-    content_hash TEXT NOT NULL,
+    chunk_key TEXT NOT NULL,
     model TEXT NOT NULL,
     vector BLOB NOT NULL,
-    PRIMARY KEY (content_hash, model)
+    PRIMARY KEY (chunk_key, model)
 ) WITHOUT ROWID;
 """
 
@@ -255,7 +255,7 @@ class SQLiteStore:
             _, old_hashes = self._delete(conn, source)
             for chunk in chunks:
                 cur = conn.execute(
-                    "INSERT INTO chunks(source, kind, name, start_line, end_line, content, content_hash) "
+                    "INSERT INTO chunks(source, kind, name, start_line, end_line, content, chunk_key) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         source,
@@ -264,7 +264,7 @@ class SQLiteStore:
                         chunk.start_line,
                         chunk.end_line,
                         chunk.content,
-                        chunk.content_hash,
+                        chunk.key(source),
                     ),
                 )
                 conn.execute(
@@ -291,7 +291,7 @@ class SQLiteStore:
         row = conn.execute("SELECT chunks FROM documents WHERE source = ?", (source,)).fetchone()
         if row is None:
             return None, []
-        hashes = [r[0] for r in conn.execute("SELECT DISTINCT content_hash FROM chunks WHERE source = ?", (source,))]
+        hashes = [r[0] for r in conn.execute("SELECT DISTINCT chunk_key FROM chunks WHERE source = ?", (source,))]
         conn.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE source = ?)", (source,))
         conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
         conn.execute("DELETE FROM documents WHERE source = ?", (source,))
@@ -301,14 +301,14 @@ class SQLiteStore:
     def _drop_unused_vectors(conn: sqlite3.Connection, hashes: Sequence[str]) -> None:
         """Delete the vectors of ``hashes`` that no chunk uses any more."""
         conn.executemany(
-            "DELETE FROM vectors WHERE content_hash = ? AND NOT EXISTS "
-            "(SELECT 1 FROM chunks WHERE chunks.content_hash = vectors.content_hash)",
+            "DELETE FROM vectors WHERE chunk_key = ? AND NOT EXISTS "
+            "(SELECT 1 FROM chunks WHERE chunks.chunk_key = vectors.chunk_key)",
             ((h,) for h in hashes),
         )
 
     # -- vectors --------------------------------------------------------------------------------
 
-    def hashes_without_vectors(self, model: str, hashes: Sequence[str]) -> set[str]:
+    def keys_without_vectors(self, model: str, hashes: Sequence[str]) -> set[str]:
         missing = set(hashes)
         if not missing:
             return missing
@@ -319,22 +319,22 @@ class SQLiteStore:
                 batch = unique[i : i + 500]
                 marks = ",".join("?" * len(batch))
                 rows = conn.execute(
-                    f"SELECT content_hash FROM vectors WHERE model = ? AND content_hash IN ({marks})",
+                    f"SELECT chunk_key FROM vectors WHERE model = ? AND chunk_key IN ({marks})",
                     (model, *batch),
                 )
                 missing.difference_update(r[0] for r in rows)
         return missing
 
-    def chunks_without_vectors(self, model: str, limit: int) -> list[tuple[str, str, str]]:
-        """Up to ``limit`` (content_hash, name, content) of chunks that have no vector for ``model``."""
+    def chunks_without_vectors(self, model: str, limit: int) -> list[tuple[str, str, str, str]]:
+        """Up to ``limit`` (key, source, name, content) of chunks that have no vector for ``model``."""
         with self._errors("read"):
             rows = self._conn().execute(
-                "SELECT c.content_hash, MIN(c.name), MIN(c.content) FROM chunks c "
-                "WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model = ? AND v.content_hash = c.content_hash) "
-                "GROUP BY c.content_hash LIMIT ?",
+                "SELECT c.chunk_key, MIN(c.source), MIN(c.name), MIN(c.content) FROM chunks c "
+                "WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model = ? AND v.chunk_key = c.chunk_key) "
+                "GROUP BY c.chunk_key LIMIT ?",
                 (model, limit),
             )
-            return [(r[0], r[1], r[2]) for r in rows]
+            return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def put_vectors(self, model: str, vectors: Mapping[str, np.ndarray]) -> None:
         with self._transaction("write vectors") as conn:
@@ -343,7 +343,7 @@ class SQLiteStore:
     @staticmethod
     def _put_vectors(conn: sqlite3.Connection, model: str, vectors: Mapping[str, np.ndarray]) -> None:
         conn.executemany(
-            "INSERT OR REPLACE INTO vectors(content_hash, model, vector) VALUES (?, ?, ?)",
+            "INSERT OR REPLACE INTO vectors(chunk_key, model, vector) VALUES (?, ?, ?)",
             ((h, model, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()),
         )
 
@@ -359,7 +359,7 @@ class SQLiteStore:
             return cached[1], cached[2]
         rows = conn.execute(
             "SELECT c.id, v.vector FROM chunks c JOIN vectors v "
-            "ON v.content_hash = c.content_hash AND v.model = ? ORDER BY c.id",
+            "ON v.chunk_key = c.chunk_key AND v.model = ? ORDER BY c.id",
             (model,),
         ).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
