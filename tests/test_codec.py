@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import os
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +32,8 @@ from orchestrator.codec import (
 )
 from orchestrator.codec_server import app_from_env, create_app
 from orchestrator.temporal import data_converter
+from tests.conftest import binary
+from tests.fakes.server import ThreadedServer
 from worker import running_worker
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, TaskStatus
@@ -327,3 +332,54 @@ async def test_no_provider_key_in_any_history(
         raw = history.SerializeToString()
         for secret in SECRETS:
             assert secret.encode() not in raw, f"{secret} in the history of {execution.id}"
+
+
+async def test_temporal_cli_shows_plaintext_through_the_codec_server(
+    temporal_env: WorkflowEnvironment, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    """The real `temporal --codec-endpoint --codec-auth` against the codec server: what the Web UI does too."""
+    keys = f"k1={K1}"
+    client = await encrypted_client(temporal_env, keys)
+    description = f"cli codec marker {uuid.uuid4().hex}"
+    async with running_worker(client, worker_settings):
+        workflow_id, _ = await run_task(client, task_queue, description)
+    codec = EncryptionCodec(parse_keys(keys))
+    server = ThreadedServer(create_app(codec, ApiKeyRegistry({"ops": CODEC_API_KEY}))).start()
+    try:
+        base = [binary("temporal"), "workflow", "show", "--workflow-id", workflow_id, "-o", "json"]
+        base += ["--address", temporal_env.client.service_client.config.target_host]
+        plain = await asyncio.to_thread(subprocess.run, base, capture_output=True, text=True, timeout=60)
+        assert plain.returncode == 0, plain.stderr
+        assert "encryption-key-id" in plain.stdout
+        assert description not in plain.stdout and description not in started_input(plain.stdout)
+
+        decoded = await asyncio.to_thread(
+            subprocess.run,
+            [*base, "--codec-endpoint", server.base_url, "--codec-auth", f"Bearer {CODEC_API_KEY}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert decoded.returncode == 0, decoded.stderr
+        assert description in started_input(decoded.stdout)
+
+        refused = await asyncio.to_thread(
+            subprocess.run,
+            [*base, "--codec-endpoint", server.base_url, "--codec-auth", "Bearer wrong-key-0123456789abcdef"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert description not in refused.stdout and description not in started_input(refused.stdout)
+    finally:
+        server.stop()
+
+
+def started_input(shown: str) -> str:
+    """The workflow input as `temporal workflow show -o json` prints it (payload data is base64), decoded."""
+    try:
+        events = json.loads(shown)["events"]
+    except (ValueError, KeyError):
+        return ""
+    payload = events[0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+    return base64.b64decode(payload.get("data", "")).decode("utf-8", "replace")
