@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -235,6 +236,23 @@ def test_corrupt_database_is_503_not_500(tmp_path: Path) -> None:
         assert r.status_code == 503 and "corrupt" in r.json()["detail"]
     with pytest.raises(Exception, match="corrupt"), make_client(tmp_path):
         pass
+
+
+def test_locked_database_is_503_with_retry_after(tmp_path: Path) -> None:
+    settings = MemorySettings(memory_db_path=tmp_path / "kb.db", memory_busy_timeout=0.2)
+    with TestClient(create_app(settings, REGISTRY)) as c:
+        add(c, "a.md", "alpha")
+        other = sqlite3.connect(tmp_path / "kb.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        try:
+            r = add(c, "b.md", "beta")
+            assert r.status_code == 503 and r.headers["retry-after"] == "1" and "locked" in r.json()["detail"]
+            r = c.post("/rag_query", json={"query": "alpha", "top_k": 1}, headers=HEADERS)
+            assert r.status_code == 200 and r.json()["results"]  # readers are not blocked
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert add(c, "b.md", "beta").json()["results"][0]["status"] == "added"
 
 
 # -- embeddings through the real openai SDK against a fake server ------------------------------
