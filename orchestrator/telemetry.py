@@ -85,7 +85,12 @@ def install_runtime(settings: TelemetrySettings) -> Runtime | None:
     """Make the metrics runtime the default one, before any client is created (so every client uses it)."""
     if settings.worker_metrics_port <= 0:
         return None
-    runtime = metrics_runtime(f"{settings.worker_metrics_host}:{settings.worker_metrics_port}")
+    address = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    try:
+        runtime = metrics_runtime(address)
+    except (ValueError, RuntimeError) as exc:  # e.g. the port is taken by another worker on this host
+        logger.error("no worker metrics: cannot serve them on %s (%s); set WORKER_METRICS_PORT", address, exc)
+        return None
     Runtime.set_default(runtime, error_if_already_set=True)
     logger.info("worker metrics on http://%s:%s/metrics", settings.worker_metrics_host, settings.worker_metrics_port)
     return runtime

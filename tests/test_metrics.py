@@ -20,6 +20,7 @@ from orchestrator.telemetry import (
     JsonFormatter,
     TelemetrySettings,
     TemporalContextFilter,
+    install_runtime,
     metrics_runtime,
     worker_interceptors,
 )
@@ -140,3 +141,19 @@ def test_tracing_is_opt_in() -> None:
     settings = TelemetrySettings(_env_file=None, otel_enabled=True)
     interceptors = worker_interceptors(settings)
     assert any(isinstance(i, TracingInterceptor) for i in interceptors)
+
+
+def test_a_taken_metrics_port_does_not_stop_the_worker() -> None:
+    port = free_port()
+    holder = metrics_runtime(f"127.0.0.1:{port}")
+    settings = TelemetrySettings(_env_file=None, worker_metrics_port=port, worker_metrics_host="127.0.0.1")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    log = logging.getLogger("orchestrator.telemetry")
+    log.addHandler(handler)
+    try:
+        assert install_runtime(settings) is None
+    finally:
+        log.removeHandler(handler)
+    assert "no worker metrics" in stream.getvalue()
+    del holder
