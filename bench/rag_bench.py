@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import socket
 import statistics
 import sys
@@ -178,7 +179,7 @@ def main() -> int:
     parser.add_argument("--latency-corpus", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
     parser.add_argument("--queries", type=int, default=500, help="latency sample size")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the queries missed at 3")
-    parser.add_argument("--workdir", type=Path, help="keep the databases here (default: a temp dir)")
+    parser.add_argument("--workdir", type=Path, help="keep the databases here (default: a temp dir, removed)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     labelled = json.loads(QUERIES.read_text())["queries"]
@@ -226,7 +227,10 @@ def main() -> int:
     for k in (kb, hybrid_kb, latency_kb):
         if k is not None:
             k.store.close()
-    print(f"\ndatabases in {workdir}")
+    if args.workdir:
+        print(f"\ndatabases kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
