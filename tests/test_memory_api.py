@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException
@@ -131,7 +130,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         yield c
 
 
-def add(client: TestClient, source: str, content: str) -> httpx.Response:
+def add(client: TestClient, source: str, content: str):  # the TestClient's own response type
     return client.post("/documents", json={"documents": [{"source": source, "content": content}]}, headers=HEADERS)
 
 

@@ -32,7 +32,7 @@ def readme_block(marker: str) -> str:
 
 
 @pytest.fixture
-def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
+def stack(tmp_path: Path):
     ports = {name: free_port() for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MEMORY_API_PORT", "GATEWAY_PORT")}
     env = {
         **{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
@@ -66,7 +66,7 @@ def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.timeout(300)
-def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(stack, tmp_path: Path) -> None:
     proc, env, ports = stack
     cli_env = {**env, "PATH": f"{Path(binary('temporal')).parent}:{env['PATH']}"}
     run = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block("cli-example")], env=cli_env,

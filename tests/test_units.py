@@ -48,14 +48,14 @@ def test_anthropic_translation_groups_tool_results_into_one_user_turn() -> None:
     assert [(b["tool_use_id"], b["is_error"]) for b in out[2]["content"]] == [("a", False), ("b", True)]
 
 
-def _status_error(module, status: int, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def _status_error(module, status: int, headers: dict[str, str] | None = None):
     request = httpx.Request("POST", "http://fake/v1")
     response = httpx.Response(status, headers=headers or {}, request=request)
     return module.APIStatusError("boom", response=response, body=None)
 
 
 @pytest.mark.parametrize("module", [openai, anthropic])
-def test_provider_errors_map_to_temporal_retry_semantics(module) -> None:  # type: ignore[no-untyped-def]
+def test_provider_errors_map_to_temporal_retry_semantics(module) -> None:
     limited = _provider_error("openai", _status_error(module, 429, {"retry-after": "7"}))
     assert limited.type == "RateLimited" and not limited.non_retryable
     assert limited.next_retry_delay == timedelta(seconds=7)
@@ -85,7 +85,7 @@ def test_llm_mode_resolves_models_and_never_needs_keys_offline() -> None:
         resolve(llm_mode="live")
 
 
-def test_worker_refuses_to_start_in_live_mode_without_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_worker_refuses_to_start_in_live_mode_without_keys(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "LLM_MODE": "live", "TEMPORAL_ADDRESS": "127.0.0.1:9"}
     run = subprocess.run([sys.executable, str(ROOT / "worker.py")], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -110,7 +110,7 @@ def test_offline_model_calls_both_tools_then_answers_with_a_labelled_placeholder
     assert final == offline_model.reply(LlmRequest(role=AgentRole.CODE_GENERATION, system="", messages=messages))
 
 
-def test_api_key_registry_parses_tenants_and_refuses_unsafe_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_api_key_registry_parses_tenants_and_refuses_unsafe_keys(tmp_path) -> None:
     keys_file = tmp_path / "keys"
     keys_file.write_text("# tenants\ncarol=carol-key-0123456789abcdef\n")
     registry = ApiKeyRegistry.from_env(
