@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -35,23 +36,29 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=15)
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    client: Client, settings: WorkerSettings, task_queue: str | None = None
+    client: Client, settings: WorkerSettings, task_queue: str | None = None, **worker_options: Any
 ) -> AsyncIterator[Worker]:
-    """A started worker with every activity registered; stops gracefully when the block ends."""
+    """A started worker with every activity registered; stops gracefully when the block ends.
+
+    The warm pylint pool is started first (so the first lint does not pay for it) and stopped last.
+    `worker_options` override the Worker's keyword arguments (benchmarks, experiments).
+    """
     llm, lint, rag = LlmActivities(settings), LintActivities(settings), RagActivities(settings)
-    worker = Worker(
-        client,
-        task_queue=task_queue or settings.temporal_task_queue,
-        workflows=[CodingTask],
-        activities=[llm.chat, lint.lint, rag.search_knowledge, search_attributes_registered],
-        interceptors=worker_interceptors(),
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-    )
+    options: dict[str, Any] = {
+        "workflows": [CodingTask],
+        "activities": [llm.chat, lint.lint, rag.search_knowledge, search_attributes_registered],
+        "interceptors": worker_interceptors(),
+        "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN,
+        **worker_options,
+    }
+    worker = Worker(client, task_queue=task_queue or settings.temporal_task_queue, **options)
     try:
+        await lint.start()
         async with worker:
             yield worker
     finally:
         await rag.aclose()
+        await lint.aclose()
 
 
 def check_llm_mode(settings: WorkerSettings) -> None:

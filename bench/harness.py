@@ -383,11 +383,12 @@ def _batch_row(batch: Batch) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def environment(worker_options: str | None) -> AsyncIterator[Bench]:
+async def environment(worker_options: str | None, server_args: list[str]) -> AsyncIterator[Bench]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary("temporal"),
         data_converter=data_converter(),
         dev_server_log_level="error",
+        dev_server_extra_args=server_args,
     )
     async with env:
         address = env.client.service_client.config.target_host
@@ -429,11 +430,19 @@ def _comm(pid: int) -> str:
     return ""
 
 
-async def run(sizes: Sizes, worker_options: str | None, phases: set[str], profile: str | None) -> dict[str, Any]:
-    report: dict[str, Any] = {"machine": machine(), "sizes": sizes.__dict__, "worker_options": worker_options}
+async def run(
+    sizes: Sizes, worker_options: str | None, server_args: list[str], phases: set[str], profile: str | None
+) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "sizes": sizes.__dict__,
+        "worker_options": worker_options,
+        "server_args": server_args,
+        "lint_pool_size_env": os.environ.get("LINT_POOL_SIZE"),
+    }
     if "lint" in phases:
         report["lint"] = await lint_phase(sizes.lint_reps)
-    async with environment(worker_options) as bench:
+    async with environment(worker_options, server_args) as bench:
         warm = await bench.tasks(min(10, sizes.throughput), 0.0, "warmup")  # imports, caches, connections
         report["warmup_failed"] = warm.failed
         if "ceiling" in phases:
@@ -542,12 +551,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, help="override N for the ceiling and throughput workloads")
     parser.add_argument("--phases", default="lint,ceiling,single,throughput")
     parser.add_argument("--worker-options", help="JSON of extra Worker keyword arguments (experiments)")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra dev-server argument (repeatable), e.g. "
+        "--server-arg=--dynamic-config-value --server-arg=system.enableActivityEagerExecution=false",
+    )
     parser.add_argument("--profile", help="py-spy the worker during the L=0 throughput run, to PREFIX-L0.txt")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     if args.n:
         sizes = Sizes(ceiling=args.n, throughput=args.n, single_reps=sizes.single_reps, lint_reps=sizes.lint_reps)
-    report = asyncio.run(run(sizes, args.worker_options, set(args.phases.split(",")), args.profile))
+    report = asyncio.run(run(sizes, args.worker_options, args.server_arg, set(args.phases.split(",")), args.profile))
     print(table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
