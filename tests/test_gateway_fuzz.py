@@ -1,37 +1,45 @@
 """Property-based fuzz of the gateway's OpenAPI spec (schemathesis + hypothesis): no input ever gets a 5xx.
 
-Every operation is fuzzed with valid (positive) and invalid (negative) inputs, with alice's key, in JSON mode.
-Requests go through schemathesis' ASGI client; valid `/invoke`s start real workflows on a queue no worker polls,
-terminated afterwards.
+Every operation is fuzzed with valid (positive) and invalid (negative) inputs, with alice's key, in JSON mode
+(streams are covered end to end in test_gateway.py). Requests go through schemathesis' ASGI client in a thread,
+so a real worker keeps answering queries in the test's event loop; the model calls of the tasks that valid
+`/invoke`s start are held, and the tasks are terminated afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from temporalio.client import Client
+from temporalio.worker import Worker
 
+from tests.fakes.llm_server import FakeLlmServer
 from tests.gateway_fixtures import ALICE, make_app
 
 EXAMPLES = 25
 
 
 @pytest.fixture
-async def cleanup(client: Client, task_queue: str) -> AsyncIterator[None]:
+async def quiet_tasks(client: Client, task_queue: str, worker: Worker, fake_llm: FakeLlmServer) -> AsyncIterator[None]:
+    """Tasks started by the fuzz wait on their first model call, and are terminated at the end."""
+    fake_llm.hold_after = 0
     yield
+    fake_llm.release()
     async for execution in client.list_workflows(f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"):
         await client.get_workflow_handle(execution.id).terminate("fuzz over")
 
 
 def check(case: Any) -> None:
     if isinstance(case.query, dict) and "stream" in case.query:
-        case.query["stream"] = "false"  # JSON mode: streams are covered end to end in test_gateway.py
+        case.query["stream"] = "false"
     response = case.call(headers={**(case.headers or {}), "Accept": "application/json", **ALICE})
     label = f"{case.method} {case.formatted_path} {case.query} {case.body!r:.300}"
     assert response.status_code < 500, f"{label}: {response.status_code} {response.text}"
@@ -41,9 +49,7 @@ def check(case: Any) -> None:
         assert response.json()["detail"], label
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_input_gets_a_server_error(client: Client, task_queue: str, cleanup: None, mode: GenerationMode) -> None:
-    app = make_app(task_queue, client)
+def fuzz(app: FastAPI, mode: GenerationMode) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -54,3 +60,10 @@ def test_no_input_gets_a_server_error(client: Client, task_queue: str, cleanup: 
             test()
         except Unsatisfiable:
             assert mode is GenerationMode.NEGATIVE, operation.label  # nothing to make invalid (e.g. GET /health)
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+async def test_no_input_gets_a_server_error(
+    client: Client, task_queue: str, quiet_tasks: None, mode: GenerationMode
+) -> None:
+    await asyncio.to_thread(fuzz, make_app(task_queue, client), mode)

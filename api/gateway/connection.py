@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.temporal import connect_client
 
@@ -70,6 +70,8 @@ class TemporalConnection:
                     ListSearchAttributesRequest(namespace=client.namespace)
                 )
             except RPCError as exc:
+                if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                    self._owner_attribute = False  # e.g. not permitted: don't ask again
                 logger.info("cannot list search attributes (%s); owner is recorded in the memo only", exc)
                 return False
             kind = response.custom_attributes.get(OWNER_SEARCH_ATTRIBUTE.name)

@@ -39,15 +39,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status_code = 500
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status_code
             if message["type"] == "http.response.start":
-                status_code = message["status"]
                 route = getattr(scope.get("route"), "path", "unmatched")  # the template, never the raw path
                 self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
-                self.metrics.requests.labels(scope["method"], route, str(status_code)).inc()
+                self.metrics.requests.labels(scope["method"], route, str(message["status"])).inc()
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
