@@ -66,4 +66,5 @@ def fuzz(app: FastAPI, mode: GenerationMode) -> None:
 async def test_no_input_gets_a_server_error(
     client: Client, task_queue: str, quiet_tasks: None, mode: GenerationMode
 ) -> None:
-    await asyncio.to_thread(fuzz, make_app(task_queue, client), mode)
+    app = make_app(task_queue, client, gateway_stream_max_seconds=1.0)  # /events of a fuzz task ends after 1 s
+    await asyncio.to_thread(fuzz, app, mode)
