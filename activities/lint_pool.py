@@ -75,15 +75,12 @@ def _address_space_bytes() -> int:
 def _child_main(conn: Connection, memory_mb: int) -> None:
     """Child process: import pylint once, then answer one request per message until the pipe closes."""
     try:
-        from astroid import MANAGER
-        from pylint.lint import Run
-        from pylint.reporters.json_reporter import JSON2Reporter
-
+        linter = _Linter()
         os.environ["HOME"] = tempfile.gettempdir()
         os.environ.pop("PYLINTRC", None)
         # One throw-away run loads pylint's checkers and astroid's brains for the common standard library.
         with contextlib.suppress(Exception):
-            _lint_once(Run, JSON2Reporter, MANAGER, _Request(_WARM_UP_CODE, "warm_up.py"))
+            linter.lint(_Request(_WARM_UP_CODE, "warm_up.py"))
         limit = _address_space_bytes() + memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except BaseException as exc:  # report why we cannot serve, then stop
@@ -100,7 +97,7 @@ def _child_main(conn: Connection, memory_mb: int) -> None:
         try:
             if not request.filename:
                 raise MemoryError
-            reply: tuple[str, Any] = ("ok", _lint_once(Run, JSON2Reporter, MANAGER, request))
+            reply: tuple[str, Any] = ("ok", linter.lint(request))
         except MemoryError:
             reply = ("error", "pylint ran out of memory")
         except BaseException as exc:
@@ -111,20 +108,42 @@ def _child_main(conn: Connection, memory_mb: int) -> None:
             return
 
 
-def _lint_once(run: Any, reporter: Any, manager: Any, request: _Request) -> str:
-    with tempfile.TemporaryDirectory(prefix="lint-") as workdir:
-        Path(workdir, request.filename).write_text(request.code, "utf-8", "replace")
-        out = io.StringIO()
-        os.chdir(workdir)
-        try:
-            run([*POOL_PYLINT_ARGS, request.filename], reporter=reporter(output=out), exit=False)
-        finally:
-            os.chdir("/")
-            # Forget the modules parsed from this directory; keep the cached standard library.
-            for name, module in list(manager.astroid_cache.items()):
-                if (getattr(module, "file", None) or "").startswith(workdir):
-                    del manager.astroid_cache[name]
-    return out.getvalue()
+class _Linter:
+    """pylint in this process. The first request builds a PyLinter (options, checkers: ~2/3 of a small file's
+    cost); later requests reuse it with a fresh reporter. Per-file state (stats, inline pragmas) is reset by
+    pylint itself on every `check`; tests compare the results with the cold path's on a sequence of modules."""
+
+    def __init__(self) -> None:
+        from astroid import MANAGER
+        from pylint.lint import Run
+        from pylint.reporters.json_reporter import JSON2Reporter
+
+        self._manager, self._run, self._reporter = MANAGER, Run, JSON2Reporter
+        self._linter: Any = None
+
+    def lint(self, request: _Request) -> str:
+        with tempfile.TemporaryDirectory(prefix="lint-") as workdir:
+            Path(workdir, request.filename).write_text(request.code, "utf-8", "replace")
+            out = io.StringIO()
+            os.chdir(workdir)
+            try:
+                if self._linter is None:
+                    args = [*POOL_PYLINT_ARGS, request.filename]
+                    self._linter = self._run(args, reporter=self._reporter(output=out), exit=False).linter
+                else:
+                    self._linter.set_reporter(self._reporter(output=out))
+                    self._linter.check([request.filename])
+                    self._linter.generate_reports()
+            except BaseException:
+                self._linter = None  # never reuse a linter that failed half-way
+                raise
+            finally:
+                os.chdir("/")
+                # Forget the modules parsed from this directory; keep the cached standard library.
+                for name, module in list(self._manager.astroid_cache.items()):
+                    if (getattr(module, "file", None) or "").startswith(workdir):
+                        del self._manager.astroid_cache[name]
+        return out.getvalue()
 
 
 # ------------------------------------------------------------------------------------------ parent side

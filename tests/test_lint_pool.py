@@ -23,6 +23,7 @@ CLEAN = (
 )
 MESSY = "import os, sys\ndef add(a,b):\n  x = 1\n  return a+b\n"
 SYNTAX_ERROR = "def broken(:\n    return 1\n"
+DISABLED = "# pylint: disable=all\nimport os\n"  # must not leak into the next module linted by a reused linter
 
 
 def _settings(timeout: float = 30.0) -> WorkerSettings:
@@ -43,7 +44,9 @@ async def warm() -> AsyncIterator[LintActivities]:
 
 
 @pytest.mark.parametrize(
-    "code", [CLEAN, MESSY, SYNTAX_ERROR, SAMPLE_MODULE], ids=["clean", "messy", "syntax", "sample"]
+    "code",
+    [CLEAN, DISABLED, MESSY, SYNTAX_ERROR, SAMPLE_MODULE, MESSY],
+    ids=["clean", "disabled", "messy", "syntax", "sample", "messy-again"],
 )
 async def test_pool_matches_cold_path(warm: LintActivities, code: str) -> None:
     cold = await _run(LintActivities(_settings(), pool_size=0), code)
