@@ -151,7 +151,8 @@ async def invoke(
             status.HTTP_409_CONFLICT,
             f"session id {session_id!r} is already in use; ids are never reused",
         ) from None
-    owners.put(session_id, tenant, handle.result_run_id or "")
+    if handle.result_run_id:
+        owners.put(session_id, tenant, handle.result_run_id)
     _metrics(request).tasks_started.inc()
     logger.info("task %s started by tenant %s", session_id, tenant)
     accepted = InvokeAccepted(
