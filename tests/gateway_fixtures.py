@@ -39,7 +39,7 @@ def gateway_settings(task_queue: str, **overrides: Any) -> Settings:
         "gateway_reconnect_interval": 0.0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(**values)
 
 
 def make_app(task_queue: str, client: Client | None, **overrides: Any) -> FastAPI:
