@@ -475,7 +475,9 @@ def _start_profiler(profile: str, pid: int, latency: float) -> subprocess.Popen[
         print("py-spy not installed; no profile", file=sys.stderr)
         return None
     out = f"{profile}-L{latency:g}.txt"
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "-o", out])
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50", "--nonblocking", "-o", out]
+    )
 
 
 # ----------------------------------------------------------------------------------------------- output
