@@ -40,7 +40,7 @@ async def running_worker(
 ) -> AsyncIterator[Worker]:
     """A started worker with every activity registered; stops gracefully when the block ends.
 
-    The warm pylint pool is started first (so the first lint does not pay for it) and stopped last.
+    The warm pylint pool starts in the background while the worker already polls, and is stopped last.
     `worker_options` override the Worker's keyword arguments (benchmarks, experiments).
     """
     llm, lint, rag = LlmActivities(settings), LintActivities(settings), RagActivities(settings)
@@ -52,11 +52,12 @@ async def running_worker(
         **worker_options,
     }
     worker = Worker(client, task_queue=task_queue or settings.temporal_task_queue, **options)
+    warm_up = asyncio.create_task(lint.start())  # polling starts at once; the first lint waits for the pool
     try:
-        await lint.start()
         async with worker:
             yield worker
     finally:
+        await asyncio.gather(warm_up, return_exceptions=True)
         await rag.aclose()
         await lint.aclose()
 

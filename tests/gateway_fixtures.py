@@ -73,17 +73,6 @@ async def live_server(app: FastAPI) -> AsyncIterator[str]:
         sock.close()
 
 
-def fake_memory_api() -> FastAPI:
-    """Answers every RAG query with no hits at once, so tasks don't wait for retries against a closed port."""
-    app = FastAPI()
-
-    @app.post("/rag_query")
-    async def rag_query() -> dict[str, list[Any]]:
-        return {"results": []}
-
-    return app
-
-
 @dataclass
 class SseEvent:
     event: str = "message"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,6 @@ from tests.gateway_fixtures import (
     ALICE,
     QUICK_TASK,
     asgi_client,
-    fake_memory_api,
     live_server,
     make_app,
     parse_sse,
@@ -30,17 +28,6 @@ END = {"awaiting_feedback", "completed", "failed", "cancelled"}
 
 def new_id() -> str:
     return f"gw-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="module")
-async def gateway_memory_api() -> AsyncIterator[str]:
-    async with live_server(fake_memory_api()) as url:
-        yield url
-
-
-@pytest.fixture
-def memory_api_url(gateway_memory_api: str) -> str:
-    return gateway_memory_api
 
 
 @pytest.fixture
