@@ -1,0 +1,30 @@
+"""The benchmark harness runs end to end (`--quick`), so it cannot rot. Timings are never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.harness", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    for key in ("lint", "ceiling", "single", "throughput_L0.2", "throughput_L0"):
+        assert key in report, key
+    assert report["ceiling"]["failed"] == 0
+    assert report["throughput_L0.2"]["failed"] == 0
+    assert report["throughput_L0"]["failed"] == 0
+    assert report["single"]["median_run"]["llm_calls"] == 5
+    assert "single overhead" in proc.stdout
