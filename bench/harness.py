@@ -568,6 +568,7 @@ def main() -> None:
     report = asyncio.run(run(sizes, args.worker_options, args.server_arg, set(args.phases.split(",")), args.profile))
     print(table(report))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
 
