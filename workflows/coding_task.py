@@ -12,8 +12,9 @@ import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
@@ -58,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         ModelUsage,
         RagQuery,
         RagResult,
+        ResumeState,
         TaskEvent,
         TaskState,
         TaskStatus,
@@ -65,22 +67,39 @@ with workflow.unsafe.imports_passed_through():
         ToolName,
     )
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    start_to_close: timedelta
+    schedule_to_close: timedelta
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None
+
+
 # Activity options, named so they can be read in one place. Temporal owns every retry: the SDKs' own are off.
-LLM_START_TO_CLOSE = timedelta(minutes=3)
-LLM_SCHEDULE_TO_CLOSE = timedelta(minutes=15)
-LLM_HEARTBEAT = timedelta(seconds=15)  # a crashed worker's call is retried after this, not after 3 minutes
-LLM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=6,
+LLM_OPTIONS = ActivityOptions(
+    start_to_close=timedelta(minutes=3),
+    schedule_to_close=timedelta(minutes=15),
+    heartbeat=timedelta(seconds=15),  # a crashed worker's call is retried after this, not after 3 minutes
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=60),
+        maximum_attempts=6,
+    ),
 )
-LINT_START_TO_CLOSE = timedelta(seconds=60)
-LINT_SCHEDULE_TO_CLOSE = timedelta(minutes=5)
-LINT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
-RAG_START_TO_CLOSE = timedelta(seconds=15)
-RAG_SCHEDULE_TO_CLOSE = timedelta(seconds=45)
-RAG_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
+LINT_OPTIONS = ActivityOptions(
+    start_to_close=timedelta(seconds=60),
+    schedule_to_close=timedelta(minutes=5),
+    retry=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3),
+)
+RAG_OPTIONS = ActivityOptions(
+    start_to_close=timedelta(seconds=15),
+    schedule_to_close=timedelta(seconds=45),
+    retry=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3),
+)
 
 MAX_LOGS = 200
 MAX_EVENTS = 500
@@ -95,6 +114,10 @@ SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"  # histories from before search
 
 class TaskFailed(Exception):
     """An agent could not finish; the task ends `failed`."""
+
+
+class ActivityFailed(Exception):
+    """An activity failed for good (its retries are spent); the message is the activity's own error."""
 
 
 def split_code_answer(answer: str) -> tuple[str, str]:
@@ -122,6 +145,10 @@ class CodingTask:
         self._events: list[TaskEvent] = []
         self._next_event_id = 1
         self._pending_feedback: list[FeedbackInput] = []
+        if task.resume is not None:  # a continued-as-new run picks up where the last one stopped
+            self._state = task.resume.state
+            self._next_event_id = task.resume.next_event_id
+            self._pending_feedback = list(task.resume.pending_feedback)
         self._revision_comment: str | None = None
         self._search_attributes = False  # until `_check_search_attributes` says the server has them
 
@@ -129,11 +156,15 @@ class CodingTask:
 
     @workflow.run
     async def run(self, task: CodingTaskInput) -> TaskState:
-        self._event("started", f"task started: {task.task_description[:200]}")
+        if task.resume is None:
+            self._event("started", f"task started: {task.task_description[:200]}")
+        else:
+            self._event("resumed", "continued as a new run with the previous run's state")
         await self._check_search_attributes()
         try:
-            await self._plan()
-            await self._supervise()
+            if task.resume is None:
+                await self._plan()
+                await self._supervise()
             await self._await_feedback()
         except TaskFailed as exc:
             self._state.errors.append(str(exc))
@@ -232,6 +263,7 @@ class CodingTask:
     async def _await_feedback(self) -> None:
         """Wait for feedback; a low rating with a comment triggers a bounded revision, then docs are refreshed."""
         while True:
+            self._continue_as_new_if_suggested()
             self._set_status(TaskStatus.AWAITING_FEEDBACK, "awaiting feedback")
             window = self._input.feedback_window
             if not self._pending_feedback and window > timedelta(0):
@@ -250,6 +282,16 @@ class CodingTask:
             self._revision_comment = feedback.comment
             self._event("revision", f"revision {self._state.revisions} requested: {feedback.comment[:200]}")
             await self._supervise()
+
+    def _continue_as_new_if_suggested(self) -> None:
+        """When the history grows long (a long revision loop), hand the state to a fresh run of the same id."""
+        if not workflow.info().is_continue_as_new_suggested():
+            return
+        self._event("continue_as_new", "history is long: continuing as a new run with the same state")
+        resume = ResumeState(
+            state=self._state, pending_feedback=self._pending_feedback, next_event_id=self._next_event_id
+        )
+        workflow.continue_as_new(self._input.model_copy(update={"resume": resume}))
 
     # ------------------------------------------------------------------ agents
 
@@ -318,23 +360,30 @@ class CodingTask:
 
     # ------------------------------------------------------------------ activities
 
-    async def _llm(self, request: LlmRequest, step: int) -> LlmResponse:
-        label = request.model or "default model"
+    async def _execute(self, name: str, arg: Any, result_type: type[T], options: ActivityOptions, summary: str) -> T:
+        """Run an activity with its options; cancellation passes through, a final failure is ActivityFailed."""
         try:
-            reply = await workflow.execute_activity(
-                LLM_ACTIVITY,
-                request,
-                result_type=LlmResponse,
-                start_to_close_timeout=LLM_START_TO_CLOSE,
-                schedule_to_close_timeout=LLM_SCHEDULE_TO_CLOSE,
-                heartbeat_timeout=LLM_HEARTBEAT,
-                retry_policy=LLM_RETRY,
-                summary=f"{request.role} · {label} · step {step}",
+            return await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=options.start_to_close,
+                schedule_to_close_timeout=options.schedule_to_close,
+                heartbeat_timeout=options.heartbeat,
+                retry_policy=options.retry,
+                summary=summary,
             )
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise
-            raise TaskFailed(f"{request.role} model call failed: {_root_message(exc)}") from exc
+            raise ActivityFailed(_root_message(exc)) from exc
+
+    async def _llm(self, request: LlmRequest, step: int) -> LlmResponse:
+        summary = f"{request.role} · {request.model or 'default model'} · step {step}"
+        try:
+            reply = await self._execute(LLM_ACTIVITY, request, LlmResponse, LLM_OPTIONS, summary)
+        except ActivityFailed as exc:
+            raise TaskFailed(f"{request.role} model call failed: {exc}") from exc
         usage = self._state.usage.setdefault(reply.model, ModelUsage())
         usage.calls += 1
         usage.input_tokens += reply.input_tokens
@@ -386,19 +435,11 @@ class CodingTask:
 
     async def _lint(self, code: str, step: int) -> LintResult:
         try:
-            result = await workflow.execute_activity(
-                LINT_ACTIVITY,
-                LintRequest(code=code),
-                result_type=LintResult,
-                start_to_close_timeout=LINT_START_TO_CLOSE,
-                schedule_to_close_timeout=LINT_SCHEDULE_TO_CLOSE,
-                retry_policy=LINT_RETRY,
-                summary=f"lint · step {step}",
+            result = await self._execute(
+                LINT_ACTIVITY, LintRequest(code=code), LintResult, LINT_OPTIONS, f"lint · step {step}"
             )
-        except ActivityError as exc:
-            if is_cancelled_exception(exc):
-                raise
-            result = LintResult(error=f"lint unavailable: {_root_message(exc)}")
+        except ActivityFailed as exc:
+            result = LintResult(error=f"lint unavailable: {exc}")
         self._event("lint", result.summary(limit=0), data={"score": result.score, "error": result.error})
         return result
 
@@ -410,20 +451,11 @@ class CodingTask:
         if not isinstance(top_k, int) or isinstance(top_k, bool):
             top_k = 3
         top_k = max(1, min(top_k, MAX_RAG_TOP_K))
+        query = RagQuery(query=query[:2000], top_k=top_k)
         try:
-            found = await workflow.execute_activity(
-                RAG_ACTIVITY,
-                RagQuery(query=query[:2000], top_k=top_k),
-                result_type=RagResult,
-                start_to_close_timeout=RAG_START_TO_CLOSE,
-                schedule_to_close_timeout=RAG_SCHEDULE_TO_CLOSE,
-                retry_policy=RAG_RETRY,
-                summary=f"rag · {query[:60]}",
-            )
-        except ActivityError as exc:
-            if is_cancelled_exception(exc):
-                raise
-            message = f"knowledge base unavailable: {_root_message(exc)}"
+            found = await self._execute(RAG_ACTIVITY, query, RagResult, RAG_OPTIONS, f"rag · {query.query[:60]}")
+        except ActivityFailed as exc:
+            message = f"knowledge base unavailable: {exc}"
             if message not in self._state.warnings:
                 self._state.warnings.append(message)
             self._event("warning", message)

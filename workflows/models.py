@@ -77,6 +77,9 @@ class CodingTaskInput(_Strict):
     max_supervisor_iterations: int = Field(default=6, ge=2, le=20)
     max_revisions: int = Field(default=1, ge=0, le=5, description="revisions triggered by low ratings")
     feedback_window_seconds: float = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+    resume: ResumeState | None = Field(
+        default=None, description="set by the workflow itself when it continues as new; never by callers"
+    )
 
     @field_validator("task_description")
     @classmethod
@@ -282,3 +285,14 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SA_OWNER,
 )
 OWNER_MEMO = "owner"  # memo key the gateway writes ({"owner": tenant}); the workflow copies it into `Owner`
+
+
+class ResumeState(BaseModel):
+    """What a run hands to the next one when it continues as new (a long revision loop)."""
+
+    state: TaskState
+    pending_feedback: list[FeedbackInput] = Field(default_factory=list)
+    next_event_id: int = 1
+
+
+CodingTaskInput.model_rebuild()

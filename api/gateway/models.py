@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from workflows.models import SESSION_ID_PATTERN, CodingTaskInput
 
@@ -17,6 +18,7 @@ class InvokeRequest(CodingTaskInput):
         pattern=SESSION_ID_PATTERN,
         description="workflow id; letters, digits, '.', '_' and '-', at most 128 characters; never reused",
     )
+    resume: SkipJsonSchema[None] = None  # internal to the workflow (continue-as-new): not accepted here
 
     def task_input(self) -> CodingTaskInput:
         return CodingTaskInput.model_validate(self.model_dump(exclude={"session_id"}))

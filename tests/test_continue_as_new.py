@@ -1,0 +1,59 @@
+"""A long revision loop continues as new when Temporal suggests it, and the task state carries over."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.config import WorkerSettings
+from orchestrator.temporal import data_converter
+from tests.conftest import binary
+from tests.helpers import start_task, wait_for_state
+from worker import running_worker
+from workflows.coding_task import CodingTask
+from workflows.models import SEARCH_ATTRIBUTES, FeedbackInput, TaskStatus
+
+
+@pytest.fixture(scope="module")
+async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after 40 history events (the default is thousands)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        data_converter=data_converter(),
+        dev_server_log_level="error",
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
+    )
+    async with env:
+        yield env
+
+
+async def test_revision_loop_continues_as_new_with_its_state(
+    short_history_env: WorkflowEnvironment, task_queue: str, memory_api_url: str
+) -> None:
+    client = short_history_env.client
+    settings = WorkerSettings(
+        _env_file=None, llm_mode="offline", temporal_task_queue=task_queue, memory_api_url=memory_api_url
+    )
+    async with running_worker(client, settings):
+        handle = await start_task(client, task_queue, max_revisions=2)
+        first_run = (await handle.describe()).run_id
+        await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
+        await handle.signal(CodingTask.feedback, FeedbackInput(rating=1, comment="add validation"))
+
+        latest = client.get_workflow_handle_for(CodingTask.run, handle.id)  # follows the newest run
+        state = await wait_for_state(
+            latest, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK and s.revisions == 1, within=90
+        )
+        assert (await latest.describe()).run_id != first_run  # a new run carries the task on
+        assert state.plan and state.results.code_generation and state.results.code_generation.revision == 1
+        assert state.results.documentation and state.results.documentation.code_revision == 1
+        assert [f.rating for f in state.feedback] == [1]
+        assert any("continuing as a new run" in line for line in state.logs)
+
+        await latest.signal(CodingTask.feedback, FeedbackInput(rating=5))
+        final = await latest.result()
+    assert final.task_status == TaskStatus.COMPLETED and [f.rating for f in final.feedback] == [1, 5]
+    assert final.created_at == state.created_at and final.session_id == handle.id
