@@ -29,11 +29,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)  ## benchmarks; prints figures and ratios, asserts nothing
-	$(BIN)/python -m bench.harness
+bench: $(STAMP)  ## benchmarks; prints figures and ratios (JSON in bench/results/), asserts nothing
+	$(BIN)/python -m bench.harness --json bench/results/latest.json
+	$(BIN)/python bench/rag_bench.py
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP)  ## the same benchmarks with small N (CI runs it so they cannot rot)
 	$(BIN)/python -m bench.harness --quick
+	$(BIN)/python bench/rag_bench.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -30,6 +31,9 @@ class WorkerSettings(BaseSettings):
     rag_request_timeout_seconds: float = Field(default=5.0, gt=0, le=14)
     lint_timeout_seconds: float = Field(default=30.0, gt=0, le=80)
     lint_memory_mb: int = Field(default=1024, ge=128)
+    lint_pool_size: int = Field(
+        default=max(1, min(4, os.cpu_count() or 1)), ge=0, le=16, description="warm pylint processes; 0 = cold"
+    )
     log_level: str = "INFO"
 
     def default_model(self, role: AgentRole) -> str:

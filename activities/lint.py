@@ -29,15 +29,6 @@ from workflows.models import LINT_ACTIVITY, LintMessage, LintRequest, LintResult
 logger = logging.getLogger(__name__)
 
 PYLINT_ARGS = ("--output-format=json2", "--persistent=n", "--score=y", "--rcfile=/dev/null", "--jobs=1")
-POOL_SIZE_ENV = "LINT_POOL_SIZE"
-
-
-def default_pool_size() -> int:
-    """`LINT_POOL_SIZE` if set (0 = cold path), else one warm process per core, at most 4."""
-    value = os.environ.get(POOL_SIZE_ENV, "").strip()
-    if value:
-        return max(0, int(value))
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _memory_limiter(limit_mb: int) -> Callable[[], None]:
@@ -70,7 +61,7 @@ class LintActivities:
     def __init__(self, settings: WorkerSettings, pool_size: int | None = None) -> None:
         self._timeout = settings.lint_timeout_seconds
         self._memory_mb = settings.lint_memory_mb
-        size = default_pool_size() if pool_size is None else pool_size
+        size = settings.lint_pool_size if pool_size is None else pool_size
         self._pool = LintPool(size, self._memory_mb, self._timeout) if size > 0 else None
 
     @property
