@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,27 @@ def readme_block(marker: str) -> str:
     section = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```\s*<!-- /{marker} -->", readme, re.DOTALL)
     assert section, f"README.md has no ```bash block between <!-- {marker} --> markers"
     return section.group(1)
+
+
+def readme_section_blocks(section: str) -> list[str]:
+    """Every ```bash block of one README section, in order."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = readme[readme.index(f"<!-- section:{section} -->") : readme.index(f"<!-- /section:{section} -->")]
+    return re.findall(r"```bash\n(.*?)```", body, re.DOTALL)
+
+
+def curl_commands(block: str) -> list[str]:
+    """The `curl` commands of a shell block, each with its continuation lines."""
+    commands: list[str] = []
+    current: str | None = None
+    for line in block.splitlines():
+        if current is None and not line.startswith("curl"):
+            continue
+        current = line if current is None else f"{current}\n{line}"
+        if not current.rstrip().endswith("\\"):
+            commands.append(current)
+            current = None
+    return commands
 
 
 @pytest.fixture
@@ -91,6 +113,38 @@ def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(stack, tm
     assert "OFFLINE PLACEHOLDER" in state["results"]["documentation"]["documentation"]
     assert any("OPENAI_API_KEY is not set" in w for w in state["warnings"])
     assert not any("knowledge base unavailable" in w for w in state["warnings"])  # the memory API answered
+
+    # The gateway section's curl examples, as written (but for the port and the key's source).
+    outputs = []
+    for block in readme_section_blocks("gateway"):
+        if "python -m" in block or "export KEY=" in block:
+            continue  # starting servers / reading .env: the stack did both
+        script = block.replace("localhost:8002", f"localhost:{ports['GATEWAY_PORT']}")
+        run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env={**cli_env, "KEY": TEST_API_KEY},
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert run.returncode == 0, (block, run.stderr)
+        outputs.append(run.stdout)
+    sse, accepted, resumed, status, feedback, cancel, health, metrics = outputs
+    assert "event: session" in sse and "event: end" in sse and '"task_status":"awaiting_feedback"' in sse
+    assert json.loads(accepted)["session_id"] == "http-2"
+    ids = [int(line[4:]) for line in resumed.splitlines() if line.startswith("id: ")]
+    counts = Counter(ids)  # the block resumes twice (Last-Event-ID, ?after): each stream from event 6, none twice
+    assert counts and min(counts) == 6 and set(counts.values()) == {2}
+    assert json.loads(status)["session_id"] == "http-1"
+    assert json.loads(feedback) == {"session_id": "http-1", "accepted": True}
+    assert json.loads(cancel)["outcome"] in {"cancel_requested", "already_closed"}
+    assert json.loads(health)["status"] == "healthy"
+    assert "gateway_tasks_started_total" in metrics
+
+    # The memory section's curl examples against the stack's memory API.
+    memory_env = {**cli_env, "ORCHESTRATOR_API_KEY": TEST_API_KEY}
+    for block in readme_section_blocks("memory"):
+        for command in curl_commands(block):
+            script = command.replace("localhost:8001", f"localhost:{ports['MEMORY_API_PORT']}")
+            run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=memory_env,
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert run.returncode == 0 and '"detail"' not in run.stdout, (script, run.stdout, run.stderr)
+            assert json.loads(run.stdout)
 
     proc.send_signal(signal.SIGINT)  # Ctrl-C stops everything the launcher started
     assert proc.wait(timeout=60) == 0
