@@ -18,6 +18,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader
 
 MIN_KEY_LENGTH = 16
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -112,3 +116,18 @@ class ApiKeyRegistry:
             if hmac.compare_digest(candidate, key.encode("utf-8")):
                 found = tenant
         return found
+
+
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-KEY", auto_error=False, description="a key from ORCHESTRATOR_API_KEY / ORCHESTRATOR_API_KEYS(_FILE)"
+)
+
+
+def request_tenant(request: Request, key: Annotated[str | None, Depends(API_KEY_HEADER)]) -> str:
+    """FastAPI dependency: the tenant behind the request's X-API-KEY (the app keeps its registry in
+    `app.state.registry`), or 401."""
+    registry: ApiKeyRegistry = request.app.state.registry
+    tenant = registry.tenant_for(key)
+    if tenant is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-KEY header")
+    return tenant

@@ -7,20 +7,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, status
-from fastapi.security import APIKeyHeader
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth import ApiKeyRegistry
+from api.auth import request_tenant
 from workflows.models import SESSION_ID_PATTERN
 
 from .connection import TemporalConnection
 from .ratelimit import KeyRateLimiter
 from .settings import Settings
-
-api_key_header = APIKeyHeader(
-    name="X-API-KEY", auto_error=False, description="a key from ORCHESTRATOR_API_KEY / ORCHESTRATOR_API_KEYS(_FILE)"
-)
 
 
 def get_settings(request: Request) -> Settings:
@@ -37,15 +32,7 @@ async def get_client(connection: Annotated[TemporalConnection, Depends(get_conne
     return await connection.get()
 
 
-def get_tenant(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> str:
-    registry: ApiKeyRegistry = request.app.state.registry
-    tenant = registry.tenant_for(key)
-    if tenant is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-KEY header")
-    return tenant
-
-
-async def get_limited_tenant(request: Request, tenant: Annotated[str, Depends(get_tenant)]) -> str:
+async def get_limited_tenant(request: Request, tenant: Annotated[str, Depends(request_tenant)]) -> str:
     """The tenant, after counting this request against its rate limit (429 past it)."""
     limiter: KeyRateLimiter = request.app.state.limiter
     await limiter.check(tenant)

@@ -15,9 +15,8 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
 
-from api.auth import ApiKeyRegistry
+from api.auth import ApiKeyRegistry, request_tenant
 
 from .kb import KnowledgeBase, open_knowledge_base
 from .models import (
@@ -37,23 +36,13 @@ from .store import StoreBusyError, StoreError
 
 log = logging.getLogger(__name__)
 
-_api_key_header = APIKeyHeader(name="X-API-KEY", auto_error=False, description="a key from ORCHESTRATOR_API_KEY(S)")
-
-
-def _tenant(request: Request, key: Annotated[str | None, Depends(_api_key_header)]) -> str:
-    registry: ApiKeyRegistry = request.app.state.registry
-    name = registry.tenant_for(key)
-    if name is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-KEY")
-    return name
-
 
 def _kb(request: Request) -> KnowledgeBase:
     kb: KnowledgeBase = request.app.state.kb
     return kb
 
 
-Tenant = Annotated[str, Depends(_tenant)]
+Tenant = Annotated[str, Depends(request_tenant)]
 KB = Annotated[KnowledgeBase, Depends(_kb)]
 
 

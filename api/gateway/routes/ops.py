@@ -12,8 +12,10 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
+from api.auth import request_tenant
+
 from ..connection import TemporalUnavailable
-from ..deps import Connection, GatewaySettings, get_tenant
+from ..deps import Connection, GatewaySettings
 from ..metrics import GatewayMetrics
 from ..models import HealthOut, error_responses
 
@@ -68,6 +70,6 @@ async def health(connection: Connection, settings: GatewaySettings) -> HealthOut
 )
 async def metrics(request: Request, settings: GatewaySettings) -> Response:
     if not settings.gateway_metrics_public:
-        get_tenant(request, request.headers.get("x-api-key"))
+        request_tenant(request, request.headers.get("x-api-key"))
     registry: GatewayMetrics = request.app.state.metrics
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
