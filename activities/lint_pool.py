@@ -11,9 +11,10 @@ pylint once and then lints one module per request, still isolated from the worke
   a clean error; a child that died (crash, OOM kill) is replaced the same way;
 * a child is recycled after `max_calls_per_child` calls, so caches cannot grow without bound.
 
-The parent talks to each child over a `multiprocessing` pipe from a dedicated thread pool, so the event loop
-never blocks. Children are started with the `spawn` method: forking a process that runs the Temporal core
-(threads, a tokio runtime) is not safe.
+The parent talks to each child over a socket pair (a `multiprocessing` Connection) from a dedicated thread pool,
+so the event loop never blocks. Each child is a fresh `python -m activities.lint_pool` process: forking a process
+that runs the Temporal core (threads, a tokio runtime) is not safe, and multiprocessing's `spawn` would re-import
+the worker's main module (temporalio, openai, anthropic, ...) in every child.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ import asyncio
 import contextlib
 import io
 import logging
-import multiprocessing
 import os
 import resource
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -151,13 +153,15 @@ class _Linter:
 
 class _Child:
     def __init__(self, memory_mb: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child_conn = ctx.Pipe()
-        self.process: BaseProcess = ctx.Process(
-            target=_child_main, args=(child_conn, memory_mb), name="pylint-pool", daemon=True
-        )
-        self.process.start()
-        child_conn.close()
+        parent_end, child_end = socket.socketpair()
+        with child_end:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(child_end.fileno()), str(memory_mb)],
+                pass_fds=[child_end.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        self.conn = Connection(parent_end.detach())
         self.ready = False
         self.broken = False
         self.calls = 0
@@ -165,6 +169,9 @@ class _Child:
     @property
     def pid(self) -> int | None:
         return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def wait_ready(self, timeout: float) -> None:
         if self.ready:
@@ -174,7 +181,7 @@ class _Child:
         try:
             status, detail = self.conn.recv()
         except (EOFError, OSError):
-            status, detail = "failed", f"exit code {self.process.exitcode}"
+            status, detail = "failed", f"exit code {self.process.poll()}"
         if status != "ready":
             raise LintPoolError(f"pylint worker could not start: {detail}")
         self.ready = True
@@ -197,9 +204,10 @@ class _Child:
     def kill(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
-        if self.process.is_alive():
+        if self.alive():
             self.process.kill()
-        self.process.join(timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
 
 
 class LintPool:
@@ -284,7 +292,7 @@ class LintPool:
         child = await self._idle.get()
         try:
             for attempt in (1, 2):
-                if child.broken or not child.process.is_alive() or child.calls >= self._max_calls:
+                if child.broken or not child.alive() or child.calls >= self._max_calls:
                     child = await loop.run_in_executor(self._threads, self._replace, child)
                 try:
                     status, detail = await loop.run_in_executor(
@@ -336,3 +344,7 @@ class LintPool:
         for child in list(self._children):
             self._discard(child)
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+if __name__ == "__main__":  # a pool child: python -m activities.lint_pool FD MEMORY_MB
+    _child_main(Connection(int(sys.argv[1])), int(sys.argv[2]))
