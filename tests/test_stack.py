@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from orchestrator.stack import port_open
@@ -113,6 +114,16 @@ def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(stack, tm
     assert "OFFLINE PLACEHOLDER" in state["results"]["documentation"]["documentation"]
     assert any("OPENAI_API_KEY is not set" in w for w in state["warnings"])
     assert not any("knowledge base unavailable" in w for w in state["warnings"])  # the memory API answered
+
+    # The Web UI's and the CLI's filters: the search attributes `make run` registers are kept current.
+    listed = subprocess.run(
+        [binary("temporal"), "workflow", "list", "--query", 'TaskStatus="awaiting_feedback"', "-o", "json"],
+        env=cli_env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "demo-1" in {w["execution"]["workflowId"] for w in json.loads(listed.stdout)}
+    metrics = httpx.get(f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics", timeout=10).text
+    assert "temporal_" in metrics and "orchestrator_llm_calls" in metrics
 
     # The gateway section's curl examples, as written (but for the port and the key's source).
     outputs = []
