@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workflows.models import TASK_QUEUE
+from workflows.models import SEARCH_ATTRIBUTES, TASK_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -118,10 +118,6 @@ def services(python: str, env: dict[str, str]) -> list[Service]:
 
 def search_attribute_flags() -> list[str]:
     """`--search-attribute Name=Type` for every attribute the workflow keeps current."""
-    try:
-        from workflows.models import SEARCH_ATTRIBUTES
-    except ImportError:
-        return []
     flags: list[str] = []
     for key in SEARCH_ATTRIBUTES:
         flags += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.removeprefix('INDEXED_VALUE_TYPE_')}"]
