@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from workflows.models import SEARCH_ATTRIBUTES, TASK_QUEUE
 
@@ -124,8 +125,9 @@ def search_attribute_flags() -> list[str]:
     return flags
 
 
-def pump(name: str, stream: object) -> None:
-    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+def pump(name: str, stream: IO[str]) -> None:
+    """Copy a child's output to ours, each line prefixed with the child's name."""
+    for line in iter(stream.readline, ""):
         sys.stdout.write(f"[{name:8}] {line}")
     sys.stdout.flush()
 
