@@ -1,13 +1,15 @@
 """Record the workflow histories that `tests/test_replay.py` replays.
 
-    python -m tests.record_histories
+    python -m tests.record_histories [SCENARIO ...] [--suffix _v2]
 
-Run it after a deliberate change of the workflow's shape (and guard the change with `workflow.patched`), then
-commit the new files next to the old ones: old histories must keep replaying.
+Run it after a deliberate change of the workflow's shape (and guard the change with `workflow.patched`), with a
+`--suffix`, then commit the new files next to the old ones: old histories must keep replaying. The server has
+the search attributes registered, as `make run`'s has, so the histories hold the upserts production makes.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -19,6 +21,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
+from orchestrator.stack import search_attribute_flags
 from orchestrator.temporal import data_converter
 from tests.conftest import binary
 from tests.fakes.llm_server import FakeLlmServer
@@ -28,6 +31,9 @@ from workflows.coding_task import CodingTask
 from workflows.models import FeedbackInput, TaskStatus
 
 HISTORIES = Path(__file__).parent / "histories"
+
+
+SCENARIOS = ("completed_with_feedback", "revised", "cancelled")
 
 
 async def record(client: Client, name: str, scenario) -> None:
@@ -40,10 +46,18 @@ async def record(client: Client, name: str, scenario) -> None:
 
 
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenarios", nargs="*", help=f"default: all of {', '.join(SCENARIOS)}")
+    parser.add_argument("--suffix", default="", help="appended to each file name, e.g. _v2")
+    args = parser.parse_args()
+    if unknown := set(args.scenarios) - set(SCENARIOS):
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     logging.basicConfig(level=logging.WARNING)
     fake = FakeLlmServer().start()
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"), data_converter=data_converter()
+        dev_server_existing_path=binary("temporal"),
+        data_converter=data_converter(),
+        dev_server_extra_args=search_attribute_flags(),
     )
     queue = f"record-{uuid.uuid4().hex[:8]}"
     settings = WorkerSettings(
@@ -82,9 +96,9 @@ async def main() -> None:
             await handle.cancel()
             return handle
 
-        await record(client, "completed_with_feedback", completed_with_feedback)
-        await record(client, "revised", revised)
-        await record(client, "cancelled", cancelled)
+        scenarios = {"completed_with_feedback": completed_with_feedback, "revised": revised, "cancelled": cancelled}
+        for name in args.scenarios or SCENARIOS:
+            await record(client, name + args.suffix, scenarios[name])
         fake.reset()
     fake.stop()
 
