@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from activities.config import WorkerSettings
 from bench.noop import NoopWorkflow, noop_activity
 from orchestrator.temporal import connect_client
-from worker import running_worker
+from worker import compile_workflow_modules, running_worker
 
 OPTIONS_ENV = "BENCH_WORKER_OPTIONS"  # JSON of extra Worker keyword arguments for both workers (experiments)
 
@@ -33,6 +33,7 @@ async def main() -> None:
     settings = WorkerSettings(_env_file=None)
     options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
     client = await connect_client(attempts=30)
+    compile_workflow_modules(NoopWorkflow)  # as running_worker does for CodingTask
     noop = Worker(client, task_queue=args.noop_queue, workflows=[NoopWorkflow], activities=[noop_activity], **options)
     async with running_worker(client, settings, **options), noop:
         print("ready", flush=True)
