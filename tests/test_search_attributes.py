@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,19 @@ async def test_search_attributes_follow_the_task(client: Client, worker: Worker,
     query = f'TaskStatus="completed" AND FeedbackRating>=4 AND Owner="{tenant}"'
     assert await eventually(lambda: listed(client, query)) == [handle.id]
     assert (await handle.describe()).typed_search_attributes.get(SA_FEEDBACK_RATING) == 5
+
+    # each upsert is a history event and a visibility write: a workflow task makes at most one
+    upserts_per_task: Counter[int] = Counter()
+    task = 0
+    for event in (await handle.fetch_history()).events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            task = event.event_id
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            if set(fields) != {"TemporalChangeVersion"}:  # the SDK's own, for `workflow.patched`
+                upserts_per_task[task] += 1
+    assert upserts_per_task and max(upserts_per_task.values()) == 1, upserts_per_task
+    assert sum(upserts_per_task.values()) <= 6, upserts_per_task  # status and agent changes, not every model call
 
 
 async def test_activities_carry_readable_summaries(client: Client, worker: Worker, task_queue: str) -> None:

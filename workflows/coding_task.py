@@ -109,7 +109,12 @@ RAG_SNIPPET_CHARS = 1_500
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 TOOLS = [ToolName.SEARCH_KNOWLEDGE, ToolName.LINT]
-SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"  # histories from before search attributes replay without them
+# Histories from before search attributes replay without them; v1 histories replay with one upsert per change,
+# v2 (current) sends the changes of a workflow task as one upsert, only the values that changed.
+SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"
+COALESCED_SEARCH_ATTRIBUTES_PATCH = "search-attributes-v2"
+# Progress figures that are not worth an upsert of their own: they go along with the next change of phase.
+LAZY_SEARCH_ATTRIBUTES = frozenset(key.name for key in (SA_TOTAL_TOKENS, SA_CODE_MODEL, SA_DOC_MODEL))
 
 
 class TaskFailed(Exception):
@@ -151,6 +156,9 @@ class CodingTask:
             self._pending_feedback = list(task.resume.pending_feedback)
         self._revision_comment: str | None = None
         self._search_attributes = False  # until `_check_search_attributes` says the server has them
+        self._coalesce_upserts = False
+        self._staged_attributes: dict[str, SearchAttributeUpdate[Any]] = {}
+        self._sent_attributes: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ handlers
 
@@ -166,6 +174,7 @@ class CodingTask:
                 await self._plan()
                 await self._supervise()
             await self._await_feedback()
+            self._set_status(TaskStatus.COMPLETED, "task completed")
         except TaskFailed as exc:
             self._state.errors.append(str(exc))
             self._set_status(TaskStatus.FAILED, f"task failed: {exc}")
@@ -174,7 +183,8 @@ class CodingTask:
             if is_cancelled_exception(exc):
                 self._set_status(TaskStatus.CANCELLED, "task cancelled; partial results are kept")
             raise
-        self._set_status(TaskStatus.COMPLETED, "task completed")
+        finally:
+            self._flush_search_attributes()
         return self._state
 
     @workflow.signal(name=FEEDBACK_SIGNAL)
@@ -199,7 +209,7 @@ class CodingTask:
             Feedback(rating=feedback.rating, comment=feedback.comment, received_at=workflow.now().isoformat())
         )
         self._pending_feedback.append(feedback)
-        self._upsert(SA_FEEDBACK_RATING.value_set(feedback.rating))
+        self._upsert(SA_FEEDBACK_RATING.value_set(feedback.rating))  # sent when the run next waits or ends
         self._event("feedback", f"feedback received: rating {feedback.rating}", data={"rating": feedback.rating})
 
     @workflow.query(name=STATUS_QUERY)
@@ -266,6 +276,7 @@ class CodingTask:
             self._continue_as_new_if_suggested()
             self._set_status(TaskStatus.AWAITING_FEEDBACK, "awaiting feedback")
             window = self._input.feedback_window
+            self._flush_search_attributes()
             if not self._pending_feedback and window > timedelta(0):
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: bool(self._pending_feedback), timeout=window)
@@ -362,6 +373,7 @@ class CodingTask:
 
     async def _execute(self, name: str, arg: Any, result_type: type[T], options: ActivityOptions, summary: str) -> T:
         """Run an activity with its options; cancellation passes through, a final failure is ActivityFailed."""
+        self._flush_search_attributes()
         try:
             return await workflow.execute_activity(
                 name,
@@ -480,7 +492,9 @@ class CodingTask:
 
     async def _check_search_attributes(self) -> None:
         """Upsert search attributes only if the server has them registered (else every upsert is rejected)."""
-        if not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
+        if workflow.patched(COALESCED_SEARCH_ATTRIBUTES_PATCH):
+            self._coalesce_upserts = True
+        elif not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
             return
         try:
             self._search_attributes = await workflow.execute_local_activity(
@@ -503,9 +517,32 @@ class CodingTask:
             self._upsert(SA_FEEDBACK_RATING.value_set(self._state.feedback[-1].rating))
 
     def _upsert(self, *updates: SearchAttributeUpdate[Any]) -> None:
-        """Keep the search attributes current (skipped when replaying a history from before they existed)."""
-        if updates and self._search_attributes:
+        """Keep the search attributes current (skipped when replaying a history from before they existed).
+
+        Changes are staged and sent by `_flush_search_attributes` before the workflow waits, so a workflow task
+        makes at most one upsert: each upsert is a history event and a visibility write on the server.
+        """
+        if not (updates and self._search_attributes):
+            return
+        if not self._coalesce_upserts:  # a search-attributes-v1 history replays as it ran
             workflow.upsert_search_attributes(list(updates))
+            return
+        for update in updates:
+            self._staged_attributes[update.key.name] = update
+
+    def _flush_search_attributes(self) -> None:
+        """Send the staged search attributes whose values changed, as one upsert.
+
+        The token total and the models are not worth an upsert after every model call: they go along with the
+        next change of status, agent, lint score or rating, so they are current whenever the task changes phase.
+        """
+        staged = self._staged_attributes
+        changed = [u for name, u in staged.items() if self._sent_attributes.get(name) != u.value]
+        if all(u.key.name in LAZY_SEARCH_ATTRIBUTES for u in changed):
+            return
+        staged.clear()
+        workflow.upsert_search_attributes(changed)
+        self._sent_attributes.update((u.key.name, u.value) for u in changed)
 
     def _details(self, doing: str | None = None) -> None:
         """The one-line summary the Web UI shows as the workflow's current details."""
