@@ -32,10 +32,12 @@ format: $(STAMP)
 bench: $(STAMP)  ## benchmarks; prints figures and ratios (JSON in bench/results/), asserts nothing
 	$(BIN)/python -m bench.harness --json bench/results/latest.json
 	$(BIN)/python bench/rag_bench.py
+	$(BIN)/python -m bench.llm_transport
 
 bench-quick: $(STAMP)  ## the same benchmarks with small N (CI runs it so they cannot rot)
 	$(BIN)/python -m bench.harness --quick
 	$(BIN)/python bench/rag_bench.py --quick
+	$(BIN)/python -m bench.llm_transport --calls 20 --rounds 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

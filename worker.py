@@ -73,6 +73,7 @@ async def running_worker(
             yield worker
     finally:
         await asyncio.gather(warm_up, return_exceptions=True)
+        await llm.aclose()
         await rag.aclose()
         await lint.aclose()
 

