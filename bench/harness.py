@@ -50,7 +50,15 @@ from bench.noop import NOOP_ACTIVITIES_PER_WORKFLOW, NOOP_WORKFLOW
 from orchestrator.stack import search_attribute_flags
 from orchestrator.temporal import data_converter
 from workflows.coding_task import CodingTask
-from workflows.models import LINT_ACTIVITY, LLM_ACTIVITY, RAG_ACTIVITY, CodingTaskInput, LintRequest, TaskStatus
+from workflows.models import (
+    LINT_ACTIVITY,
+    LLM_ACTIVITY,
+    RAG_ACTIVITY,
+    CodingTaskInput,
+    LintRequest,
+    TaskStatus,
+    start_search_attributes,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -318,7 +326,11 @@ class Bench:
 
     async def start_task(self, label: str) -> WorkflowHandle[Any, Any]:
         return await self.client.start_workflow(
-            CodingTask.run, TASK_INPUT, id=f"bench-{self.run_id}-{label}", task_queue=self.task_queue
+            CodingTask.run,
+            TASK_INPUT,
+            id=f"bench-{self.run_id}-{label}",
+            task_queue=self.task_queue,
+            search_attributes=start_search_attributes(),  # as the gateway starts tasks
         )
 
     @staticmethod

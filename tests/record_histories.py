@@ -28,12 +28,12 @@ from tests.fakes.llm_server import FakeLlmServer
 from tests.helpers import start_task, wait_for_state, wait_until
 from worker import running_worker
 from workflows.coding_task import CodingTask
-from workflows.models import FeedbackInput, TaskStatus
+from workflows.models import OWNER_MEMO, CodingTaskInput, FeedbackInput, TaskStatus, start_search_attributes
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
-SCENARIOS = ("completed_with_feedback", "revised", "cancelled")
+SCENARIOS = ("completed_with_feedback", "revised", "cancelled", "started_like_the_gateway")
 
 
 async def record(client: Client, name: str, scenario) -> None:
@@ -88,6 +88,19 @@ async def main() -> None:
             await handle.signal(CodingTask.feedback, FeedbackInput(rating=4))
             return handle
 
+        async def started_like_the_gateway():
+            handle = await client.start_workflow(
+                CodingTask.run,
+                CodingTaskInput(task_description="write an add function"),
+                id=f"record-{uuid.uuid4().hex[:12]}",
+                task_queue=queue,
+                memo={OWNER_MEMO: "tenant"},
+                search_attributes=start_search_attributes(owner="tenant"),
+            )
+            await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
+            await handle.signal(CodingTask.feedback, FeedbackInput(rating=5))
+            return handle
+
         async def cancelled():
             fake.reset()
             fake.hold_after = 2
@@ -96,7 +109,12 @@ async def main() -> None:
             await handle.cancel()
             return handle
 
-        scenarios = {"completed_with_feedback": completed_with_feedback, "revised": revised, "cancelled": cancelled}
+        scenarios = {
+            "completed_with_feedback": completed_with_feedback,
+            "revised": revised,
+            "cancelled": cancelled,
+            "started_like_the_gateway": started_like_the_gateway,
+        }
         for name in args.scenarios or SCENARIOS:
             await record(client, name + args.suffix, scenarios[name])
         fake.reset()

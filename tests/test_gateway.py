@@ -92,7 +92,7 @@ async def test_stream_resumes_after_disconnect_without_repeats(
         assert replay[-1].event == "end"
 
 
-async def test_json_mode_status_and_duplicate_start(http: httpx.AsyncClient, worker: Worker) -> None:
+async def test_json_mode_status_and_duplicate_start(http: httpx.AsyncClient, client: Client, worker: Worker) -> None:
     session_id = new_id()
     body = {**QUICK_TASK, "session_id": session_id}
     response = await http.post("/invoke", json=body, headers={**ALICE, "Accept": "application/json"})
@@ -109,6 +109,11 @@ async def test_json_mode_status_and_duplicate_start(http: httpx.AsyncClient, wor
 
     state = await wait_for_status(http, session_id, {"completed"}, ALICE)
     assert state["results"]["documentation"]["documentation"]
+    # the server has every search attribute: the task starts with TaskStatus and Owner, and skips its own check
+    history = await client.get_workflow_handle(session_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes.search_attributes.indexed_fields
+    assert {"TaskStatus", "Owner"} <= set(started)
+    assert not [e for e in history.events if e.marker_recorded_event_attributes.marker_name == "core_local_activity"]
     # a finished task stays readable, and its id is still refused
     assert (await http.get(f"/status/{session_id}", headers=ALICE)).json()["task_status"] == "completed"
     assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 409

@@ -37,6 +37,7 @@ from workflows.models import (
     FeedbackInput,
     TaskState,
     TaskStatus,
+    start_search_attributes,
 )
 
 
@@ -108,6 +109,31 @@ async def test_search_attributes_follow_the_task(client: Client, worker: Worker,
                 upserts_per_task[task] += 1
     assert upserts_per_task and max(upserts_per_task.values()) == 1, upserts_per_task
     assert sum(upserts_per_task.values()) <= 6, upserts_per_task  # status and agent changes, not every model call
+
+
+async def test_a_task_started_with_the_attributes_skips_its_check(
+    client: Client, worker: Worker, task_queue: str
+) -> None:
+    """`start_search_attributes` (what the gateway sends) vouches for the server: no local-activity check."""
+    handle = await client.start_workflow(
+        CodingTask.run,
+        CodingTaskInput(task_description="write an add function", feedback_window_seconds=0),
+        id=f"sa-{uuid.uuid4().hex[:12]}",
+        task_queue=task_queue,
+        search_attributes=start_search_attributes(owner="tenant-x"),
+    )
+    assert (await handle.result()).task_status == TaskStatus.COMPLETED
+    attrs = (await handle.describe()).typed_search_attributes
+    assert attrs.get(SA_TASK_STATUS) == "completed"
+    assert attrs.get(SA_OWNER) == "tenant-x"
+    assert (attrs.get(SA_TOTAL_TOKENS) or 0) > 0
+    history = await handle.fetch_history()
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert "core_local_activity" not in markers, markers
 
 
 async def test_activities_carry_readable_summaries(client: Client, worker: Worker, task_queue: str) -> None:

@@ -491,22 +491,20 @@ class CodingTask:
         self._event("status", message, data={"task_status": status.value})
 
     async def _check_search_attributes(self) -> None:
-        """Upsert search attributes only if the server has them registered (else every upsert is rejected)."""
+        """Upsert search attributes only if the server has them registered (else every upsert is rejected).
+
+        A task started with `TaskStatus` set (`start_search_attributes`: the gateway, the benchmark) was started
+        by someone who checked; any other asks the `search_attributes_registered` local activity.
+        """
+        vouched = False
         if workflow.patched(COALESCED_SEARCH_ATTRIBUTES_PATCH):
             self._coalesce_upserts = True
+            started_with = workflow.info().typed_search_attributes
+            self._sent_attributes = {pair.key.name: pair.value for pair in started_with}
+            vouched = started_with.get(SA_TASK_STATUS) is not None
         elif not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
             return
-        try:
-            self._search_attributes = await workflow.execute_local_activity(
-                SEARCH_ATTRIBUTES_ACTIVITY,
-                SearchAttributesCheck(names=[key.name for key in SEARCH_ATTRIBUTES]),
-                result_type=bool,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-                summary="check search attributes",
-            )
-        except ActivityError:
-            self._search_attributes = False
+        self._search_attributes = vouched or await self._search_attributes_registered()
         if not self._search_attributes:
             self._event("warning", "search attributes are not registered on the server; this task has none")
             return
@@ -515,6 +513,19 @@ class CodingTask:
             self._upsert(SA_OWNER.value_set(owner[:255]))
         if self._state.feedback:  # feedback that arrived before the check
             self._upsert(SA_FEEDBACK_RATING.value_set(self._state.feedback[-1].rating))
+
+    async def _search_attributes_registered(self) -> bool:
+        try:
+            return await workflow.execute_local_activity(
+                SEARCH_ATTRIBUTES_ACTIVITY,
+                SearchAttributesCheck(names=[key.name for key in SEARCH_ATTRIBUTES]),
+                result_type=bool,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary="check search attributes",
+            )
+        except ActivityError:
+            return False
 
     def _upsert(self, *updates: SearchAttributeUpdate[Any]) -> None:
         """Keep the search attributes current (skipped when replaying a history from before they existed).

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 TASK_QUEUE = "coding-tasks"
 WORKFLOW_TYPE = "CodingTask"
@@ -285,6 +285,19 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SA_OWNER,
 )
 OWNER_MEMO = "owner"  # memo key the gateway writes ({"owner": tenant}); the workflow copies it into `Owner`
+
+
+def start_search_attributes(owner: str | None = None) -> TypedSearchAttributes:
+    """The search attributes to start a task with, for a starter that has checked every one is registered.
+
+    `TaskStatus` set at start is the starter's word that all of `SEARCH_ATTRIBUTES` are registered: the
+    workflow then skips its own check (a local activity and an extra workflow task). A task started without
+    it (the `temporal` CLI, a gateway whose server lacks some) checks for itself.
+    """
+    pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(SA_TASK_STATUS, TaskStatus.PLANNING.value)]
+    if owner:
+        pairs.append(SearchAttributePair(SA_OWNER, owner[:255]))
+    return TypedSearchAttributes(pairs)
 
 
 class ResumeState(BaseModel):

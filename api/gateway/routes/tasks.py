@@ -15,19 +15,13 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.coding_task import CodingTask
 from workflows.models import EventsQueryInput, FeedbackInput, TaskState, TaskStatus
 
-from ..connection import OWNER_SEARCH_ATTRIBUTE
 from ..deps import Connection, GatewaySettings, Owned, OwnedRun, Owners, SessionId, Tenant, not_found
 from ..metrics import GatewayMetrics
 from ..models import CancelResult, FeedbackAccepted, InvokeAccepted, InvokeRequest, error_responses
@@ -131,9 +125,7 @@ async def invoke(
     """
     client = await connection.get()
     session_id = body.session_id or str(uuid.uuid4())
-    search_attributes = None
-    if await connection.owner_search_attribute():
-        search_attributes = TypedSearchAttributes([SearchAttributePair(OWNER_SEARCH_ATTRIBUTE, tenant)])
+    search_attributes = await connection.start_search_attributes(owner=tenant)
     try:
         handle = await client.start_workflow(
             CodingTask.run,
