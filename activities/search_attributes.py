@@ -1,6 +1,7 @@
 """The `search_attributes_registered` local activity: are the workflow's search attributes registered on the server?
 
-The workflow asks once, at its start, and upserts its search attributes only when the answer is yes. A server
+The workflow asks once, at its start, unless its starter set `TaskStatus` (`workflows.models.start_search_attributes`,
+which the gateway uses once it has checked), and upserts its search attributes only when the answer is yes. A server
 without them (a fresh cluster before `scripts/register_search_attributes.sh`, the time-skipping test server)
 would otherwise reject every workflow task that upserts one, and the task would be stuck. The answer is recorded
 in the history (a local-activity marker), so replays take the same branch. Each worker process caches a positive

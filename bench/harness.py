@@ -77,7 +77,7 @@ class Sizes:
     lint_reps: int
 
 
-FULL = Sizes(ceiling=200, throughput=200, single_reps=3, lint_reps=15)
+FULL = Sizes(ceiling=200, throughput=200, single_reps=5, lint_reps=15)
 QUICK = Sizes(ceiling=20, throughput=20, single_reps=1, lint_reps=3)
 
 
