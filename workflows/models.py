@@ -291,7 +291,7 @@ def start_search_attributes(owner: str | None = None) -> TypedSearchAttributes:
     """The search attributes to start a task with, for a starter that has checked every one is registered.
 
     `TaskStatus` set at start is the starter's word that all of `SEARCH_ATTRIBUTES` are registered: the
-    workflow then skips its own check (a local activity and an extra workflow task). A task started without
+    workflow then skips its own check (a local activity and its history marker). A task started without
     it (the `temporal` CLI, a gateway whose server lacks some) checks for itself.
     """
     pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(SA_TASK_STATUS, TaskStatus.PLANNING.value)]
