@@ -487,6 +487,7 @@ async def run(
                 **_batch_row(ceilings[0]),
                 "per_s": rate,
                 "per_s_each_run": [c.rate for c in ceilings],
+                "failed": sum(c.failed for c in ceilings),  # both runs, not only the first
                 "cpu_s_per_workflow": {k: statistics.mean(c.cpu[k] / c.n for c in ceilings) for k in ceilings[0].cpu},
                 "activities_per_s": rate * NOOP_ACTIVITIES_PER_WORKFLOW,
             }
