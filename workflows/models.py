@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
@@ -30,7 +30,6 @@ SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
 MAX_TASK_DESCRIPTION = 20_000
 MAX_CODE_CONTEXT = 100_000
 MAX_COMMENT = 4_000
-MODEL_PATTERN = r"^(offline|(openai|anthropic):[A-Za-z0-9._:/-]{1,100})$"
 
 
 class TaskStatus(StrEnum):
@@ -43,6 +42,8 @@ class TaskStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+# A stream of progress ends when the task stops for the user: it waits for feedback, or it ended.
+STREAM_END_STATUSES = TERMINAL_STATUSES | {TaskStatus.AWAITING_FEEDBACK}
 
 
 class AgentRole(StrEnum):
@@ -54,6 +55,51 @@ class AgentRole(StrEnum):
 class ToolName(StrEnum):
     LINT = "lint"
     SEARCH_KNOWLEDGE = "search_knowledge"
+
+
+class EventType(StrEnum):
+    """The `type` of a progress event (`events` query, the gateway's SSE `event:` field)."""
+
+    STARTED = "started"
+    RESUMED = "resumed"  # a continued-as-new run picked up the state
+    STATUS = "status"  # task_status changed; data.task_status
+    PLAN = "plan"
+    ROUTE = "route"  # the supervisor chose an agent
+    LLM_CALL = "llm_call"
+    TOOL_CALL = "tool_call"
+    LINT = "lint"
+    CODE_READY = "code_ready"
+    DOCS_READY = "docs_ready"
+    WARNING = "warning"
+    FEEDBACK = "feedback"
+    FEEDBACK_INVALID = "feedback_invalid"
+    FEEDBACK_IGNORED = "feedback_ignored"
+    FEEDBACK_WINDOW_CLOSED = "feedback_window_closed"
+    REVISION = "revision"
+    REVISION_LIMIT = "revision_limit"
+    CONTINUE_AS_NEW = "continue_as_new"
+
+
+class Provider(StrEnum):
+    """Model providers; a model id is `provider:model`, or `offline` (the built-in model, no key)."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    OFFLINE = "offline"
+
+
+_REMOTE_PROVIDERS = "|".join(p.value for p in Provider if p is not Provider.OFFLINE)
+MODEL_PATTERN = rf"^(offline|({_REMOTE_PROVIDERS}):[A-Za-z0-9._:/-]{{1,100}})$"
+ModelId = Annotated[str, Field(pattern=MODEL_PATTERN, examples=["openai:gpt-4o", "offline"])]
+
+
+def parse_model_id(model: str) -> tuple[Provider, str]:
+    """`"openai:gpt-4o"` -> (Provider.OPENAI, "gpt-4o"); `"offline"` -> (Provider.OFFLINE, "offline").
+
+    The one place a model id is taken apart; ids are validated against MODEL_PATTERN where they enter.
+    """
+    provider, _, name = model.partition(":")
+    return Provider(provider), name or provider
 
 
 class _Strict(BaseModel):
@@ -68,11 +114,11 @@ class CodingTaskInput(_Strict):
 
     task_description: str = Field(min_length=1, max_length=MAX_TASK_DESCRIPTION)
     code_context: str | None = Field(default=None, max_length=MAX_CODE_CONTEXT)
-    planner_model: str | None = Field(
-        default=None, pattern=MODEL_PATTERN, description="provider:model; default PLANNER_MODEL of the worker"
+    planner_model: ModelId | None = Field(
+        default=None, description="provider:model; default PLANNER_MODEL of the worker"
     )
-    code_model: str | None = Field(default=None, pattern=MODEL_PATTERN, description="default CODE_MODEL")
-    doc_model: str | None = Field(default=None, pattern=MODEL_PATTERN, description="default DOC_MODEL")
+    code_model: ModelId | None = Field(default=None, description="default CODE_MODEL")
+    doc_model: ModelId | None = Field(default=None, description="default DOC_MODEL")
     max_agent_steps: int = Field(default=6, ge=1, le=20, description="model calls per agent run")
     max_supervisor_iterations: int = Field(default=6, ge=2, le=20)
     max_revisions: int = Field(default=1, ge=0, le=5, description="revisions triggered by low ratings")
@@ -231,9 +277,9 @@ class TaskEvent(BaseModel):
 
     id: int
     at: str
-    type: str
+    type: EventType
     message: str
-    agent: str | None = None
+    agent: AgentRole | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -243,15 +289,18 @@ class TaskState(BaseModel):
     session_id: str
     task_description: str
     task_status: TaskStatus = TaskStatus.PLANNING
-    current_agent: str | None = None
+    current_agent: AgentRole | None = None
     plan: str | None = None
     results: TaskResults = Field(default_factory=TaskResults)
     errors: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
-    logs: list[str] = Field(default_factory=list)
+    logs: list[str] = Field(
+        default_factory=list, description="the recent events' messages, oldest first, as '<time> <message>'"
+    )
     feedback: list[Feedback] = Field(default_factory=list)
     revisions: int = 0
-    usage: dict[str, ModelUsage] = Field(default_factory=dict)
+    models: dict[AgentRole, str] = Field(default_factory=dict, description="the model each role used last")
+    usage: dict[str, ModelUsage] = Field(default_factory=dict, description="per provider:model")
     created_at: str
     updated_at: str
 
@@ -263,8 +312,8 @@ class EventsPage(BaseModel):
 
 
 # --------------------------------------------------------------------------- search attributes
-# Registered on the server (`make run`'s dev server, the compose cluster, scripts/register_search_attributes.sh)
-# and kept current by the workflow, so the Web UI and `temporal workflow list --query` can filter on them.
+# What the Web UI and `temporal workflow list --query` filter on. Registered once per namespace from this list:
+# `python -m orchestrator.search_attributes register` (idempotent); `make run`'s dev server gets them as flags.
 
 SA_TASK_STATUS = SearchAttributeKey.for_keyword("TaskStatus")
 SA_AGENT = SearchAttributeKey.for_keyword("Agent")
@@ -284,15 +333,16 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SA_TOTAL_TOKENS,
     SA_OWNER,
 )
-OWNER_MEMO = "owner"  # memo key the gateway writes ({"owner": tenant}); the workflow copies it into `Owner`
+OWNER_MEMO = "owner"  # memo key of the tenant that started the task (the gateway checks it on every request)
 
 
 def start_search_attributes(owner: str | None = None) -> TypedSearchAttributes:
-    """The search attributes to start a task with, for a starter that has checked every one is registered.
+    """The search attributes a task starts with, so that it keeps all of `SEARCH_ATTRIBUTES` current.
 
-    `TaskStatus` set at start is the starter's word that all of `SEARCH_ATTRIBUTES` are registered: the
-    workflow then skips its own check (a local activity and its history marker). A task started without
-    it (the `temporal` CLI, a gateway whose server lacks some) checks for itself.
+    The rule: a task keeps its search attributes current when it is started with `TaskStatus` set. The server
+    refuses a start whose attributes are not registered, and `register` registers the whole list at once, so a
+    task that started with `TaskStatus` knows the namespace has them. A task started without it (a bare CLI start,
+    a namespace without them) runs without search attributes and says so in its warnings.
     """
     pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(SA_TASK_STATUS, TaskStatus.PLANNING.value)]
     if owner:
@@ -305,6 +355,7 @@ class ResumeState(BaseModel):
 
     state: TaskState
     pending_feedback: list[FeedbackInput] = Field(default_factory=list)
+    events: list[TaskEvent] = Field(default_factory=list, description="the recent events, so streams resume")
     next_event_id: int = 1
 
 

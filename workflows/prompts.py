@@ -1,6 +1,10 @@
-"""System prompts and user-message builders for the planner and the two agents (pure string functions)."""
+"""System prompts, user-message builders and answer parsing for the planner and the two agents (pure functions)."""
 
 from __future__ import annotations
+
+import re
+
+_CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 PLANNER_SYSTEM = (
     "You are the planner of a small software team. Turn the user's coding task into a short numbered plan "
@@ -47,3 +51,13 @@ def code_prompt(
 
 def doc_prompt(task: str, plan: str | None, code: str) -> str:
     return _section("Task", task) + _section("Plan", plan) + _section("Code to document", f"```python\n{code}\n```")
+
+
+def split_code_answer(answer: str) -> tuple[str, str]:
+    """Split a code agent's final answer into (code, explanation): the longest fenced block is the code."""
+    blocks = _CODE_BLOCK.findall(answer)
+    if not blocks:
+        return answer.strip(), ""
+    code = max(blocks, key=len)
+    explanation = _CODE_BLOCK.sub("", answer).strip()
+    return code.strip() + "\n", explanation

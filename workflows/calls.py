@@ -1,0 +1,85 @@
+"""How the workflow calls activities: one typed entry per activity (name, result type and the SDK's own
+`ActivityConfig` with its timeouts and retry policy), and one helper that runs it and reports a final failure
+in the activity's own words.
+
+Temporal owns every retry: the provider SDKs' own retries are off (`max_retries=0` in activities/providers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.workflow import ActivityConfig
+
+from workflows.models import LINT_ACTIVITY, LLM_ACTIVITY, RAG_ACTIVITY, LintResult, LlmResponse, RagResult
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Activity(Generic[T]):
+    name: str
+    result_type: type[T]
+    config: ActivityConfig
+
+
+LLM = Activity(
+    LLM_ACTIVITY,
+    LlmResponse,
+    ActivityConfig(
+        start_to_close_timeout=timedelta(minutes=3),
+        schedule_to_close_timeout=timedelta(minutes=15),
+        heartbeat_timeout=timedelta(seconds=15),  # a crashed worker's call is retried after this, not after 3 min
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=60),
+            maximum_attempts=6,
+        ),
+    ),
+)
+LINT = Activity(
+    LINT_ACTIVITY,
+    LintResult,
+    ActivityConfig(
+        start_to_close_timeout=timedelta(seconds=60),
+        schedule_to_close_timeout=timedelta(minutes=5),
+        retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3),
+    ),
+)
+RAG = Activity(
+    RAG_ACTIVITY,
+    RagResult,
+    ActivityConfig(
+        start_to_close_timeout=timedelta(seconds=15),
+        schedule_to_close_timeout=timedelta(seconds=45),
+        retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3),
+    ),
+)
+
+
+class ActivityFailed(Exception):
+    """An activity failed for good (its retries are spent); the message is the activity's own error."""
+
+
+async def execute(activity: Activity[T], arg: Any, summary: str) -> T:
+    """Run an activity (from workflow code); cancellation passes through, a final failure is ActivityFailed."""
+    config: ActivityConfig = {**activity.config, "summary": summary}
+    try:
+        return await workflow.execute_activity(activity.name, arg, result_type=activity.result_type, **config)
+    except ActivityError as exc:
+        if is_cancelled_exception(exc):
+            raise
+        raise ActivityFailed(root_message(exc)) from exc
+
+
+def root_message(exc: BaseException) -> str:
+    """The innermost cause's message: the activity's own error rather than Temporal's wrappers."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,116 @@
+"""The agents' tools as typed contracts: one argument model per tool, written once.
+
+The providers' JSON schemas are derived from these models (`tool_specs`), the workflow validates a model's
+arguments against them (`parse_arguments`: the message goes back to the model as the tool's result), and the
+offline model builds its calls from them. Sandbox-safe: pydantic only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from workflows.models import RagResult, ToolCall, ToolName
+
+MAX_TOOL_CODE = 100_000
+MAX_QUERY = 2_000
+MAX_TOP_K = 10
+RAG_SNIPPET_CHARS = 1_500
+
+
+class _Arguments(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LintArgs(_Arguments):
+    """Run pylint on a complete Python module (the code is never executed). Returns the score out of 10 and the
+    messages."""
+
+    code: str = Field(min_length=1, max_length=MAX_TOOL_CODE, description="the complete Python module")
+
+    @field_validator("code")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("code must not be blank")
+        return value
+
+
+class SearchKnowledgeArgs(_Arguments):
+    """Search the team's knowledge base (indexed code and docs) for snippets relevant to a query."""
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY, description="what to look for, in words or identifiers")
+    top_k: int = Field(default=3, ge=1, le=MAX_TOP_K, description="how many snippets")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be blank")
+        return value
+
+
+ToolArgs = LintArgs | SearchKnowledgeArgs
+TOOL_ARGS: dict[ToolName, type[ToolArgs]] = {
+    ToolName.LINT: LintArgs,
+    ToolName.SEARCH_KNOWLEDGE: SearchKnowledgeArgs,
+}
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """What a provider is told about a tool: its name, a description and the JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+def tool_specs(names: list[ToolName]) -> list[ToolSpec]:
+    specs = []
+    for name in names:
+        model = TOOL_ARGS[name]
+        schema = model.model_json_schema()
+        schema.pop("title", None)
+        schema.pop("description", None)
+        specs.append(ToolSpec(name.value, " ".join((model.__doc__ or "").split()), schema))
+    return specs
+
+
+def tool_call(call_id: str, arguments: ToolArgs) -> ToolCall:
+    """A call of the tool `arguments` belong to (the offline model builds its calls this way)."""
+    name = next(name for name, model in TOOL_ARGS.items() if isinstance(arguments, model))
+    return ToolCall(id=call_id, name=name, arguments=arguments.model_dump())
+
+
+def parse_arguments(call: ToolCall) -> ToolArgs | str:
+    """The call's arguments as the tool's model, or the message that tells the model what was wrong."""
+    if call.arguments_error:
+        return f"invalid arguments for {call.name}: {call.arguments_error}"
+    try:
+        model = TOOL_ARGS[ToolName(call.name)]
+    except ValueError:
+        return f"unknown tool {call.name!r}; available: {', '.join(TOOL_ARGS)}"
+    try:
+        return model.model_validate(call.arguments)
+    except ValidationError as exc:
+        return f"invalid arguments for {call.name}: {validation_problems(exc)}"
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """`field: reason; field: reason` (without the submitted values, which may be large)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+
+
+def search_result_text(found: RagResult) -> str:
+    """What the model reads as the result of `search_knowledge`."""
+    if not found.results:
+        return "no matching snippets in the knowledge base"
+    hits = [
+        {"source": h.source, "score": round(h.score, 4), "content": h.content[:RAG_SNIPPET_CHARS]}
+        for h in found.results
+    ]
+    return json.dumps(hits, indent=1)
