@@ -8,9 +8,13 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workflows.models import MODEL_PATTERN, TASK_QUEUE, AgentRole
+from workflows.models import TASK_QUEUE, AgentRole, ModelId
 
-PROVIDER_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+def secret(value: SecretStr | None) -> str | None:
+    """A secret setting's value, None when unset or blank."""
+    text = value.get_secret_value().strip() if value else ""
+    return text or None
 
 
 class WorkerSettings(BaseSettings):
@@ -18,9 +22,9 @@ class WorkerSettings(BaseSettings):
 
     temporal_task_queue: str = TASK_QUEUE
     llm_mode: Literal["auto", "live", "offline"] = "auto"
-    planner_model: str = Field(default="openai:gpt-4o-mini", pattern=MODEL_PATTERN)
-    code_model: str = Field(default="openai:gpt-4o", pattern=MODEL_PATTERN)
-    doc_model: str = Field(default="anthropic:claude-sonnet-4-6", pattern=MODEL_PATTERN)
+    planner_model: ModelId = "openai:gpt-4o-mini"
+    code_model: ModelId = "openai:gpt-4o"
+    doc_model: ModelId = "anthropic:claude-sonnet-4-6"
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
@@ -42,13 +46,3 @@ class WorkerSettings(BaseSettings):
             AgentRole.CODE_GENERATION: self.code_model,
             AgentRole.DOCUMENTATION: self.doc_model,
         }[role]
-
-    def api_key(self, provider: str) -> str | None:
-        secret = {"openai": self.openai_api_key, "anthropic": self.anthropic_api_key}.get(provider)
-        value = secret.get_secret_value().strip() if secret else ""
-        return value or None
-
-    def missing_keys(self) -> list[str]:
-        """Environment variables the configured default models need but that are not set."""
-        providers = {self.default_model(role).split(":", 1)[0] for role in AgentRole}
-        return sorted(PROVIDER_KEY_ENV[p] for p in providers if p in PROVIDER_KEY_ENV and not self.api_key(p))

@@ -24,6 +24,7 @@ from temporalio import activity
 
 from activities.config import WorkerSettings
 from activities.lint_pool import LintPool, LintPoolError
+from activities.metrics import instruments
 from workflows.models import LINT_ACTIVITY, LintMessage, LintRequest, LintResult
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class LintActivities:
             result = await self._lint_cold(request.code, filename)
         if result.error is None:
             activity.logger.info("lint: score %s, %d message(s)", result.score, len(result.messages))
+        if result.score is not None:
+            instruments().lint_score.record(float(result.score))
         return result
 
     async def _lint_warm(self, code: str, filename: str) -> LintResult:

@@ -6,18 +6,21 @@ agent "knowledge base unavailable" and the task goes on.
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.config import WorkerSettings
+from activities.config import WorkerSettings, secret
+from activities.metrics import instruments, outcome
 from workflows.models import RAG_ACTIVITY, RagQuery, RagResult
 
 
 class RagActivities:
     def __init__(self, settings: WorkerSettings, client: httpx.AsyncClient | None = None) -> None:
-        key = settings.memory_api_key.get_secret_value() if settings.memory_api_key else ""
+        key = secret(settings.memory_api_key)
         self._url = settings.memory_api_url.rstrip("/") + "/rag_query"
         self._client = client or httpx.AsyncClient(
             timeout=settings.rag_request_timeout_seconds, headers={"X-API-KEY": key} if key else {}
@@ -28,6 +31,18 @@ class RagActivities:
 
     @activity.defn(name=RAG_ACTIVITY)
     async def search_knowledge(self, query: RagQuery) -> RagResult:
+        started = time.monotonic()
+        metrics = instruments()
+        try:
+            result = await self._query(query)
+        except BaseException as exc:
+            metrics.rag_latency.record(time.monotonic() - started, {"outcome": outcome(exc)[0]})
+            raise
+        metrics.rag_latency.record(time.monotonic() - started, {"outcome": "ok"})
+        metrics.rag_hits.record(len(result.results))
+        return result
+
+    async def _query(self, query: RagQuery) -> RagResult:
         try:
             response = await self._client.post(self._url, json=query.model_dump())
         except httpx.HTTPError as exc:

@@ -2,21 +2,8 @@
 
 * **Metrics**: `install_runtime()` makes the SDK's Runtime export every metric on `WORKER_METRICS_PORT`
   (default 9464, `GET /metrics`; `0` turns it off): Temporal's own (`temporal_*`: task latencies, slots,
-  polls, activity and workflow outcomes) and the project's, recorded through the same meter by
-  `MetricsInterceptor` for every activity:
-
-  | metric | type | labels |
-  |---|---|---|
-  | `orchestrator_llm_calls` | counter | provider, model, role, outcome (`ok` / the failure type) |
-  | `orchestrator_llm_tokens` | counter | provider, model, kind (`input` / `output`) |
-  | `orchestrator_llm_latency` | histogram, seconds | provider, model |
-  | `orchestrator_lint_score` | histogram, 0 to 10 | |
-  | `orchestrator_rag_latency` | histogram, seconds | outcome |
-  | `orchestrator_rag_hits` | histogram | |
-  | `orchestrator_activity_failures` | counter | cause (failure type), retryable (`true` = Temporal retries it) |
-  | `orchestrator_activity_retries` | counter | (attempts after the first) |
-
-  Every metric also carries the SDK's `activity_type`, `namespace` and `task_queue` labels.
+  polls, activity and workflow outcomes) and the project's (`activities.metrics`: each activity records its
+  own; `MetricsInterceptor` adds the generic failure and retry counts of every activity).
 * **Logs**: `configure_logging()`; `LOG_FORMAT=json` writes one JSON object per line with `workflow_id`,
   `run_id`, `activity_type`, `attempt` and `workflow_type` whenever the record comes from an activity or workflow.
 * **Tracing** (off by default): `OTEL_ENABLED=true` adds `temporalio.contrib.opentelemetry.TracingInterceptor`
@@ -29,15 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio import activity, workflow
-from temporalio.common import MetricMeter
-from temporalio.exceptions import ApplicationError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -45,18 +28,11 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from workflows.models import LINT_ACTIVITY, LLM_ACTIVITY, RAG_ACTIVITY, LintResult, LlmResponse, RagResult
+from activities.metrics import BUCKETS, instruments, outcome
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_METRICS_PORT = 9464
-LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
-BUCKETS: dict[str, Sequence[float]] = {
-    "orchestrator_llm_latency": LATENCY_BUCKETS,
-    "orchestrator_rag_latency": LATENCY_BUCKETS,
-    "orchestrator_lint_score": [0, 2, 4, 5, 6, 7, 8, 9, 9.5, 10],
-    "orchestrator_rag_hits": [0, 1, 2, 3, 5, 10],
-}
 
 
 class TelemetrySettings(BaseSettings):
@@ -96,87 +72,24 @@ def install_runtime(settings: TelemetrySettings) -> Runtime | None:
     return runtime
 
 
-# --------------------------------------------------------------------------- project metrics
-
-
-class _Metrics:
-    """The project's instruments on one meter (created once per meter)."""
-
-    def __init__(self, meter: MetricMeter) -> None:
-        self.llm_calls = meter.create_counter("orchestrator_llm_calls", "LLM calls by provider, model and outcome")
-        self.llm_tokens = meter.create_counter("orchestrator_llm_tokens", "LLM tokens by provider, model and kind")
-        self.llm_latency = meter.create_histogram_float("orchestrator_llm_latency", "LLM call latency", "s")
-        self.lint_score = meter.create_histogram_float("orchestrator_lint_score", "pylint score of linted code")
-        self.rag_latency = meter.create_histogram_float("orchestrator_rag_latency", "knowledge-base query latency", "s")
-        self.rag_hits = meter.create_histogram("orchestrator_rag_hits", "snippets returned per knowledge-base query")
-        self.failures = meter.create_counter("orchestrator_activity_failures", "activity failures by cause")
-        self.retries = meter.create_counter("orchestrator_activity_retries", "activity attempts after the first")
-
-
-_instruments: dict[int, tuple[MetricMeter, _Metrics]] = {}
-
-
-def _metrics() -> _Metrics:
-    meter = activity.metric_meter()
-    cached = _instruments.get(id(meter))
-    if cached is None or cached[0] is not meter:
-        cached = (meter, _Metrics(meter))
-        _instruments[id(meter)] = cached
-    return cached[1]
-
-
-def _split_model(model: str | None) -> tuple[str, str]:
-    provider, _, name = (model or "default").partition(":")
-    return provider, name or provider
-
-
-def _cause(exc: BaseException) -> tuple[str, bool]:
-    if isinstance(exc, ApplicationError):
-        return exc.type or "ApplicationError", not exc.non_retryable
-    return type(exc).__name__, True
+# --------------------------------------------------------------------------- generic activity metrics
 
 
 class _MetricsActivityInbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        info = activity.info()
-        metrics = _metrics()
-        if info.attempt > 1:
+        metrics = instruments()
+        if activity.info().attempt > 1:
             metrics.retries.add(1)
-        started = time.monotonic()
         try:
-            result = await self.next.execute_activity(input)
+            return await self.next.execute_activity(input)
         except BaseException as exc:
-            cause, retryable = _cause(exc)
+            cause, retryable = outcome(exc)
             metrics.failures.add(1, {"cause": cause, "retryable": str(retryable).lower()})
-            self._record(info.activity_type, input.args, None, time.monotonic() - started, cause)
             raise
-        self._record(info.activity_type, input.args, result, time.monotonic() - started, "ok")
-        return result
-
-    @staticmethod
-    def _record(activity_type: str, args: Sequence[Any], result: Any, seconds: float, outcome: str) -> None:
-        metrics = _metrics()
-        if activity_type == LLM_ACTIVITY:
-            request = args[0] if args else None
-            role = str(getattr(request, "role", "unknown"))
-            model = result.model if isinstance(result, LlmResponse) else getattr(request, "model", None)
-            provider, name = _split_model(model)
-            labels = {"provider": provider, "model": name}
-            metrics.llm_calls.add(1, {**labels, "role": role, "outcome": outcome})
-            metrics.llm_latency.record(seconds, labels)
-            if isinstance(result, LlmResponse):
-                metrics.llm_tokens.add(max(0, result.input_tokens), {**labels, "kind": "input"})
-                metrics.llm_tokens.add(max(0, result.output_tokens), {**labels, "kind": "output"})
-        elif activity_type == LINT_ACTIVITY and isinstance(result, LintResult) and result.score is not None:
-            metrics.lint_score.record(float(result.score))
-        elif activity_type == RAG_ACTIVITY:
-            metrics.rag_latency.record(seconds, {"outcome": outcome})
-            if isinstance(result, RagResult):
-                metrics.rag_hits.record(len(result.results))
 
 
 class MetricsInterceptor(Interceptor):
-    """Records the project's metrics for every activity, on the worker's metric meter."""
+    """Counts every activity's failures (by cause) and retries, on the worker's metric meter."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _MetricsActivityInbound(next)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import ast
 import json
 import re
+from typing import ClassVar
 
-from workflows.models import AgentRole, ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolName
+from activities.config import WorkerSettings
+from workflows.models import AgentRole, ChatMessage, LlmRequest, LlmResponse, Provider, ToolCall
+from workflows.tools import LintArgs, SearchKnowledgeArgs, tool_call
 
-OFFLINE_MODEL = "offline"
+OFFLINE_MODEL = Provider.OFFLINE.value
 LABEL = "OFFLINE PLACEHOLDER"
 _STOPWORDS = {
     "a", "an", "the", "write", "function", "functions", "that", "which", "with", "and", "or", "to", "of",
@@ -109,8 +112,8 @@ def reply(request: LlmRequest) -> LlmResponse:
         draft = _placeholder_code(task, _section(prompt, "Reviewer feedback to address"))
         if request.tools and not used_tools:
             tool_calls = [
-                ToolCall(id="offline-search-1", name=ToolName.SEARCH_KNOWLEDGE, arguments={"query": task[:200]}),
-                ToolCall(id="offline-lint-1", name=ToolName.LINT, arguments={"code": draft}),
+                tool_call("offline-search-1", SearchKnowledgeArgs(query=task[:200] or "task")),
+                tool_call("offline-lint-1", LintArgs(code=draft)),
             ]
         else:
             content = f"```python\n{draft}```\n\n{LABEL}: the built-in offline model wrote this stub."
@@ -118,9 +121,7 @@ def reply(request: LlmRequest) -> LlmResponse:
         code_match = re.search(r"```python\n(.*?)```", prompt, re.DOTALL)
         code = code_match.group(1) if code_match else ""
         if request.tools and not used_tools:
-            tool_calls = [
-                ToolCall(id="offline-search-1", name=ToolName.SEARCH_KNOWLEDGE, arguments={"query": task[:200]})
-            ]
+            tool_calls = [tool_call("offline-search-1", SearchKnowledgeArgs(query=task[:200] or "task"))]
         else:
             content = _documentation(code, _consulted_sources(request.messages))
     text_in = request.system + "".join(m.content for m in request.messages)
@@ -131,3 +132,22 @@ def reply(request: LlmRequest) -> LlmResponse:
         input_tokens=_tokens(text_in),
         output_tokens=_tokens(content + "".join(json.dumps(c.arguments) for c in tool_calls)),
     )
+
+
+class OfflineProvider:
+    """The built-in model as a provider: no key, no network."""
+
+    key_env: ClassVar[str | None] = None
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        pass
+
+    @staticmethod
+    def api_key(settings: WorkerSettings) -> str | None:
+        return None
+
+    async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
+        return reply(request)
+
+    async def aclose(self) -> None:
+        pass

@@ -1,0 +1,109 @@
+"""Anthropic through the official SDK: the Messages API with tools."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import anthropic
+
+from activities.config import WorkerSettings, secret
+from activities.providers.base import ProviderError, malformed, status_error
+from workflows.models import ChatMessage, LlmRequest, LlmResponse, ToolCall
+from workflows.tools import tool_specs
+
+NAME = "anthropic"
+
+
+def messages(conversation: list[ChatMessage]) -> list[dict[str, Any]]:
+    """Anthropic wants tool results as `tool_result` blocks in one user turn after the assistant's `tool_use`."""
+    out: list[dict[str, Any]] = []
+    for m in conversation:
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content, "is_error": m.is_error}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.role == "assistant":
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls]
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": "user", "content": m.content})
+    return out
+
+
+def error(exc: anthropic.AnthropicError) -> ProviderError:
+    if isinstance(exc, anthropic.APIStatusError):
+        return status_error(NAME, exc.status_code, exc.message, exc.response.headers, AnthropicProvider.key_env)
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderError(f"{NAME} request timed out", type="ProviderTimeout")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderError(f"cannot reach {NAME}: {exc}", type="ProviderUnavailable")
+    return malformed(NAME, str(exc))
+
+
+class AnthropicProvider:
+    key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._settings = settings
+        self._client: anthropic.AsyncAnthropic | None = None
+
+    @staticmethod
+    def api_key(settings: WorkerSettings) -> str | None:
+        return secret(settings.anthropic_api_key)
+
+    def _get_client(self) -> anthropic.AsyncAnthropic:
+        if self._client is None:
+            self._client = anthropic.AsyncAnthropic(
+                api_key=self.api_key(self._settings),
+                base_url=self._settings.anthropic_base_url or None,
+                max_retries=0,  # Temporal owns retries
+                timeout=self._settings.llm_request_timeout_seconds,
+                http_client=anthropic.DefaultAioHttpClient(),  # the SDK's aiohttp transport: ~2.5x less CPU per call
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
+        tools = [
+            {"name": s.name, "description": s.description, "input_schema": s.parameters}
+            for s in tool_specs(request.tools)
+        ]
+        try:
+            message = await self._get_client().messages.create(
+                model=model,
+                system=request.system,
+                messages=messages(request.messages),  # type: ignore[arg-type]
+                tools=tools or anthropic.omit,  # type: ignore[arg-type]
+                max_tokens=request.max_tokens,
+            )
+        except anthropic.AnthropicError as exc:
+            raise error(exc) from None
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for block in message.content or []:
+            if block.type == "text":
+                texts.append(block.text)
+            elif block.type == "tool_use":
+                is_object = isinstance(block.input, dict)
+                calls.append(
+                    ToolCall(
+                        id=block.id,
+                        name=block.name,
+                        arguments=block.input if is_object else {},
+                        arguments_error=None if is_object else "arguments must be a JSON object",
+                    )
+                )
+        return LlmResponse(
+            model=f"{NAME}:{model}",
+            content="\n".join(texts),
+            tool_calls=calls,
+            input_tokens=message.usage.input_tokens if message.usage else 0,
+            output_tokens=message.usage.output_tokens if message.usage else 0,
+        )

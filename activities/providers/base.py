@@ -1,0 +1,92 @@
+"""What every provider shares: the interface, the error type and the mapping of HTTP answers to retries.
+
+Errors are mapped to what Temporal should do: 429 retries after the server's Retry-After, 401/403 and other 4xx
+are non-retryable, 5xx, timeouts and malformed replies are retried.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Protocol
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.config import WorkerSettings
+from workflows.models import LlmRequest, LlmResponse
+
+MAX_RETRY_AFTER = timedelta(minutes=5)
+
+
+class ChatProvider(Protocol):
+    key_env: ClassVar[str | None]  # the environment variable holding its API key; None: it needs none
+
+    def __init__(self, settings: WorkerSettings) -> None: ...
+
+    @staticmethod
+    def api_key(settings: WorkerSettings) -> str | None: ...
+
+    async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
+        """One chat turn with `model` (the name after `provider:`); raises ProviderError."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class ProviderError(ApplicationError):
+    """A provider call failed; `non_retryable` and `next_retry_delay` carry what Temporal should do."""
+
+
+def malformed(provider: str, what: str) -> ProviderError:
+    return ProviderError(f"{provider} sent a malformed reply: {what}", type="MalformedReply")
+
+
+def retry_after(headers: Mapping[str, str]) -> timedelta | None:
+    """The server's Retry-After (`retry-after-ms`, seconds or an HTTP date), capped."""
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return min(timedelta(milliseconds=float(ms)), MAX_RETRY_AFTER)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(timedelta(seconds=max(0.0, float(value))), MAX_RETRY_AFTER)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    delay = when.timestamp() - activity.info().current_attempt_scheduled_time.timestamp()
+    return min(timedelta(seconds=max(0.0, delay)), MAX_RETRY_AFTER)
+
+
+def status_error(
+    provider: str, status: int, message: str, headers: Mapping[str, str], key_env: str | None
+) -> ProviderError:
+    """An HTTP error answer of a provider, as Temporal should treat it."""
+    detail = f"{provider} returned HTTP {status}: {message}"
+    if status == 429:
+        return ProviderError(detail, type="RateLimited", next_retry_delay=retry_after(headers))
+    if status in (401, 403):
+        hint = f" (check {key_env})" if key_env else ""
+        return ProviderError(detail + hint, type="AuthenticationFailed", non_retryable=True)
+    if status in (408, 409) or status >= 500:
+        return ProviderError(detail, type="ProviderUnavailable", next_retry_delay=retry_after(headers))
+    return ProviderError(detail, type="BadRequest", non_retryable=True)
+
+
+def parse_arguments(raw: str | None) -> tuple[dict[str, Any], str | None]:
+    """A tool call's JSON arguments: (the object, None) or ({}, what is wrong with them)."""
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError as exc:
+        return {}, f"arguments are not valid JSON ({exc.msg})"
+    if not isinstance(value, dict):
+        return {}, "arguments must be a JSON object"
+    return value, None
