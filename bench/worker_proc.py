@@ -1,4 +1,4 @@
-"""The benchmark's worker process: the product worker (`running_worker`) plus the no-op ceiling workflow.
+"""The benchmark's worker process: the product worker (`OrchestratorPlugin`) plus the no-op ceiling workflow.
 
     python -m bench.worker_proc --noop-queue Q      # settings from the environment, like worker.py
 
@@ -19,8 +19,8 @@ from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from bench.noop import NoopWorkflow, noop_activity
+from orchestrator.plugin import OrchestratorPlugin, compile_workflow_modules
 from orchestrator.temporal import connect_client
-from worker import compile_workflow_modules, running_worker
 
 OPTIONS_ENV = "BENCH_WORKER_OPTIONS"  # JSON of extra Worker keyword arguments for both workers (experiments)
 
@@ -33,9 +33,10 @@ async def main() -> None:
     settings = WorkerSettings(_env_file=None)
     options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
     client = await connect_client(attempts=30)
-    compile_workflow_modules(NoopWorkflow)  # as running_worker does for CodingTask
+    compile_workflow_modules(NoopWorkflow)  # as the plugin does for CodingTask
     noop = Worker(client, task_queue=args.noop_queue, workflows=[NoopWorkflow], activities=[noop_activity], **options)
-    async with running_worker(client, settings, **options), noop:
+    product = Worker(client, task_queue=settings.temporal_task_queue, plugins=[OrchestratorPlugin(settings)], **options)
+    async with product, noop:
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 

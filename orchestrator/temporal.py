@@ -40,7 +40,8 @@ def data_converter(environ: Mapping[str, str] | None = None) -> DataConverter:
 
 
 async def connect_client(attempts: int = 1, delay: float = 1.0) -> Client:
-    """Connect as the environment says; with `attempts` > 1, wait for a server that is still starting."""
+    """Connect as the environment says, with `data_converter()`; with `attempts` > 1, wait for a server that is
+    still starting."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_ADDRESS)
     for attempt in range(1, attempts + 1):
