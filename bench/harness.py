@@ -47,7 +47,7 @@ from activities.config import WorkerSettings
 from activities.lint import LintActivities
 from bench.lint_sample import SAMPLE_MODULE
 from bench.noop import NOOP_ACTIVITIES_PER_WORKFLOW, NOOP_WORKFLOW
-from orchestrator.stack import search_attribute_flags
+from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
 from workflows.coding_task import CodingTask
 from workflows.models import (
@@ -404,7 +404,7 @@ async def environment(worker_options: str | None, server_args: list[str]) -> Asy
         dev_server_existing_path=_binary("temporal"),
         data_converter=data_converter(),
         dev_server_log_level="error",
-        dev_server_extra_args=[*search_attribute_flags(), *server_args],
+        dev_server_extra_args=[*start_dev_flags(), *server_args],
     )
     async with env:
         address = env.client.service_client.config.target_host

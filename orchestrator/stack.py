@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from workflows.models import SEARCH_ATTRIBUTES, TASK_QUEUE
+from orchestrator.search_attributes import start_dev_flags
+from workflows.models import TASK_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -107,7 +108,7 @@ def services(python: str, env: dict[str, str]) -> list[Service]:
                 str(ui_port),
                 "--log-level",
                 "warn",
-                *search_attribute_flags(),
+                *start_dev_flags(),
             ],
             port=temporal_port,
         ),
@@ -115,14 +116,6 @@ def services(python: str, env: dict[str, str]) -> list[Service]:
         Service("worker", [python, str(ROOT / "worker.py")]),
         Service("gateway", [python, "-m", "api.gateway"], port=int(env.get("GATEWAY_PORT", "8002"))),
     ]
-
-
-def search_attribute_flags() -> list[str]:
-    """`--search-attribute Name=Type` for every attribute the workflow keeps current."""
-    flags: list[str] = []
-    for key in SEARCH_ATTRIBUTES:
-        flags += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.removeprefix('INDEXED_VALUE_TYPE_')}"]
-    return flags
 
 
 def pump(name: str, stream: IO[str]) -> None:
@@ -208,6 +201,7 @@ def banner(env: dict[str, str]) -> str:
 Submit a task from another terminal:
   source .venv/bin/activate
   temporal workflow start --type CodingTask --task-queue {TASK_QUEUE} --workflow-id demo-$$ \\
+    --search-attribute 'TaskStatus="planning"' \\
     --input '{{"task_description": "write a function that parses ISO-8601 durations"}}'
   temporal workflow query --workflow-id demo-$$ --name status
 or over HTTP:

@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExec
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import request_tenant
-from workflows.models import SESSION_ID_PATTERN
+from workflows.models import OWNER_MEMO, SESSION_ID_PATTERN
 
 from .connection import TemporalConnection
 from .ratelimit import KeyRateLimiter
@@ -107,7 +107,7 @@ async def get_owned_task(session_id: SessionId, tenant: Tenant, client: Temporal
             owners.forget(session_id)
             raise not_found(session_id) from None
         raise
-    owner = await description.memo_value("owner", default=None)
+    owner = await description.memo_value(OWNER_MEMO, default=None)
     if isinstance(owner, str):
         owners.put(session_id, owner, description.run_id)
     if owner != tenant:

@@ -20,8 +20,17 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.coding_task import CodingTask
-from workflows.models import EventsQueryInput, FeedbackInput, TaskState, TaskStatus
+from workflows.models import (
+    OWNER_MEMO,
+    STREAM_END_STATUSES,
+    CodingTaskInput,
+    EventsQueryInput,
+    FeedbackInput,
+    TaskState,
+    start_search_attributes,
+)
 
+from ..connection import TemporalConnection
 from ..deps import Connection, GatewaySettings, Owned, OwnedRun, Owners, SessionId, Tenant, not_found
 from ..metrics import GatewayMetrics
 from ..models import CancelResult, FeedbackAccepted, InvokeAccepted, InvokeRequest, error_responses
@@ -30,7 +39,6 @@ from ..settings import Settings
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tasks"])
 
-STREAM_END = frozenset({TaskStatus.AWAITING_FEEDBACK, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 IDLE_POLLS_BETWEEN_CHECKS = 10  # while no event arrives, check this often that the workflow still runs
 SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
@@ -82,7 +90,7 @@ async def _event_stream(
                 yield _sse(event.type, event.model_dump_json(), event.id)
             after = max(after, page.last_id)
             idle_polls = 0 if page.events else idle_polls + 1
-            ended = page.task_status in STREAM_END
+            ended = page.task_status in STREAM_END_STATUSES
             if not ended and idle_polls and idle_polls % IDLE_POLLS_BETWEEN_CHECKS == 0:
                 ended = (await handle.describe()).status != WorkflowExecutionStatus.RUNNING  # e.g. terminated
             if ended:
@@ -97,6 +105,40 @@ async def _event_stream(
             yield _sse("timeout", json.dumps({"detail": "stream time limit reached; reconnect with Last-Event-ID"}))
             return
         await asyncio.sleep(settings.gateway_poll_interval)
+
+
+async def _start(
+    connection: TemporalConnection, task: CodingTaskInput, session_id: str, tenant: str, settings: Settings
+) -> WorkflowHandle[Any, Any]:
+    """Start the task with its search attributes (so it keeps them current, and `Owner` is set).
+
+    A namespace that lacks them refuses such a start: the task is then started without them (it runs, and says
+    so in its warnings) until this gateway restarts; `python -m orchestrator.search_attributes register` fixes it.
+    """
+    client = await connection.get()
+    with_attributes = connection.search_attributes_registered
+    try:
+        return await client.start_workflow(
+            CodingTask.run,
+            task,
+            id=session_id,
+            task_queue=settings.temporal_task_queue,
+            memo={OWNER_MEMO: tenant},
+            search_attributes=start_search_attributes(owner=tenant) if with_attributes else None,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            rpc_timeout=_rpc_timeout(settings),
+        )
+    except RPCError as exc:
+        if not (with_attributes and exc.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in str(exc)):
+            raise
+        logger.warning(
+            "the namespace lacks the search attributes (%s); tasks start without them: "
+            "run `python -m orchestrator.search_attributes register`",
+            exc,
+        )
+    connection.search_attributes_registered = False
+    return await _start(connection, task, session_id, tenant, settings)
 
 
 @router.post(
@@ -123,21 +165,9 @@ async def invoke(
 
     A session id is never reused, even after its task ended: starting it again answers 409.
     """
-    client = await connection.get()
     session_id = body.session_id or str(uuid.uuid4())
-    search_attributes = await connection.start_search_attributes(owner=tenant)
     try:
-        handle = await client.start_workflow(
-            CodingTask.run,
-            body.task_input(),
-            id=session_id,
-            task_queue=settings.temporal_task_queue,
-            memo={"owner": tenant},
-            search_attributes=search_attributes,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            rpc_timeout=_rpc_timeout(settings),
-        )
+        handle = await _start(connection, body.task_input(), session_id, tenant, settings)
     except WorkflowAlreadyStartedError:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
