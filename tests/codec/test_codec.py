@@ -32,9 +32,8 @@ from orchestrator.codec import (
 )
 from orchestrator.codec_server import app_from_env, create_app
 from orchestrator.temporal import data_converter
-from tests.conftest import binary
 from tests.fakes.server import ThreadedServer
-from worker import running_worker
+from tests.support import binary, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, TaskStatus
 
@@ -258,7 +257,7 @@ async def test_encrypted_run_history_is_ciphertext_and_decodes_through_the_codec
     keys = f"k1={K1}"
     client = await encrypted_client(temporal_env, keys)
     description = f"write an add function, marker {uuid.uuid4().hex}"
-    async with running_worker(client, worker_settings):
+    async with product_worker(client, worker_settings):
         workflow_id, result = await run_task(client, task_queue, description)
         # the encrypted client reads the state as usual
         handle = client.get_workflow_handle_for(CodingTask.run, workflow_id)
@@ -302,11 +301,11 @@ async def test_key_rotation_on_the_dev_server(
     temporal_env: WorkflowEnvironment, worker_settings: WorkerSettings, task_queue: str
 ) -> None:
     old_client = await encrypted_client(temporal_env, f"k1={K1}")
-    async with running_worker(old_client, worker_settings):
+    async with product_worker(old_client, worker_settings):
         old_id, _ = await run_task(old_client, task_queue, "old task under k1")
 
     rotated = await encrypted_client(temporal_env, f"k2={K2},k1={K1}")
-    async with running_worker(rotated, worker_settings):
+    async with product_worker(rotated, worker_settings):
         new_id, result = await run_task(rotated, task_queue, "new task under k2")
     assert result.task_status == TaskStatus.COMPLETED
     new_history = await raw_history(temporal_env, new_id)
@@ -325,7 +324,7 @@ async def test_no_provider_key_in_any_history(
     temporal_env: WorkflowEnvironment, worker_settings: WorkerSettings, task_queue: str
 ) -> None:
     """Unencrypted too: provider keys stay in the worker's environment and never reach the server."""
-    async with running_worker(temporal_env.client, worker_settings):
+    async with product_worker(temporal_env.client, worker_settings):
         await run_task(temporal_env.client, task_queue, "plain task")
     async for execution in temporal_env.client.list_workflows():
         history = await raw_history(temporal_env, execution.id)
@@ -341,7 +340,7 @@ async def test_temporal_cli_shows_plaintext_through_the_codec_server(
     keys = f"k1={K1}"
     client = await encrypted_client(temporal_env, keys)
     description = f"cli codec marker {uuid.uuid4().hex}"
-    async with running_worker(client, worker_settings):
+    async with product_worker(client, worker_settings):
         workflow_id, _ = await run_task(client, task_queue, description)
     codec = EncryptionCodec(parse_keys(keys))
     server = ThreadedServer(create_app(codec, ApiKeyRegistry({"ops": CODEC_API_KEY}))).start()

@@ -23,7 +23,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.fakes.llm_server import FakeLlmServer
-from tests.gateway_fixtures import ALICE, make_app
+from tests.gateway.support import ALICE, make_app
 
 EXAMPLES = 25
 

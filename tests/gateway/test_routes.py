@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.fakes.llm_server import FakeLlmServer
-from tests.gateway_fixtures import (
+from tests.gateway.support import (
     ALICE,
     QUICK_TASK,
     asgi_client,

@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.gateway_fixtures import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, free_port, make_app
+from tests.gateway.support import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, free_port, make_app
 
 SID = "safety-unknown-id"
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [

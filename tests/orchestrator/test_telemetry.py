@@ -25,7 +25,7 @@ from orchestrator.telemetry import (
     worker_interceptors,
 )
 from tests.fakes.llm_server import FakeLlmServer, Fault
-from worker import running_worker
+from tests.support import product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskStatus
 
@@ -72,7 +72,7 @@ async def test_metrics_endpoint_shows_temporal_and_project_metrics(
     # one rate limit: Temporal retries it after Retry-After, and the retry is counted by cause
     fake_llm.add_fault("openai", Fault(status=429, headers={"retry-after": "0"}))
     workflow_id = f"metrics-{uuid.uuid4().hex[:8]}"
-    async with running_worker(client, worker_settings):
+    async with product_worker(client, worker_settings):
         result = await client.execute_workflow(
             CodingTask.run,
             CodingTaskInput(task_description="write an add function", feedback_window_seconds=0),

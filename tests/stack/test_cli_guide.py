@@ -24,7 +24,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.conftest import ROOT, binary
+from tests.support import ROOT, binary
 from workflows.models import TASK_QUEUE
 
 README = ROOT / "README.md"

@@ -29,7 +29,7 @@ from api.gateway.settings import Settings as GatewaySettings
 from api.memory.settings import MemorySettings
 from orchestrator import codec_server
 from orchestrator.telemetry import TelemetrySettings
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -226,7 +226,7 @@ def test_deployment_shape(services: dict[str, dict[str, Any]]) -> None:
     assert env_of(temporal)["POSTGRES_SEEDS"] == "postgresql"
     assert temporal["depends_on"]["postgresql"]["condition"] == "service_healthy"
     setup = services["temporal-setup"]
-    assert setup["command"] == ["bash", "scripts/register_search_attributes.sh"]
+    assert setup["command"] == ["python", "-m", "orchestrator.search_attributes", "register"]
     assert setup["depends_on"]["temporal"]["condition"] == "service_healthy"
     for name in ("worker", "gateway"):
         assert services[name]["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from orchestrator.stack import port_open
-from tests.conftest import ROOT, TEST_API_KEY, binary
+from tests.support import ROOT, TEST_API_KEY, binary
 
 
 def free_port() -> int:

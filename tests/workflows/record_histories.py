@@ -1,10 +1,11 @@
-"""Record the workflow histories that `tests/test_replay.py` replays.
+"""Record the workflow histories that `tests/workflows/test_replay.py` replays.
 
-    python -m tests.record_histories [SCENARIO ...] [--suffix _v2]
+    python -m tests.workflows.record_histories [SCENARIO ...] [--suffix _before_lint_gate]
 
-Run it after a deliberate change of the workflow's shape (and guard the change with `workflow.patched`), with a
-`--suffix`, then commit the new files next to the old ones: old histories must keep replaying. The server has
-the search attributes registered, as `make run`'s has, so the histories hold the upserts production makes.
+Before a change of the workflow's shape, record with a `--suffix` naming the change and commit the files: after
+the change (guarded with `workflow.patched`, see "Changing the workflow" in the README), they must keep replaying.
+The server has the search attributes registered, as `make run`'s has, and tasks start as the gateway starts
+them, so the histories hold the upserts production makes.
 """
 
 from __future__ import annotations
@@ -21,19 +22,17 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
-from orchestrator.stack import search_attribute_flags
+from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
-from tests.conftest import binary
 from tests.fakes.llm_server import FakeLlmServer
-from tests.helpers import start_task, wait_for_state, wait_until
-from worker import running_worker
+from tests.support import binary, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
-from workflows.models import OWNER_MEMO, CodingTaskInput, FeedbackInput, TaskStatus, start_search_attributes
+from workflows.models import FeedbackInput, TaskStatus
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
-SCENARIOS = ("completed_with_feedback", "revised", "cancelled", "started_like_the_gateway")
+SCENARIOS = ("completed_with_feedback", "revised", "cancelled", "started_bare")
 
 
 async def record(client: Client, name: str, scenario) -> None:
@@ -48,7 +47,7 @@ async def record(client: Client, name: str, scenario) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenarios", nargs="*", help=f"default: all of {', '.join(SCENARIOS)}")
-    parser.add_argument("--suffix", default="", help="appended to each file name, e.g. _v2")
+    parser.add_argument("--suffix", default="", help="appended to each file name, e.g. _before_lint_gate")
     args = parser.parse_args()
     if unknown := set(args.scenarios) - set(SCENARIOS):
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
@@ -57,7 +56,7 @@ async def main() -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         data_converter=data_converter(),
-        dev_server_extra_args=search_attribute_flags(),
+        dev_server_extra_args=start_dev_flags(),
     )
     queue = f"record-{uuid.uuid4().hex[:8]}"
     settings = WorkerSettings(
@@ -70,7 +69,7 @@ async def main() -> None:
         anthropic_base_url=fake.base_url,
         memory_api_url="http://127.0.0.1:9",
     )
-    async with env, running_worker(env.client, settings):
+    async with env, product_worker(env.client, settings):
         client = env.client
 
         async def completed_with_feedback():
@@ -88,21 +87,13 @@ async def main() -> None:
             await handle.signal(CodingTask.feedback, FeedbackInput(rating=4))
             return handle
 
-        async def started_like_the_gateway():
-            handle = await client.start_workflow(
-                CodingTask.run,
-                CodingTaskInput(task_description="write an add function"),
-                id=f"record-{uuid.uuid4().hex[:12]}",
-                task_queue=queue,
-                memo={OWNER_MEMO: "tenant"},
-                search_attributes=start_search_attributes(owner="tenant"),
-            )
+        async def started_bare():  # the CLI without --search-attribute: no search attributes
+            handle = await start_task(client, queue, search_attributes=False, task_description="write an add function")
             await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
             await handle.signal(CodingTask.feedback, FeedbackInput(rating=5))
             return handle
 
         async def cancelled():
-            fake.reset()
             fake.hold_after = 2
             handle = await start_task(client, queue, task_description="write an add function")
             await wait_until(lambda: fake.held >= 1)
@@ -113,9 +104,10 @@ async def main() -> None:
             "completed_with_feedback": completed_with_feedback,
             "revised": revised,
             "cancelled": cancelled,
-            "started_like_the_gateway": started_like_the_gateway,
+            "started_bare": started_bare,
         }
         for name in args.scenarios or SCENARIOS:
+            fake.reset()
             await record(client, name + args.suffix, scenarios[name])
         fake.reset()
     fake.stop()

@@ -9,9 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator.temporal import data_converter
-from tests.conftest import binary
-from tests.helpers import start_task, wait_for_state
-from worker import running_worker
+from tests.support import binary, product_worker, start_task, wait_for_state
 from workflows.coding_task import CodingTask
 from workflows.models import SEARCH_ATTRIBUTES, FeedbackInput, TaskStatus
 
@@ -37,7 +35,7 @@ async def test_revision_loop_continues_as_new_with_its_state(
     settings = WorkerSettings(
         _env_file=None, llm_mode="offline", temporal_task_queue=task_queue, memory_api_url=memory_api_url
     )
-    async with running_worker(client, settings):
+    async with product_worker(client, settings):
         handle = await start_task(client, task_queue, max_revisions=2)
         first_run = (await handle.describe()).run_id
         await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)

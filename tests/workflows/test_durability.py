@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import ROOT, TEST_API_KEY
 from tests.fakes.llm_server import FakeLlmServer
-from tests.helpers import start_task, wait_until
+from tests.support import ROOT, TEST_API_KEY, start_task, wait_until
 from workflows.models import LLM_ACTIVITY, TaskStatus
 
 

@@ -9,9 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator.temporal import data_converter
-from tests.conftest import binary
-from tests.helpers import start_task
-from worker import running_worker
+from tests.support import binary, product_worker, start_task
 from workflows.coding_task import CodingTask
 from workflows.models import FeedbackInput, TaskStatus
 
@@ -35,8 +33,8 @@ def offline_settings(task_queue: str, memory_api_url: str) -> WorkerSettings:
 async def test_task_completes_when_the_default_window_closes_without_feedback(
     skipping_env: WorkflowEnvironment, offline_settings: WorkerSettings, task_queue: str
 ) -> None:
-    async with running_worker(skipping_env.client, offline_settings):
-        handle = await start_task(skipping_env.client, task_queue)  # default window: 24 h
+    async with product_worker(skipping_env.client, offline_settings):
+        handle = await start_task(skipping_env.client, task_queue, search_attributes=False)  # default window: 24 h
         final = await handle.result()  # the server skips the 24 hours
     assert final.task_status == TaskStatus.COMPLETED and final.feedback == []
     assert any("feedback window closed" in line for line in final.logs)
@@ -46,8 +44,10 @@ async def test_task_completes_when_the_default_window_closes_without_feedback(
 async def test_feedback_after_a_day_still_counts_within_a_two_day_window(
     skipping_env: WorkflowEnvironment, offline_settings: WorkerSettings, task_queue: str
 ) -> None:
-    async with running_worker(skipping_env.client, offline_settings):
-        handle = await start_task(skipping_env.client, task_queue, feedback_window_seconds=2 * 24 * 3600)
+    async with product_worker(skipping_env.client, offline_settings):
+        handle = await start_task(
+            skipping_env.client, task_queue, search_attributes=False, feedback_window_seconds=2 * 24 * 3600
+        )
         await skipping_env.sleep(24 * 3600)
         state = await handle.query(CodingTask.status)
         assert state.task_status == TaskStatus.AWAITING_FEEDBACK

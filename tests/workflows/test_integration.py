@@ -12,8 +12,7 @@ from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer, Fault
-from tests.helpers import start_task, wait_for_state, wait_until
-from worker import running_worker
+from tests.support import product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import FeedbackInput, TaskStatus
 
@@ -206,7 +205,7 @@ async def test_malformed_tool_arguments_go_back_to_the_model_as_a_tool_error(
     results = {m["tool_call_id"]: m["content"] for m in follow_up["messages"] if m["role"] == "tool"}
     assert "not valid JSON" in results["bad1"]
     assert "unknown tool 'rm_rf'" in results["bad2"]
-    assert "non-empty 'code' string" in results["bad3"]
+    assert results["bad3"] == "invalid arguments for lint: code: Input should be a valid string"
 
 
 async def test_offline_model_runs_the_whole_pipeline_without_keys(
@@ -214,7 +213,7 @@ async def test_offline_model_runs_the_whole_pipeline_without_keys(
 ) -> None:
     settings = WorkerSettings(_env_file=None, temporal_task_queue=task_queue, memory_api_url=memory_api_url)
     assert settings.openai_api_key is None and settings.llm_mode == "auto"
-    async with running_worker(client, settings):
+    async with product_worker(client, settings):
         handle = await start_task(
             client, task_queue, task_description="parse ISO-8601 durations", feedback_window_seconds=0
         )

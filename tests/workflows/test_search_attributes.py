@@ -5,22 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
-from tests.conftest import ROOT, binary
-from worker import running_worker
+from orchestrator.search_attributes import start_dev_flags
+from orchestrator.temporal import data_converter
+from tests.support import ROOT, binary, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import (
     OWNER_MEMO,
@@ -55,19 +58,23 @@ async def listed(client: Client, query: str) -> list[str]:
     return [execution.id async for execution in client.list_workflows(query)]
 
 
-async def start(client: Client, task_queue: str, **memo: str) -> WorkflowHandle[CodingTask, TaskState]:
+async def start(
+    client: Client, task_queue: str, owner: str | None = None, attributes: bool = True
+) -> WorkflowHandle[CodingTask, TaskState]:
+    """A task started as the gateway starts one (`start_search_attributes`), or bare (`attributes=False`)."""
     return await client.start_workflow(
         CodingTask.run,
         CodingTaskInput(task_description="write an add function"),
         id=f"sa-{uuid.uuid4().hex[:12]}",
         task_queue=task_queue,
-        memo=memo or None,
+        memo={OWNER_MEMO: owner} if owner else None,
+        search_attributes=start_search_attributes(owner) if attributes else None,
     )
 
 
 async def test_search_attributes_follow_the_task(client: Client, worker: Worker, task_queue: str) -> None:
     tenant = f"tenant-{uuid.uuid4().hex[:6]}"
-    handle = await start(client, task_queue, **{OWNER_MEMO: tenant})
+    handle = await start(client, task_queue, owner=tenant)
 
     async def awaiting() -> bool:
         return (await handle.query(CodingTask.status)).task_status == TaskStatus.AWAITING_FEEDBACK
@@ -104,36 +111,25 @@ async def test_search_attributes_follow_the_task(client: Client, worker: Worker,
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             task = event.event_id
         elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-            if set(fields) != {"TemporalChangeVersion"}:  # the SDK's own, for `workflow.patched`
-                upserts_per_task[task] += 1
+            upserts_per_task[task] += 1
     assert upserts_per_task and max(upserts_per_task.values()) == 1, upserts_per_task
     assert sum(upserts_per_task.values()) <= 6, upserts_per_task  # status and agent changes, not every model call
 
 
-async def test_a_task_started_with_the_attributes_skips_its_check(
+async def test_a_bare_start_runs_without_search_attributes_and_says_so(
     client: Client, worker: Worker, task_queue: str
 ) -> None:
-    """`start_search_attributes` (what the gateway sends) vouches for the server: no local-activity check."""
-    handle = await client.start_workflow(
-        CodingTask.run,
-        CodingTaskInput(task_description="write an add function", feedback_window_seconds=0),
-        id=f"sa-{uuid.uuid4().hex[:12]}",
-        task_queue=task_queue,
-        search_attributes=start_search_attributes(owner="tenant-x"),
-    )
-    assert (await handle.result()).task_status == TaskStatus.COMPLETED
-    attrs = (await handle.describe()).typed_search_attributes
-    assert attrs.get(SA_TASK_STATUS) == "completed"
-    assert attrs.get(SA_OWNER) == "tenant-x"
-    assert (attrs.get(SA_TOTAL_TOKENS) or 0) > 0
+    """The rule: only a task started with `TaskStatus` keeps them (it knows the namespace has them)."""
+    handle = await start(client, task_queue, attributes=False)
+    state = await eventually(lambda: awaiting_state(handle), 60)
+    assert state, "a bare start did not reach awaiting_feedback"
+    assert any("keeps no search attributes" in w for w in state.warnings), state.warnings
+    assert (await handle.describe()).typed_search_attributes.get(SA_TASK_STATUS) is None
     history = await handle.fetch_history()
-    markers = [
-        e.marker_recorded_event_attributes.marker_name
-        for e in history.events
-        if e.HasField("marker_recorded_event_attributes")
-    ]
-    assert "core_local_activity" not in markers, markers
+    kinds = {e.event_type for e in history.events}
+    assert EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES not in kinds
+    assert EventType.EVENT_TYPE_MARKER_RECORDED not in kinds  # no check of its own: no local activity, no patch
+    await handle.terminate("test over")
 
 
 async def test_activities_carry_readable_summaries(client: Client, worker: Worker, task_queue: str) -> None:
@@ -158,7 +154,7 @@ async def test_activities_carry_readable_summaries(client: Client, worker: Worke
     assert all(len(s) < 200 for s in flat)
 
 
-async def test_tasks_without_owner_memo_have_no_owner(client: Client, worker: Worker, task_queue: str) -> None:
+async def test_tasks_without_owner_have_no_owner(client: Client, worker: Worker, task_queue: str) -> None:
     handle = await start(client, task_queue)
 
     async def awaiting() -> bool:
@@ -169,52 +165,60 @@ async def test_tasks_without_owner_memo_have_no_owner(client: Client, worker: Wo
     assert (await handle.describe()).typed_search_attributes.get(SA_OWNER) is None
 
 
-async def test_unregistered_server_then_register_script(
+async def test_unregistered_server_then_register_command(
     worker_settings: WorkerSettings, task_queue: str, tmp_path: Path
 ) -> None:
-    """A server without the attributes still runs tasks (without them); the script registers them (idempotently)."""
+    """A namespace without the attributes refuses a start with them and runs a bare one; `register` (generated from
+    the one list, idempotent) registers them, and the attributes come true."""
     async with (
         await WorkflowEnvironment.start_local(
-            dev_server_existing_path=binary("temporal"),
-            data_converter=pydantic_data_converter,
-            dev_server_log_level="error",
+            dev_server_existing_path=binary("temporal"), data_converter=data_converter(), dev_server_log_level="error"
         ) as env,
-        running_worker(env.client, worker_settings),
+        product_worker(env.client, worker_settings),
     ):
-        bare = await start(env.client, task_queue)
-        state = await eventually(lambda: awaiting_state(bare), 60)
-        assert state, "task did not reach awaiting_feedback on a server without search attributes"
-        assert any("search attributes are not registered" in w for w in state.logs)
+        with pytest.raises(RPCError, match="search attribute"):
+            await start(env.client, task_queue)
+        bare = await start(env.client, task_queue, attributes=False)
+        assert await eventually(lambda: awaiting_state(bare), 60), "a bare task did not run"
         await bare.terminate("test over")
 
-        script = ROOT / "scripts" / "register_search_attributes.sh"
         environ = {**os.environ, "TEMPORAL_ADDRESS": env.client.service_client.config.target_host}
-        environ["TEMPORAL_CLI"] = binary("temporal")
+        outputs = []
         for _ in range(2):  # idempotent
             run = await asyncio.to_thread(
-                subprocess.run, [str(script)], env=environ, capture_output=True, text=True, timeout=60
+                subprocess.run,
+                [sys.executable, "-m", "orchestrator.search_attributes", "register"],
+                cwd=ROOT,
+                env=environ,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             assert run.returncode == 0, run.stderr
-        assert "already registered" in run.stdout
+            outputs.append(run.stdout)
+        assert outputs[0].startswith("registered: ") and all(key.name in outputs[0] for key in SEARCH_ATTRIBUTES)
+        assert outputs[1].startswith("already registered: ")
 
-        registered = await start(env.client, task_queue)
+        registered = await start(env.client, task_queue, owner="tenant-r")
         assert await eventually(lambda: awaiting_state(registered), 60)
         attrs = (await registered.describe()).typed_search_attributes
-        assert attrs.get(SA_TASK_STATUS) == "awaiting_feedback"
+        assert attrs.get(SA_TASK_STATUS) == "awaiting_feedback" and attrs.get(SA_OWNER) == "tenant-r"
         await registered.terminate("test over")
 
 
-def test_scripts_name_every_search_attribute() -> None:
-    expected = {key.name: key.indexed_value_type for key in SEARCH_ATTRIBUTES}
-    types = {"Keyword": 2, "Int": 3, "Double": 4}
-    flags = subprocess.run(
-        [str(ROOT / "scripts" / "search_attribute_flags.sh")], capture_output=True, text=True, check=True
-    ).stdout.split()
-    pairs = dict(flag.split("=") for flag in flags if flag != "--search-attribute")
-    assert {name: types[t] for name, t in pairs.items()} == {k: int(v) for k, v in expected.items()}
-    script = (ROOT / "scripts" / "register_search_attributes.sh").read_text()
-    for name, value_type in pairs.items():
-        assert f'"{name} {value_type}"' in script
+def test_start_dev_flags_name_every_search_attribute() -> None:
+    flags = start_dev_flags()
+    assert flags[::2] == ["--search-attribute"] * len(SEARCH_ATTRIBUTES)
+    assert flags[1::2] == [
+        "TaskStatus=Keyword",
+        "Agent=Keyword",
+        "CodeModel=Keyword",
+        "DocModel=Keyword",
+        "LintScore=Double",
+        "FeedbackRating=Int",
+        "TotalTokens=Int",
+        "Owner=Keyword",
+    ]
 
 
 async def awaiting_state(handle: WorkflowHandle[CodingTask, TaskState]) -> TaskState | None:
