@@ -212,7 +212,7 @@ class LlmActivities:
             response = await _heartbeating(self._call_anthropic(name, request))
         else:
             response = offline_model.reply(request)
-        response.warning = warning
+        response.warning = warning or response.warning
         activity.logger.info(
             "llm %s %s: %d tool call(s), %d+%d tokens",
             request.role,
@@ -266,6 +266,11 @@ class LlmActivities:
         if not completion.choices:
             raise ProviderError("openai returned no choices", type="MalformedReply")
         message = completion.choices[0].message
+        warning = None
+        if completion.choices[0].finish_reason == "length":  # kept: a retry would stop at the same limit
+            warning = (
+                f"openai:{name} stopped at the length limit (max_tokens {request.max_tokens}): the answer is cut short"
+            )
         calls = []
         for call in message.tool_calls or []:
             function = getattr(call, "function", None)
@@ -280,6 +285,7 @@ class LlmActivities:
             tool_calls=calls,
             input_tokens=usage.prompt_tokens if usage else 0,
             output_tokens=usage.completion_tokens if usage else 0,
+            warning=warning,
         )
 
     async def _call_anthropic(self, name: str, request: LlmRequest) -> LlmResponse:
