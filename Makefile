@@ -36,7 +36,7 @@ $(INTEROP_STAMP): | $(STAMP)
 	touch $@
 
 test-interop: $(INTEROP_STAMP)  ## a real task against llama-server (llama.cpp) serving SmolLM2 through the OpenAI provider
-	$(BIN)/python -m pytest tests/interop -q -m interop
+	$(BIN)/python -m pytest tests/interop -q -m interop -rA
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

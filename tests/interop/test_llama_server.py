@@ -9,6 +9,9 @@ the workflow promises (see promises.py), and prints what the model answered. `ma
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,13 +21,14 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.config import WorkerSettings
 from activities.llm import LlmActivities
+from tests.conftest import ROOT
 from tests.helpers import start_task
 from tests.interop.conftest import MODEL, SpawnWorker, worker_environment
 from tests.interop.llama_server import API_KEY, LlamaServer, LlamaServerError, ensure_port_free, running_llama_server
 from tests.interop.promises import Exchange, check_agent, describe, llm_exchanges
 from workflows import prompts
 from workflows.coding_task import CodingTask
-from workflows.models import AgentRole, ChatMessage, LlmRequest, LlmResponse, TaskState, TaskStatus, ToolName
+from workflows.models import AgentRole, ChatMessage, LlmRequest, LlmResponse, TaskState, TaskStatus, ToolCall, ToolName
 
 pytestmark = pytest.mark.interop
 
@@ -46,7 +50,10 @@ async def run_task(client: Client, task_queue: str, description: str) -> tuple[T
     exchanges = await llm_exchanges(client, handle)
     for exchange in exchanges:
         print(describe(exchange))
-    print(f"task {state.task_status}; errors: {state.errors}")
+    code = state.results.code_generation
+    if code is not None and code.lint is not None:
+        print(f"code ({len(code.code.splitlines())} lines) linted: {code.lint.summary(limit=1)}")
+    print(f"task {state.task_status}; warnings: {state.warnings}; errors: {state.errors}")
     return state, exchanges
 
 
@@ -123,6 +130,39 @@ def test_the_server_stops_when_the_block_fails(tmp_path: Path) -> None:
     ensure_port_free(port)
 
 
+def test_the_server_does_not_outlive_a_killed_test_process(tmp_path: Path) -> None:
+    """SIGKILL leaves no teardown: the server still goes, by the parent-death signal it was started with."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from tests.interop.llama_server import running_llama_server\n"
+        f"with running_llama_server(Path({str(tmp_path / 'llama.log')!r}), port={free_port()}) as server:\n"
+        "    print(server.process.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    test_process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert test_process.stdout is not None
+        server_pid = int(test_process.stdout.readline())
+        assert alive(server_pid)
+    finally:
+        test_process.kill()
+        test_process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(server_pid)
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -168,6 +208,23 @@ async def test_chat_completions_with_and_without_tools(llama: LlamaServer, tools
     response = await chat(llama, code_request(tools))
     print(describe(Exchange(request=code_request(tools), response=response)))
     assert response.model == MODEL and response.input_tokens > 0 and response.output_tokens > 0
+    assert response.content.strip() or response.tool_calls
+
+
+@pytest.mark.timeout(TASK_TIMEOUT)
+async def test_the_tools_results_go_back_in_the_shape_the_server_takes(llama: LlamaServer) -> None:
+    """The second step of a tool loop: the assistant's tool call (content null) and the tool's result, as the
+    product sends them; the server renders them into its chat template and answers."""
+    request = code_request([ToolName.SEARCH_KNOWLEDGE, ToolName.LINT])
+    call = ToolCall(id="call_1", name=ToolName.LINT.value, arguments={"code": "def add(a, b):\n    return a + b\n"})
+    request.messages += [
+        ChatMessage(role="assistant", content="", tool_calls=[call]),
+        ChatMessage(role="tool", tool_call_id="call_1", content="pylint score: 6.67/10, 1 message(s)"),
+    ]
+    response = await chat(llama, request)
+    print(describe(Exchange(request=request, response=response)))
+    first_step = await chat(llama, code_request([ToolName.SEARCH_KNOWLEDGE, ToolName.LINT]))
+    assert response.input_tokens > first_step.input_tokens  # the call and its result went into the prompt
     assert response.content.strip() or response.tool_calls
 
 
