@@ -10,6 +10,7 @@ Nothing here pulls an image or starts a container: that part is documented as no
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib.util
 import json
@@ -21,20 +22,21 @@ import socket
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 import yaml
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from api.gateway.settings import Settings as GatewaySettings
 from api.memory.settings import MemorySettings
 from orchestrator import codec_server
 from orchestrator.telemetry import TelemetrySettings
-from temporalio.testing import WorkflowEnvironment
-
 from tests.conftest import ROOT, binary
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -326,17 +328,14 @@ async def test_the_namespace_job_creates_the_namespace_once(temporal_env: Workfl
     """The job's script against a real server: creates the namespace with its retention, then leaves it alone."""
     address = temporal_env.client.service_client.config.target_host
     namespace = f"compose-{uuid.uuid4().hex[:8]}"
-    first = run_namespace_job(address, namespace, TEMPORAL_RETENTION="5d")
+    first = await asyncio.to_thread(run_namespace_job, address, namespace, TEMPORAL_RETENTION="5d")
     assert first.returncode == 0, first.stderr
     assert f"namespace {namespace} created (retention 5d)" in first.stdout
-    described = subprocess.run(
-        [binary("temporal"), "operator", "namespace", "describe", "--address", address, "-n", namespace, "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    described = await temporal_env.client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace)
     )
-    assert json.loads(described.stdout)["config"]["workflowExecutionRetentionTtl"] == "432000s"
-    again = run_namespace_job(address, namespace)
+    assert described.config.workflow_execution_retention_ttl.ToTimedelta() == timedelta(days=5)
+    again = await asyncio.to_thread(run_namespace_job, address, namespace)
     assert again.returncode == 0, again.stderr
     assert f"namespace {namespace} already exists" in again.stdout
 

@@ -107,7 +107,7 @@ def command(binary: Path, model: Path, port: int, chat_template: Path | None) ->
     return [
         str(binary),
         *("--model", str(model), "--host", HOST, "--port", str(port), "--api-key", API_KEY),
-        "--jinja",  # the model's chat template, and with it OpenAI-style tool calls
+        "--jinja",  # Jinja chat templates, and with them OpenAI-style tool calls
         *("--ctx-size", "8192", "--parallel", "1"),  # one slot with the whole context: calls come one at a time
         *("--temp", "0", "--seed", "1"),  # greedy: the same prompt gets the same answer, run after run
         *("--threads", "2"),
