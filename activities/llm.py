@@ -94,7 +94,7 @@ class LlmActivities:
         finally:
             metrics.llm_calls.add(1, {**labels, "role": request.role.value, "outcome": result})
             metrics.llm_latency.record(time.monotonic() - started, labels)
-        response.warning = warning
+        response.warning = warning or response.warning
         metrics.llm_tokens.add(max(0, response.input_tokens), {**labels, "kind": "input"})
         metrics.llm_tokens.add(max(0, response.output_tokens), {**labels, "kind": "output"})
         activity.logger.info(

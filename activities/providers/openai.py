@@ -86,6 +86,10 @@ class OpenAIProvider:
         if not completion.choices:
             raise malformed(NAME, "no choices")
         message = completion.choices[0].message
+        warning = None
+        if completion.choices[0].finish_reason == "length":  # kept: a retry would stop at the same limit
+            limit = request.max_tokens
+            warning = f"{NAME}:{model} stopped at the length limit (max_tokens {limit}): the answer is cut short"
         calls = []
         for call in message.tool_calls or []:
             function = getattr(call, "function", None)
@@ -100,4 +104,5 @@ class OpenAIProvider:
             tool_calls=calls,
             input_tokens=usage.prompt_tokens if usage else 0,
             output_tokens=usage.completion_tokens if usage else 0,
+            warning=warning,
         )

