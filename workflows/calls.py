@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityConfig
 
 from workflows.models import LINT_ACTIVITY, LLM_ACTIVITY, RAG_ACTIVITY, LintResult, LlmResponse, RagResult
@@ -63,8 +63,17 @@ RAG = Activity(
 )
 
 
+class TaskFailed(Exception):
+    """An agent could not finish; the task ends `failed`."""
+
+
 class ActivityFailed(Exception):
-    """An activity failed for good (its retries are spent); the message is the activity's own error."""
+    """An activity failed for good (its retries are spent); the message is the activity's own error, `type` its
+    ApplicationError type (e.g. `BudgetExceeded`)."""
+
+    def __init__(self, message: str, type: str | None = None) -> None:
+        super().__init__(message)
+        self.type = type
 
 
 async def execute(activity: Activity[T], arg: Any, summary: str) -> T:
@@ -75,11 +84,13 @@ async def execute(activity: Activity[T], arg: Any, summary: str) -> T:
     except ActivityError as exc:
         if is_cancelled_exception(exc):
             raise
-        raise ActivityFailed(root_message(exc)) from exc
+        root = root_cause(exc)
+        kind = root.type if isinstance(root, ApplicationError) else None
+        raise ActivityFailed(str(root) or type(root).__name__, kind) from exc
 
 
-def root_message(exc: BaseException) -> str:
-    """The innermost cause's message: the activity's own error rather than Temporal's wrappers."""
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause: the activity's own error rather than Temporal's wrappers."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    return str(exc) or type(exc).__name__
+    return exc

@@ -20,6 +20,7 @@ WORKFLOW_TYPE = "CodingTask"
 FEEDBACK_SIGNAL = "feedback"
 STATUS_QUERY = "status"
 EVENTS_QUERY = "events"
+RAISE_BUDGET_UPDATE = "raise_budget"
 LLM_ACTIVITY = "llm_chat"
 LINT_ACTIVITY = "lint"
 RAG_ACTIVITY = "search_knowledge"
@@ -30,11 +31,14 @@ SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
 MAX_TASK_DESCRIPTION = 20_000
 MAX_CODE_CONTEXT = 100_000
 MAX_COMMENT = 4_000
+MAX_BUDGET_USD = 10_000.0  # per task: anything above is a typo, not a budget
+MAX_BUDGET_TOKENS = 1_000_000_000
 
 
 class TaskStatus(StrEnum):
     PLANNING = "planning"
     RUNNING = "running"
+    AWAITING_BUDGET = "awaiting_budget"  # the next model call could exceed the budget: waits for `raise_budget`
     AWAITING_FEEDBACK = "awaiting_feedback"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -78,6 +82,17 @@ class EventType(StrEnum):
     REVISION = "revision"
     REVISION_LIMIT = "revision_limit"
     CONTINUE_AS_NEW = "continue_as_new"
+    LINT_GATE = "lint_gate"  # one round of the quality gate: data.round, score_before/after, errors
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    BUDGET_RAISED = "budget_raised"
+
+
+class LintGate(StrEnum):
+    """How the quality gate ended for the current code (`LintGate` search attribute)."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # below the bar after the fix rounds, or pylint could not judge it
+    OFF = "off"  # min_lint_score is null
 
 
 class Provider(StrEnum):
@@ -123,6 +138,20 @@ class CodingTaskInput(_Strict):
     max_supervisor_iterations: int = Field(default=6, ge=2, le=20)
     max_revisions: int = Field(default=1, ge=0, le=5, description="revisions triggered by low ratings")
     feedback_window_seconds: float = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+    min_lint_score: float | None = Field(
+        default=8.0,
+        ge=0,
+        le=10,
+        description="the quality gate: code scoring below this, or with any pylint error (E/F), goes back to the "
+        "code agent with the messages; null turns the gate off",
+    )
+    max_fix_rounds: int = Field(default=2, ge=0, le=5, description="fix rounds of the quality gate")
+    budget_usd: float | None = Field(
+        default=None, gt=0, le=MAX_BUDGET_USD, description="stop before a model call that could spend more (USD)"
+    )
+    budget_tokens: int | None = Field(
+        default=None, gt=0, le=MAX_BUDGET_TOKENS, description="stop before a model call that could use more tokens"
+    )
     resume: ResumeState | None = Field(
         default=None, description="set by the workflow itself when it continues as new; never by callers"
     )
@@ -153,6 +182,13 @@ class EventsQueryInput(_Strict):
     after: int = Field(default=0, ge=0)
 
 
+class BudgetRaise(_Strict):
+    """Payload of the `raise_budget` update: a new limit for either or both (each above what is spent)."""
+
+    budget_usd: float | None = Field(default=None, gt=0, le=MAX_BUDGET_USD)
+    budget_tokens: int | None = Field(default=None, gt=0, le=MAX_BUDGET_TOKENS)
+
+
 # --------------------------------------------------------------------------- LLM activity
 
 
@@ -173,6 +209,13 @@ class ChatMessage(BaseModel):
     is_error: bool = False
 
 
+class CallAllowance(BaseModel):
+    """What one model call may still spend; the activity refuses a call whose bound is above it."""
+
+    usd: float | None = None
+    tokens: int | None = None
+
+
 class LlmRequest(BaseModel):
     role: AgentRole
     model: str | None = None  # None: the worker's default for the role
@@ -180,15 +223,19 @@ class LlmRequest(BaseModel):
     messages: list[ChatMessage]
     tools: list[ToolName] = Field(default_factory=list)
     max_tokens: int = 4096
+    allowance: CallAllowance | None = None  # what is left of the task's budget; None: no budget
 
 
 class LlmResponse(BaseModel):
     model: str  # provider:model that answered
     content: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
-    input_tokens: int = 0
+    input_tokens: int = 0  # every input token, the cached ones included
     output_tokens: int = 0
-    warning: str | None = None  # e.g. fell back to the offline model
+    cached_input_tokens: int = 0  # read from the provider's prompt cache (a part of input_tokens)
+    cache_write_tokens: int = 0  # written to Anthropic's prompt cache (a part of input_tokens)
+    cost_usd: float | None = None  # at the worker's price table; None: the model has no price
+    warnings: list[str] = Field(default_factory=list)  # e.g. fell back to the offline model, no price, cut short
 
 
 # --------------------------------------------------------------------------- tool activities
@@ -247,8 +294,29 @@ class Feedback(BaseModel):
 
 class ModelUsage(BaseModel):
     calls: int = 0
-    input_tokens: int = 0
+    input_tokens: int = 0  # the cached ones included
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float | None = 0.0  # None once a call of this model had no price
+
+
+class LintRound(BaseModel):
+    """One round of the quality gate: the pylint verdict before the fix and after it."""
+
+    round: int
+    score_before: float | None
+    score_after: float | None
+    errors_before: int  # error-class messages (E, F)
+    errors_after: int
+
+
+class Budget(BaseModel):
+    """`status.budget`: the limits (None: none) and what the task has spent so far."""
+
+    budget_usd: float | None = None
+    budget_tokens: int | None = None
+    spent_usd: float | None = 0.0  # None when a model without a price was called
+    spent_tokens: int = 0
 
 
 class CodeResult(BaseModel):
@@ -258,6 +326,8 @@ class CodeResult(BaseModel):
     lint: LintResult | None = None
     steps: int = 0
     revision: int = 0
+    lint_gate: LintGate | None = None  # None: code from before the gate existed
+    lint_rounds: list[LintRound] = Field(default_factory=list)
 
 
 class DocResult(BaseModel):
@@ -301,6 +371,8 @@ class TaskState(BaseModel):
     revisions: int = 0
     models: dict[AgentRole, str] = Field(default_factory=dict, description="the model each role used last")
     usage: dict[str, ModelUsage] = Field(default_factory=dict, description="per provider:model")
+    cost_usd: float | None = Field(default=0.0, description="the task's total; null once a model had no price")
+    budget: Budget = Field(default_factory=Budget)
     created_at: str
     updated_at: str
 
@@ -323,6 +395,8 @@ SA_LINT_SCORE = SearchAttributeKey.for_float("LintScore")
 SA_FEEDBACK_RATING = SearchAttributeKey.for_int("FeedbackRating")
 SA_TOTAL_TOKENS = SearchAttributeKey.for_int("TotalTokens")
 SA_OWNER = SearchAttributeKey.for_keyword("Owner")
+SA_COST_USD = SearchAttributeKey.for_float("CostUsd")
+SA_LINT_GATE = SearchAttributeKey.for_keyword("LintGate")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SA_TASK_STATUS,
     SA_AGENT,
@@ -332,6 +406,8 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SA_FEEDBACK_RATING,
     SA_TOTAL_TOKENS,
     SA_OWNER,
+    SA_COST_USD,
+    SA_LINT_GATE,
 )
 OWNER_MEMO = "owner"  # memo key of the tenant that started the task (the gateway checks it on every request)
 

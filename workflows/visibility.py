@@ -13,8 +13,10 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate, TypedSe
 from workflows.models import (
     SA_AGENT,
     SA_CODE_MODEL,
+    SA_COST_USD,
     SA_DOC_MODEL,
     SA_FEEDBACK_RATING,
+    SA_LINT_GATE,
     SA_LINT_SCORE,
     SA_OWNER,
     SA_TASK_STATUS,
@@ -25,7 +27,7 @@ from workflows.models import (
 from workflows.usage import total_tokens
 
 # Progress figures not worth an upsert of their own: they go along with the next change of phase.
-LAZY = frozenset({SA_TOTAL_TOKENS.name, SA_CODE_MODEL.name, SA_DOC_MODEL.name})
+LAZY = frozenset({SA_TOTAL_TOKENS.name, SA_COST_USD.name, SA_CODE_MODEL.name, SA_DOC_MODEL.name})
 
 
 def search_attribute_values(state: TaskState) -> dict[SearchAttributeKey[Any], Any]:
@@ -40,6 +42,8 @@ def search_attribute_values(state: TaskState) -> dict[SearchAttributeKey[Any], A
         SA_LINT_SCORE: float(lint_score) if lint_score is not None else None,
         SA_FEEDBACK_RATING: state.feedback[-1].rating if state.feedback else None,
         SA_TOTAL_TOKENS: total_tokens(state),
+        SA_COST_USD: state.cost_usd,
+        SA_LINT_GATE: code.lint_gate.value if code is not None and code.lint_gate is not None else None,
     }
 
 
@@ -79,4 +83,5 @@ def details_line(state: TaskState, doing: str | None = None) -> str:
     if state.feedback:
         parts.append(f"rating {state.feedback[-1].rating}")
     parts.append(f"{total_tokens(state)} tokens")
+    parts.append("cost unknown" if state.cost_usd is None else f"${state.cost_usd:.4f}")
     return " · ".join(parts)

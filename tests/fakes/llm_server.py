@@ -30,6 +30,11 @@ def add(first: int, second: int) -> int:
     return first + second
 '''
 DRAFT_CODE = "def add(a,b):\n  return a+b\n"
+# A task whose description holds this marker gets lint-failing code first, and good code once pylint's verdict
+# comes back to it (the quality gate's fix round); NEVER_FIXES gets bad code every time.
+NEEDS_ONE_FIX = "[needs one fix]"
+NEVER_FIXES = "[never fixes]"
+BAD_CODE = '"""Arithmetic helpers."""\n\n\ndef add(first: int, second: int) -> int:\n    return first + secnd\n'
 
 
 @dataclass
@@ -51,6 +56,7 @@ class FakeLlmServer:
         self.requests: list[dict[str, Any]] = []  # every request seen: provider, status, body
         self.hold_after: int | None = None  # hold requests once this many replies were served
         self.held = 0
+        self.prompt_cache: set[str] = set()  # prefixes "cached" so far, like the providers' prompt caches
         self._released = threading.Event()
         self._generation = 0
         self._lock = threading.Lock()
@@ -72,6 +78,7 @@ class FakeLlmServer:
             self.requests.clear()
             self.hold_after = None
             self.held = 0
+            self.prompt_cache.clear()
             self._released.clear()
 
     def add_fault(self, provider: str, fault: Fault) -> None:
@@ -137,11 +144,12 @@ class FakeLlmServer:
                     headers=fault.headers,
                     media_type="application/json",
                 )
-        payload = build(record["body"])
+        payload = build(record["body"], self.prompt_cache)
         with self._lock:
             if generation == self._generation:
                 self.served[hashlib.sha256(body).hexdigest()] += 1
         record["status"] = 200
+        record["usage"] = payload["usage"]
         self._record(record, generation)
         return JSONResponse(payload)
 
@@ -162,11 +170,15 @@ class FakeLlmServer:
 # -------------------------------------------------------------------- deterministic "model"
 
 
-def _final_text(system: str) -> str:
+def _final_text(system: str, messages: list[dict[str, Any]]) -> str:
     if "planner" in system:
         return "1. Write an add function.\n2. Lint it.\n3. Document it."
     if "technical writer" in system:
         return "# add\n\n`add(first, second)` returns the sum of two integers.\n"
+    conversation = json.dumps(messages)
+    shown_pylint = "pylint scored" in conversation
+    if NEVER_FIXES in conversation or (NEEDS_ONE_FIX in conversation and not shown_pylint):
+        return f"```python\n{BAD_CODE}```\n\nA helper."
     return f"```python\n{GOOD_CODE}```\n\nA small, typed helper."
 
 
@@ -181,7 +193,57 @@ def _tokens(data: Any) -> int:
     return max(1, len(json.dumps(data)) // 4)
 
 
-def _openai_reply(body: dict[str, Any]) -> dict[str, Any]:
+OPENAI_CACHE_MIN_TOKENS = 1024  # OpenAI caches prompt prefixes from this length on, by itself
+
+
+def _cached(prefix: Any, cache: set[str]) -> bool:
+    """Whether `prefix` was seen before (then it is read from the cache); remembers it."""
+    key = hashlib.sha256(json.dumps(prefix, sort_keys=True).encode()).hexdigest()
+    seen = key in cache
+    cache.add(key)
+    return seen
+
+
+def _openai_usage(messages: list[dict[str, Any]], message: dict[str, Any], cache: set[str]) -> dict[str, Any]:
+    """OpenAI's usage block: the system prompt and first user turn, when long enough and seen before, are cached."""
+    prompt = _tokens(messages)
+    prefix = _tokens(messages[:2])
+    cached = prefix if prefix >= OPENAI_CACHE_MIN_TOKENS and _cached(messages[:2], cache) else 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": _tokens(message),
+        "total_tokens": prompt + _tokens(message),
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+
+
+def _anthropic_usage(body: dict[str, Any], content: list[dict[str, Any]], cache: set[str]) -> dict[str, Any]:
+    """Anthropic's usage block: the prefix up to the block marked `cache_control` is written to the cache the
+    first time and read from it after; `input_tokens` counts only the rest, as Anthropic does."""
+    messages = body["messages"]
+    total = _tokens(messages)
+    marked = next(
+        (
+            i
+            for i, m in enumerate(messages)
+            if isinstance(m["content"], list) and any("cache_control" in b for b in m["content"])
+        ),
+        None,
+    )
+    read = written = 0
+    if marked is not None:
+        prefix = [body.get("tools"), body.get("system"), messages[: marked + 1]]
+        size = min(total - 1, _tokens(messages[: marked + 1]))
+        read, written = (size, 0) if _cached(prefix, cache) else (0, size)
+    return {
+        "input_tokens": total - read - written,
+        "output_tokens": _tokens(content),
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": written,
+    }
+
+
+def _openai_reply(body: dict[str, Any], cache: set[str]) -> dict[str, Any]:
     messages = body["messages"]
     system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
     has_tool_results = any(m["role"] == "tool" for m in messages)
@@ -201,22 +263,18 @@ def _openai_reply(body: dict[str, Any]) -> dict[str, Any]:
         }
         finish = "tool_calls"
     else:
-        message, finish = {"role": "assistant", "content": _final_text(system)}, "stop"
+        message, finish = {"role": "assistant", "content": _final_text(system, messages)}, "stop"
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": 0,
         "model": body["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {
-            "prompt_tokens": _tokens(messages),
-            "completion_tokens": _tokens(message),
-            "total_tokens": _tokens(messages) + _tokens(message),
-        },
+        "usage": _openai_usage(messages, message, cache),
     }
 
 
-def _anthropic_reply(body: dict[str, Any]) -> dict[str, Any]:
+def _anthropic_reply(body: dict[str, Any], cache: set[str]) -> dict[str, Any]:
     system = body.get("system", "")
     messages = body["messages"]
     has_tool_results = any(
@@ -229,7 +287,7 @@ def _anthropic_reply(body: dict[str, Any]) -> dict[str, Any]:
         ]
         stop = "tool_use"
     else:
-        content, stop = [{"type": "text", "text": _final_text(system)}], "end_turn"
+        content, stop = [{"type": "text", "text": _final_text(system, messages)}], "end_turn"
     return {
         "id": "msg_fake",
         "type": "message",
@@ -238,5 +296,5 @@ def _anthropic_reply(body: dict[str, Any]) -> dict[str, Any]:
         "content": content,
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": {"input_tokens": _tokens(messages), "output_tokens": _tokens(content)},
+        "usage": _anthropic_usage(body, content, cache),
     }

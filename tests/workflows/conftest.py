@@ -15,6 +15,8 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.llm import check_allowance, cost_of
+from activities.prices import ModelPrice
 from workflows.coding_task import CodingTask
 from workflows.models import (
     LINT_ACTIVITY,
@@ -34,9 +36,13 @@ from workflows.models import (
 FINAL_CODE = '```python\n"""Add."""\n\n\ndef add(a: int, b: int) -> int:\n    """Sum."""\n    return a + b\n```\nDone.'
 
 
+STUB_PRICE = ModelPrice(input=1000.0, output=1000.0)  # $0.001 a token: easy sums
+
+
 @dataclass
 class StubActivities:
-    """Scripted replies per role (the rest answer plainly); every request is kept for the test to read."""
+    """Scripted replies per role (the rest answer plainly); every request is kept for the test to read. The budget
+    check is the real one (`check_allowance`), at STUB_PRICE."""
 
     replies: dict[AgentRole, list[LlmResponse]] = field(default_factory=dict)
     requests: list[LlmRequest] = field(default_factory=list)
@@ -49,12 +55,15 @@ class StubActivities:
 
     @activity.defn(name=LLM_ACTIVITY)
     async def chat(self, request: LlmRequest) -> LlmResponse:
+        check_allowance(request, "stub:model", STUB_PRICE)
         self.requests.append(request)
         scripted = self.replies.get(request.role)
         if scripted:
             return scripted.pop(0)
         content = {AgentRole.PLANNER: "1. add", AgentRole.CODE_GENERATION: FINAL_CODE}.get(request.role, "# Docs")
-        return LlmResponse(model="stub:model", content=content, input_tokens=10, output_tokens=5)
+        reply = LlmResponse(model="stub:model", content=content, input_tokens=10, output_tokens=5)
+        reply.cost_usd = cost_of(reply, STUB_PRICE)
+        return reply
 
     @activity.defn(name=LINT_ACTIVITY)
     async def lint(self, request: LintRequest) -> LintResult:

@@ -8,7 +8,7 @@ import subprocess
 import uuid
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -19,9 +19,15 @@ from workflows.models import (
     TASK_QUEUE,
     WORKFLOW_TYPE,
     AgentRole,
+    Budget,
+    BudgetRaise,
     EventsQueryInput,
     EventType,
     FeedbackInput,
+    LintGate,
+    LintMessage,
+    LintResult,
+    LintRound,
     LlmResponse,
     TaskStatus,
     ToolCall,
@@ -114,11 +120,11 @@ async def test_an_agent_that_never_answers_fails_the_task_at_its_step_limit(
 
 
 async def test_a_model_warning_is_recorded_once(client: Client, stub_worker: Worker, stubs: StubActivities) -> None:
-    warned = LlmResponse(model="offline", content="1. plan", warning="OPENAI_API_KEY is not set: planner used offline")
-    stubs.script(AgentRole.PLANNER, warned)
-    stubs.script(CODE, LlmResponse(model="offline", content=FINAL_CODE, warning=warned.warning))
+    warning = "OPENAI_API_KEY is not set: planner used offline"
+    stubs.script(AgentRole.PLANNER, LlmResponse(model="offline", content="1. plan", warnings=[warning]))
+    stubs.script(CODE, LlmResponse(model="offline", content=FINAL_CODE, warnings=[warning, "cut short"]))
     final = await (await start_task(client, stub_worker.task_queue, feedback_window_seconds=0)).result()
-    assert final.warnings == [warned.warning]
+    assert final.warnings == [warning, "cut short"]
 
 
 @pytest.mark.parametrize(
@@ -154,3 +160,124 @@ async def test_a_bad_start_from_the_cli_fails_at_once_naming_each_field(
     assert all(name in message for name in named), message
     assert stubs.requests == []  # nothing ran
     assert stub_worker.task_queue != TASK_QUEUE  # the test's own queue, not production's
+
+
+BAD_CODE = "```python\ndef add(a, b):\n    return a + c\n```"
+UNDEFINED = LintMessage(
+    line=2, column=15, symbol="undefined-variable", message_id="E0602", type="error", message="Undefined variable 'c'"
+)
+
+
+def _lint_by_code(code: str) -> LintResult:
+    """pylint as the stub sees it: code that uses `c` fails with E0602, the rest scores 10."""
+    return LintResult(score=3.3, messages=[UNDEFINED]) if "a + c" in code else LintResult(score=10.0)
+
+
+def _code(content: str) -> LlmResponse:
+    return LlmResponse(model="stub:model", content=content, input_tokens=10, output_tokens=5)
+
+
+async def test_the_quality_gate_sends_pylint_back_and_passes_once_fixed(
+    client: Client, stub_worker: Worker, stubs: StubActivities
+) -> None:
+    stubs.lint_result = _lint_by_code
+    stubs.script(CODE, _code(BAD_CODE))  # then the default answer: good code
+    handle = await start_task(client, stub_worker.task_queue, feedback_window_seconds=0)
+    final = await handle.result()
+    code = final.results.code_generation
+    assert code is not None and code.lint_gate == LintGate.PASSED and "a + b" in code.code
+    assert code.lint_rounds == [LintRound(round=1, score_before=3.3, score_after=10.0, errors_before=1, errors_after=0)]
+    fix_request = [r for r in stubs.requests if r.role == CODE][1]
+    fix_turn = fix_request.messages[-1]
+    assert fix_turn.role == "user" and fix_turn.content.startswith("pylint scored 3.3/10")
+    assert "E0602 undefined-variable Undefined variable 'c' (line 2)" in fix_turn.content
+    assert fix_request.messages[-2].content == BAD_CODE  # the same conversation: its own answer, then the verdict
+    docs_prompt = next(r for r in stubs.requests if r.role == AgentRole.DOCUMENTATION).messages[0].content
+    assert "a + b" in docs_prompt and "a + c" not in docs_prompt  # the docs describe the final code
+    gate_events = [
+        e for e in (await handle.query(CodingTask.events, EventsQueryInput())).events if e.type == "lint_gate"
+    ]
+    assert [e.data["score_after"] for e in gate_events] == [10.0]
+    assert final.warnings == []
+
+
+async def test_a_model_that_never_fixes_stops_after_the_rounds_with_a_warning(
+    client: Client, stub_worker: Worker, stubs: StubActivities
+) -> None:
+    stubs.lint_result = _lint_by_code
+    stubs.script(CODE, *[_code(BAD_CODE)] * 3)
+    handle = await start_task(client, stub_worker.task_queue, feedback_window_seconds=0, max_fix_rounds=2)
+    final = await handle.result()
+    code = final.results.code_generation
+    assert code is not None and code.lint_gate == LintGate.FAILED and len(code.lint_rounds) == 2
+    assert [r.role for r in stubs.requests].count(CODE) == 3  # the answer and two fix rounds, never more
+    assert final.warnings == ["quality gate failed after 2 fix round(s) (bar 8): pylint 3.3/10, 1 error(s)"]
+    assert final.results.documentation is not None  # the task still goes on to the docs
+    assert final.task_status == TaskStatus.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("fields", "gate", "lint"),
+    [
+        ({"min_lint_score": None}, LintGate.OFF, LintResult(score=3.3, messages=[UNDEFINED])),
+        ({}, LintGate.FAILED, LintResult(error="pylint timed out after 30s")),
+        ({"max_fix_rounds": 0}, LintGate.FAILED, LintResult(score=3.3, messages=[UNDEFINED])),
+        ({"min_lint_score": 3.0}, LintGate.FAILED, LintResult(score=3.3, messages=[UNDEFINED])),  # errors fail
+    ],
+)
+async def test_the_gate_off_unjudgeable_or_without_rounds_makes_no_round(
+    client: Client, stub_worker: Worker, stubs: StubActivities, fields: dict, gate: LintGate, lint: LintResult
+) -> None:
+    stubs.lint_result = lambda code: lint
+    fields = {"feedback_window_seconds": 0, "max_fix_rounds": fields.pop("max_fix_rounds", 0), **fields}
+    final = await (await start_task(client, stub_worker.task_queue, **fields)).result()
+    code = final.results.code_generation
+    assert code is not None and code.lint_gate == gate and code.lint_rounds == []
+    assert [r.role for r in stubs.requests].count(CODE) == 1
+
+
+async def test_a_budget_that_stops_before_a_call_waits_for_a_raise(
+    client: Client, stub_worker: Worker, stubs: StubActivities
+) -> None:
+    # each call spends 15 tokens, but its bound is the estimate of its input plus max_tokens (4096): the
+    # planner's (a short prompt) fits in 4,250, the code agent's (its system prompt, the plan, tool schemas) does not
+    handle = await start_task(client, stub_worker.task_queue, budget_tokens=4_250)
+    state = await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_BUDGET)
+    assert state.budget.budget_tokens == 4_250 and state.budget.spent_tokens == 15  # the planner's call
+    assert stubs.roles() == [AgentRole.PLANNER]
+    page = await handle.query(CodingTask.events, EventsQueryInput())
+    exhausted = [e for e in page.events if e.type == EventType.BUDGET_EXHAUSTED]
+    assert len(exhausted) == 1 and "the next code_generation call may use up to" in exhausted[0].message
+
+    # refused raises change nothing
+    for bad, why in [
+        (BudgetRaise(budget_tokens=15), "budget_tokens must be above what is spent (15 tokens)"),
+        (BudgetRaise(), "give budget_usd, budget_tokens or both"),
+    ]:
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(CodingTask.raise_budget, bad)
+        assert why in str(refused.value.cause)
+    for payload in ({"budget_tokens": "lots"}, {"budget_tokens": -5}, {"budget_usd": 1, "surprise": True}, [3]):
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update("raise_budget", payload, result_type=Budget)
+        assert "validation error for BudgetRaise" in str(refused.value.cause)
+    assert (await handle.query(CodingTask.status)).budget == state.budget
+
+    raised = await handle.execute_update(CodingTask.raise_budget, BudgetRaise(budget_tokens=100_000))
+    assert raised.budget_tokens == 100_000 and raised.spent_tokens == 15
+    final = await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
+    assert final.results.documentation is not None and final.errors == []
+    types = [e.type for e in (await handle.query(CodingTask.events, EventsQueryInput())).events]
+    assert types.count(EventType.BUDGET_RAISED) == 1
+
+
+async def test_a_budget_not_raised_within_the_window_fails_the_task_and_keeps_what_was_done(
+    client: Client, stub_worker: Worker, stubs: StubActivities
+) -> None:
+    handle = await start_task(client, stub_worker.task_queue, budget_usd=4.2, feedback_window_seconds=1)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "budget exhausted and not raised within 0:00:01" in str(failure.value.cause)
+    state = await handle.query(CodingTask.status)
+    assert state.task_status == TaskStatus.FAILED and state.plan == "1. add"  # the partial results stay readable
+    assert state.budget.spent_usd == pytest.approx(0.015) and state.cost_usd == pytest.approx(0.015)

@@ -14,8 +14,9 @@ import pytest
 from temporalio.client import Client
 
 from tests.fakes.llm_server import FakeLlmServer
-from tests.support import ROOT, TEST_API_KEY, start_task, wait_until
-from workflows.models import LLM_ACTIVITY, TaskStatus
+from tests.support import ROOT, TEST_API_KEY, start_task, wait_for_state, wait_until
+from workflows.coding_task import CodingTask
+from workflows.models import LLM_ACTIVITY, BudgetRaise, TaskStatus
 
 
 @pytest.fixture
@@ -98,3 +99,22 @@ async def test_killed_worker_resumes_without_repaying_finished_model_calls(
         and e["activityTaskStartedEventAttributes"]["attempt"] > 1
     ]
     assert len(retried) == 1, json.dumps(retried)[:500]  # only the call that was in flight at the crash
+
+
+async def test_a_worker_killed_while_the_task_awaits_budget_changes_nothing(
+    client: Client, fake_llm: FakeLlmServer, task_queue: str, spawn_worker
+) -> None:
+    first = spawn_worker()
+    handle = await start_task(client, task_queue, budget_tokens=4_400)  # the planner fits, the code agent does not
+    waiting = await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_BUDGET, within=60)
+    assert fake_llm.total_served == 1 and waiting.budget.spent_tokens > 0
+
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    spawn_worker()
+    raised = await handle.execute_update(CodingTask.raise_budget, BudgetRaise(budget_tokens=1_000_000))
+    assert raised.budget_tokens == 1_000_000 and raised.spent_tokens == waiting.budget.spent_tokens
+    state = await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK, within=60)
+    assert state.results.documentation is not None and state.errors == []
+    assert fake_llm.total_served == 5 and all(count == 1 for count in fake_llm.served.values()), fake_llm.served
+    await handle.terminate("test over")

@@ -51,7 +51,8 @@ async def test_full_task_plans_codes_lints_documents_and_completes_on_feedback(
     assert len(anthropic_calls) == 2
     blocks = anthropic_calls[1]["messages"][-1]["content"]
     assert [b["type"] for b in blocks] == ["tool_result"] and blocks[0]["tool_use_id"] == "toolu_0"
-    assert GOOD_CODE.strip() in anthropic_calls[0]["messages"][0]["content"]  # docs agent got the code
+    [first_turn] = anthropic_calls[0]["messages"][0]["content"]  # one text block, the cache breakpoint on it
+    assert GOOD_CODE.strip() in first_turn["text"] and first_turn["cache_control"] == {"type": "ephemeral"}
     assert all(count == 1 for count in fake_llm.served.values())
 
     await handle.signal(CodingTask.feedback, FeedbackInput(rating=5, comment="great"))

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from temporalio.common import TypedSearchAttributes
 
+from workflows import quality
 from workflows.events import MAX_EVENTS, EventLog
 from workflows.models import (
     MODEL_PATTERN,
     AgentRole,
+    Budget,
+    BudgetRaise,
+    CallAllowance,
     EventType,
+    LintMessage,
+    LintResult,
+    LintRound,
     LlmResponse,
     Provider,
     TaskState,
@@ -30,7 +38,7 @@ from workflows.tools import (
     tool_call,
     tool_specs,
 )
-from workflows.usage import record_reply, total_tokens
+from workflows.usage import allowance, apply_raise, check_raise, record_reply, total_tokens
 from workflows.visibility import SearchAttributeSync, details_line
 
 
@@ -126,14 +134,33 @@ def test_a_task_started_without_task_status_keeps_no_search_attributes() -> None
     assert not sync.enabled and sync.updates(state) == []
 
 
-def test_usage_and_the_details_line() -> None:
+def test_usage_cost_and_the_details_line() -> None:
     state = _state()
-    record_reply(state, AgentRole.PLANNER, LlmResponse(model="offline", input_tokens=7, output_tokens=3))
-    record_reply(state, AgentRole.PLANNER, LlmResponse(model="offline", input_tokens=1, output_tokens=1))
-    assert state.usage["offline"].model_dump() == {"calls": 2, "input_tokens": 8, "output_tokens": 4}
-    assert total_tokens(state) == 12
-    assert details_line(state) == "**planning** · 12 tokens"
-    assert details_line(state, "planner · offline · step 1") == "**planning** · planner · offline · step 1 · 12 tokens"
+    reply = LlmResponse(model="offline", input_tokens=7, output_tokens=3, cached_input_tokens=2, cost_usd=0.25)
+    record_reply(state, AgentRole.PLANNER, reply)
+    record_reply(state, AgentRole.PLANNER, LlmResponse(model="offline", input_tokens=1, output_tokens=1, cost_usd=0.5))
+    assert state.usage["offline"].model_dump() == {
+        "calls": 2,
+        "input_tokens": 8,
+        "output_tokens": 4,
+        "cached_input_tokens": 2,
+        "cost_usd": 0.75,
+    }
+    assert total_tokens(state) == 12 and state.cost_usd == 0.75
+    assert state.budget.model_dump() == {
+        "budget_usd": None,
+        "budget_tokens": None,
+        "spent_usd": 0.75,
+        "spent_tokens": 12,
+    }
+    record_reply(state, AgentRole.CODE_GENERATION, LlmResponse(model="openai:unpriced", output_tokens=1))
+    assert state.usage["openai:unpriced"].cost_usd is None and state.cost_usd is None  # never a guessed number
+    assert state.usage["offline"].cost_usd == 0.75
+    assert details_line(state) == "**planning** · 13 tokens · cost unknown"
+    assert (
+        details_line(state, "planner · offline · step 1")
+        == "**planning** · planner · offline · step 1 · 13 tokens · cost unknown"
+    )
 
 
 def test_model_ids_are_parsed_in_one_place() -> None:
@@ -142,3 +169,49 @@ def test_model_ids_are_parsed_in_one_place() -> None:
     assert parse_model_id("offline") == (Provider.OFFLINE, "offline")
     assert re.fullmatch(MODEL_PATTERN, "openai:ft:gpt-4o:org::id") and not re.fullmatch(MODEL_PATTERN, "gpt-4o")
     assert not re.fullmatch(MODEL_PATTERN, "mistral:large") and not re.fullmatch(MODEL_PATTERN, "offline:x")
+
+
+def test_the_allowance_is_what_is_left_and_a_raise_must_be_above_the_spend() -> None:
+    state = _state()
+    assert allowance(state) is None  # no budget, no check
+    state.budget = Budget(budget_usd=1.0, budget_tokens=100)
+    record_reply(state, AgentRole.PLANNER, LlmResponse(model="m", input_tokens=30, output_tokens=10, cost_usd=0.4))
+    assert allowance(state) == CallAllowance(usd=0.6, tokens=60)
+    for refused, why in [
+        (BudgetRaise(), "give budget_usd, budget_tokens or both"),
+        (BudgetRaise(budget_usd=0.4), "budget_usd must be above what is spent ($0.400000)"),
+        (BudgetRaise(budget_tokens=40), "budget_tokens must be above what is spent (40 tokens)"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(why)):
+            check_raise(state, refused)
+    check_raise(state, BudgetRaise(budget_usd=2.0))
+    apply_raise(state, BudgetRaise(budget_usd=2.0))
+    assert state.budget.budget_usd == 2.0 and state.budget.budget_tokens == 100
+    record_reply(state, AgentRole.PLANNER, LlmResponse(model="unpriced", output_tokens=1))
+    with pytest.raises(ValueError, match="its spend in USD is unknown"):
+        check_raise(state, BudgetRaise(budget_usd=5.0))
+    check_raise(state, BudgetRaise(budget_tokens=500))  # tokens are still counted
+
+
+def _lint(score: float | None, *ids: str, error: str | None = None) -> LintResult:
+    kinds = {"E": "error", "F": "fatal", "W": "warning", "C": "convention"}
+    messages = [
+        LintMessage(line=n + 1, column=0, symbol=f"sym-{i}", message_id=i, type=kinds[i[0]], message=f"msg {i}")
+        for n, i in enumerate(ids)
+    ]
+    return LintResult(score=score, messages=messages, error=error)
+
+
+def test_the_quality_gate_judges_score_and_error_messages() -> None:
+    assert quality.passes(_lint(9.0, "C0114"), 8.0)
+    assert not quality.passes(_lint(9.5, "E0602"), 8.0)  # an error fails whatever the score
+    assert not quality.passes(_lint(7.9), 8.0)
+    assert not quality.passes(_lint(None, "E0001"), 0.0)  # a syntax error has no score
+    assert not quality.passes(_lint(None, error="pylint timed out"), 0.0)
+    assert quality.errors(_lint(3.3, "E0602", "F0001", "W0611", "C0114")) == 2
+    prompt = quality.fix_prompt(_lint(3.3, "C0114", "E0602"), 8.0)
+    assert prompt.startswith("pylint scored 3.3/10 (the bar is 8, with no error messages):\nE0602 sym-E0602")
+    assert prompt.endswith("Fix these and answer with the complete module.")
+    assert quality.lint_round(1, _lint(3.3, "E0602"), _lint(10.0)) == LintRound(
+        round=1, score_before=3.3, score_after=10.0, errors_before=1, errors_after=0
+    )
