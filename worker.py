@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from activities.llm import missing_keys
+from activities.prices import PriceFileError
 from orchestrator.plugin import OrchestratorPlugin
 from orchestrator.telemetry import TelemetrySettings, configure_logging, install_runtime
 from orchestrator.temporal import connect_client
@@ -48,6 +49,10 @@ async def main() -> None:
     configure_logging(telemetry)  # LOG_FORMAT=json: one JSON object per line, with workflow id and activity type
     install_runtime(telemetry)  # Prometheus metrics on WORKER_METRICS_PORT (default 9464), before any client
     check_llm_mode(settings)
+    try:
+        plugin = OrchestratorPlugin(settings)
+    except PriceFileError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
     client = await connect_client(attempts=CONNECT_ATTEMPTS)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,7 +61,7 @@ async def main() -> None:
     worker = Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        plugins=[OrchestratorPlugin(settings)],
+        plugins=[plugin],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     async with worker:

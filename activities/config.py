@@ -30,6 +30,10 @@ class WorkerSettings(BaseSettings):
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
     llm_request_timeout_seconds: float = Field(default=120.0, gt=0, le=170)
+    model_prices_file: str | None = Field(default=None, description="JSON or TOML price table (activities/prices.py)")
+    anthropic_prompt_caching: bool = Field(
+        default=True, description="mark each conversation's stable prefix with cache_control (Anthropic)"
+    )
     memory_api_url: str = "http://localhost:8001"
     memory_api_key: SecretStr | None = None
     rag_request_timeout_seconds: float = Field(default=5.0, gt=0, le=14)

@@ -2,11 +2,16 @@
 
 API keys come from the worker's environment, never from the workflow. Under LLM_MODE=auto a role whose provider
 has no key uses the built-in offline model (with a warning the task records); LLM_MODE=live refuses instead.
+
+Each reply carries its cost at the worker's price table (`activities.prices`). A request with an `allowance` (what
+is left of the task's budget) is refused before the provider is called when the call could exceed it: its bound is
+an estimate of the input tokens (about 4 characters a token) plus its `max_tokens`, at the model's price.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable
@@ -17,13 +22,56 @@ from temporalio.exceptions import ApplicationError
 
 from activities.config import WorkerSettings
 from activities.metrics import instruments, outcome
+from activities.prices import ModelPrice, load_prices
 from activities.providers import REGISTRY, ChatProvider
 from activities.providers.base import ProviderError
 from workflows.models import LLM_ACTIVITY, AgentRole, LlmRequest, LlmResponse, Provider, parse_model_id
+from workflows.tools import tool_specs
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = timedelta(seconds=3)
+CHARS_PER_TOKEN = 4
+
+
+class BudgetExceeded(ApplicationError):
+    """The call could exceed what is left of the task's budget; the workflow asks for more before it is made."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="BudgetExceeded", non_retryable=True)
+
+
+def estimated_input_tokens(request: LlmRequest) -> int:
+    """A rough bound of the request's input tokens, for the budget check (the provider counts exactly after)."""
+    text = request.system + "".join(
+        m.content + json.dumps([c.arguments for c in m.tool_calls]) for m in request.messages
+    )
+    schemas = sum(len(json.dumps(spec.parameters)) + len(spec.description) for spec in tool_specs(request.tools))
+    return (len(text) + schemas) // CHARS_PER_TOKEN + 1
+
+
+def check_allowance(request: LlmRequest, model: str, price: ModelPrice | None) -> None:
+    """Refuse the call (BudgetExceeded) when its bound is above what the task may still spend."""
+    allowance = request.allowance
+    if allowance is None:
+        return
+    tokens = estimated_input_tokens(request) + request.max_tokens
+    if allowance.tokens is not None and tokens > allowance.tokens:
+        raise BudgetExceeded(f"the next {request.role} call may use up to {tokens} tokens; {allowance.tokens} are left")
+    if allowance.usd is None:
+        return
+    if price is None:
+        raise ApplicationError(
+            f"{model} has no price, so the task's budget_usd cannot be kept: add it to MODEL_PRICES_FILE",
+            type="NoPrice",
+            non_retryable=True,
+        )
+    bound = price.cost(input_tokens=tokens - request.max_tokens, output_tokens=request.max_tokens)
+    if bound > allowance.usd:
+        left = max(0.0, allowance.usd)
+        raise BudgetExceeded(
+            f"the next {request.role} call on {model} may cost up to ${bound:.6f}; ${left:.6f} is left"
+        )
 
 
 async def _heartbeating(call: Awaitable[LlmResponse]) -> LlmResponse:
@@ -39,6 +87,14 @@ async def _heartbeating(call: Awaitable[LlmResponse]) -> LlmResponse:
         task.cancel()
 
 
+def cost_of(response: LlmResponse, price: ModelPrice | None) -> float | None:
+    """USD of a reply: fresh input, cached input and cache writes each at their own price."""
+    if price is None:
+        return None
+    fresh = max(0, response.input_tokens - response.cached_input_tokens - response.cache_write_tokens)
+    return price.cost(fresh, response.output_tokens, response.cached_input_tokens, response.cache_write_tokens)
+
+
 def missing_keys(settings: WorkerSettings) -> list[str]:
     """Environment variables the configured default models need but that are not set."""
     providers = {parse_model_id(settings.default_model(role))[0] for role in AgentRole}
@@ -51,8 +107,10 @@ class LlmActivities:
     """Holds one client per provider (created on first use, closed by `aclose`) and the worker's settings."""
 
     def __init__(self, settings: WorkerSettings) -> None:
+        """Raises PriceFileError when MODEL_PRICES_FILE is unusable (the worker refuses to start)."""
         self._settings = settings
         self._providers: dict[Provider, ChatProvider] = {}
+        self._prices = load_prices(settings.model_prices_file)
 
     def resolve_model(self, request: LlmRequest) -> tuple[str, str | None]:
         """(provider:model to call, warning) under LLM_MODE; `auto` falls back to offline when a key is missing."""
@@ -80,6 +138,8 @@ class LlmActivities:
     async def chat(self, request: LlmRequest) -> LlmResponse:
         started = time.monotonic()
         model, warning = self.resolve_model(request)
+        price = self._prices.get(model)
+        check_allowance(request, model, price)
         provider, name = parse_model_id(model)
         labels = {"provider": provider.value, "model": name}
         metrics = instruments()
@@ -94,16 +154,25 @@ class LlmActivities:
         finally:
             metrics.llm_calls.add(1, {**labels, "role": request.role.value, "outcome": result})
             metrics.llm_latency.record(time.monotonic() - started, labels)
-        response.warning = warning or response.warning
+        if warning:
+            response.warnings.insert(0, warning)
+        response.cost_usd = cost_of(response, price)
+        if response.cost_usd is None:
+            response.warnings.append(f"{model} has no price: its cost is unknown (add it to MODEL_PRICES_FILE)")
+        else:
+            metrics.llm_cost.record(response.cost_usd, labels)
         metrics.llm_tokens.add(max(0, response.input_tokens), {**labels, "kind": "input"})
+        metrics.llm_tokens.add(max(0, response.cached_input_tokens), {**labels, "kind": "cached_input"})
         metrics.llm_tokens.add(max(0, response.output_tokens), {**labels, "kind": "output"})
         activity.logger.info(
-            "llm %s %s: %d tool call(s), %d+%d tokens",
+            "llm %s %s: %d tool call(s), %d+%d tokens (%d cached), $%s",
             request.role,
             response.model,
             len(response.tool_calls),
             response.input_tokens,
             response.output_tokens,
+            response.cached_input_tokens,
+            "?" if response.cost_usd is None else f"{response.cost_usd:.6f}",
         )
         return response
 

@@ -6,7 +6,8 @@ SDK's `activity_type`, `namespace` and `task_queue` labels.
 | metric | type | labels | recorded by |
 |---|---|---|---|
 | `orchestrator_llm_calls` | counter | provider, model, role, outcome (`ok` / the failure type) | llm_chat |
-| `orchestrator_llm_tokens` | counter | provider, model, kind (`input` / `output`) | llm_chat |
+| `orchestrator_llm_tokens` | counter | provider, model, kind (`input` / `cached_input` / `output`) | llm_chat |
+| `orchestrator_llm_cost_usd` | histogram, USD per call (`_sum`: dollars spent) | provider, model | llm_chat |
 | `orchestrator_llm_latency` | histogram, seconds | provider, model | llm_chat |
 | `orchestrator_lint_score` | histogram, 0 to 10 | | lint |
 | `orchestrator_rag_latency` | histogram, seconds | outcome | search_knowledge |
@@ -27,6 +28,7 @@ LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 BUCKETS: dict[str, Sequence[float]] = {
     "orchestrator_llm_latency": LATENCY_BUCKETS,
     "orchestrator_rag_latency": LATENCY_BUCKETS,
+    "orchestrator_llm_cost_usd": [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     "orchestrator_lint_score": [0, 2, 4, 5, 6, 7, 8, 9, 9.5, 10],
     "orchestrator_rag_hits": [0, 1, 2, 3, 5, 10],
 }
@@ -40,6 +42,7 @@ class Instruments:
         self.llm_calls = meter.create_counter("orchestrator_llm_calls", "LLM calls by provider, model and outcome")
         self.llm_tokens = meter.create_counter("orchestrator_llm_tokens", "LLM tokens by provider, model and kind")
         self.llm_latency = meter.create_histogram_float("orchestrator_llm_latency", "LLM call latency", "s")
+        self.llm_cost = meter.create_histogram_float("orchestrator_llm_cost_usd", "USD per LLM call", "USD")
         self.lint_score = meter.create_histogram_float("orchestrator_lint_score", "pylint score of linted code")
         self.rag_latency = meter.create_histogram_float("orchestrator_rag_latency", "knowledge-base query latency", "s")
         self.rag_hits = meter.create_histogram("orchestrator_rag_hits", "snippets returned per knowledge-base query")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import anthropic
+from anthropic.types import Usage
 
 from activities.config import WorkerSettings, secret
 from activities.providers.base import ProviderError, malformed, status_error
@@ -43,6 +44,31 @@ def error(exc: anthropic.AnthropicError) -> ProviderError:
     return malformed(NAME, str(exc))
 
 
+def usage_of(usage: Usage | None) -> dict[str, int]:
+    """The reply's token counts, as the product counts them: Anthropic's `input_tokens` leaves out what was read
+    from and written to the prompt cache, so the three add up to every input token."""
+    if usage is None:
+        return {}
+    read, written = usage.cache_read_input_tokens or 0, usage.cache_creation_input_tokens or 0
+    return {
+        "input_tokens": usage.input_tokens + read + written,
+        "output_tokens": usage.output_tokens,
+        "cached_input_tokens": read,
+        "cache_write_tokens": written,
+    }
+
+
+def cache_prefix(conversation: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark the end of the stable prefix of an agent's conversation (tools, system prompt and the first user turn:
+    the task and the code context) with `cache_control`, so every later call of the loop reads it at the cached
+    price. (Anthropic caches a prefix from about 1,024 tokens; a shorter one is simply not cached.)"""
+    first = conversation[0] if conversation else None
+    if first is None or first["role"] != "user" or not isinstance(first["content"], str):
+        return conversation
+    block = {"type": "text", "text": first["content"], "cache_control": {"type": "ephemeral"}}
+    return [{"role": "user", "content": [block]}, *conversation[1:]]
+
+
 class AnthropicProvider:
     key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
 
@@ -75,11 +101,14 @@ class AnthropicProvider:
             {"name": s.name, "description": s.description, "input_schema": s.parameters}
             for s in tool_specs(request.tools)
         ]
+        conversation = messages(request.messages)
+        if self._settings.anthropic_prompt_caching:
+            conversation = cache_prefix(conversation)
         try:
             message = await self._get_client().messages.create(
                 model=model,
                 system=request.system,
-                messages=messages(request.messages),  # type: ignore[arg-type]
+                messages=conversation,  # type: ignore[arg-type]
                 tools=tools or anthropic.omit,  # type: ignore[arg-type]
                 max_tokens=request.max_tokens,
             )
@@ -100,10 +129,6 @@ class AnthropicProvider:
                         arguments_error=None if is_object else "arguments must be a JSON object",
                     )
                 )
-        return LlmResponse(
-            model=f"{NAME}:{model}",
-            content="\n".join(texts),
-            tool_calls=calls,
-            input_tokens=message.usage.input_tokens if message.usage else 0,
-            output_tokens=message.usage.output_tokens if message.usage else 0,
+        return LlmResponse(model=f"{NAME}:{model}", content="\n".join(texts), tool_calls=calls).model_copy(
+            update=usage_of(message.usage)
         )

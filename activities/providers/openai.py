@@ -6,6 +6,7 @@ import json
 from typing import Any, ClassVar
 
 import openai
+from openai.types import CompletionUsage
 
 from activities.config import WorkerSettings, secret
 from activities.providers.base import ProviderError, malformed, parse_arguments, status_error
@@ -40,6 +41,18 @@ def error(exc: openai.OpenAIError) -> ProviderError:
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError(f"cannot reach {NAME}: {exc}", type="ProviderUnavailable")
     return malformed(NAME, str(exc))
+
+
+def usage_of(usage: CompletionUsage | None) -> dict[str, int]:
+    """The reply's token counts: `prompt_tokens` includes the cached ones, which OpenAI reports apart."""
+    if usage is None:
+        return {}
+    details = usage.prompt_tokens_details
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "output_tokens": usage.completion_tokens,
+        "cached_input_tokens": (details.cached_tokens or 0) if details else 0,
+    }
 
 
 class OpenAIProvider:
@@ -86,10 +99,10 @@ class OpenAIProvider:
         if not completion.choices:
             raise malformed(NAME, "no choices")
         message = completion.choices[0].message
-        warning = None
+        warnings = []
         if completion.choices[0].finish_reason == "length":  # kept: a retry would stop at the same limit
             limit = request.max_tokens
-            warning = f"{NAME}:{model} stopped at the length limit (max_tokens {limit}): the answer is cut short"
+            warnings.append(f"{NAME}:{model} stopped at the length limit (max_tokens {limit}): the answer is cut short")
         calls = []
         for call in message.tool_calls or []:
             function = getattr(call, "function", None)
@@ -97,12 +110,6 @@ class OpenAIProvider:
                 continue
             arguments, problem = parse_arguments(function.arguments)
             calls.append(ToolCall(id=call.id, name=function.name, arguments=arguments, arguments_error=problem))
-        usage = completion.usage
         return LlmResponse(
-            model=f"{NAME}:{model}",
-            content=message.content or "",
-            tool_calls=calls,
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-            warning=warning,
-        )
+            model=f"{NAME}:{model}", content=message.content or "", tool_calls=calls, warnings=warnings
+        ).model_copy(update=usage_of(completion.usage))

@@ -20,8 +20,13 @@ class InvokeRequest(CodingTaskInput):
     )
     resume: SkipJsonSchema[None] = None  # internal to the workflow (continue-as-new): not accepted here
 
-    def task_input(self) -> CodingTaskInput:
-        return CodingTaskInput.model_validate(self.model_dump(exclude={"session_id"}))
+    def task_input(self, default_budget_usd: float | None = None) -> CodingTaskInput:
+        """The workflow's input; `default_budget_usd` (DEFAULT_BUDGET_USD) applies when the body names no
+        `budget_usd` (an explicit null keeps the task without one)."""
+        values = self.model_dump(exclude={"session_id"})
+        if default_budget_usd is not None and "budget_usd" not in self.model_fields_set:
+            values["budget_usd"] = default_budget_usd
+        return CodingTaskInput.model_validate(values)
 
 
 class InvokeAccepted(BaseModel):

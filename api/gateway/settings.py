@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workflows.models import TASK_QUEUE
+from workflows.models import MAX_BUDGET_USD, TASK_QUEUE
 
 
 class Settings(BaseSettings):
@@ -33,5 +33,8 @@ class Settings(BaseSettings):
     )
     gateway_stream_max_seconds: float = Field(
         3600.0, gt=0, description="an SSE stream closes after this long; resume it with Last-Event-ID"
+    )
+    default_budget_usd: float | None = Field(
+        None, gt=0, le=MAX_BUDGET_USD, description="budget_usd of tasks whose /invoke body names none"
     )
     log_level: str = "INFO"

@@ -211,3 +211,50 @@ async def test_cancel_is_idempotent_and_keeps_the_state_readable(
     events = parse_sse((await http.get(f"/events/{session_id}", headers=ALICE)).text)
     assert events[-1].event == "end" and events[-1].json()["task_status"] == "cancelled"
     assert (await http.post(f"/feedback/{session_id}", json={"rating": 2}, headers=ALICE)).status_code == 409
+
+
+# ---------------------------------------------------------------- budget
+
+
+async def test_a_budget_raise_through_the_gateway(http: httpx.AsyncClient, worker: Worker) -> None:
+    session_id = new_id()
+    body = {"task_description": "write an add function", "session_id": session_id, "budget_tokens": 4_400}
+    assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+    waiting = await wait_for_status(http, session_id, {"awaiting_budget"}, ALICE)
+    spent = waiting["budget"]["spent_tokens"]
+    assert waiting["budget"] == {"budget_usd": None, "budget_tokens": 4_400, "spent_usd": waiting["cost_usd"],
+                                 "spent_tokens": spent} and spent > 0  # fmt: skip
+
+    malformed = [
+        ({"budget_tokens": "lots"}, "body.budget_tokens"),
+        ({"budget_usd": -1}, "body.budget_usd"),
+        ({"budget_usd": 10**9}, "body.budget_usd"),
+        ({"budget_tokens": 5, "extra": 1}, "body.extra"),
+    ]
+    for bad, field in malformed:
+        refused = await http.post(f"/budget/{session_id}", json=bad, headers=ALICE)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field, refused.text
+    lower = await http.post(f"/budget/{session_id}", json={"budget_tokens": spent}, headers=ALICE)
+    assert lower.status_code == 422
+    assert lower.json()["detail"] == f"budget not raised: budget_tokens must be above what is spent ({spent} tokens)"
+    assert (await http.get(f"/status/{session_id}", headers=ALICE)).json()["budget"] == waiting["budget"]
+
+    raised = await http.post(f"/budget/{session_id}", json={"budget_tokens": 1_000_000}, headers=ALICE)
+    assert raised.status_code == 200 and raised.json()["budget_tokens"] == 1_000_000
+    await wait_for_status(http, session_id, {"awaiting_feedback"}, ALICE)
+    assert (await http.post(f"/cancel/{session_id}", headers=ALICE)).status_code == 202
+    await wait_for_status(http, session_id, {"cancelled"}, ALICE)
+    ended = await http.post(f"/budget/{session_id}", json={"budget_tokens": 2_000_000}, headers=ALICE)
+    assert ended.status_code == 409 and "has ended" in ended.json()["detail"]
+
+
+async def test_the_operator_default_budget_applies_unless_the_body_names_one(
+    client: Client, task_queue: str, worker: Worker
+) -> None:
+    async with asgi_client(make_app(task_queue, client, default_budget_usd=3.5)) as http:
+        defaulted, opted_out = new_id(), new_id()
+        for session_id, extra in ((defaulted, {}), (opted_out, {"budget_usd": None})):
+            body = {**QUICK_TASK, "session_id": session_id, **extra}
+            assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        assert (await wait_for_status(http, defaulted, {"completed"}, ALICE))["budget"]["budget_usd"] == 3.5
+        assert (await wait_for_status(http, opted_out, {"completed"}, ALICE))["budget"]["budget_usd"] is None

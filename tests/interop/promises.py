@@ -130,8 +130,8 @@ def check_agent(role: AgentRole, exchanges: list[Exchange], state: TaskState) ->
     """One agent's model calls, in order, against the workflow's promises and the final state."""
     for step, exchange in enumerate(exchanges, start=1):
         assert exchange.request.role == role
-        if exchange.response is not None and exchange.response.warning:  # e.g. an answer cut at max_tokens
-            assert exchange.response.warning in state.warnings, state.warnings
+        for warning in exchange.response.warnings if exchange.response is not None else []:  # e.g. cut short
+            assert warning in state.warnings, state.warnings
         last = step == len(exchanges)
         if not last:  # a reply with tool calls: the loop goes on with the tools' results
             assert exchange.response is not None and exchange.response.tool_calls, describe(exchange)

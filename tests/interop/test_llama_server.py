@@ -231,4 +231,4 @@ async def test_an_answer_cut_at_max_tokens_says_so(llama: LlamaServer) -> None:
     """finish_reason "length": the answer stops mid-way; it is kept, with a warning the task shows."""
     response = await chat(llama, code_request([], max_tokens=8))
     assert response.output_tokens == 8
-    assert response.warning == f"{MODEL} stopped at the length limit (max_tokens 8): the answer is cut short"
+    assert response.warnings == [f"{MODEL} stopped at the length limit (max_tokens 8): the answer is cut short"]

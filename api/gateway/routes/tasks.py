@@ -14,15 +14,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.coding_task import CodingTask
 from workflows.models import (
     OWNER_MEMO,
     STREAM_END_STATUSES,
+    Budget,
+    BudgetRaise,
     CodingTaskInput,
     EventsQueryInput,
     FeedbackInput,
@@ -167,7 +174,8 @@ async def invoke(
     """
     session_id = body.session_id or str(uuid.uuid4())
     try:
-        handle = await _start(connection, body.task_input(), session_id, tenant, settings)
+        task = body.task_input(default_budget_usd=settings.default_budget_usd)
+        handle = await _start(connection, task, session_id, tenant, settings)
     except WorkflowAlreadyStartedError:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -267,3 +275,33 @@ async def cancel(task: Owned, settings: GatewaySettings) -> CancelResult:
         return CancelResult(session_id=task.session_id, outcome="already_closed", workflow_status=workflow_status)
     logger.info("cancel requested for %s", task.session_id)
     return CancelResult(session_id=task.session_id, outcome="cancel_requested", workflow_status=workflow_status)
+
+
+@router.post(
+    "/budget/{session_id}",
+    response_model=Budget,
+    summary="Raise the task's budget (the `raise_budget` update)",
+    responses=error_responses(401, 404, 409, 413, 422, 429, 503),
+)
+async def raise_budget(body: BudgetRaise, task: Owned, settings: GatewaySettings) -> Budget:
+    """New limits, each above what the task has spent; a task in `awaiting_budget` goes on. Answers the new budget.
+
+    422 when a limit is not above the spend (the workflow's own validator says so, nothing changes); 409 when the
+    task has ended.
+    """
+    closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended; its budget can no longer change")
+    if not task.running:
+        raise closed
+    try:
+        budget = await task.handle.execute_update(CodingTask.raise_budget, body, rpc_timeout=_rpc_timeout(settings))
+    except WorkflowUpdateFailedError as exc:
+        reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
+        if reason.startswith("the task has ended"):
+            raise closed from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"budget not raised: {reason}") from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
+            raise closed from None
+        raise
+    logger.info("budget of %s raised to %s", task.session_id, budget.model_dump())
+    return budget
