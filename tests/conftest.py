@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from api.auth import ApiKeyRegistry
-from api.memory.app import create_app
+from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer
 from tests.fakes.server import ThreadedServer

@@ -22,6 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from api.auth import ApiKeyRegistry
+from api.codec.main import CodecConfigError, create_app
+from api.codec.settings import CodecSettings
 from orchestrator.codec import (
     ENCODING,
     KEY_ID_METADATA,
@@ -30,7 +32,6 @@ from orchestrator.codec import (
     EncryptionConfigError,
     parse_keys,
 )
-from orchestrator.codec_server import app_from_env, create_app
 from orchestrator.temporal import data_converter
 from tests.conftest import binary
 from tests.fakes.server import ThreadedServer
@@ -124,10 +125,12 @@ def test_encryption_is_off_without_keys() -> None:
 # --------------------------------------------------------------------------- codec server
 
 
-def codec_http(keys: str, origins: list[str] | None = None) -> httpx.AsyncClient:
-    codec = EncryptionCodec(parse_keys(keys))
-    app = create_app(codec, ApiKeyRegistry({"ops": CODEC_API_KEY}), origins)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec")
+def codec_app(keys: str) -> Any:
+    return create_app(CodecSettings(), ApiKeyRegistry({"ops": CODEC_API_KEY}), EncryptionCodec(parse_keys(keys)))
+
+
+def codec_http(keys: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=codec_app(keys)), base_url="http://codec")
 
 
 def as_json(payloads: list[Payload]) -> dict[str, Any]:
@@ -188,16 +191,22 @@ async def test_codec_server_cors_for_the_ui_origin() -> None:
 async def test_codec_server_rejects_garbage_and_unknown_keys() -> None:
     async with codec_http(f"k1={K1}") as http:
         auth = {"X-API-KEY": CODEC_API_KEY}
-        assert (await http.post("/decode", json={"payloads": "nope"}, headers=auth)).status_code == 400
+        garbage = await http.post("/decode", json={"payloads": "nope"}, headers=auth)
+        assert garbage.status_code == 422
+        assert [e["field"] for e in garbage.json()["errors"]] == ["body.payloads"]
+        not_base64 = await http.post("/decode", json={"payloads": [{"data": "%%%"}]}, headers=auth)
+        assert not_base64.status_code == 422
+        assert [e["field"] for e in not_base64.json()["errors"]] == ["body.payloads.0.data"]
         foreign = await EncryptionCodec(parse_keys(f"k9={K2}")).encode([payload("1")])
         response = await http.post("/decode", json=as_json(foreign), headers=auth)
         assert response.status_code == 422
         assert "k9" in response.json()["detail"]
 
 
-def test_codec_server_refuses_to_start_without_keys() -> None:
-    with pytest.raises(SystemExit):
-        app_from_env({"ORCHESTRATOR_API_KEY": CODEC_API_KEY})
+def test_codec_server_refuses_to_start_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PAYLOAD_ENCRYPTION_KEYS", raising=False)
+    with pytest.raises(CodecConfigError):
+        create_app(CodecSettings(), ApiKeyRegistry({"ops": CODEC_API_KEY}))
 
 
 # --------------------------------------------------------------------------- real runs on the dev server
@@ -343,8 +352,7 @@ async def test_temporal_cli_shows_plaintext_through_the_codec_server(
     description = f"cli codec marker {uuid.uuid4().hex}"
     async with running_worker(client, worker_settings):
         workflow_id, _ = await run_task(client, task_queue, description)
-    codec = EncryptionCodec(parse_keys(keys))
-    server = ThreadedServer(create_app(codec, ApiKeyRegistry({"ops": CODEC_API_KEY}))).start()
+    server = ThreadedServer(codec_app(keys)).start()
     try:
         base = [binary("temporal"), "workflow", "show", "--workflow-id", workflow_id, "-o", "json"]
         base += ["--address", temporal_env.client.service_client.config.target_host]

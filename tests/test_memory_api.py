@@ -19,7 +19,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.config import WorkerSettings
 from activities.rag import RagActivities
 from api.auth import ApiKeyConfigError, ApiKeyRegistry
-from api.memory.app import create_app
+from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from api.memory.tokens import tokenize
 from workflows.models import RagQuery

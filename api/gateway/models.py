@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from workflows.models import SESSION_ID_PATTERN, CodingTaskInput
+from api.errors import error_responses as documented_errors
+from api.schema import NOT_BLANK, SchemaStrict
+from workflows.models import SESSION_ID_PATTERN, CodingTaskInput, FeedbackInput
 
 
-class InvokeRequest(CodingTaskInput):
+def _invoke_schema(schema: dict[str, Any]) -> None:
+    schema["properties"]["task_description"]["pattern"] = NOT_BLANK  # what CodingTaskInput's validator checks
+    schema["examples"] = [{"task_description": "write a function that parses ISO-8601 durations"}]
+
+
+class InvokeRequest(SchemaStrict, CodingTaskInput):
     """A `CodingTask` input plus the session id to use (a new UUID when omitted)."""
+
+    model_config = ConfigDict(json_schema_extra=_invoke_schema)
 
     session_id: str | None = Field(
         default=None,
@@ -22,6 +31,12 @@ class InvokeRequest(CodingTaskInput):
 
     def task_input(self) -> CodingTaskInput:
         return CodingTaskInput.model_validate(self.model_dump(exclude={"session_id"}))
+
+
+class FeedbackRequest(SchemaStrict, FeedbackInput):
+    """The `feedback` signal's payload as the gateway takes it: `{"rating": 3.0}` is a rating of 3, as in JSON."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"rating": 5, "comment": "works"}]})
 
 
 class InvokeAccepted(BaseModel):
@@ -41,15 +56,11 @@ class CancelResult(BaseModel):
     workflow_status: str = Field(description="Temporal's execution status when the request arrived, e.g. RUNNING")
 
 
-class FieldError(BaseModel):
-    field: str = Field(description="dotted location, e.g. 'body.rating' or 'path.session_id'")
-    reason: str
-    type: str
+class StreamGap(BaseModel):
+    """Data of a `gap` event: the workflow's event buffer dropped these before the stream could read them."""
 
-
-class ErrorOut(BaseModel):
-    detail: str
-    errors: list[FieldError] | None = Field(default=None, description="one entry per invalid field (422 only)")
+    missed_from: int
+    missed_to: int
 
 
 class HealthOut(BaseModel):
@@ -60,15 +71,18 @@ class HealthOut(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
+ERRORS = {
+    401: "missing or unknown X-API-KEY",
+    404: "no task with this session id for this API key",
+    409: "conflict; see detail",
+    413: "request body too large",
+    422: "invalid input; `errors` names each field and reason",
+    429: "rate limit of this API key exceeded; see Retry-After",
+    502: "Temporal refused the request",
+    503: "Temporal is unreachable or did not answer in time; retry later",
+}
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI `responses` entries for the given error status codes."""
-    descriptions = {
-        401: "missing or unknown X-API-KEY",
-        404: "no task with this session id for this API key",
-        409: "conflict; see detail",
-        413: "request body too large",
-        422: "invalid input; `errors` names each field and reason",
-        429: "rate limit of this API key exceeded; see Retry-After",
-        503: "Temporal is unreachable or did not answer in time; retry later",
-    }
-    return {code: {"model": ErrorOut, "description": descriptions[code]} for code in codes}
+    return documented_errors(ERRORS, *codes)
