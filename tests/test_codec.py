@@ -33,14 +33,13 @@ from orchestrator.codec import (
     parse_keys,
 )
 from orchestrator.temporal import data_converter
-from tests.conftest import binary
+from tests.conftest import SECRETS, binary, secrets_in_histories
 from tests.fakes.server import ThreadedServer
 from worker import running_worker
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, TaskStatus
 
 CODEC_API_KEY = "codec-tenant-key-0123456789abcdef"
-SECRETS = ("sk-test-openai", "sk-test-anthropic")
 SDK_MARKER_DETAILS = re.compile(r"marker_recorded_event_attributes\.details\[(patch-data|data)\]")
 
 
@@ -330,17 +329,29 @@ async def test_key_rotation_on_the_dev_server(
     assert old_state.task_description == "old task under k1"
 
 
-async def test_no_provider_key_in_any_history(
-    temporal_env: WorkflowEnvironment, worker_settings: WorkerSettings, task_queue: str
+async def test_the_session_wide_secret_scan_finds_a_planted_secret(
+    temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    """Unencrypted too: provider keys stay in the worker's environment and never reach the server."""
-    async with running_worker(temporal_env.client, worker_settings):
-        await run_task(temporal_env.client, task_queue, "plain task")
-    async for execution in temporal_env.client.list_workflows():
-        history = await raw_history(temporal_env, execution.id)
-        raw = history.SerializeToString()
-        for secret in SECRETS:
-            assert secret.encode() not in raw, f"{secret} in the history of {execution.id}"
+    """The scan `secret_scan` runs over every history at the end of the session can fail: a value in a plain
+    history is found, an encrypted one is not (there the codec is what keeps it hidden)."""
+    plain, sealed = f"planted-{uuid.uuid4().hex}", f"planted-{uuid.uuid4().hex}"
+    client = temporal_env.client
+    encrypted = await encrypted_client(temporal_env, f"k1={K1}")
+    ids = []
+    for starter, marker in ((client, plain), (encrypted, sealed)):
+        handle = await starter.start_workflow(
+            CodingTask.run, CodingTaskInput(task_description=marker), id=f"scan-{uuid.uuid4().hex}",
+            task_queue=task_queue,
+        )  # fmt: skip
+        ids.append((handle.id, handle.result_run_id))
+        await handle.terminate("planted")
+    for _ in range(50):  # visibility lists a new workflow within moments
+        count, found = await secrets_in_histories(client, [plain, sealed])
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert count >= 2
+    assert found == [f"{plain!r} in {ids[0][0]} ({ids[0][1]})"]
 
 
 async def test_temporal_cli_shows_plaintext_through_the_codec_server(

@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
-from tests.conftest import ROOT, binary
+from tests.conftest import ROOT, SecretScan, binary
 from worker import running_worker
 from workflows.coding_task import CodingTask
 from workflows.models import (
@@ -170,7 +170,7 @@ async def test_tasks_without_owner_memo_have_no_owner(client: Client, worker: Wo
 
 
 async def test_unregistered_server_then_register_script(
-    worker_settings: WorkerSettings, task_queue: str, tmp_path: Path
+    worker_settings: WorkerSettings, task_queue: str, tmp_path: Path, secret_scan: SecretScan
 ) -> None:
     """A server without the attributes still runs tasks (without them); the script registers them (idempotently)."""
     async with (
@@ -202,6 +202,7 @@ async def test_unregistered_server_then_register_script(
         attrs = (await registered.describe()).typed_search_attributes
         assert attrs.get(SA_TASK_STATUS) == "awaiting_feedback"
         await registered.terminate("test over")
+        await secret_scan.scan(env.client)
 
 
 def test_scripts_name_every_search_attribute() -> None:
