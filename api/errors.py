@@ -93,6 +93,12 @@ def install_error_handlers(app: FastAPI, service: str) -> None:
         return error_response(500, f"internal error ({type(exc).__name__}); see the {service} log")
 
 
-def error_responses(descriptions: Mapping[int, str], *codes: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI `responses` entries (all `ErrorOut`) for `codes`, described from `descriptions`."""
-    return {code: {"model": ErrorOut, "description": descriptions[code]} for code in codes}
+class ErrorDocs:
+    """An app's error statuses and what each means; `docs(401, 422)` are the OpenAPI `responses` entries of a
+    route that answers them (all `ErrorOut`)."""
+
+    def __init__(self, descriptions: Mapping[int, str]) -> None:
+        self.descriptions = dict(descriptions)
+
+    def __call__(self, *codes: int) -> dict[int | str, dict[str, object]]:
+        return {code: {"model": ErrorOut, "description": self.descriptions[code]} for code in codes}

@@ -8,12 +8,15 @@ integral numbers turned into integers first, so the OpenAPI documents of the thr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, model_validator
 
-NOT_BLANK = r"\S"  # published next to validators that refuse blank text, so the schema says it too
+# What `str.strip()` removes, spelled for every regex dialect: `\s` differs between them (ECMA-262 and Rust leave
+# out U+001C..U+001F, which Python counts as whitespace), so `\S` would publish more than the validators accept.
+PYTHON_WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = f"[^{PYTHON_WHITESPACE}]"  # published next to validators that refuse blank text: the schema says it too
 
 
 class SchemaStrict(BaseModel):
@@ -31,3 +34,16 @@ class SchemaStrict(BaseModel):
 def operation_id(route: APIRoute) -> str:
     """The route function's name (`invoke`, `get_status`, ...) as its OpenAPI operationId: what links name."""
     return route.name
+
+
+def _json_boolean(value: Any) -> Any:
+    if isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value == "true"
+    return value
+
+
+# An optional query parameter published as a boolean takes what a boolean is in JSON, `true` or `false` (FastAPI
+# alone also takes 1, yes, on, ...); absent, it is None (a query string has no null, so none is published).
+OptionalQueryBool = Annotated[bool | None, BeforeValidator(_json_boolean), WithJsonSchema({"type": "boolean"})]

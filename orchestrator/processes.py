@@ -28,6 +28,7 @@ class ProcessInfo:
     pid: int
     ppid: int
     pgid: int
+    sid: int
     argv: tuple[str, ...]
     cwd: str | None  # None when this user may not read it
 
@@ -51,7 +52,7 @@ def process_info(pid: int) -> ProcessInfo | None:
     cwd: str | None = None
     with contextlib.suppress(OSError):
         cwd = os.readlink(base / "cwd")
-    return ProcessInfo(pid=pid, ppid=int(fields[1]), pgid=int(fields[2]), argv=argv, cwd=cwd)
+    return ProcessInfo(pid=pid, ppid=int(fields[1]), pgid=int(fields[2]), sid=int(fields[3]), argv=argv, cwd=cwd)
 
 
 def all_processes() -> Iterator[ProcessInfo]:

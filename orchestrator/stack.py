@@ -184,8 +184,8 @@ def stack_role(info: ProcessInfo) -> str | None:
         return None
     if "orchestrator.stack" in argv:
         return "launcher"
-    if not info.cwd or not (Path(info.cwd) / "orchestrator" / "stack.py").exists():
-        return None
+    if info.sid != info.pid or not info.cwd or not (Path(info.cwd) / "orchestrator" / "stack.py").exists():
+        return None  # the launcher starts each child in a session of its own, in the checkout
     if Path(argv[0]).name == "temporal" and argv[1:3] == ("server", "start-dev"):
         return "temporal"
     if argv[1:4] == ("-m", "api.memory", "serve"):

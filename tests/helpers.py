@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -45,3 +46,10 @@ async def wait_until(predicate: Callable[[], bool], within: float = 30.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError("condition never held")
         await asyncio.sleep(0.05)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from api.errors import error_responses as documented_errors
+from api.errors import ErrorDocs
 from api.schema import NOT_BLANK, SchemaStrict
 from workflows.models import SESSION_ID_PATTERN, CodingTaskInput, FeedbackInput
 
@@ -71,18 +71,15 @@ class HealthOut(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
-ERRORS = {
-    401: "missing or unknown X-API-KEY",
-    404: "no task with this session id for this API key",
-    409: "conflict; see detail",
-    413: "request body too large",
-    422: "invalid input; `errors` names each field and reason",
-    429: "rate limit of this API key exceeded; see Retry-After",
-    502: "Temporal refused the request",
-    503: "Temporal is unreachable or did not answer in time; retry later",
-}
-
-
-def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI `responses` entries for the given error status codes."""
-    return documented_errors(ERRORS, *codes)
+error_responses = ErrorDocs(
+    {
+        401: "missing or unknown X-API-KEY",
+        404: "no task with this session id for this API key",
+        409: "conflict; see detail",
+        413: "request body too large",
+        422: "invalid input; `errors` names each field and reason",
+        429: "rate limit of this API key exceeded; see Retry-After",
+        502: "Temporal refused the request",
+        503: "Temporal is unreachable or did not answer in time; retry later",
+    }
+)

@@ -7,25 +7,21 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.errors import error_response
-from api.errors import error_responses as documented_errors
+from api.errors import ErrorDocs, error_response
 from api.errors import install_error_handlers as install_shared_handlers
 
 from .store import StoreBusyError, StoreError
 
 logger = logging.getLogger(__name__)
 
-ERRORS = {
-    401: "missing or unknown X-API-KEY",
-    404: "no document with this source",
-    422: "invalid input; `errors` names each field and reason",
-    503: "database locked by another writer (Retry-After) or unusable; see detail",
-}
-
-
-def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI `responses` entries for the given error status codes."""
-    return documented_errors(ERRORS, *codes)
+error_responses = ErrorDocs(
+    {
+        401: "missing or unknown X-API-KEY",
+        404: "no document with this source",
+        422: "invalid input; `errors` names each field and reason",
+        503: "database locked by another writer (Retry-After) or unusable; see detail",
+    }
+)
 
 
 def install_error_handlers(app: FastAPI) -> None:

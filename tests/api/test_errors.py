@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
@@ -20,6 +22,7 @@ from api.errors import ErrorOut
 from api.memory.kb import open_knowledge_base
 from api.memory.main import create_app as memory_app
 from api.memory.settings import MemorySettings
+from api.schema import NOT_BLANK
 from orchestrator.codec import EncryptionCodec, parse_keys
 from tests.gateway_fixtures import ALICE, ALICE_KEY, make_app
 
@@ -32,6 +35,7 @@ CASES: list[tuple[str, str, str, Any, dict[str, str], int, str | None]] = [
     ("gateway", "POST", "/invoke?stream=false", NOT_UTF8, {**KEY, **JSON}, 422, "body"),
     ("gateway", "POST", "/feedback/task-1", NOT_UTF8, {**KEY, **JSON}, 422, "body"),
     ("gateway", "POST", "/feedback/task-1", b"{not json", {**KEY, **JSON}, 422, "body.1"),
+    ("gateway", "POST", "/invoke?stream=1", {"task_description": "x"}, KEY, 422, "query.stream"),
     ("gateway", "GET", "/invoke", None, KEY, 405, "POST"),
     ("gateway", "POST", "/status/task-1", None, KEY, 405, "GET"),
     ("gateway", "GET", "/status/task-1", None, {}, 401, None),
@@ -105,3 +109,15 @@ async def test_integral_numbers_are_integers_as_in_json_schema(apps: dict[str, h
     assert found.status_code == 200, found.text
     refused = await apps["memory"].post("/rag_query", json={"query": "x", "top_k": 3.5}, headers=ALICE)
     assert refused.status_code == 422
+
+
+def test_the_published_not_blank_pattern_is_what_the_validators_check() -> None:
+    """`str.strip()` decides what is blank; the pattern the documents publish must agree in Python's regex dialect
+    and in the schema validator's (Rust), for every character."""
+    published = jsonschema_rs.validator_for({"type": "string", "pattern": NOT_BLANK})
+    python = re.compile(NOT_BLANK)
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # lone surrogates are not text (and are refused as such)
+        char = chr(code)
+        assert published.is_valid(char) == bool(python.search(char)) == (not char.isspace()), hex(code)

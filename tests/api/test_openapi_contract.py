@@ -19,8 +19,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
-from tests.api.conftest import Serve, free_port
+from tests.api.conftest import Serve
 from tests.conftest import TEST_API_KEY, binary
+from tests.helpers import free_port
 from worker import running_worker
 
 EXAMPLES = 15  # per operation and phase: about a minute for the three apps together

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +23,10 @@ import pytest
 from orchestrator.processes import all_processes, process_info
 from orchestrator.stack import port_open
 from tests.conftest import ROOT, TEST_API_KEY
+from tests.helpers import free_port
 
 PORT_VARIABLES = ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MEMORY_API_PORT", "GATEWAY_PORT", "WORKER_METRICS_PORT")
 UP = "everything is up"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stack_env(tmp_path: Path) -> dict[str, str]:

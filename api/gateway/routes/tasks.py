@@ -21,6 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ErrorOut
+from api.schema import OptionalQueryBool
 from workflows.coding_task import CodingTask
 from workflows.models import EventsQueryInput, TaskEvent, TaskState, TaskStatus
 
@@ -183,7 +184,7 @@ async def invoke(
     connection: Connection,
     owners: Owners,
     settings: GatewaySettings,
-    stream: Annotated[bool | None, Query(description="false: answer 202 JSON at once instead of SSE")] = None,
+    stream: Annotated[OptionalQueryBool, Query(description="false: answer 202 JSON at once instead of SSE")] = None,
 ) -> Response:
     """Start a `CodingTask` (workflow id = `session_id` or a new UUID) and stream its progress.
 
