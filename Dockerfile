@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every Python service: the worker (`python worker.py`), the gateway (`python -m api.gateway`),
-# the memory API (`python -m api.memory serve`) and the codec server (`python -m orchestrator.codec_server`).
+# the memory API (`python -m api.memory serve`) and the codec server (`python -m api.codec`).
 # docker-compose.yml picks the command; nothing here runs as root.
 
 ARG PYTHON_VERSION=3.11

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 MIN_KEY_LENGTH = 16
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -130,4 +130,26 @@ def request_tenant(request: Request, key: Annotated[str | None, Depends(API_KEY_
     tenant = registry.tenant_for(key)
     if tenant is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-KEY header")
+    return tenant
+
+
+BEARER = HTTPBearer(
+    auto_error=False, description="the same key as `Authorization: Bearer <key>` (the Temporal Web UI, `--codec-auth`)"
+)
+
+
+def request_tenant_key_or_bearer(
+    request: Request,
+    key: Annotated[str | None, Depends(API_KEY_HEADER)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> str:
+    """Like `request_tenant`, with the key in X-API-KEY or as a bearer token (what browsers and the CLI send)."""
+    registry: ApiKeyRegistry = request.app.state.registry
+    tenant = registry.tenant_for(key or (bearer.credentials if bearer else None))
+    if tenant is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or unknown API key (X-API-KEY or Authorization: Bearer)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return tenant

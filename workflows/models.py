@@ -12,8 +12,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from workflows.strict import NOT_BLANK, SchemaStrict
 
 TASK_QUEUE = "coding-tasks"
 WORKFLOW_TYPE = "CodingTask"
@@ -117,8 +119,10 @@ def parse_model_id(model: str) -> tuple[Provider, str]:
     return Provider(provider), name or provider
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(SchemaStrict):
+    """What callers send (the workflow input, the signal, the update): exactly what its JSON Schema allows."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # --------------------------------------------------------------------------- workflow input
@@ -127,7 +131,11 @@ class _Strict(BaseModel):
 class CodingTaskInput(_Strict):
     """The one input of the `CodingTask` workflow. Only model *names* travel here; API keys never do."""
 
-    task_description: str = Field(min_length=1, max_length=MAX_TASK_DESCRIPTION)
+    task_description: str = Field(
+        min_length=1,
+        max_length=MAX_TASK_DESCRIPTION,
+        json_schema_extra={"pattern": NOT_BLANK},  # what _not_blank checks
+    )
     code_context: str | None = Field(default=None, max_length=MAX_CODE_CONTEXT)
     planner_model: ModelId | None = Field(
         default=None, description="provider:model; default PLANNER_MODEL of the worker"
@@ -174,7 +182,7 @@ class CodingTaskInput(_Strict):
 class FeedbackInput(_Strict):
     """Payload of the `feedback` signal."""
 
-    rating: int = Field(ge=1, le=5, strict=True)
+    rating: int = Field(ge=1, le=5)
     comment: str | None = Field(default=None, max_length=MAX_COMMENT)
 
 
@@ -182,11 +190,26 @@ class EventsQueryInput(_Strict):
     after: int = Field(default=0, ge=0)
 
 
+def _one_limit_at_least(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [
+        {"required": [name], "properties": {name: {"type": kind}}}
+        for name, kind in (("budget_usd", "number"), ("budget_tokens", "integer"))
+    ]
+
+
 class BudgetRaise(_Strict):
     """Payload of the `raise_budget` update: a new limit for either or both (each above what is spent)."""
 
+    model_config = ConfigDict(json_schema_extra=_one_limit_at_least)
+
     budget_usd: float | None = Field(default=None, gt=0, le=MAX_BUDGET_USD)
     budget_tokens: int | None = Field(default=None, gt=0, le=MAX_BUDGET_TOKENS)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> BudgetRaise:
+        if self.budget_usd is None and self.budget_tokens is None:
+            raise ValueError("give budget_usd, budget_tokens or both")
+        return self
 
 
 # --------------------------------------------------------------------------- LLM activity

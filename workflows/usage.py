@@ -40,8 +40,6 @@ def allowance(state: TaskState) -> CallAllowance | None:
 
 def check_raise(state: TaskState, raise_: BudgetRaise) -> None:
     """Why a `raise_budget` is refused (ValueError), if it is: each new limit must be above what is spent."""
-    if raise_.budget_usd is None and raise_.budget_tokens is None:
-        raise ValueError("give budget_usd, budget_tokens or both")
     spent = state.budget
     if raise_.budget_usd is not None and spent.spent_usd is None:
         raise ValueError(

@@ -1,18 +1,18 @@
-"""Every error answers JSON (`ErrorOut`): 4xx name the problem, 503 says Temporal is unreachable, no tracebacks."""
+"""The gateway's errors, in the shared `ErrorOut` shape: 429 past the rate limit, 503 while Temporal is unreachable,
+502 when it refuses a request."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
-from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.errors import error_response
+from api.errors import install_error_handlers as install_shared_handlers
+
 from .connection import TemporalUnavailable
-from .models import ErrorOut, FieldError
 from .ratelimit import RateLimitExceeded
 
 logger = logging.getLogger(__name__)
@@ -25,33 +25,9 @@ UNAVAILABLE_CODES = {
 }
 
 
-def error_response(status_code: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(ErrorOut(detail=detail).model_dump(exclude_none=True), status_code, headers=headers)
-
-
-def _field_errors(exc: RequestValidationError) -> list[FieldError]:
-    """One entry per field and reason (a path parameter shared by a route and its dependencies counts once)."""
-    found: dict[tuple[str, str], FieldError] = {}
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error.get("loc", ())) or "body"
-        reason = str(error.get("msg", "invalid"))
-        kind = str(error.get("type", "value_error"))
-        found.setdefault((field, reason), FieldError(field=field, reason=reason, type=kind))
-    return list(found.values())
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # The submitted values are not echoed back: they may be large, odd unicode or secrets.
-        errors = _field_errors(exc)
-        detail = "invalid request: " + "; ".join(f"{e.field}: {e.reason}" for e in errors)
-        body = ErrorOut(detail=detail[:2000], errors=errors)
-        return JSONResponse(body.model_dump(), status.HTTP_422_UNPROCESSABLE_CONTENT)
+    """The shared handlers (`api.errors`), and what only the gateway raises: rate limits and Temporal errors."""
+    install_shared_handlers(app, "gateway")
 
     @app.exception_handler(RateLimitExceeded)
     async def _limited(request: Request, exc: RateLimitExceeded) -> JSONResponse:
@@ -64,11 +40,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RPCError)
     async def _rpc(request: Request, exc: RPCError) -> JSONResponse:
         return temporal_error_response(request, exc)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("%s %s failed", request.method, request.url.path)
-        return error_response(500, f"internal error ({type(exc).__name__}); see the gateway log")
 
 
 def temporal_error_response(request: Request, exc: RPCError) -> JSONResponse:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from temporalio.client import Client
 
 from api.auth import ApiKeyRegistry
+from api.schema import operation_id
 
 from .body_limit import BodyLimitMiddleware
 from .connection import TemporalConnection, TemporalUnavailable
@@ -54,6 +57,7 @@ def create_app(
         summary="Start, stream, inspect, rate and cancel CodingTask workflows",
         version="1.0",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.registry = registry
@@ -76,4 +80,16 @@ def create_app(
             allow_headers=["X-API-KEY", "Content-Type", "Last-Event-ID"],
         )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the schemas only the event streams' `itemSchema` refers to (e.g. TaskEvent)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in tasks.EVENT_SCHEMAS.items():
+            components.setdefault(name, definition)
+        app.openapi_schema = schema
+    return app.openapi_schema

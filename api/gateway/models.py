@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from api.errors import ErrorDocs
 from workflows.models import SESSION_ID_PATTERN, CodingTaskInput
 
 
 class InvokeRequest(CodingTaskInput):
     """A `CodingTask` input plus the session id to use (a new UUID when omitted)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"task_description": "write a function that parses ISO-8601 durations"}]}
+    )
 
     session_id: str | None = Field(
         default=None,
@@ -46,15 +51,11 @@ class CancelResult(BaseModel):
     workflow_status: str = Field(description="Temporal's execution status when the request arrived, e.g. RUNNING")
 
 
-class FieldError(BaseModel):
-    field: str = Field(description="dotted location, e.g. 'body.rating' or 'path.session_id'")
-    reason: str
-    type: str
+class StreamGap(BaseModel):
+    """Data of a `gap` event: the workflow's event buffer dropped these before the stream could read them."""
 
-
-class ErrorOut(BaseModel):
-    detail: str
-    errors: list[FieldError] | None = Field(default=None, description="one entry per invalid field (422 only)")
+    missed_from: int
+    missed_to: int
 
 
 class HealthOut(BaseModel):
@@ -65,15 +66,15 @@ class HealthOut(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI `responses` entries for the given error status codes."""
-    descriptions = {
+error_responses = ErrorDocs(
+    {
         401: "missing or unknown X-API-KEY",
         404: "no task with this session id for this API key",
         409: "conflict; see detail",
         413: "request body too large",
         422: "invalid input; `errors` names each field and reason",
         429: "rate limit of this API key exceeded; see Retry-After",
+        502: "Temporal refused the request",
         503: "Temporal is unreachable or did not answer in time; retry later",
     }
-    return {code: {"model": ErrorOut, "description": descriptions[code]} for code in codes}
+)

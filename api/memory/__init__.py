@@ -7,5 +7,6 @@ Layers, each replaceable on its own:
 * :mod:`.store` persists chunks, the FTS5 index and vectors behind the :class:`~.store.Store` protocol;
 * :mod:`.embeddings` computes vectors (OpenAI API or a local sentence-transformers model), optional;
 * :mod:`.kb` ties them together (idempotent add/replace, hybrid search by reciprocal rank fusion);
-* :mod:`.app` is the FastAPI service, :mod:`.__main__` the CLI (``python -m api.memory serve|index|query``).
+* :mod:`.main` is the FastAPI service (routers in :mod:`.routes`), :mod:`.__main__` the CLI
+  (``python -m api.memory serve|index|query``).
 """

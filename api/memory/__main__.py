@@ -40,8 +40,8 @@ def _settings(args: argparse.Namespace) -> MemorySettings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app
     from .kb import open_knowledge_base
+    from .main import create_app
 
     settings = _settings(args)
     host = args.host or settings.memory_api_host

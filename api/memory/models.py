@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api.schema import NOT_BLANK, SchemaStrict
 
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 50
@@ -12,8 +14,15 @@ MAX_DOCUMENT_CHARS = 2_000_000
 MAX_DOCUMENTS_PER_REQUEST = 100
 
 
-class RagQuery(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="a question or identifiers")
+class RagQuery(SchemaStrict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"query": "how are retries handled", "top_k": 5}]})
+
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description="a question or identifiers",
+        json_schema_extra={"pattern": NOT_BLANK},  # what `_not_blank` checks
+    )
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, description=f"how many results, 1..{MAX_TOP_K}")
 
     @field_validator("query")
@@ -43,13 +52,19 @@ class RagResponse(BaseModel):
     took_ms: float
 
 
-class DocumentIn(BaseModel):
+class DocumentIn(SchemaStrict):
     source: str = Field(min_length=1, max_length=1_000, description="path or URI; the document's identity")
     content: str = Field(max_length=MAX_DOCUMENT_CHARS)
     kind: Literal["python", "text"] | None = Field(None, description="chunking; default: from the source suffix")
 
 
-class DocumentsIn(BaseModel):
+class DocumentsIn(SchemaStrict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"documents": [{"source": "docs/retries.md", "content": "Activities retry with backoff."}]}]
+        }
+    )
+
     documents: list[DocumentIn] = Field(min_length=1, max_length=MAX_DOCUMENTS_PER_REQUEST)
 
 
@@ -81,7 +96,3 @@ class Stats(BaseModel):
     embedding_model: str | None
     db_path: str
     db_bytes: int
-
-
-class ErrorOut(BaseModel):
-    detail: str

@@ -22,6 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from api.auth import ApiKeyRegistry
+from api.codec.main import CodecConfigError, create_app
+from api.codec.settings import CodecSettings
 from orchestrator.codec import (
     ENCODING,
     KEY_ID_METADATA,
@@ -30,15 +32,13 @@ from orchestrator.codec import (
     EncryptionConfigError,
     parse_keys,
 )
-from orchestrator.codec_server import app_from_env, create_app
 from orchestrator.temporal import data_converter
 from tests.fakes.server import ThreadedServer
-from tests.support import binary, product_worker
+from tests.support import SECRETS, binary, product_worker, secrets_in_histories
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, TaskStatus
 
 CODEC_API_KEY = "codec-tenant-key-0123456789abcdef"
-SECRETS = ("sk-test-openai", "sk-test-anthropic")
 SDK_MARKER_DETAILS = re.compile(r"marker_recorded_event_attributes\.details\[(patch-data|data)\]")
 
 
@@ -123,10 +123,12 @@ def test_encryption_is_off_without_keys() -> None:
 # --------------------------------------------------------------------------- codec server
 
 
-def codec_http(keys: str, origins: list[str] | None = None) -> httpx.AsyncClient:
-    codec = EncryptionCodec(parse_keys(keys))
-    app = create_app(codec, ApiKeyRegistry({"ops": CODEC_API_KEY}), origins)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec")
+def codec_app(keys: str) -> Any:
+    return create_app(CodecSettings(), ApiKeyRegistry({"ops": CODEC_API_KEY}), EncryptionCodec(parse_keys(keys)))
+
+
+def codec_http(keys: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=codec_app(keys)), base_url="http://codec")
 
 
 def as_json(payloads: list[Payload]) -> dict[str, Any]:
@@ -187,16 +189,22 @@ async def test_codec_server_cors_for_the_ui_origin() -> None:
 async def test_codec_server_rejects_garbage_and_unknown_keys() -> None:
     async with codec_http(f"k1={K1}") as http:
         auth = {"X-API-KEY": CODEC_API_KEY}
-        assert (await http.post("/decode", json={"payloads": "nope"}, headers=auth)).status_code == 400
+        garbage = await http.post("/decode", json={"payloads": "nope"}, headers=auth)
+        assert garbage.status_code == 422
+        assert [e["field"] for e in garbage.json()["errors"]] == ["body.payloads"]
+        not_base64 = await http.post("/decode", json={"payloads": [{"data": "%%%"}]}, headers=auth)
+        assert not_base64.status_code == 422
+        assert [e["field"] for e in not_base64.json()["errors"]] == ["body.payloads.0.data"]
         foreign = await EncryptionCodec(parse_keys(f"k9={K2}")).encode([payload("1")])
         response = await http.post("/decode", json=as_json(foreign), headers=auth)
         assert response.status_code == 422
         assert "k9" in response.json()["detail"]
 
 
-def test_codec_server_refuses_to_start_without_keys() -> None:
-    with pytest.raises(SystemExit):
-        app_from_env({"ORCHESTRATOR_API_KEY": CODEC_API_KEY})
+def test_codec_server_refuses_to_start_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PAYLOAD_ENCRYPTION_KEYS", raising=False)
+    with pytest.raises(CodecConfigError):
+        create_app(CodecSettings(), ApiKeyRegistry({"ops": CODEC_API_KEY}))
 
 
 # --------------------------------------------------------------------------- real runs on the dev server
@@ -320,17 +328,29 @@ async def test_key_rotation_on_the_dev_server(
     assert old_state.task_description == "old task under k1"
 
 
-async def test_no_provider_key_in_any_history(
-    temporal_env: WorkflowEnvironment, worker_settings: WorkerSettings, task_queue: str
+async def test_the_session_wide_secret_scan_finds_a_planted_secret(
+    temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    """Unencrypted too: provider keys stay in the worker's environment and never reach the server."""
-    async with product_worker(temporal_env.client, worker_settings):
-        await run_task(temporal_env.client, task_queue, "plain task")
-    async for execution in temporal_env.client.list_workflows():
-        history = await raw_history(temporal_env, execution.id)
-        raw = history.SerializeToString()
-        for secret in SECRETS:
-            assert secret.encode() not in raw, f"{secret} in the history of {execution.id}"
+    """The scan `secret_scan` runs over every history at the end of the session can fail: a value in a plain
+    history is found, an encrypted one is not (there the codec is what keeps it hidden)."""
+    plain, sealed = f"planted-{uuid.uuid4().hex}", f"planted-{uuid.uuid4().hex}"
+    client = temporal_env.client
+    encrypted = await encrypted_client(temporal_env, f"k1={K1}")
+    ids = []
+    for starter, marker in ((client, plain), (encrypted, sealed)):
+        handle = await starter.start_workflow(
+            CodingTask.run, CodingTaskInput(task_description=marker), id=f"scan-{uuid.uuid4().hex}",
+            task_queue=task_queue,
+        )  # fmt: skip
+        ids.append((handle.id, handle.result_run_id))
+        await handle.terminate("planted")
+    for _ in range(50):  # visibility lists a new workflow within moments
+        count, found = await secrets_in_histories(client, [plain, sealed])
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert count >= 2
+    assert found == [f"{plain!r} in {ids[0][0]} ({ids[0][1]})"]
 
 
 async def test_temporal_cli_shows_plaintext_through_the_codec_server(
@@ -342,8 +362,7 @@ async def test_temporal_cli_shows_plaintext_through_the_codec_server(
     description = f"cli codec marker {uuid.uuid4().hex}"
     async with product_worker(client, worker_settings):
         workflow_id, _ = await run_task(client, task_queue, description)
-    codec = EncryptionCodec(parse_keys(keys))
-    server = ThreadedServer(create_app(codec, ApiKeyRegistry({"ops": CODEC_API_KEY}))).start()
+    server = ThreadedServer(codec_app(keys)).start()
     try:
         base = [binary("temporal"), "workflow", "show", "--workflow-id", workflow_id, "-o", "json"]
         base += ["--address", temporal_env.client.service_client.config.target_host]

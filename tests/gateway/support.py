@@ -19,9 +19,8 @@ from temporalio.client import Client
 from api.auth import ApiKeyRegistry
 from api.gateway.main import create_app
 from api.gateway.settings import Settings
+from tests.support import ALICE_KEY, BOB_KEY
 
-ALICE_KEY = "alice-key-0123456789abcdefXYZ"
-BOB_KEY = "bob-key-abcdef0123456789QRSTU"
 ALICE = {"X-API-KEY": ALICE_KEY}
 BOB = {"X-API-KEY": BOB_KEY}
 REGISTRY = ApiKeyRegistry({"alice": ALICE_KEY, "bob": BOB_KEY})
@@ -177,10 +176,3 @@ class TcpProxy:
                 await writer.drain()
         writer.close()
         self._writers.discard(writer)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -23,8 +23,6 @@ from tests.gateway.support import (
     wait_for_status,
 )
 
-END = {"awaiting_feedback", "completed", "failed", "cancelled"}
-
 
 def new_id() -> str:
     return f"gw-{uuid.uuid4().hex[:12]}"
@@ -58,7 +56,7 @@ async def test_invoke_streams_progress_until_the_task_stops(http: httpx.AsyncCli
     assert events[-1].event == "end"
     final = events[-1].json()
     assert final["session_id"] == session_id
-    assert final["task_status"] in END
+    assert final["task_status"] == "completed"  # no feedback window: the task ends right after the docs
     assert final["results"]["code_generation"]["code"]
 
 

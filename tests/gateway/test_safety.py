@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +14,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.gateway.support import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, free_port, make_app
+from tests.gateway.support import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, make_app
+from tests.support import free_port
 
 SID = "safety-unknown-id"
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -156,16 +158,41 @@ async def test_malformed_invoke_bodies_get_422_naming_the_field(
 
 
 @pytest.mark.parametrize(
-    "text", ["\\ud800 lone surrogate", "nul \\u0000 byte", "rtl \\u202e override", "emoji \\ud83d\\ude00"]
+    ("text", "stored"),
+    [
+        ("\\ud800 lone surrogate", None),  # not Unicode text: refused
+        ("nul \\u0000 byte", "nul \u0000 byte"),
+        ("rtl \\u202e override", "rtl \u202e override"),
+        ("emoji \\ud83d\\ude00", "emoji \U0001f600"),
+    ],
 )
-async def test_odd_unicode_is_refused_or_stored_intact(http: httpx.AsyncClient, client: Client, text: str) -> None:
+async def test_odd_unicode_is_refused_or_stored_intact(
+    http: httpx.AsyncClient, client: Client, text: str, stored: str | None
+) -> None:
     session_id = f"uni-{uuid.uuid4().hex[:10]}"
     content = ('{"task_description": "' + text + '", "session_id": "' + session_id + '"}').encode()
     headers = {**ALICE, "Content-Type": "application/json"}
     response = await http.post("/invoke?stream=false", content=content, headers=headers)
-    assert response.status_code in (202, 422), response.text
-    if response.status_code == 202:
-        await client.get_workflow_handle(session_id).terminate("test over")
+    if stored is None:
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["body.task_description"]
+        return
+    assert response.status_code == 202, response.text
+    handle = client.get_workflow_handle(session_id)
+    history = await handle.fetch_history()
+    [payload] = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    assert json.loads(payload.data)["task_description"] == stored
+    await handle.terminate("test over")
+
+
+async def test_feedback_ratings_are_json_schema_integers(http: httpx.AsyncClient, alice_task: str) -> None:
+    """3.0 is the integer 3 in JSON Schema, as the published document says; "3", true and 3.5 are not integers."""
+    accepted = await http.post(f"/feedback/{alice_task}", json={"rating": 3.0}, headers=ALICE)
+    assert accepted.status_code == 202, accepted.text
+    for rating in ("3", True, 3.5):
+        refused = await http.post(f"/feedback/{alice_task}", json={"rating": rating}, headers=ALICE)
+        assert refused.status_code == 422, (rating, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == ["body.rating"]
 
 
 async def test_temporal_down_at_start_and_later_then_recovery(

@@ -19,7 +19,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.config import WorkerSettings
 from activities.rag import RagActivities
 from api.auth import ApiKeyConfigError, ApiKeyRegistry
-from api.memory.app import create_app
+from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from api.memory.tokens import tokenize
 from workflows.models import RagQuery
@@ -164,11 +164,19 @@ def test_documents_are_idempotent_and_deletable(client: TestClient) -> None:
 
 def test_auth(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
-    for headers in ({}, {"X-API-KEY": "wrong-key-0123456789abcdef"}):
+    assert add(client, "kept.md", "kept paragraph").status_code == 200
+    refused = {"detail": "missing or unknown X-API-KEY header"}
+    for headers in ({}, {"X-API-KEY": "wrong-key-0123456789abcdef"}, {"X-API-KEY": ""}):
         r = client.post("/rag_query", json={"query": "x", "top_k": 1}, headers=headers)
-        assert r.status_code == 401
-        assert client.get("/stats", headers=headers).status_code == 401
-    assert client.get("/stats", headers={"X-API-KEY": OTHER_KEY}).status_code == 200  # any tenant
+        assert (r.status_code, r.json()) == (401, refused)
+        r = client.get("/stats", headers=headers)
+        assert (r.status_code, r.json()) == (401, refused)
+        r = client.post("/documents", json={"documents": [{"source": "evil.md", "content": "x"}]}, headers=headers)
+        assert (r.status_code, r.json()) == (401, refused)
+        r = client.delete("/documents", params={"source": "kept.md"}, headers=headers)
+        assert (r.status_code, r.json()) == (401, refused)
+    stats = client.get("/stats", headers={"X-API-KEY": OTHER_KEY})  # any tenant
+    assert stats.status_code == 200 and stats.json()["documents"] == 1  # nothing added, nothing deleted
 
 
 def test_refuses_to_start_without_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,9 +33,9 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
+from api.codec.settings import CodecSettings
 from api.gateway.settings import Settings as GatewaySettings
 from api.memory.settings import MemorySettings
-from orchestrator import codec_server
 from orchestrator.telemetry import TelemetrySettings
 from tests.support import ROOT, binary
 
@@ -65,7 +65,7 @@ SERVICE_ENV = {
     "memory-api": env_names(MemorySettings),
     "gateway": env_names(GatewaySettings),
     "worker": env_names(WorkerSettings, TelemetrySettings),
-    "codec-server": {"CODEC_SERVER_HOST", "CODEC_SERVER_PORT", "CODEC_CORS_ORIGINS"},
+    "codec-server": env_names(CodecSettings),
     "temporal-setup": {"TEMPORAL_CLI"},
 }
 
@@ -176,11 +176,12 @@ def test_app_commands_exist(services: dict[str, dict[str, Any]]) -> None:
 def test_ports_match_the_settings(services: dict[str, dict[str, Any]]) -> None:
     memory_port = MemorySettings.model_fields["memory_api_port"].default
     gateway_port = GatewaySettings.model_fields["gateway_port"].default
+    codec_port = CodecSettings.model_fields["codec_server_port"].default
     metrics_port = TelemetrySettings.model_fields["worker_metrics_port"].default
     expectations = {
         "memory-api": ("MEMORY_API_PORT", "MEMORY_API_HOST", memory_port),
         "gateway": ("GATEWAY_PORT", "GATEWAY_HOST", gateway_port),
-        "codec-server": ("CODEC_SERVER_PORT", "CODEC_SERVER_HOST", codec_server.DEFAULT_PORT),
+        "codec-server": ("CODEC_SERVER_PORT", "CODEC_SERVER_HOST", codec_port),
         "worker": ("WORKER_METRICS_PORT", None, metrics_port),
     }
     for name, (port_var, host_var, port) in expectations.items():

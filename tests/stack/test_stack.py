@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import Client
 
-from orchestrator.stack import port_open
-from tests.support import ROOT, TEST_API_KEY, binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.stack.launcher import RunningStack
+from tests.support import ROOT, TEST_API_KEY, SecretScan, binary
 
 
 def readme_block(marker: str) -> str:
@@ -55,42 +49,26 @@ def curl_commands(block: str) -> list[str]:
 
 
 @pytest.fixture
-def stack(tmp_path: Path):
-    ports = {name: free_port() for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MEMORY_API_PORT", "GATEWAY_PORT")}
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
-        **{name: str(port) for name, port in ports.items()},
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['TEMPORAL_PORT']}",
-        "TEMPORAL_DB_PATH": str(tmp_path / "temporal.db"),
-        "MEMORY_DB_PATH": str(tmp_path / "memory.db"),
-        "MEMORY_API_URL": f"http://127.0.0.1:{ports['MEMORY_API_PORT']}",
-        "ORCHESTRATOR_API_KEY": TEST_API_KEY,
-        "MEMORY_API_KEY": TEST_API_KEY,
-        "WORKER_METRICS_PORT": str(free_port()),
-        "LLM_MODE": "auto",
-        "OPENAI_API_KEY": "",
-        "ANTHROPIC_API_KEY": "",
-    }
-    log = (tmp_path / "stack.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.stack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 150
-    while b"everything is up" not in (tmp_path / "stack.log").read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("stack did not come up:\n" + (tmp_path / "stack.log").read_text(errors="replace")[-3000:])
-        time.sleep(0.5)
-    yield proc, env, ports
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-    log.close()
+def stack(tmp_path: Path) -> Iterator[RunningStack]:
+    """The launcher, up; in the teardown everything it started is stopped by pid, even if the test failed."""
+    running = RunningStack.start(tmp_path)
+    try:
+        running.wait_until_up()
+        yield running
+    finally:
+        running.kill_everything()
 
 
 @pytest.mark.timeout(300)
-def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(stack, tmp_path: Path) -> None:
-    proc, env, ports = stack
+async def scan_stack_histories(env: dict[str, str], secret_scan: SecretScan) -> None:
+    await secret_scan.scan(await Client.connect(env["TEMPORAL_ADDRESS"]))
+
+
+def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(
+    stack: RunningStack, secret_scan: SecretScan
+) -> None:
+    proc, env = stack.proc, stack.env
+    ports = {name: int(env[name]) for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MEMORY_API_PORT", "GATEWAY_PORT")}
     cli_env = {**env, "PATH": f"{Path(binary('temporal')).parent}:{env['PATH']}"}
     run = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block("cli-example")], env=cli_env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -143,7 +121,7 @@ def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(stack, tm
     assert counts and min(counts) == 6 and set(counts.values()) == {2}
     assert json.loads(status)["session_id"] == "http-1"
     assert json.loads(feedback) == {"session_id": "http-1", "accepted": True}
-    assert json.loads(cancel)["outcome"] in {"cancel_requested", "already_closed"}
+    assert json.loads(cancel) == {"session_id": "http-2", "outcome": "cancel_requested", "workflow_status": "RUNNING"}
     assert json.loads(health)["status"] == "healthy"
     assert "gateway_tasks_started_total" in metrics
 
@@ -157,6 +135,8 @@ def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(stack, tm
             assert run.returncode == 0 and '"detail"' not in run.stdout, (script, run.stdout, run.stderr)
             assert json.loads(run.stdout)
 
+    asyncio.run(scan_stack_histories(env, secret_scan))  # the CLI's and the gateway's tasks, before the stop
+
     proc.send_signal(signal.SIGINT)  # Ctrl-C stops everything the launcher started
     assert proc.wait(timeout=60) == 0
-    assert not any(port_open(port) for port in ports.values()), ports
+    stack.assert_all_gone()

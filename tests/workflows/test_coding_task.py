@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from tests.support import binary, start_task, wait_for_state
-from tests.workflows.conftest import FINAL_CODE, StubActivities, calls
+from tests.workflows.stubs import FINAL_CODE, StubActivities, calls
 from workflows.coding_task import CodingTask
 from workflows.models import (
     TASK_QUEUE,
@@ -250,14 +250,17 @@ async def test_a_budget_that_stops_before_a_call_waits_for_a_raise(
     assert len(exhausted) == 1 and "the next code_generation call may use up to" in exhausted[0].message
 
     # refused raises change nothing
-    for bad, why in [
-        (BudgetRaise(budget_tokens=15), "budget_tokens must be above what is spent (15 tokens)"),
-        (BudgetRaise(), "give budget_usd, budget_tokens or both"),
-    ]:
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(CodingTask.raise_budget, bad)
-        assert why in str(refused.value.cause)
-    for payload in ({"budget_tokens": "lots"}, {"budget_tokens": -5}, {"budget_usd": 1, "surprise": True}, [3]):
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(CodingTask.raise_budget, BudgetRaise(budget_tokens=15))
+    assert "budget_tokens must be above what is spent (15 tokens)" in str(refused.value.cause)
+    for payload in (
+        {},
+        {"budget_usd": None},
+        {"budget_tokens": "lots"},
+        {"budget_tokens": -5},
+        {"budget_usd": 1, "x": 1},
+        [3],
+    ):
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update("raise_budget", payload, result_type=Budget)
         assert "validation error for BudgetRaise" in str(refused.value.cause)

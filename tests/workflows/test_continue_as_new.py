@@ -9,13 +9,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator.temporal import data_converter
-from tests.support import binary, product_worker, start_task, wait_for_state
+from tests.support import SecretScan, binary, product_worker, start_task, wait_for_state
 from workflows.coding_task import CodingTask
 from workflows.models import SEARCH_ATTRIBUTES, FeedbackInput, TaskStatus
 
 
 @pytest.fixture(scope="module")
-async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
+async def short_history_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnvironment]:
     """A dev server that suggests continue-as-new after 40 history events (the default is thousands)."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
@@ -26,6 +26,7 @@ async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     async with env:
         yield env
+        await secret_scan.scan(env.client)
 
 
 async def test_revision_loop_continues_as_new_with_its_state(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -13,6 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from temporalio.client import (
     WorkflowExecutionStatus,
@@ -24,6 +25,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.errors import ErrorOut
+from api.schema import OptionalQueryBool
 from workflows.coding_task import CodingTask
 from workflows.models import (
     OWNER_MEMO,
@@ -33,6 +36,7 @@ from workflows.models import (
     CodingTaskInput,
     EventsQueryInput,
     FeedbackInput,
+    TaskEvent,
     TaskState,
     start_search_attributes,
 )
@@ -40,22 +44,75 @@ from workflows.models import (
 from ..connection import TemporalConnection
 from ..deps import Connection, GatewaySettings, Owned, OwnedRun, Owners, SessionId, Tenant, not_found
 from ..metrics import GatewayMetrics
-from ..models import CancelResult, FeedbackAccepted, InvokeAccepted, InvokeRequest, error_responses
+from ..models import (
+    CancelResult,
+    FeedbackAccepted,
+    InvokeAccepted,
+    InvokeRequest,
+    StreamGap,
+    error_responses,
+)
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tasks"])
 
 IDLE_POLLS_BETWEEN_CHECKS = 10  # while no event arrives, check this often that the workflow still runs
-SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": (
-            "Server-Sent Events: `session` first (on /invoke), then one event per workflow progress event "
-            "(`id:` = event id, `event:` = its type, `data:` = TaskEvent JSON), then `end` with the TaskState"
-        ),
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+GATEWAY_EVENTS = ("session", "end", "gap", "error", "timeout")  # the workflow's own events have other types
+_REF = "#/components/schemas/{model}"
+_refs, _defs = models_json_schema(
+    [(model, "serialization") for model in (InvokeAccepted, TaskEvent, TaskState, StreamGap, ErrorOut)],
+    ref_template=_REF,
+)
+EVENT_SCHEMAS: dict[str, Any] = _defs["$defs"]  # main.py adds them to the OpenAPI components
+
+
+def _event(kind: dict[str, Any], data: type[BaseModel], numbered: bool = False) -> dict[str, Any]:
+    """One kind of event, as OpenAPI 3.2's `itemSchema` of `text/event-stream` describes an event."""
+    content = {"type": "string", "contentMediaType": "application/json", "contentSchema": _refs[data, "serialization"]}
+    return {
+        "properties": {"event": kind, "data": content, "id": {"type": "string", "pattern": "^[0-9]+$"}},
+        "required": ["event", "data", "id"] if numbered else ["event", "data"],
     }
+
+
+def _stream_response(description: str, session_first: bool) -> dict[int | str, dict[str, Any]]:
+    kinds = [
+        _event({"not": {"enum": list(GATEWAY_EVENTS)}}, TaskEvent, numbered=True),  # `id:` = the event's id
+        _event({"const": "end"}, TaskState),
+        _event({"const": "gap"}, StreamGap),
+        _event({"enum": ["error", "timeout"]}, ErrorOut),
+    ]
+    if session_first:
+        kinds.insert(0, _event({"const": "session"}, InvokeAccepted))
+    return {200: {"description": description, "content": {"text/event-stream": {"itemSchema": {"oneOf": kinds}}}}}
+
+
+INVOKE_STREAM = _stream_response(
+    "Server-Sent Events: `session` first, then one event per workflow progress event (`id:` = event id, "
+    "`event:` = its type, `data:` = the TaskEvent), then `end` with the TaskState; `gap`, `error` or `timeout` "
+    "when something goes wrong",
+    session_first=True,
+)
+
+
+def _session_links(session_id: str) -> dict[str, Any]:
+    """OpenAPI links from a started task to the routes that take its session id."""
+    return {
+        name: {"operationId": name, "parameters": {"session_id": session_id}}
+        for name in ("events", "get_status", "feedback", "cancel")
+    }
+
+
+INVOKE_STREAM[200]["headers"] = {
+    "X-Session-Id": {"description": "the session id of the task started", "schema": {"type": "string"}}
 }
+INVOKE_STREAM[200]["links"] = _session_links("$response.header.X-Session-Id")
+EVENTS_STREAM = _stream_response(
+    "Server-Sent Events: one event per workflow progress event after the given position, then `end` with the "
+    "TaskState; `gap`, `error` or `timeout` when something goes wrong",
+    session_first=False,
+)
 
 
 def _metrics(request: Request) -> GatewayMetrics:
@@ -78,6 +135,10 @@ def _sse(kind: str, data: str, event_id: int | None = None) -> ServerSentEvent:
     return ServerSentEvent(data=data, event=kind, id=None if event_id is None else str(event_id))
 
 
+def _error(detail: str) -> str:
+    return ErrorOut(detail=detail).model_dump_json(exclude_none=True)
+
+
 async def _event_stream(
     handle: WorkflowHandle[Any, Any], after: int, settings: Settings, first: ServerSentEvent | None = None
 ) -> AsyncIterator[ServerSentEvent]:
@@ -92,7 +153,8 @@ async def _event_stream(
                 CodingTask.events, EventsQueryInput(after=after), rpc_timeout=_rpc_timeout(settings)
             )
             if page.events and page.events[0].id > after + 1:
-                yield _sse("gap", json.dumps({"missed_from": after + 1, "missed_to": page.events[0].id - 1}))
+                gap = StreamGap(missed_from=after + 1, missed_to=page.events[0].id - 1)
+                yield _sse("gap", gap.model_dump_json())
             for event in page.events:
                 yield _sse(event.type, event.model_dump_json(), event.id)
             after = max(after, page.last_id)
@@ -106,10 +168,10 @@ async def _event_stream(
                 return
         except (RPCError, WorkflowQueryFailedError) as exc:
             logger.warning("event stream of %s stopped: %s", handle.id, exc)
-            yield _sse("error", json.dumps({"detail": f"cannot read the task's events: {exc}; reconnect to resume"}))
+            yield _sse("error", _error(f"cannot read the task's events: {exc}; reconnect to resume"))
             return
         if time.monotonic() > deadline:
-            yield _sse("timeout", json.dumps({"detail": "stream time limit reached; reconnect with Last-Event-ID"}))
+            yield _sse("timeout", _error("stream time limit reached; reconnect with Last-Event-ID"))
             return
         await asyncio.sleep(settings.gateway_poll_interval)
 
@@ -151,12 +213,17 @@ async def _start(
 @router.post(
     "/invoke",
     response_model=None,
+    response_class=Response,  # the 200 is an event stream (documented below), never JSON
     status_code=status.HTTP_200_OK,
     summary="Start a coding task",
     responses={
-        **SSE_RESPONSE,
-        202: {"model": InvokeAccepted, "description": "started (JSON mode: Accept: application/json or ?stream=false)"},
-        **error_responses(401, 409, 413, 422, 429, 503),
+        **INVOKE_STREAM,
+        202: {
+            "model": InvokeAccepted,
+            "description": "started (JSON mode: Accept: application/json or ?stream=false)",
+            "links": _session_links("$response.body#/session_id"),
+        },
+        **error_responses(401, 409, 413, 422, 429, 502, 503),
     },
 )
 async def invoke(
@@ -166,7 +233,7 @@ async def invoke(
     connection: Connection,
     owners: Owners,
     settings: GatewaySettings,
-    stream: Annotated[bool | None, Query(description="false: answer 202 JSON at once instead of SSE")] = None,
+    stream: Annotated[OptionalQueryBool, Query(description="false: answer 202 JSON at once instead of SSE")] = None,
 ) -> Response:
     """Start a `CodingTask` (workflow id = `session_id` or a new UUID) and stream its progress.
 
@@ -197,16 +264,18 @@ async def invoke(
 @router.get(
     "/events/{session_id}",
     response_model=None,
+    response_class=Response,
     summary="Stream a task's progress events (resumable)",
-    responses={**SSE_RESPONSE, **error_responses(401, 404, 422, 429, 503)},
+    responses={**EVENTS_STREAM, **error_responses(401, 404, 422, 429, 502, 503)},
 )
 async def events(
     handle: OwnedRun,
     settings: GatewaySettings,
     after: Annotated[int, Query(ge=0, le=2**53, description="send only events with a larger id")] = 0,
     last_event_id: Annotated[
-        str | None, Header(pattern=r"^[0-9]{1,15}$", description="set by SSE clients when they reconnect")
-    ] = None,
+        str,  # a header cannot be null: absent or empty means none
+        Header(pattern=r"^[0-9]{0,15}$", description="set by SSE clients when they reconnect"),
+    ] = "",
 ) -> Response:
     """The events after `after` (or `Last-Event-ID`, whichever is larger), then new ones until the task stops."""
     start = max(after, int(last_event_id or 0))
@@ -217,7 +286,7 @@ async def events(
     "/status/{session_id}",
     response_model=TaskState,
     summary="The task's state (the workflow's `status` query)",
-    responses=error_responses(401, 404, 422, 429, 503),
+    responses=error_responses(401, 404, 422, 429, 502, 503),
 )
 async def get_status(session_id: SessionId, handle: OwnedRun, owners: Owners, settings: GatewaySettings) -> TaskState:
     """Readable while the task runs and after it ended (as long as a worker is polling the task queue)."""
@@ -237,7 +306,7 @@ async def get_status(session_id: SessionId, handle: OwnedRun, owners: Owners, se
     response_model=FeedbackAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Rate the task's result (1..5) with an optional comment",
-    responses=error_responses(401, 404, 409, 413, 422, 429, 503),
+    responses=error_responses(401, 404, 409, 413, 422, 429, 502, 503),
 )
 async def feedback(body: FeedbackInput, task: Owned, request: Request, settings: GatewaySettings) -> FeedbackAccepted:
     """Sends the `feedback` signal. A rating below 3 with a comment asks for a revision (bounded)."""
@@ -260,7 +329,7 @@ async def feedback(body: FeedbackInput, task: Owned, request: Request, settings:
     response_model=CancelResult,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Cancel the task (idempotent)",
-    responses=error_responses(401, 404, 422, 429, 503),
+    responses=error_responses(401, 404, 413, 422, 429, 502, 503),
 )
 async def cancel(task: Owned, settings: GatewaySettings) -> CancelResult:
     """Requests Temporal cancellation; partial results stay readable. Cancelling an ended task changes nothing."""

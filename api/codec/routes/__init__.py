@@ -1,0 +1,1 @@
+"""The codec server's routers: payloads (decode, encode; also under /{namespace}/) and ops (health)."""

@@ -1,0 +1,28 @@
+"""POST /decode and /encode: what the Web UI and `temporal --codec-endpoint` call (also under /{namespace}/)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from orchestrator.codec import DecryptionError
+
+from ..deps import Codec, Tenant
+from ..errors import error_responses
+from ..models import PayloadJson, Payloads
+
+router = APIRouter(tags=["payloads"], responses=error_responses(401, 422))
+
+
+@router.post("/decode", response_model=Payloads, summary="Decrypt payloads (plain ones pass through unchanged)")
+async def decode(body: Payloads, codec: Codec, _: Tenant) -> Payloads:
+    try:
+        plain = await codec.decode([p.payload() for p in body.payloads])
+    except DecryptionError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return Payloads(payloads=[PayloadJson.of(p) for p in plain])
+
+
+@router.post("/encode", response_model=Payloads, summary="Encrypt payloads with the active key")
+async def encode(body: Payloads, codec: Codec, _: Tenant) -> Payloads:
+    sealed = await codec.encode([p.payload() for p in body.payloads])
+    return Payloads(payloads=[PayloadJson.of(p) for p in sealed])

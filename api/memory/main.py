@@ -1,0 +1,62 @@
+"""The memory API: `create_app()` wires the settings, the keys, the knowledge base and the routers.
+
+Run it with ``python -m api.memory serve``. Every route but ``/health`` needs a registered ``X-API-KEY``
+(any tenant: the knowledge base is shared).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.auth import ApiKeyRegistry
+from api.schema import operation_id
+
+from .errors import install_error_handlers
+from .kb import KnowledgeBase, open_knowledge_base
+from .routes import documents, ops, search
+from .settings import MemorySettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: MemorySettings | None = None,
+    registry: ApiKeyRegistry | None = None,
+    kb: KnowledgeBase | None = None,
+) -> FastAPI:
+    """The app; refuses (ApiKeyConfigError) when no API key is configured. With `kb`, that knowledge base is
+    served (and left open); otherwise one is opened in the lifespan from the settings."""
+    settings = settings or MemorySettings()
+    registry = registry or ApiKeyRegistry.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if kb is None:
+            app.state.kb = open_knowledge_base(settings)
+        log.info("memory API on %s (embeddings: %s)", settings.memory_db_path, app.state.kb.model or "none, BM25 only")
+        try:
+            yield
+        finally:
+            if kb is None:
+                app.state.kb.store.close()
+
+    app = FastAPI(
+        title="Memory API",
+        summary="Knowledge base of code and text for the agents' search_knowledge tool",
+        version="1.0",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    if kb is not None:
+        app.state.kb = kb
+    install_error_handlers(app)
+    app.include_router(search.router)
+    app.include_router(documents.router)
+    app.include_router(ops.router)
+    return app

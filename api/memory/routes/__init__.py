@@ -1,0 +1,1 @@
+"""The memory API's routers: search (rag_query), documents (add, delete) and ops (health, stats)."""

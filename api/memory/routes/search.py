@@ -1,0 +1,43 @@
+"""Search: the agents' `search_knowledge` tool calls POST /rag_query."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import APIRouter
+
+from ..deps import KB, Tenant
+from ..errors import error_responses
+from ..models import RagQuery, RagResponse, RagResult
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["search"])
+
+
+@router.post(
+    "/rag_query",
+    response_model=RagResponse,
+    summary="The chunks most relevant to a query (BM25, fused with vectors when embeddings are on)",
+    responses=error_responses(401, 422, 503),
+)
+def rag_query(body: RagQuery, who: Tenant, kb: KB) -> RagResponse:
+    started = time.perf_counter()
+    found = kb.search(body.query, body.top_k)
+    results = [
+        RagResult(
+            content=h.chunk.content,
+            source=h.chunk.source,
+            score=round(h.score, 6),
+            name=h.chunk.name,
+            kind=h.chunk.kind,
+            start_line=h.chunk.start_line,
+            end_line=h.chunk.end_line,
+            bm25_rank=h.bm25_rank,
+            vector_rank=h.vector_rank,
+        )
+        for h in found.hits
+    ]
+    took = round(1000 * (time.perf_counter() - started), 3)
+    log.info("rag_query tenant=%s top_k=%d hits=%d mode=%s %.1fms", who, body.top_k, len(results), found.mode, took)
+    return RagResponse(results=results, mode=found.mode, warnings=found.warnings, took_ms=took)
