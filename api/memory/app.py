@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import ApiKeyRegistry, request_tenant
 
-from .kb import KnowledgeBase, open_knowledge_base
+from .kb import KnowledgeBase, VectorFiller, open_knowledge_base
 from .models import (
     DeleteOut,
     DocumentOut,
@@ -60,9 +60,12 @@ def create_app(
         owned = kb is None
         app.state.kb = kb or open_knowledge_base(settings)
         log.info("memory API on %s (embeddings: %s)", settings.memory_db_path, app.state.kb.model or "none, BM25 only")
+        filler = VectorFiller(app.state.kb)
+        filler.start()
         try:
             yield
         finally:
+            filler.stop()
             if owned:
                 app.state.kb.store.close()
 
@@ -109,6 +112,8 @@ def create_app(
             embedding_model=kb.model,
             db_path=str(settings.memory_db_path),
             db_bytes=s.db_bytes,
+            vectors_pending=kb.pending_vectors(),
+            warnings=kb.warnings,
         )
 
     @app.post("/rag_query", response_model=RagResponse, tags=["search"])

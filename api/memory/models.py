@@ -81,6 +81,8 @@ class Stats(BaseModel):
     embedding_model: str | None
     db_path: str
     db_bytes: int
+    vectors_pending: int = Field(0, description="chunks still without a vector (serve embeds them in the background)")
+    warnings: list[str] = Field([], description="why search is not what the settings ask for, e.g. BM25 only")
 
 
 class ErrorOut(BaseModel):
