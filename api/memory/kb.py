@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,12 +19,14 @@ from .embeddings import Embedder, EmbeddingError, make_embedder
 from .messages import Message, best_match, parse_message
 from .settings import MemorySettings
 from .store import SQLiteStore, Store, StoredChunk, StoreError
-from .tokens import query_tokens
+from .tokens import names_code, query_tokens
 
 log = logging.getLogger(__name__)
 
 CHUNKER_VERSION = "2"  # bump when chunking changes, so re-indexing replaces old chunks
 CANDIDATES = 50  # depth of each ranking fed to the fusion
+# Threads that embed queries beside the lexical search; daemon-like, they end with the process.
+_QUERY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-embedding")
 
 Status = Literal["added", "replaced", "unchanged"]
 
@@ -143,6 +146,8 @@ class KnowledgeBase:
         literals it was made from, fused by weighted reciprocal rank fusion."""
         query = clean_text(query)
         started = time.perf_counter()
+        # The query's embedding (numpy, which releases the GIL) runs while SQLite does the lexical searches.
+        embedding = _QUERY_POOL.submit(self.embedder.embed, [query]) if self.embedder is not None else None
         message = parse_message(query)
         # An error message's quoted values and numbers are the user's, not the code's: leave them out.
         tokens = query_tokens(self._lexical_text(query, message))
@@ -150,10 +155,9 @@ class KnowledgeBase:
         literal = self._literal_ranking(message) if message else []
         warnings: list[str] = []
         vector: list[tuple[int, float]] = []
-        if self.embedder is not None:
+        if self.embedder is not None and embedding is not None:
             try:
-                q = self.embedder.embed([query])[0]
-                vector = self.store.vector_search(self.embedder.name, q, CANDIDATES)
+                vector = self.store.vector_search(self.embedder.name, embedding.result()[0], CANDIDATES)
             except EmbeddingError as exc:
                 warnings.append(f"vector search unavailable, BM25 only: {exc}")
                 log.warning("query embedding failed: %s", exc)
@@ -162,7 +166,7 @@ class KnowledgeBase:
         if not vector and not literal:
             ranked = [(cid, score, rank, None, None) for rank, (cid, score) in enumerate(lexical[:top_k], 1)]
         else:
-            weights = FUSION_ERROR if message else FUSION
+            weights = FUSION_ERROR if message else FUSION_CODE if names_code(query) else FUSION
             ranked = fuse(weights, lexical, vector, literal)[:top_k]
         chunks = self.store.fetch([cid for cid, *_ in ranked])
         # A chunk deleted between the two reads is simply left out.
@@ -202,6 +206,7 @@ class Fusion:
 
 
 FUSION = Fusion(bm25=1.0, vector=1.0, literal=1.0)
+FUSION_CODE = Fusion(bm25=1.0, vector=0.5, literal=1.0)  # for a short query that spells an identifier
 FUSION_ERROR = Fusion(bm25=1.0, vector=1.0, literal=2.0)  # for a query read as an error message
 MIN_LITERAL_SCORE = 2.0  # e.g. two shared words, or one word and its pair with a placeholder, covering the template
 GENERIC_EXCEPTIONS = frozenset(name for name in dir(builtins) if name[:1].isupper()) | {"Error", "error", "ERROR"}
