@@ -205,7 +205,7 @@ class Fusion:
     k: float = 60.0
 
 
-FUSION = Fusion(bm25=1.0, vector=1.0, literal=1.0)
+FUSION = Fusion(bm25=1.0, vector=1.5, literal=1.0)  # a sentence: its meaning more than its words
 FUSION_CODE = Fusion(bm25=1.0, vector=0.5, literal=1.0)  # for a short query that spells an identifier
 FUSION_ERROR = Fusion(bm25=1.0, vector=1.0, literal=2.0)  # for a query read as an error message
 MIN_LITERAL_SCORE = 2.0  # e.g. two shared words, or one word and its pair with a placeholder, covering the template
