@@ -10,25 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .samples import FILES
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "memory.md"
-
-REPO_FILE = '''
-import os
-
-
-def save(path, data):
-    """Write to a temporary file, then rename it over the target: a crash never leaves half a file."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def parse_iso_duration(text):
-    """Seconds in an ISO-8601 duration."""
-    return 0
-'''
 
 
 def blocks() -> list[str]:
@@ -40,7 +25,7 @@ def blocks() -> list[str]:
 def test_the_memory_page_runs_as_written(tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / "src" / "myrepo").mkdir(parents=True)
-    (home / "src" / "myrepo" / "storage.py").write_text(REPO_FILE)
+    (home / "src" / "myrepo" / "storage.py").write_text(FILES)
     bin_dir = Path(sys.executable).parent  # `python` in the page is this environment's
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,7 +62,9 @@ def test_the_memory_page_runs_as_written(tmp_path: Path) -> None:
     assert run.returncode == 0, (run.stdout, run.stderr, log)
     lines = run.stdout.splitlines()
     assert any("indexed 1 files" in line and "chunks embedded" in line for line in lines), run.stdout
-    assert " 1. " in run.stdout and "myrepo/storage.py" in run.stdout and "save" in run.stdout  # the query's top hit
+    assert (
+        " 1. " in run.stdout and "myrepo/storage.py" in run.stdout and "atomic_write" in run.stdout
+    )  # the query's top hit
     answers, rest = [], run.stdout[run.stdout.index("{") :]  # curl -s prints no newline after each answer
     while rest.strip():
         answer, end = json.JSONDecoder().raw_decode(rest)

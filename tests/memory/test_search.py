@@ -12,6 +12,8 @@ from api.memory.kb import KnowledgeBase
 from api.memory.store import SQLiteStore
 from api.memory.tokens import names_code
 
+from .samples import FILES
+
 CODECS = '''
 class UnknownEncoding(LookupError):
     """Raised for an encoding name that is not registered (unknown encoding)."""
@@ -44,25 +46,6 @@ def open_archive(path):
         return _open(path)
     except OSError as exc:
         raise ArchiveError(_("cannot open {path!r}: {reason}").format(path=path, reason=exc.strerror)) from None
-'''
-
-FILES = '''
-def atomic_write(path, data):
-    """Write to a temporary file in the same folder, then rename it over the target."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def parse_iso_duration(text):
-    """Seconds in an ISO-8601 duration such as PT1H30M."""
-    return 0
-
-
-def render_table(rows):
-    """Lay rows out in aligned columns for a terminal."""
-    return rows
 '''
 
 
