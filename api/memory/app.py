@@ -131,6 +131,7 @@ def create_app(
                 end_line=h.chunk.end_line,
                 bm25_rank=h.bm25_rank,
                 vector_rank=h.vector_rank,
+                literal_rank=h.literal_rank,
             )
             for h in found.hits
         ]

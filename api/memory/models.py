@@ -27,13 +27,14 @@ class RagQuery(BaseModel):
 class RagResult(BaseModel):
     content: str
     source: str
-    score: float = Field(description="higher is better; BM25 score in bm25 mode, fused RRF score in hybrid mode")
+    score: float = Field(description="higher is better; the BM25 score when BM25 alone ranked, else the fused RRF score")
     name: str = Field(description="qualified name of a function/class/method, '' for text")
     kind: str = Field(description="function, method, class, module or text")
     start_line: int
     end_line: int
     bm25_rank: int | None = None
     vector_rank: int | None = None
+    literal_rank: int | None = Field(None, description="rank by the string literals a pasted error message matches")
 
 
 class RagResponse(BaseModel):

@@ -100,7 +100,8 @@ def test_limits_are_a_clear_422(client: TestClient) -> None:
     for body in ({"query": "x" * (MAX_QUERY_CHARS + 1), "top_k": 3}, {"query": " \n\t", "top_k": 3}, {"query": ""}):
         r = client.post("/rag_query", json=body, headers=HEADERS)
         assert r.status_code == 422, body
-    assert post(client, "no path given for 'notes.txt'").json()["results"][0]["name"] == "atomic_write"
+    top = post(client, "no path given for 'notes.txt'").json()["results"][0]
+    assert top["name"] == "atomic_write" and top["literal_rank"] == 1
 
 
 def test_an_old_database_is_upgraded_in_place(tmp_path: Path) -> None:
