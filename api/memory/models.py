@@ -27,7 +27,7 @@ class RagQuery(BaseModel):
 class RagResult(BaseModel):
     content: str
     source: str
-    score: float = Field(description="higher is better; the BM25 score when BM25 alone ranked, else the fused RRF score")
+    score: float = Field(description="higher is better: the BM25 score when BM25 alone ranked, else the RRF score")
     name: str = Field(description="qualified name of a function/class/method, '' for text")
     kind: str = Field(description="function, method, class, module or text")
     start_line: int
