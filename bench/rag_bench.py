@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import random
@@ -45,7 +46,7 @@ from api.auth import ApiKeyRegistry  # noqa: E402
 from api.memory.app import create_app  # noqa: E402
 from api.memory.embeddings import make_embedder  # noqa: E402
 from api.memory.indexer import IndexSummary, index_path, iter_files, read_text  # noqa: E402
-from api.memory.kb import KnowledgeBase  # noqa: E402
+from api.memory.kb import KnowledgeBase, embedding_text  # noqa: E402
 from api.memory.settings import MemorySettings  # noqa: E402
 from api.memory.store import SQLiteStore  # noqa: E402
 from api.memory.tokens import tokenize  # noqa: E402
@@ -196,6 +197,24 @@ def time_query_embedding(kb: KnowledgeBase, queries: list[str]) -> list[float]:
     return out
 
 
+def compare_runtimes(model: str, kb: KnowledgeBase) -> None:
+    """Where the embeddings extra is installed: the same chunks embedded by numpy and by torch, side by side."""
+    store = kb.store
+    assert isinstance(store, SQLiteStore)
+    rows = store._conn().execute("SELECT source, name, content FROM chunks ORDER BY id").fetchall()
+    texts = [embedding_text(*row) for row in rows]
+    rates = {}
+    for runtime in ("numpy", "torch"):
+        embedder = make_embedder(model, runtime)
+        assert embedder is not None
+        embedder.embed(texts[:8])  # warm up
+        started = time.perf_counter()
+        embedder.embed(texts)
+        rates[runtime] = len(texts) / (time.perf_counter() - started)
+        print(f"  {runtime + ' runtime':<44} {len(texts)} chunks: {rates[runtime]:.1f} chunks/s")
+    print(f"  {'numpy / torch':<44} {rates['numpy'] / rates['torch']:.2f}x")
+
+
 def report_latency(label: str, values: list[float]) -> None:
     print(
         f"  {label:<44} n={len(values):<5} p50 {statistics.median(values):7.2f} ms   "
@@ -297,6 +316,8 @@ def main() -> int:
         hybrid_kb = kbs[0] if kbs and kbs[0].embedder is not None else None
         if hybrid_kb is not None:
             print(f"embedding ({model})")
+            if model.startswith("local:") and importlib.util.find_spec("sentence_transformers"):
+                compare_runtimes(model, hybrid_kb)
             report_latency(
                 "one query's embedding", time_query_embedding(hybrid_kb, [q["query"] for q in all_queries] * 3)
             )
