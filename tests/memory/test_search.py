@@ -103,3 +103,37 @@ def test_indexing_stores_first_and_embeds_in_bulk(tmp_path: Path, embedder: Embe
     assert kb.embed_missing(batch=2, progress=seen.append) == 3
     assert seen == [2, 1] and kb.pending_vectors() == 0 and store.stats(embedder.name).vectors == 3
     store.close()
+
+
+class Bar:
+    """Records what index_path reports (a tqdm bar in the CLI)."""
+
+    def __init__(self, bars: list[Bar], description: str, total: int) -> None:
+        self.description, self.total, self.done, self.closed = description, total, 0, False
+        bars.append(self)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_index_shows_progress_for_files_then_vectors(tmp_path: Path, embedder: Embedder) -> None:
+    from api.memory.indexer import index_path
+
+    (tmp_path / "repo").mkdir()
+    for i in range(3):
+        (tmp_path / "repo" / f"m{i}.py").write_text(FILES.replace("atomic_write", f"atomic_write_{i}"))
+    store = SQLiteStore(tmp_path / "kb.db")
+    bars: list[Bar] = []
+    summary = index_path(KnowledgeBase(store, embedder), tmp_path / "repo", progress=lambda d, t: Bar(bars, d, t))
+    assert [(b.description, b.total, b.done, b.closed) for b in bars] == [
+        ("indexing", 3, 3, True),
+        ("embedding (local:all-MiniLM-L6-v2)", 9, 9, True),
+    ]
+    assert summary.embedded == 9 and summary.embedding_seconds > 0
+    bars.clear()
+    index_path(KnowledgeBase(store, embedder), tmp_path / "repo", progress=lambda d, t: Bar(bars, d, t))
+    assert [b.description for b in bars] == ["indexing"]  # nothing new: no vector to make, no second bar
+    store.close()
