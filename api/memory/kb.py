@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
+import threading
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -12,15 +16,17 @@ import numpy as np
 
 from .chunking import chunk_document
 from .embeddings import Embedder, EmbeddingError, make_embedder
+from .messages import Message, best_match, parse_message
 from .settings import MemorySettings
-from .store import SQLiteStore, Store, StoredChunk
-from .tokens import query_tokens
+from .store import SQLiteStore, Store, StoredChunk, StoreError
+from .tokens import names_code, query_tokens
 
 log = logging.getLogger(__name__)
 
 CHUNKER_VERSION = "2"  # bump when chunking changes, so re-indexing replaces old chunks
-RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
 CANDIDATES = 50  # depth of each ranking fed to the fusion
+# Threads that embed queries beside the lexical search; daemon-like, they end with the process.
+_QUERY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-embedding")
 
 Status = Literal["added", "replaced", "unchanged"]
 
@@ -40,6 +46,7 @@ class Hit:
     score: float
     bm25_rank: int | None = None
     vector_rank: int | None = None
+    literal_rank: int | None = None  # rank among the chunks whose string literals match a pasted error message
 
 
 @dataclass(slots=True)
@@ -67,19 +74,21 @@ def embedding_text(source: str, name: str, content: str) -> str:
 
 
 class KnowledgeBase:
-    def __init__(self, store: Store, embedder: Embedder | None = None) -> None:
+    def __init__(self, store: Store, embedder: Embedder | None = None, warnings: Sequence[str] = ()) -> None:
         self.store = store
         self.embedder = embedder
+        self.warnings = list(warnings)  # why search is not what the settings asked for (shown by /stats)
 
     @property
     def model(self) -> str | None:
         return self.embedder.name if self.embedder else None
 
-    def add(self, source: str, content: str, kind: str | None = None) -> AddResult:
+    def add(self, source: str, content: str, kind: str | None = None, embed: bool = True) -> AddResult:
         """Add or replace ``source``; a no-op when its content (and the chunker) did not change.
 
-        The chunks are stored even if the embedder fails; their vectors are filled in later by
-        :meth:`embed_missing` (the CLI's ``index`` calls it), so no document is lost to an outage.
+        The chunks are stored even if the embedder fails (or ``embed`` is False); their vectors are filled in
+        later by :meth:`embed_missing` (the CLI's ``index`` and ``serve`` call it), so no document is lost to an
+        outage, and bulk indexing embeds in large length-sorted batches.
         """
         source, content = clean_text(source), clean_text(content)
         digest = document_hash(content, kind)
@@ -89,7 +98,7 @@ class KnowledgeBase:
         chunks = chunk_document(source, content, kind)
         vectors: dict[str, np.ndarray] = {}
         warning = None
-        if self.embedder is not None:
+        if self.embedder is not None and embed:
             keys = {chunk.key(source): chunk for chunk in chunks}
             needed = self.store.keys_without_vectors(self.embedder.name, list(keys))
             todo = [(key, chunk) for key, chunk in keys.items() if key in needed]
@@ -107,60 +116,175 @@ class KnowledgeBase:
     def delete(self, source: str) -> int | None:
         return self.store.delete_document(source)
 
-    def embed_missing(self, batch: int = 256) -> int:
-        """Embed every chunk that has no vector for the current model; returns how many were embedded."""
+    def pending_vectors(self) -> int:
+        """How many chunks have no vector for the current model yet."""
+        return self.store.count_without_vectors(self.embedder.name) if self.embedder else 0
+
+    def embed_missing(
+        self,
+        batch: int = 512,
+        progress: Callable[[int], object] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Embed every chunk that has no vector for the current model; returns how many were embedded.
+
+        ``progress`` is called with the count of each committed batch; ``stop`` ends the loop between batches.
+        """
         if self.embedder is None:
             return 0
         done = 0
-        while rows := self.store.chunks_without_vectors(self.embedder.name, batch):
+        while not (stop and stop.is_set()) and (rows := self.store.chunks_without_vectors(self.embedder.name, batch)):
             matrix = self.embedder.embed([embedding_text(source, name, text) for _, source, name, text in rows])
             self.store.put_vectors(self.embedder.name, {row[0]: matrix[i] for i, row in enumerate(rows)})
             done += len(rows)
+            if progress:
+                progress(len(rows))
         return done
 
     def search(self, query: str, top_k: int) -> SearchResult:
+        """The ``top_k`` best chunks for ``query``: BM25, vectors and, for a pasted error message, the string
+        literals it was made from, fused by weighted reciprocal rank fusion."""
         query = clean_text(query)
         started = time.perf_counter()
-        tokens = query_tokens(query)
+        # The query's embedding (numpy, which releases the GIL) runs while SQLite does the lexical searches.
+        embedding = _QUERY_POOL.submit(self.embedder.embed, [query]) if self.embedder is not None else None
+        message = parse_message(query)
+        # An error message's quoted values and numbers are the user's, not the code's: leave them out.
+        tokens = query_tokens(self._lexical_text(query, message))
         lexical = self.store.lexical_search(tokens, CANDIDATES) if tokens else []
+        literal = self._literal_ranking(message) if message else []
         warnings: list[str] = []
         vector: list[tuple[int, float]] = []
-        if self.embedder is not None:
+        if self.embedder is not None and embedding is not None:
             try:
-                q = self.embedder.embed([query])[0]
-                vector = self.store.vector_search(self.embedder.name, q, CANDIDATES)
+                vector = self.store.vector_search(self.embedder.name, embedding.result()[0], CANDIDATES)
             except EmbeddingError as exc:
                 warnings.append(f"vector search unavailable, BM25 only: {exc}")
                 log.warning("query embedding failed: %s", exc)
-        ranked: list[tuple[int, float, int | None, int | None]]  # (chunk id, score, bm25 rank, vector rank)
-        mode: Literal["bm25", "hybrid"]
-        if not vector:
-            ranked = [(cid, score, rank, None) for rank, (cid, score) in enumerate(lexical[:top_k], 1)]
-            mode = "bm25"
+        mode: Literal["bm25", "hybrid"] = "hybrid" if vector else "bm25"
+        ranked: list[tuple[int, float, int | None, int | None, int | None]]
+        if not vector and not literal:
+            ranked = [(cid, score, rank, None, None) for rank, (cid, score) in enumerate(lexical[:top_k], 1)]
         else:
-            bm25_ranks = {cid: rank for rank, (cid, _) in enumerate(lexical, 1)}
-            vector_ranks = {cid: rank for rank, (cid, _) in enumerate(vector, 1)}
-            fused = []
-            for cid in bm25_ranks.keys() | vector_ranks.keys():
-                b, v = bm25_ranks.get(cid), vector_ranks.get(cid)
-                score = sum(1.0 / (RRF_K + r) for r in (b, v) if r is not None)
-                fused.append((cid, score, b, v))
-            fused.sort(key=lambda item: (-item[1], item[0]))
-            ranked = fused[:top_k]
-            mode = "hybrid"
+            weights = FUSION_ERROR if message else FUSION_CODE if names_code(query) else FUSION
+            ranked = fuse(weights, lexical, vector, literal)[:top_k]
         chunks = self.store.fetch([cid for cid, *_ in ranked])
         # A chunk deleted between the two reads is simply left out.
-        result = [Hit(chunks[cid], score, b, v) for cid, score, b, v in ranked if cid in chunks]
+        result = [Hit(chunks[cid], score, b, v, m) for cid, score, b, v, m in ranked if cid in chunks]
         elapsed_ms = 1000 * (time.perf_counter() - started)
         log.debug("query %r: %d hits, %s, %.1f ms", query[:80], len(result), mode, elapsed_ms)
         return SearchResult(hits=result, mode=mode, warnings=warnings)
 
+    @staticmethod
+    def _lexical_text(query: str, message: Message | None) -> str:
+        if message is None:
+            return query
+        exception = message.exception or ""
+        # "ValueError" or "Error" says little; "TooManyRedirects" names what the code raises.
+        specific = exception if exception not in GENERIC_EXCEPTIONS else ""
+        return f"{specific} {message.text}"
+
+    def _literal_ranking(self, message: Message) -> list[tuple[int, float]]:
+        """Chunks whose string literals the message fills best, best first (weak matches left out)."""
+        scored = [
+            (cid, score)
+            for cid, text in self.store.literal_search(message.words, CANDIDATES)
+            if (score := best_match(text, message.words)) >= MIN_LITERAL_SCORE
+        ]
+        scored.sort(key=lambda item: (-item[1], item[0]))
+        return scored
+
+
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """Weights of the rankings in reciprocal rank fusion: score = sum of weight / (k + rank)."""
+
+    bm25: float
+    vector: float
+    literal: float
+    k: float = 60.0
+
+
+FUSION = Fusion(bm25=1.0, vector=1.5, literal=1.0)  # a sentence: its meaning more than its words
+FUSION_CODE = Fusion(bm25=1.0, vector=0.5, literal=1.0)  # for a short query that spells an identifier
+FUSION_ERROR = Fusion(bm25=1.0, vector=1.0, literal=2.0)  # for a query read as an error message
+MIN_LITERAL_SCORE = 2.0  # e.g. two shared words, or one word and its pair with a placeholder, covering the template
+GENERIC_EXCEPTIONS = frozenset(name for name in dir(builtins) if name[:1].isupper()) | {"Error", "error", "ERROR"}
+
+
+def fuse(
+    weights: Fusion,
+    lexical: Sequence[tuple[int, float]],
+    vector: Sequence[tuple[int, float]],
+    literal: Sequence[tuple[int, float]],
+) -> list[tuple[int, float, int | None, int | None, int | None]]:
+    """(chunk id, fused score, bm25 rank, vector rank, literal rank), best first."""
+    ranks: dict[int, list[int | None]] = {}
+    for position, ranking in enumerate((lexical, vector, literal)):
+        for rank, (cid, _) in enumerate(ranking, 1):
+            ranks.setdefault(cid, [None, None, None])[position] = rank
+    fused = []
+    for cid, (b, v, m) in ranks.items():
+        score = sum(w / (weights.k + r) for w, r in ((weights.bm25, b), (weights.vector, v), (weights.literal, m)) if r)
+        fused.append((cid, score, b, v, m))
+    fused.sort(key=lambda item: (-item[1], item[0]))
+    return fused
+
+
+class VectorFiller:
+    """Embeds, on a background thread, the chunks that have no vector yet (``serve`` runs one).
+
+    ``index --no-embed``, documents added while the model was failing, or a change of model leave chunks
+    without vectors; BM25 finds them meanwhile, and hybrid search covers them as their vectors land.
+    """
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.kb.embedder is None:
+            return
+        self._thread = threading.Thread(target=self._run, name="vector-filler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            pending = self.kb.pending_vectors()
+            if not pending:
+                return
+            log.info("embedding %d chunks that have no vector yet (%s)", pending, self.kb.model)
+            started = time.perf_counter()
+            done = self.kb.embed_missing(stop=self._stop)
+            elapsed = time.perf_counter() - started
+            log.info("embedded %d chunks in %.1f s (%.1f chunks/s)", done, elapsed, done / elapsed if elapsed else 0)
+        except (EmbeddingError, StoreError) as exc:
+            warning = f"some chunks have no vector yet (BM25 still finds them): {exc}"
+            log.warning("%s", warning)
+            self.kb.warnings.append(warning)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
 
 def open_knowledge_base(settings: MemorySettings) -> KnowledgeBase:
-    """The knowledge base the settings describe; raises StoreError/EmbeddingError with a clear message."""
+    """The knowledge base the settings describe; raises StoreError with a clear message.
+
+    A model that cannot be loaded (package missing, file missing or corrupt) leaves search BM25-only with a
+    warning in the log and in ``warnings`` (``/stats``) rather than stopping the service: the lexical index
+    alone still answers, and a restart loop would answer nothing.
+    """
     store = SQLiteStore(settings.memory_db_path, busy_timeout=settings.memory_busy_timeout)
     try:
-        return KnowledgeBase(store, make_embedder(settings.embedding_model))
-    except Exception:
+        embedder = make_embedder(settings.embedding_model, settings.embedding_runtime)
+    except EmbeddingError as exc:
+        warning = f"vector search is off, BM25 only: {exc}"
+        log.warning("%s", warning)
+        return KnowledgeBase(store, None, [warning])
+    except BaseException:
         store.close()
         raise
+    return KnowledgeBase(store, embedder)

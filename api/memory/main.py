@@ -16,7 +16,7 @@ from api.auth import ApiKeyRegistry
 from api.schema import operation_id
 
 from .errors import install_error_handlers
-from .kb import KnowledgeBase, open_knowledge_base
+from .kb import KnowledgeBase, VectorFiller, open_knowledge_base
 from .routes import documents, ops, search
 from .settings import MemorySettings
 
@@ -38,9 +38,12 @@ def create_app(
         if kb is None:
             app.state.kb = open_knowledge_base(settings)
         log.info("memory API on %s (embeddings: %s)", settings.memory_db_path, app.state.kb.model or "none, BM25 only")
+        filler = VectorFiller(app.state.kb)  # embeds, in the background, chunks stored without a vector
+        filler.start()
         try:
             yield
         finally:
+            filler.stop()
             if kb is None:
                 app.state.kb.store.close()
 

@@ -36,13 +36,14 @@ class RagQuery(SchemaStrict):
 class RagResult(BaseModel):
     content: str
     source: str
-    score: float = Field(description="higher is better; BM25 score in bm25 mode, fused RRF score in hybrid mode")
+    score: float = Field(description="higher is better: the BM25 score when BM25 alone ranked, else the RRF score")
     name: str = Field(description="qualified name of a function/class/method, '' for text")
     kind: str = Field(description="function, method, class, module or text")
     start_line: int
     end_line: int
     bm25_rank: int | None = None
     vector_rank: int | None = None
+    literal_rank: int | None = Field(None, description="rank by the string literals a pasted error message matches")
 
 
 class RagResponse(BaseModel):
@@ -96,3 +97,5 @@ class Stats(BaseModel):
     embedding_model: str | None
     db_path: str
     db_bytes: int
+    vectors_pending: int = Field(0, description="chunks still without a vector (serve embeds them in the background)")
+    warnings: list[str] = Field([], description="why search is not what the settings ask for, e.g. BM25 only")

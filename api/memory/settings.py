@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,11 @@ class MemorySettings(BaseSettings):
     memory_api_host: str = "127.0.0.1"
     memory_api_port: int = Field(8001, ge=1, le=65535)
     embedding_model: str = Field(
-        "", description="'' = BM25 only; 'openai:<model>' or 'local:all-MiniLM-L6-v2' adds vectors"
+        "local:all-MiniLM-L6-v2",
+        description="vectors for hybrid search: 'local:all-MiniLM-L6-v2' (default), 'local:<dir>', "
+        "'openai:<model>'; '' = BM25 only",
+    )
+    embedding_runtime: Literal["numpy", "torch"] = Field(
+        "numpy", description="what runs a local model: numpy (default) or sentence-transformers (the extra)"
     )
     memory_busy_timeout: float = Field(10.0, gt=0, description="seconds a writer waits for another")

@@ -21,11 +21,12 @@ from typing import Protocol
 import numpy as np
 
 from .chunking import Chunk
+from .messages import template_text
 from .tokens import index_text, tokenize
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # 5 added strings_fts (the string literals of code chunks); 4 is upgraded in place
 # Column weights for bm25(): a hit in the qualified name counts most, then the path, then the body.
 BM25_WEIGHTS = (4.0, 1.5, 1.0)
 ROW_BUDGET = 3000  # at most about this many matching rows are scored per query (see _selective_tokens)
@@ -84,9 +85,13 @@ class Store(Protocol):
 
     def chunks_without_vectors(self, model: str, limit: int) -> list[tuple[str, str, str, str]]: ...
 
+    def count_without_vectors(self, model: str) -> int: ...
+
     def put_vectors(self, model: str, vectors: Mapping[str, np.ndarray]) -> None: ...
 
     def lexical_search(self, tokens: Sequence[str], limit: int) -> list[tuple[int, float]]: ...
+
+    def literal_search(self, words: Sequence[str], limit: int) -> list[tuple[int, str]]: ...
 
     def vector_search(self, model: str, query: np.ndarray, limit: int) -> list[tuple[int, float]]: ...
 
@@ -122,6 +127,8 @@ CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source);
 CREATE INDEX IF NOT EXISTS chunks_by_key ON chunks(chunk_key);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(name, path, body, tokenize = 'unicode61');
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
+CREATE VIRTUAL TABLE IF NOT EXISTS strings_fts USING fts5(templates, tokenize = 'unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS strings_vocab USING fts5vocab(strings_fts, 'row');
 CREATE TABLE IF NOT EXISTS vectors (
     chunk_key TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -152,11 +159,27 @@ class SQLiteStore:
                 log.warning("%s: WAL mode unavailable; readers may wait for writers", self.path)
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            if version == 4:
+                version = self._upgrade_from_4()
             if version != SCHEMA_VERSION:
                 raise StoreCorruptError(
                     f"{self.path} has schema version {version}, this code expects {SCHEMA_VERSION}; "
                     "move the file away and re-index"
                 )
+
+    def _upgrade_from_4(self) -> int:
+        """Version 4 lacked the string literal index: build it from the stored chunks (nothing else changes)."""
+        with self._transaction("upgrade") as conn:
+            version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            if version == 4:  # another process may have upgraded it meanwhile
+                rows = conn.execute("SELECT id, content FROM chunks WHERE kind != 'text'").fetchall()
+                conn.executemany(
+                    "INSERT INTO strings_fts(rowid, templates) VALUES (?, ?)",
+                    ((cid, text) for cid, content in rows if (text := template_text(content))),
+                )
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+                log.info("%s: upgraded to schema %d (%d code chunks)", self.path, SCHEMA_VERSION, len(rows))
+        return SCHEMA_VERSION
 
     # -- connections and errors -------------------------------------------------------------------
 
@@ -220,6 +243,7 @@ class SQLiteStore:
         """Merge the FTS5 index segments (after bulk indexing: faster queries)."""
         with self._transaction("optimize") as conn:
             conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+            conn.execute("INSERT INTO strings_fts(strings_fts) VALUES ('optimize')")
 
     # -- documents ------------------------------------------------------------------------------
 
@@ -271,6 +295,8 @@ class SQLiteStore:
                     "INSERT INTO chunks_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
                     (cur.lastrowid, " ".join(tokenize(chunk.name)), path_tokens, index_text(chunk.content)),
                 )
+                if chunk.kind != "text" and (literals := template_text(chunk.content)):
+                    conn.execute("INSERT INTO strings_fts(rowid, templates) VALUES (?, ?)", (cur.lastrowid, literals))
             conn.execute(
                 "INSERT INTO documents(source, content_hash, chunks, updated_at) VALUES (?, ?, ?, ?)",
                 (source, content_hash, len(chunks), time.time()),
@@ -293,6 +319,7 @@ class SQLiteStore:
             return None, []
         hashes = [r[0] for r in conn.execute("SELECT DISTINCT chunk_key FROM chunks WHERE source = ?", (source,))]
         conn.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE source = ?)", (source,))
+        conn.execute("DELETE FROM strings_fts WHERE rowid IN (SELECT id FROM chunks WHERE source = ?)", (source,))
         conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
         conn.execute("DELETE FROM documents WHERE source = ?", (source,))
         return int(row[0]), hashes
@@ -336,6 +363,19 @@ class SQLiteStore:
             )
             return [(r[0], r[1], r[2], r[3]) for r in rows]
 
+    def count_without_vectors(self, model: str) -> int:
+        with self._errors("read"):
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT COUNT(DISTINCT c.chunk_key) FROM chunks c WHERE NOT EXISTS "
+                    "(SELECT 1 FROM vectors v WHERE v.model = ? AND v.chunk_key = c.chunk_key)",
+                    (model,),
+                )
+                .fetchone()
+            )
+        return int(row[0])
+
     def put_vectors(self, model: str, vectors: Mapping[str, np.ndarray]) -> None:
         with self._transaction("write vectors") as conn:
             self._put_vectors(conn, model, vectors)
@@ -374,7 +414,9 @@ class SQLiteStore:
 
     # -- search ---------------------------------------------------------------------------------
 
-    def _selective_tokens(self, conn: sqlite3.Connection, tokens: Sequence[str]) -> list[str]:
+    def _selective_tokens(
+        self, conn: sqlite3.Connection, tokens: Sequence[str], vocab: str = "chunks_vocab"
+    ) -> list[str]:
         """The query tokens worth matching, rarest first, within a budget of rows to score.
 
         FTS5 computes bm25() for every row that matches, so a query word found in half the index costs
@@ -383,7 +425,7 @@ class SQLiteStore:
         """
         frequency: dict[str, int] = {}
         for token in tokens:
-            row = conn.execute("SELECT doc FROM chunks_vocab WHERE term = ?", (token,)).fetchone()
+            row = conn.execute(f"SELECT doc FROM {vocab} WHERE term = ?", (token,)).fetchone()
             if row:
                 frequency[token] = int(row[0])
         kept: list[str] = []
@@ -413,6 +455,24 @@ class SQLiteStore:
                 (*BM25_WEIGHTS, expression, limit),
             )
             return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def literal_search(self, words: Sequence[str], limit: int) -> list[tuple[int, str]]:
+        """(chunk id, its templates) of the ``limit`` chunks whose string literals best match ``words`` (BM25).
+
+        ``words`` are :func:`~.messages.words` (``[a-z0-9]`` or ``*``); the wildcards are left out.
+        """
+        terms = list(dict.fromkeys(w for w in words if w != "*" and w.isalnum() and w.isascii()))
+        with self._errors("search"):
+            conn = self._conn()
+            selective = self._selective_tokens(conn, terms, vocab="strings_vocab")
+            if not selective:
+                return []
+            expression = " OR ".join(f'"{t}"' for t in selective)
+            rows = conn.execute(
+                "SELECT rowid, templates FROM strings_fts WHERE strings_fts MATCH ? ORDER BY rank LIMIT ?",
+                (expression, limit),
+            )
+            return [(int(r[0]), str(r[1])) for r in rows]
 
     def vector_search(self, model: str, query: np.ndarray, limit: int) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity) of the ``limit`` nearest chunks."""

@@ -143,3 +143,19 @@ def query_tokens(query: str, max_tokens: int = 32) -> list[str]:
     for token in kept:
         seen.setdefault(token, None)
     return list(seen)[:max_tokens]
+
+
+# snake_case, _private, camelCase, PascalCase with two capitals, ACRONYMWord, dotted.names
+_CODE_WORD_RE = re.compile(
+    r"(?:[A-Za-z0-9]+_[A-Za-z0-9_]*|_[A-Za-z0-9_]+|[a-z]+[A-Z]\w*|[A-Z][a-z0-9]+[A-Z]\w*|[A-Z]{2,}[a-z]\w*|"
+    r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?:\(\))?"
+)
+
+
+def names_code(query: str, max_words: int = 4) -> bool:
+    """Whether ``query`` is a short one that spells an identifier (``sync_auth_flow``, ``QueryParams merge``).
+
+    Such a query is answered by the name column of BM25; a sentence embedding of it says little.
+    """
+    words = query.split()
+    return 0 < len(words) <= max_words and any(_CODE_WORD_RE.fullmatch(w.strip(".,:;()")) for w in words)

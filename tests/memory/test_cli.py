@@ -70,6 +70,20 @@ def test_index_query_and_reindex(env: dict[str, str], tree: Path) -> None:
     assert "2 documents" in r.stdout
 
 
+def test_index_embeds_with_the_default_model(env: dict[str, str], tree: Path) -> None:
+    env = {k: v for k, v in env.items() if k != "EMBEDDING_MODEL"}  # the default: local:all-MiniLM-L6-v2
+    r = run(["index", str(tree), "--no-embed"], env)
+    assert r.returncode == 0 and "0 chunks embedded" in r.stdout, r.stderr
+    assert "0 vectors (local:all-MiniLM-L6-v2)" in run(["stats"], env).stdout
+    r = run(["index", str(tree)], env)  # nothing changed, but the missing vectors are made now
+    assert r.returncode == 0 and "3 unchanged" in r.stdout and "3 chunks embedded" in r.stdout, r.stdout
+    assert "3 vectors (local:all-MiniLM-L6-v2)" in run(["stats"], env).stdout
+    r = run(["query", "how long does an ISO-8601 period last in seconds"], env)
+    assert r.returncode == 0 and "pkg/durations.py:1-3 parse_iso_duration" in r.stdout.splitlines()[0]
+    r = run(["query", "x"], {**env, "EMBEDDING_MODEL": "local:/no/such/model"})
+    assert r.returncode == 0 and "BM25 only" in r.stderr  # a broken model degrades, it does not stop the CLI
+
+
 def test_clear_errors(env: dict[str, str], tmp_path: Path) -> None:
     r = run(["index", str(tmp_path / "missing")], env)
     assert r.returncode == 2 and "does not exist" in r.stderr

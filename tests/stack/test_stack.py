@@ -27,9 +27,9 @@ def readme_block(marker: str) -> str:
     return section.group(1)
 
 
-def readme_section_blocks(section: str) -> list[str]:
-    """Every ```bash block of one README section, in order."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def readme_section_blocks(section: str, doc: str = "README.md") -> list[str]:
+    """Every ```bash block of one section of the README (or of a page under docs/), in order."""
+    readme = (ROOT / doc).read_text(encoding="utf-8")
     body = readme[readme.index(f"<!-- section:{section} -->") : readme.index(f"<!-- /section:{section} -->")]
     return re.findall(r"```bash\n(.*?)```", body, re.DOTALL)
 
@@ -125,9 +125,9 @@ def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(
     assert json.loads(health)["status"] == "healthy"
     assert "gateway_tasks_started_total" in metrics
 
-    # The memory section's curl examples against the stack's memory API.
+    # The memory page's curl examples against the stack's memory API.
     memory_env = {**cli_env, "ORCHESTRATOR_API_KEY": TEST_API_KEY}
-    for block in readme_section_blocks("memory"):
+    for block in readme_section_blocks("memory", "docs/memory.md"):
         for command in curl_commands(block):
             script = command.replace("localhost:8001", f"localhost:{ports['MEMORY_API_PORT']}")
             run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=memory_env,

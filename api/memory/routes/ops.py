@@ -26,4 +26,6 @@ def stats(_: Tenant, kb: KB, settings: Settings) -> Stats:
         embedding_model=kb.model,
         db_path=str(settings.memory_db_path),
         db_bytes=s.db_bytes,
+        vectors_pending=kb.pending_vectors(),
+        warnings=kb.warnings,
     )

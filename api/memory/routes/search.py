@@ -35,6 +35,7 @@ def rag_query(body: RagQuery, who: Tenant, kb: KB) -> RagResponse:
             end_line=h.chunk.end_line,
             bm25_rank=h.bm25_rank,
             vector_rank=h.vector_rank,
+            literal_rank=h.literal_rank,
         )
         for h in found.hits
     ]
