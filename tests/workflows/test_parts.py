@@ -177,8 +177,9 @@ def test_the_allowance_is_what_is_left_and_a_raise_must_be_above_the_spend() -> 
     state.budget = Budget(budget_usd=1.0, budget_tokens=100)
     record_reply(state, AgentRole.PLANNER, LlmResponse(model="m", input_tokens=30, output_tokens=10, cost_usd=0.4))
     assert allowance(state) == CallAllowance(usd=0.6, tokens=60)
+    with pytest.raises(ValueError, match="give budget_usd, budget_tokens or both"):
+        BudgetRaise(budget_usd=None)
     for refused, why in [
-        (BudgetRaise(), "give budget_usd, budget_tokens or both"),
         (BudgetRaise(budget_usd=0.4), "budget_usd must be above what is spent ($0.400000)"),
         (BudgetRaise(budget_tokens=40), "budget_tokens must be above what is spent (40 tokens)"),
     ]:
