@@ -213,6 +213,7 @@ def test_the_quality_gate_judges_score_and_error_messages() -> None:
     prompt = quality.fix_prompt(_lint(3.3, "C0114", "E0602"), 8.0)
     assert prompt.startswith("pylint scored 3.3/10 (the bar is 8, with no error messages):\nE0602 sym-E0602")
     assert prompt.endswith("Fix these and answer with the complete module.")
+    assert quality.fix_prompt(_lint(None, "E0001"), 8.0).startswith("pylint could not score the module (the bar is 8")
     assert quality.lint_round(1, _lint(3.3, "E0602"), _lint(10.0)) == LintRound(
         round=1, score_before=3.3, score_after=10.0, errors_before=1, errors_after=0
     )
