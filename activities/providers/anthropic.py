@@ -102,7 +102,9 @@ class AnthropicProvider:
             for s in tool_specs(request.tools)
         ]
         conversation = messages(request.messages)
-        if self._settings.anthropic_prompt_caching:
+        # Mark the prefix only where it pays: a call of a tool loop (it may be re-sent) or a later step (it reads
+        # it back). A one-shot call, like the planner's, would pay the cache-write premium for nothing.
+        if self._settings.anthropic_prompt_caching and (request.tools or len(request.messages) > 1):
             conversation = cache_prefix(conversation)
         try:
             message = await self._get_client().messages.create(
