@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from fastapi.routing import APIRoute
 from pydantic import BeforeValidator, WithJsonSchema
 
-from workflows.strict import NOT_BLANK, PYTHON_WHITESPACE, SchemaStrict
+from workflows.strict import NOT_BLANK, PYTHON_WHITESPACE, NotBlankStr, SchemaStrict
 
-__all__ = ["NOT_BLANK", "PYTHON_WHITESPACE", "OptionalQueryBool", "SchemaStrict", "operation_id"]
+__all__ = ["NOT_BLANK", "PYTHON_WHITESPACE", "NotBlankStr", "OptionalQueryBool", "SchemaStrict", "operation_id"]
 
 
 def operation_id(route: APIRoute) -> str:

@@ -12,10 +12,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from workflows.strict import NOT_BLANK, SchemaStrict
+from workflows.strict import NotBlankStr, SchemaStrict
 
 TASK_QUEUE = "coding-tasks"
 WORKFLOW_TYPE = "CodingTask"
@@ -131,11 +131,7 @@ class _Strict(SchemaStrict):
 class CodingTaskInput(_Strict):
     """The one input of the `CodingTask` workflow. Only model *names* travel here; API keys never do."""
 
-    task_description: str = Field(
-        min_length=1,
-        max_length=MAX_TASK_DESCRIPTION,
-        json_schema_extra={"pattern": NOT_BLANK},  # what _not_blank checks
-    )
+    task_description: NotBlankStr = Field(min_length=1, max_length=MAX_TASK_DESCRIPTION)
     code_context: str | None = Field(default=None, max_length=MAX_CODE_CONTEXT)
     planner_model: ModelId | None = Field(
         default=None, description="provider:model; default PLANNER_MODEL of the worker"
@@ -163,13 +159,6 @@ class CodingTaskInput(_Strict):
     resume: ResumeState | None = Field(
         default=None, description="set by the workflow itself when it continues as new; never by callers"
     )
-
-    @field_validator("task_description")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("task_description must not be blank")
-        return value
 
     @property
     def feedback_window(self) -> timedelta:

@@ -8,9 +8,9 @@ what the workflow accepts from the `temporal` CLI are one rule. Sandbox-safe: py
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # What `str.strip()` removes, spelled for every regex dialect: `\s` differs between them (ECMA-262 and Rust leave
 # out U+001C..U+001F, which Python counts as whitespace), so `\S` would publish more than the validators accept.
@@ -28,3 +28,13 @@ class SchemaStrict(BaseModel):
             return data
         ints = {name for name, field in cls.model_fields.items() if field.annotation in (int, int | None)}
         return {k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v for k, v in data.items()}
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# Text that must hold something besides whitespace; the schema publishes the same rule as a pattern.
+NotBlankStr = Annotated[str, AfterValidator(_not_blank), Field(json_schema_extra={"pattern": NOT_BLANK})]

@@ -11,9 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workflows.models import RagResult, ToolCall, ToolName
+from workflows.strict import NotBlankStr
 
 MAX_TOOL_CODE = 100_000
 MAX_QUERY = 2_000
@@ -29,28 +30,16 @@ class LintArgs(_Arguments):
     """Run pylint on a complete Python module (the code is never executed). Returns the score out of 10 and the
     messages."""
 
-    code: str = Field(min_length=1, max_length=MAX_TOOL_CODE, description="the complete Python module")
-
-    @field_validator("code")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("code must not be blank")
-        return value
+    code: NotBlankStr = Field(min_length=1, max_length=MAX_TOOL_CODE, description="the complete Python module")
 
 
 class SearchKnowledgeArgs(_Arguments):
     """Search the team's knowledge base (indexed code and docs) for snippets relevant to a query."""
 
-    query: str = Field(min_length=1, max_length=MAX_QUERY, description="what to look for, in words or identifiers")
+    query: NotBlankStr = Field(
+        min_length=1, max_length=MAX_QUERY, description="what to look for, in words or identifiers"
+    )
     top_k: int = Field(default=3, ge=1, le=MAX_TOP_K, description="how many snippets")
-
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be blank")
-        return value
 
 
 ToolArgs = LintArgs | SearchKnowledgeArgs

@@ -8,7 +8,7 @@ import anthropic
 from anthropic.types import Usage
 
 from activities.config import WorkerSettings, secret
-from activities.providers.base import ProviderError, malformed, status_error
+from activities.providers.base import ProviderError, SdkProvider, malformed, status_error
 from workflows.models import ChatMessage, LlmRequest, LlmResponse, ToolCall
 from workflows.tools import tool_specs
 
@@ -69,32 +69,21 @@ def cache_prefix(conversation: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"role": "user", "content": [block]}, *conversation[1:]]
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
     key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
-
-    def __init__(self, settings: WorkerSettings) -> None:
-        self._settings = settings
-        self._client: anthropic.AsyncAnthropic | None = None
 
     @staticmethod
     def api_key(settings: WorkerSettings) -> str | None:
         return secret(settings.anthropic_api_key)
 
-    def _get_client(self) -> anthropic.AsyncAnthropic:
-        if self._client is None:
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self.api_key(self._settings),
-                base_url=self._settings.anthropic_base_url or None,
-                max_retries=0,  # Temporal owns retries
-                timeout=self._settings.llm_request_timeout_seconds,
-                http_client=anthropic.DefaultAioHttpClient(),  # the SDK's aiohttp transport: ~2.5x less CPU per call
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+    def _new_client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=self.api_key(self._settings),
+            base_url=self._settings.anthropic_base_url or None,
+            max_retries=0,  # Temporal owns retries
+            timeout=self._settings.llm_request_timeout_seconds,
+            http_client=anthropic.DefaultAioHttpClient(),  # the SDK's aiohttp transport: ~2.5x less CPU per call
+        )
 
     async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
         tools = [

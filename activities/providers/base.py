@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -34,6 +34,35 @@ class ChatProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class _Client(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Client)
+
+
+class SdkProvider(Generic[C]):
+    """A provider whose SDK client is made on first use (one per worker, its connection pool shared by every
+    call) and closed with the worker."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._settings = settings
+        self._client: C | None = None
+
+    def _new_client(self) -> C:
+        raise NotImplementedError
+
+    def _get_client(self) -> C:
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
 
 class ProviderError(ApplicationError):

@@ -9,7 +9,7 @@ import openai
 from openai.types import CompletionUsage
 
 from activities.config import WorkerSettings, secret
-from activities.providers.base import ProviderError, malformed, parse_arguments, status_error
+from activities.providers.base import ProviderError, SdkProvider, malformed, parse_arguments, status_error
 from workflows.models import LlmRequest, LlmResponse, ToolCall
 from workflows.tools import tool_specs
 
@@ -55,32 +55,21 @@ def usage_of(usage: CompletionUsage | None) -> dict[str, int]:
     }
 
 
-class OpenAIProvider:
+class OpenAIProvider(SdkProvider[openai.AsyncOpenAI]):
     key_env: ClassVar[str | None] = "OPENAI_API_KEY"
-
-    def __init__(self, settings: WorkerSettings) -> None:
-        self._settings = settings
-        self._client: openai.AsyncOpenAI | None = None
 
     @staticmethod
     def api_key(settings: WorkerSettings) -> str | None:
         return secret(settings.openai_api_key)
 
-    def _get_client(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            self._client = openai.AsyncOpenAI(
-                api_key=self.api_key(self._settings),
-                base_url=self._settings.openai_base_url or None,
-                max_retries=0,  # Temporal owns retries
-                timeout=self._settings.llm_request_timeout_seconds,
-                http_client=openai.DefaultAioHttpClient(),  # the SDK's aiohttp transport: ~2.5x less CPU per call
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+    def _new_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self.api_key(self._settings),
+            base_url=self._settings.openai_base_url or None,
+            max_retries=0,  # Temporal owns retries
+            timeout=self._settings.llm_request_timeout_seconds,
+            http_client=openai.DefaultAioHttpClient(),  # the SDK's aiohttp transport: ~2.5x less CPU per call
+        )
 
     async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
         tools = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.schema import NOT_BLANK, SchemaStrict
+from api.schema import NotBlankStr, SchemaStrict
 
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 50
@@ -17,20 +17,8 @@ MAX_DOCUMENTS_PER_REQUEST = 100
 class RagQuery(SchemaStrict):
     model_config = ConfigDict(json_schema_extra={"examples": [{"query": "how are retries handled", "top_k": 5}]})
 
-    query: str = Field(
-        min_length=1,
-        max_length=MAX_QUERY_CHARS,
-        description="a question or identifiers",
-        json_schema_extra={"pattern": NOT_BLANK},  # what `_not_blank` checks
-    )
+    query: NotBlankStr = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="a question or identifiers")
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, description=f"how many results, 1..{MAX_TOP_K}")
-
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be blank")
-        return value
 
 
 class RagResult(BaseModel):

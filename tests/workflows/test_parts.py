@@ -73,7 +73,7 @@ def test_tool_arguments_are_validated_against_the_models() -> None:
 
     assert parse("lint", {"code": "x = 1\n"}) == LintArgs(code="x = 1\n")
     assert parse("search_knowledge", {"query": "add"}) == SearchKnowledgeArgs(query="add", top_k=3)
-    assert parse("lint", {"code": "   "}) == "invalid arguments for lint: code: Value error, code must not be blank"
+    assert parse("lint", {"code": "   "}) == "invalid arguments for lint: code: Value error, must not be blank"
     assert parse("lint", {}) == "invalid arguments for lint: code: Field required"
     too_long = parse("lint", {"code": "x" * (MAX_TOOL_CODE + 1)})
     assert isinstance(too_long, str) and "at most 100000 characters" in too_long
