@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from temporalio.client import Client
 
@@ -12,6 +13,7 @@ from tests.interop.llama_server import API_KEY, LlamaServer
 from tests.support import TEST_API_KEY
 
 MODEL = "openai:smollm2-135m-instruct"  # llama-server serves one model whatever the name; the name is what we log
+PRICES = Path(__file__).with_name("prices.toml")  # the local model is free: MODEL_PRICES_FILE says so
 SpawnWorker = Callable[[dict[str, str]], subprocess.Popen[bytes]]
 
 
@@ -34,4 +36,5 @@ def worker_environment(
         "MEMORY_API_KEY": TEST_API_KEY,
         "WORKER_METRICS_PORT": "0",
         "LINT_POOL_SIZE": "1",
+        "MODEL_PRICES_FILE": str(PRICES),
     }

@@ -23,7 +23,7 @@ from activities.config import WorkerSettings
 from activities.llm import LlmActivities
 from tests.interop.llama_server import API_KEY, LlamaServer, LlamaServerError, ensure_port_free, running_llama_server
 from tests.interop.promises import Exchange, check_agent, describe, llm_exchanges
-from tests.interop.support import MODEL, SpawnWorker, worker_environment
+from tests.interop.support import MODEL, PRICES, SpawnWorker, worker_environment
 from tests.support import ROOT, start_task
 from workflows import prompts
 from workflows.coding_task import CodingTask
@@ -73,6 +73,7 @@ async def test_a_task_runs_through_the_openai_provider(
     answered = [e for e in exchanges if e.response is not None]
     usage = state.usage[MODEL]
     assert usage.calls == len(answered) and usage.input_tokens > 0  # the server's usage block was read
+    assert usage.cost_usd == 0.0 and state.cost_usd == 0.0  # priced by the operator's MODEL_PRICES_FILE
     if state.task_status == TaskStatus.COMPLETED:
         assert set(by_role) == set(AgentRole) and not state.errors
         # chat completions with tools (the agents' first steps) and without (the planner, the agents' last step)
@@ -179,6 +180,7 @@ def provider_settings(llama: LlamaServer) -> WorkerSettings:
         openai_api_key=API_KEY,
         openai_base_url=f"{llama.base_url}/v1",
         llm_request_timeout_seconds=170,
+        model_prices_file=str(PRICES),
     )
 
 
