@@ -62,7 +62,8 @@ def install_docs(app: FastAPI) -> None:
                 swagger_js_url=f"{root}{ASSETS_PATH}/swagger-ui-bundle.js",
                 swagger_css_url=f"{root}{ASSETS_PATH}/swagger-ui.css",
                 swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon.png",
-                swagger_ui_parameters=app.swagger_ui_parameters,
+                # no validator badge: it is an image from validator.swagger.io
+                swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None},
             )
         )
 

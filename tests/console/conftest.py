@@ -58,7 +58,7 @@ class PageWatch:
 
     def on_console(self, message: ConsoleMessage) -> None:
         text = message.text
-        if "Content Security Policy" in text or "Trusted Type" in text:
+        if "Content Security Policy" in text or "Trusted" in text:
             self.violations.append(text)
         elif message.type == "error" and "Failed to load resource" not in text:
             self.errors.append(text)
@@ -68,10 +68,19 @@ class PageWatch:
         if parts.scheme in ("http", "https", "ws", "wss") and f"{parts.scheme}://{parts.netloc}" != self.origin:
             self.foreign.append(request.url)
 
+    @property
+    def blocked(self) -> list[str]:
+        """The requests to other origins that the page's CSP refused (the browser never sent them)."""
+        return [url for url in self.foreign if any(url in violation for violation in self.violations)]
+
+    @property
+    def sent_elsewhere(self) -> list[str]:
+        return [url for url in self.foreign if url not in self.blocked]
+
     def assert_clean(self) -> None:
         assert not self.errors, f"script errors: {self.errors}"
         assert not self.violations, f"CSP / Trusted Types violations: {self.violations}"
-        assert not self.foreign, f"requests to other origins: {self.foreign}"
+        assert not self.foreign, f"requests to other origins (sent, or refused by the CSP): {self.foreign}"
         assert not self.dialogs, f"dialogs opened: {self.dialogs}"
 
 

@@ -182,7 +182,7 @@ async def test_live_output_keeps_the_latest_attempt_of_each_call(page: Page) -> 
              payload: { type: "llm_delta", agent: role, data: { role, step, attempt, text } } });
         const call = (step, role = "code_generation") =>
           ({ type: "llm_call", id: 9, payload: { type: "llm_call", agent: role, data: { step } } });
-        const snap = () => live.blocks.map((b) => [b.role, b.step, b.attempt, b.text, b.done]);
+        const snap = () => live.blocks.map((b) => [b.role, b.step, b.attempt, b.text, b.done, b.gap]);
         const steps = [];
         live.apply(delta(1, 1, "def f(")); live.apply(delta(1, 1, "x): ret"));
         steps.push(snap());
@@ -194,25 +194,32 @@ async def test_live_output_keeps_the_latest_attempt_of_each_call(page: Page) -> 
         live.apply(call(1));                         // the answer arrived: the block is closed
         live.apply(delta(1, 1, "again"));            // a new agent run (a revision) starts step 1 again
         steps.push(snap());
-        const changed = live.resumed();              // reconnected: unfinished text may be sent again
+        const changed = live.resumed();              // reconnected: deltas sent meanwhile are not sent again
+        steps.push(snap());
+        live.apply(delta(1, 1, "!", "planner"));     // the planner's call goes on after the gap
+        live.apply(delta(1, 2, "retried", "planner"));  // and is retried: a fresh attempt has no gap
         steps.push(snap());
         const unrelated = live.apply({ type: "plan", id: 3, payload: { type: "plan", data: { plan: "p" } } });
         return { steps, changed, unrelated };
         """,
     )
-    first, second, third, resumed = result["steps"]
-    assert first == [["code_generation", 1, 1, "def f(x): ret", False]]
-    assert second == [["code_generation", 1, 2, "def f(x): return x", False], ["planner", 1, 1, "plan", False]]
+    first, second, third, resumed, retried = result["steps"]
+    assert first == [["code_generation", 1, 1, "def f(x): ret", False, False]]
+    assert second == [
+        ["code_generation", 1, 2, "def f(x): return x", False, False],
+        ["planner", 1, 1, "plan", False, False],
+    ]
     assert third == [
-        ["code_generation", 1, 2, "def f(x): return x", True],
-        ["planner", 1, 1, "plan", False],
-        ["code_generation", 1, 1, "again", False],
+        ["code_generation", 1, 2, "def f(x): return x", True, False],
+        ["planner", 1, 1, "plan", False, False],
+        ["code_generation", 1, 1, "again", False, False],
     ]
-    assert resumed == [
-        ["code_generation", 1, 2, "def f(x): return x", True],
-        ["planner", 1, 1, "", False],
-        ["code_generation", 1, 1, "", False],
+    assert resumed == [  # the text stays; the unfinished blocks are marked
+        ["code_generation", 1, 2, "def f(x): return x", True, False],
+        ["planner", 1, 1, "plan", False, True],
+        ["code_generation", 1, 1, "again", False, True],
     ]
+    assert retried[1] == ["planner", 1, 2, "retried", False, False]
     assert result["changed"] is True and result["unrelated"] is False
 
 

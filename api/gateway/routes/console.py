@@ -48,7 +48,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
     "Cache-Control": "no-cache",  # revalidate (ETag): a new release shows at the next load
 }
 

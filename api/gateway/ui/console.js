@@ -488,7 +488,7 @@ function showTask(sessionId) {
     const text = event.type === "gap"
       ? `events ${payload.missed_from}–${payload.missed_to} were dropped by the task's event buffer`
       : payload.message ?? event.type;
-    const item = h("li", { class: `event event-${event.type}` },
+    const item = h("li", { class: `event event-${event.type}`, "data-event-id": event.id ?? "" },
       h("time", { datetime: payload.at ?? "" }, payload.at ? new Date(payload.at).toLocaleTimeString() : ""),
       h("span", { class: "event-type" }, event.type),
       h("span", { class: "event-message" }, text));
@@ -504,7 +504,8 @@ function showTask(sessionId) {
     liveBox.hidden = blocks.length === 0;
     replace(liveBox.querySelector(".live-blocks"), blocks.map((b) =>
       h("figure", { class: `live-block${b.done ? " done" : ""}` },
-        h("figcaption", {}, `${b.role} · step ${b.step}${b.attempt > 1 ? ` · attempt ${b.attempt}` : ""}${b.done ? " · answered" : " · streaming"}`),
+        h("figcaption", {}, [`${b.role} · step ${b.step}`, b.attempt > 1 ? ` · attempt ${b.attempt}` : "",
+          b.done ? " · answered" : " · streaming", b.gap ? " · reconnected, some text may be missing" : ""].join("")),
         h("pre", {}, b.text))));
   }
 

@@ -186,7 +186,7 @@ async function readStream(body, lastId, onEvent, signal) {
 export class LiveOutput {
   constructor(maxBlocks = 6) {
     this.maxBlocks = maxBlocks;
-    this.blocks = []; // {role, step, attempt, text, done}, oldest first
+    this.blocks = []; // {role, step, attempt, text, done, gap}, oldest first
   }
 
   // Takes any progress event; returns true when the live output changed.
@@ -202,13 +202,14 @@ export class LiveOutput {
     return false;
   }
 
-  // After a reconnect the gateway may send a call's deltas again from the start: the unfinished blocks are
-  // emptied so that no text shows twice (the finished ones are complete and stay).
+  // After a reconnect, the deltas sent while the page was away are not sent again (they are live output, not
+  // progress events with ids): an unfinished block keeps its text and is marked as having a gap, so the page
+  // can say some text may be missing. The call's answer itself arrives complete with the task's results.
   resumed() {
     let changed = false;
     for (const block of this.blocks) {
-      if (!block.done && block.text) {
-        block.text = "";
+      if (!block.done && !block.gap) {
+        block.gap = true;
         changed = true;
       }
     }
@@ -223,12 +224,13 @@ export class LiveOutput {
     let block = this.#open(role, step);
     if (block && attempt < block.attempt) return false;
     if (!block) {
-      block = { role, step, attempt, text: "", done: false };
+      block = { role, step, attempt, text: "", done: false, gap: false };
       this.blocks.push(block);
       if (this.blocks.length > this.maxBlocks) this.blocks.shift();
     } else if (attempt > block.attempt) {
       block.attempt = attempt;
       block.text = "";
+      block.gap = false;
     }
     block.text += text;
     return true;
