@@ -11,13 +11,14 @@ import binascii
 import hashlib
 import hmac
 import logging
+import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 from temporalio.client import WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -136,6 +137,19 @@ class PageTokens:
         return token
 
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    """What the schema's `date-time` says, nothing else (pydantic alone also takes numbers as Unix times)."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
 def _literal(value: str) -> str:
     """A visibility-query string literal. Tenant names and statuses hold no quotes; anything else is refused."""
     if '"' in value or "\\" in value:
@@ -200,7 +214,7 @@ async def list_tasks(
         Query(alias="status", description="only tasks in one of these statuses (repeat the parameter for several)"),
     ] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="only tasks started at or after this time (RFC 3339, with offset)")
+        Rfc3339 | None, Query(description="only tasks started at or after this time (RFC 3339, with offset)")
     ] = None,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="tasks per page")] = 20,
     next_page_token: Annotated[
