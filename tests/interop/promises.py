@@ -133,7 +133,11 @@ def check_agent(role: AgentRole, exchanges: list[Exchange], state: TaskState) ->
         for warning in exchange.response.warnings if exchange.response is not None else []:  # e.g. cut short
             assert warning in state.warnings, state.warnings
         last = step == len(exchanges)
-        if not last:  # a reply with tool calls: the loop goes on with the tools' results
+        if not last and exchange.response is not None and not exchange.response.tool_calls:
+            # an answer below the quality gate's bar: the next call is a fix round with pylint's verdict
+            verdict = exchanges[step].request.messages[-1]
+            assert verdict.role == "user" and verdict.content.startswith("pylint "), describe(exchanges[step])
+        elif not last:  # a reply with tool calls: the loop goes on with the tools' results
             assert exchange.response is not None and exchange.response.tool_calls, describe(exchange)
             check_tool_results(exchange, exchanges[step])
     final = exchanges[-1]

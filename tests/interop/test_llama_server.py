@@ -39,8 +39,8 @@ TASKS = {
 
 
 async def run_task(client: Client, task_queue: str, description: str) -> tuple[TaskState, list[Exchange]]:
-    handle = await start_task(
-        client, task_queue, task_description=description, max_agent_steps=3, feedback_window_seconds=0
+    handle = await start_task(  # one quality-gate round at most: each call is seconds of CPU inference here
+        client, task_queue, task_description=description, max_agent_steps=3, max_fix_rounds=1, feedback_window_seconds=0
     )
     try:
         state = await handle.result()

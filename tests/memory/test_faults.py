@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api.memory.main import create_app
 from fastapi.testclient import TestClient
 
 from api.auth import ApiKeyRegistry
 from api.memory.kb import KnowledgeBase
+from api.memory.main import create_app
 from api.memory.models import MAX_QUERY_CHARS
 from api.memory.settings import MemorySettings
 from api.memory.store import SCHEMA_VERSION, SQLiteStore

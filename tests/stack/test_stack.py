@@ -105,7 +105,7 @@ def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(
 
     # The gateway section's curl examples, as written (but for the port and the key's source).
     outputs = []
-    for block in readme_section_blocks("gateway"):
+    for block in readme_section_blocks("gateway", "docs/gateway.md"):
         if "python -m" in block or "export KEY=" in block:
             continue  # starting servers / reading .env: the stack did both
         script = block.replace("localhost:8002", f"localhost:{ports['GATEWAY_PORT']}")
@@ -113,13 +113,15 @@ def test_stack_runs_the_readme_cli_example_offline_and_stops_on_ctrl_c(
                              capture_output=True, text=True, timeout=120)  # fmt: skip
         assert run.returncode == 0, (block, run.stderr)
         outputs.append(run.stdout)
-    sse, accepted, resumed, status, feedback, cancel, health, metrics = outputs
+    sse, accepted, resumed, status, budget, feedback, cancel, health, metrics = outputs
     assert "event: session" in sse and "event: end" in sse and '"task_status":"awaiting_feedback"' in sse
     assert json.loads(accepted)["session_id"] == "http-2"
     ids = [int(line[4:]) for line in resumed.splitlines() if line.startswith("id: ")]
     counts = Counter(ids)  # the block resumes twice (Last-Event-ID, ?after): each stream from event 6, none twice
     assert counts and min(counts) == 6 and set(counts.values()) == {2}
     assert json.loads(status)["session_id"] == "http-1"
+    raised = json.loads(budget)
+    assert raised["budget_usd"] == 5.0 and raised["spent_usd"] == 0.0 and raised["spent_tokens"] > 0
     assert json.loads(feedback) == {"session_id": "http-1", "accepted": True}
     assert json.loads(cancel) == {"session_id": "http-2", "outcome": "cancel_requested", "workflow_status": "RUNNING"}
     assert json.loads(health)["status"] == "healthy"

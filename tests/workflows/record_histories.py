@@ -24,15 +24,15 @@ from temporalio.testing import WorkflowEnvironment
 from activities.config import WorkerSettings
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
-from tests.fakes.llm_server import FakeLlmServer
+from tests.fakes.llm_server import NEEDS_ONE_FIX, FakeLlmServer
 from tests.support import binary, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
-from workflows.models import FeedbackInput, TaskStatus
+from workflows.models import BudgetRaise, FeedbackInput, TaskStatus
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
-SCENARIOS = ("completed_with_feedback", "revised", "cancelled", "started_bare")
+SCENARIOS = ("completed_with_feedback", "revised", "cancelled", "started_bare", "gate_round", "budget_raised")
 
 
 async def record(client: Client, name: str, scenario) -> None:
@@ -93,6 +93,19 @@ async def main() -> None:
             await handle.signal(CodingTask.feedback, FeedbackInput(rating=5))
             return handle
 
+        async def gate_round():  # the first code fails pylint and is fixed once shown the messages
+            description = f"write an add function {NEEDS_ONE_FIX}"
+            handle = await start_task(client, queue, task_description=description, feedback_window_seconds=0)
+            return handle
+
+        async def budget_raised():  # waits in awaiting_budget before the code agent, then the update lets it go on
+            handle = await start_task(client, queue, task_description="write an add function", budget_tokens=4_400)
+            await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_BUDGET)
+            await handle.execute_update(CodingTask.raise_budget, BudgetRaise(budget_tokens=1_000_000))
+            await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
+            await handle.signal(CodingTask.feedback, FeedbackInput(rating=5))
+            return handle
+
         async def cancelled():
             fake.hold_after = 2
             handle = await start_task(client, queue, task_description="write an add function")
@@ -105,6 +118,8 @@ async def main() -> None:
             "revised": revised,
             "cancelled": cancelled,
             "started_bare": started_bare,
+            "gate_round": gate_round,
+            "budget_raised": budget_raised,
         }
         for name in args.scenarios or SCENARIOS:
             fake.reset()

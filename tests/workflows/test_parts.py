@@ -177,8 +177,9 @@ def test_the_allowance_is_what_is_left_and_a_raise_must_be_above_the_spend() -> 
     state.budget = Budget(budget_usd=1.0, budget_tokens=100)
     record_reply(state, AgentRole.PLANNER, LlmResponse(model="m", input_tokens=30, output_tokens=10, cost_usd=0.4))
     assert allowance(state) == CallAllowance(usd=0.6, tokens=60)
+    with pytest.raises(ValueError, match="give budget_usd, budget_tokens or both"):
+        BudgetRaise(budget_usd=None)
     for refused, why in [
-        (BudgetRaise(), "give budget_usd, budget_tokens or both"),
         (BudgetRaise(budget_usd=0.4), "budget_usd must be above what is spent ($0.400000)"),
         (BudgetRaise(budget_tokens=40), "budget_tokens must be above what is spent (40 tokens)"),
     ]:
@@ -212,6 +213,7 @@ def test_the_quality_gate_judges_score_and_error_messages() -> None:
     prompt = quality.fix_prompt(_lint(3.3, "C0114", "E0602"), 8.0)
     assert prompt.startswith("pylint scored 3.3/10 (the bar is 8, with no error messages):\nE0602 sym-E0602")
     assert prompt.endswith("Fix these and answer with the complete module.")
+    assert quality.fix_prompt(_lint(None, "E0001"), 8.0).startswith("pylint could not score the module (the bar is 8")
     assert quality.lint_round(1, _lint(3.3, "E0602"), _lint(10.0)) == LintRound(
         round=1, score_before=3.3, score_after=10.0, errors_before=1, errors_after=0
     )

@@ -102,7 +102,7 @@ def _session_links(session_id: str) -> dict[str, Any]:
     """OpenAPI links from a started task to the routes that take its session id."""
     return {
         name: {"operationId": name, "parameters": {"session_id": session_id}}
-        for name in ("events", "get_status", "feedback", "cancel")
+        for name in ("events", "get_status", "feedback", "cancel", "raise_budget")
     }
 
 
