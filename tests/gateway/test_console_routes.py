@@ -31,7 +31,7 @@ async def http(client: Client, task_queue: str) -> AsyncIterator[httpx.AsyncClie
 
 def anthropic_text(text: str) -> str:
     """An Anthropic Messages reply whose answer is `text` (what the fake server sends instead of its own)."""
-    reply = {"id": "msg_x", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6"}
+    reply: dict[str, object] = {"id": "msg_x", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6"}
     reply |= {"content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None}
     return json.dumps(reply | {"usage": {"input_tokens": 10, "output_tokens": 10}})
 
