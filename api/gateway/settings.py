@@ -37,4 +37,15 @@ class Settings(BaseSettings):
     default_budget_usd: float | None = Field(
         None, gt=0, le=MAX_BUDGET_USD, description="budget_usd of tasks whose /invoke body names none"
     )
+    temporal_ui_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s\"'<>]+$",
+        description="the Temporal Web UI as the console's users reach it; default http://localhost:TEMPORAL_UI_PORT",
+    )
+    temporal_ui_port: int = Field(8233, ge=1, le=65535, description="the embedded dev server's Web UI port")
     log_level: str = "INFO"
+
+    @property
+    def web_ui_url(self) -> str:
+        """Where the console's "open in the Temporal Web UI" links point."""
+        return (self.temporal_ui_url or f"http://localhost:{self.temporal_ui_port}").rstrip("/")

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth import ApiKeyRegistry
+from api.docs import install_docs
 from api.schema import operation_id
 
 from .errors import install_error_handlers
@@ -53,7 +54,10 @@ def create_app(
         version="1.0",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        docs_url=None,  # served by install_docs, from local files
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.registry = registry
     if kb is not None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -176,3 +178,36 @@ class TcpProxy:
                 await writer.drain()
         writer.close()
         self._writers.discard(writer)
+
+
+# ---------------------------------------------------------------- rendered HTML
+
+INERT_TAGS = {"div", "p", "h1", "h2", "pre", "code", "span", "a", "ol", "ul", "li", "em", "strong", "table", "thead",
+              "tbody", "tr", "th", "td"}  # fmt: skip
+
+
+class Elements(HTMLParser):
+    """The elements and attributes a browser would build from the HTML (text, escaped or not, is not one)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def assert_inert(html: str) -> Elements:
+    """Only formatting elements; no event handler, no style, links to http(s) only; nothing that fetches."""
+    parsed = Elements(html)
+    for tag, attrs in parsed.found:
+        assert tag in INERT_TAGS, (tag, html)
+        assert not [name for name in attrs if name.startswith("on") or name in ("style", "src", "srcset")], attrs
+        if "href" in attrs:
+            assert re.match(r"^(https?:|mailto:)", attrs["href"] or ""), attrs
+    return parsed

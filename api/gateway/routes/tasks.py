@@ -29,6 +29,8 @@ from api.errors import ErrorOut
 from api.schema import OptionalQueryBool
 from workflows.coding_task import CodingTask
 from workflows.models import (
+    DESCRIPTION_MEMO,
+    DESCRIPTION_MEMO_CHARS,
     OWNER_MEMO,
     STREAM_END_STATUSES,
     Budget,
@@ -192,7 +194,7 @@ async def _start(
             task,
             id=session_id,
             task_queue=settings.temporal_task_queue,
-            memo={OWNER_MEMO: tenant},
+            memo={OWNER_MEMO: tenant, DESCRIPTION_MEMO: task.task_description[:DESCRIPTION_MEMO_CHARS]},
             search_attributes=start_search_attributes(owner=tenant) if with_attributes else None,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
