@@ -147,11 +147,14 @@ class Services:
     def output(self, proc: subprocess.Popen[bytes]) -> str:
         return self._log_of[proc.pid].read_text(errors="replace")
 
-    def start(self, args: list[str], env: dict[str, str], port: int, within: float = 60) -> subprocess.Popen[bytes]:
+    def start(
+        self, args: list[str], env: dict[str, str], port: int, within: float = 60, program: str = sys.executable
+    ) -> subprocess.Popen[bytes]:
+        """`program args` (by default `python args`) with `env` added to ours, once `port` answers."""
         log = self.logs / f"{args[1]}-{port}-{len(self.started)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, *args], cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                [program, *args], cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.started.append(proc)
