@@ -31,6 +31,8 @@ class ProcessStack:
     temporal: subprocess.Popen[bytes] | None = None
     gateway: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
+    temporal_args: tuple[str, ...] = ()  # more `temporal server start-dev` flags
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -42,7 +44,7 @@ class ProcessStack:
 
     def start_temporal(self) -> None:
         args = ["server", "start-dev", "--db-filename", str(self.db), "--port", str(self.temporal_port),
-                "--headless", "--log-level", "warn", *start_dev_flags()]  # fmt: skip
+                "--headless", "--log-level", "warn", *start_dev_flags(), *self.temporal_args]  # fmt: skip
         self.temporal = self.services.start(args, {}, self.temporal_port, program=binary("temporal"))
 
     def stop_temporal(self) -> None:
@@ -63,7 +65,7 @@ class ProcessStack:
 
     def start(self) -> ProcessStack:
         self.start_temporal()
-        self.worker = self.spawn_worker(TEMPORAL_ADDRESS=self.address)
+        self.worker = self.spawn_worker(**{"TEMPORAL_ADDRESS": self.address, **self.worker_env})
         self.start_gateway()
         return self
 
@@ -76,10 +78,17 @@ class ProcessStack:
         assert r.status_code == 202, r.text
         return str(r.json()["session_id"])
 
+    def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = httpx.post(f"{self.url}{path}", json=body, headers=HEADERS, timeout=30)
+        assert r.status_code in (200, 202), r.text
+        return dict(r.json())
+
     def status(self, session_id: str) -> httpx.Response:
         return httpx.get(f"{self.url}/status/{session_id}", headers=HEADERS, timeout=30)
 
-    def wait_for_status(self, session_id: str, wanted: set[str], within: float = 120) -> dict[str, Any]:
+    def wait_for_status(
+        self, session_id: str, wanted: set[str], within: float = 120, revisions: int | None = None
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + within
         last: object = None
         while time.monotonic() < deadline:
@@ -89,8 +98,9 @@ class ProcessStack:
                 last = exc
             else:
                 last = r.text[:300]
-                if r.status_code == 200 and r.json()["task_status"] in wanted:
-                    return dict(r.json())
+                state = r.json() if r.status_code == 200 else {}
+                if state.get("task_status") in wanted and revisions in (None, state.get("revisions")):
+                    return dict(state)
             time.sleep(0.2)
         raise AssertionError(f"{session_id} never reached {wanted}; last: {last}")
 
