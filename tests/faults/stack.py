@@ -47,9 +47,9 @@ class ProcessStack:
                 "--headless", "--log-level", "warn", *start_dev_flags(), *self.temporal_args]  # fmt: skip
         self.temporal = self.services.start(args, {}, self.temporal_port, program=binary("temporal"))
 
-    def stop_temporal(self) -> None:
+    def stop_temporal(self, how: signal.Signals = signal.SIGTERM) -> None:
         assert self.temporal is not None
-        self.temporal.send_signal(signal.SIGTERM)
+        self.temporal.send_signal(how)
         self.temporal.wait(timeout=30)
 
     def start_gateway(self) -> None:

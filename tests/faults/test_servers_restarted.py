@@ -34,15 +34,16 @@ async def stack(
         await secret_scan.scan(await Client.connect(running.address, data_converter=data_converter()))
 
 
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["restarted", "crashed"])
 @pytest.mark.timeout(300)
 async def test_tasks_go_on_when_the_temporal_server_restarts_under_the_stack(
-    stack: ProcessStack, fake_llm: FakeLlmServer
+    stack: ProcessStack, fake_llm: FakeLlmServer, how: signal.Signals
 ) -> None:
     fake_llm.hold_after = 2  # planner and the first code turn are served; the second code turn waits
     session = stack.invoke()
     await wait_until(lambda: fake_llm.held >= 1, within=60)
 
-    stack.stop_temporal()  # the same database file and port when it comes back
+    stack.stop_temporal(how)  # the same database file and port when it comes back
     down = stack.status(session)
     assert down.status_code == 503, down.text  # the gateway says so rather than hanging or failing
     stack.start_temporal()
