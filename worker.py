@@ -25,7 +25,7 @@ from orchestrator.temporal import connect_client
 
 logger = logging.getLogger("worker")
 
-CONNECT_ATTEMPTS = 30
+CONNECT_ATTEMPTS = None  # wait for Temporal as long as it takes (saying so), like a service that depends on it
 GRACEFUL_SHUTDOWN = timedelta(seconds=15)
 
 

@@ -116,6 +116,46 @@ def ensure_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+MIN_FREE_BYTES = 50_000_000  # below this on the disk of a database, the stack refuses to start
+DATABASES = (  # (what, variable, default)
+    ("Temporal's database", "TEMPORAL_DB_PATH", DATA / "temporal.db"),
+    ("the knowledge base", "MEMORY_DB_PATH", DATA / "memory.db"),
+)
+
+
+def unwritable(path: Path) -> str | None:
+    """Why the database file `path` cannot be written (a directory that cannot be made, a read-only file system,
+    a full disk, ...), or None when it can."""
+    directory = path.parent
+    if directory.exists() and not directory.is_dir():
+        return f"{directory} is not a directory"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"probe")
+        probe.unlink()
+        if path.exists():
+            path.open("r+b").close()
+    except OSError as exc:
+        return f"{exc.strerror or exc} ({exc.filename or directory})"
+    free = shutil.disk_usage(directory).free
+    if free < MIN_FREE_BYTES:
+        return f"only {free / 1e6:.1f} MB free on the disk of {directory} (at least {MIN_FREE_BYTES / 1e6:.0f} MB)"
+    return None
+
+
+def check_databases(env: dict[str, str]) -> None:
+    """Refuse to start, saying why, when a database file cannot be written: better than a child's traceback."""
+    problems = []
+    for what, variable, default in DATABASES:
+        path = Path(env.get(variable) or default)
+        path = path if path.is_absolute() else ROOT / path
+        if (why := unwritable(path)) is not None:
+            problems.append(f"  {what} {path} cannot be written: {why}; fix that disk or set {variable} elsewhere")
+    if problems:
+        raise SystemExit("[stack] cannot start:\n" + "\n".join(problems))
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with contextlib.closing(socket.socket()) as sock:
         sock.settimeout(0.5)
@@ -394,9 +434,12 @@ or over HTTP:
 def main() -> int:
     stack = Stack({})
     stack.install_signal_handlers()
-    DATA.mkdir(exist_ok=True)
-    file_values = ensure_env_file(ENV_FILE)
+    try:
+        file_values = ensure_env_file(ENV_FILE)
+    except OSError as exc:
+        raise SystemExit(f"[stack] cannot start: cannot write {ENV_FILE}: {exc.strerror or exc}") from None
     stack.env = env = {**file_values, **os.environ, "PYTHONUNBUFFERED": "1"}
+    check_databases(env)
     python = sys.executable
     code = 0
     try:

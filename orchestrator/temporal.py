@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 
 from temporalio.client import Client
@@ -39,17 +40,31 @@ def data_converter(environ: Mapping[str, str] | None = None) -> DataConverter:
     )
 
 
-async def connect_client(attempts: int = 1, delay: float = 1.0) -> Client:
-    """Connect as the environment says, with `data_converter()`; with `attempts` > 1, wait for a server that is
-    still starting."""
+WAIT_LOG_EVERY = 30  # attempts between two "still waiting" lines
+
+
+async def connect_client(attempts: int | None = 1, delay: float = 1.0) -> Client:
+    """Connect as the environment says, with `data_converter()`; with `attempts` > 1 (None: no limit), wait for a
+    server that is not up yet, saying once what it waits for and then every `WAIT_LOG_EVERY` attempts."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_ADDRESS)
-    for attempt in range(1, attempts + 1):
+    target = f"Temporal at {config.get('target_host')} (namespace {config.get('namespace') or 'default'})"
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
         try:
-            return await Client.connect(**config, data_converter=data_converter())
+            client = await Client.connect(**config, data_converter=data_converter())
         except RuntimeError as exc:
-            if attempt >= attempts:
+            if attempts is not None and attempt >= attempts:
                 raise
-            logger.info("Temporal at %s not reachable yet (%s); retrying", config.get("target_host"), exc)
+            if attempt == 1:
+                limit = "until it answers" if attempts is None else f"up to {attempts} times"
+                logger.warning("waiting for %s: %s; trying again every %.0fs %s", target, exc, delay, limit)
+            elif attempt % WAIT_LOG_EVERY == 0:
+                logger.warning("still waiting for %s after %.0fs: %s", target, time.monotonic() - started, exc)
             await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
+            continue
+        if attempt > 1:
+            logger.info("connected to %s after %.0fs", target, time.monotonic() - started)
+        return client

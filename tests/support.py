@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -19,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from orchestrator.plugin import OrchestratorPlugin
+from orchestrator.stack import port_open
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, start_search_attributes
 
@@ -128,3 +133,47 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class Services:
+    """The product's HTTP services run by their own commands, as processes (each its own session): `start`
+    returns once the port answers; `kill` is a crash (SIGKILL of its group); `stop_all` ends every one."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[subprocess.Popen[bytes]] = []
+        self._log_of: dict[int, Path] = {}
+
+    def output(self, proc: subprocess.Popen[bytes]) -> str:
+        return self._log_of[proc.pid].read_text(errors="replace")
+
+    def start(
+        self, args: list[str], env: dict[str, str], port: int, within: float = 60, program: str = sys.executable
+    ) -> subprocess.Popen[bytes]:
+        """`program args` (by default `python args`) with `env` added to ours, once `port` answers."""
+        log = self.logs / f"{args[1]}-{port}-{len(self.started)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [program, *args], cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.started.append(proc)
+        self._log_of[proc.pid] = log
+        deadline = time.monotonic() + within
+        while not port_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{' '.join(args)} did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)
+            self.kill(proc)

@@ -8,7 +8,14 @@ import anthropic
 from anthropic.types import Usage
 
 from activities.config import WorkerSettings, secret
-from activities.providers.base import ProviderError, SdkProvider, malformed, status_error
+from activities.providers.base import (
+    ProviderError,
+    SdkProvider,
+    connection_error,
+    malformed,
+    status_error,
+    unexpected_shape,
+)
 from workflows.models import ChatMessage, LlmRequest, LlmResponse, ToolCall
 from workflows.tools import tool_specs
 
@@ -36,11 +43,13 @@ def messages(conversation: list[ChatMessage]) -> list[dict[str, Any]]:
 
 def error(exc: anthropic.AnthropicError) -> ProviderError:
     if isinstance(exc, anthropic.APIStatusError):
-        return status_error(NAME, exc.status_code, exc.message, exc.response.headers, AnthropicProvider.key_env)
+        return status_error(
+            NAME, exc.status_code, exc.message, exc.response.headers, AnthropicProvider.key_env, exc.response.text
+        )
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderError(f"{NAME} request timed out", type="ProviderTimeout")
     if isinstance(exc, anthropic.APIConnectionError):
-        return ProviderError(f"cannot reach {NAME}: {exc}", type="ProviderUnavailable")
+        return connection_error(NAME, exc)
     return malformed(NAME, str(exc))
 
 
@@ -105,6 +114,8 @@ class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
             )
         except anthropic.AnthropicError as exc:
             raise error(exc) from None
+        if (wrong := unexpected_shape(NAME, message, ("content",))) is not None:
+            raise wrong
         texts: list[str] = []
         calls: list[ToolCall] = []
         for block in message.content or []:

@@ -7,6 +7,7 @@ are non-retryable, 5xx, timeouts and malformed replies are retried.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -73,6 +74,48 @@ def malformed(provider: str, what: str) -> ProviderError:
     return ProviderError(f"{provider} sent a malformed reply: {what}", type="MalformedReply")
 
 
+def cut_short(exc: BaseException) -> str | None:
+    """What the transport said, when a connection error is a reply whose body ended before its Content-Length
+    (aiohttp's ClientPayloadError, httpx's RemoteProtocolError), else None."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        name, text = type(cause).__name__, str(cause)
+        if name == "ClientPayloadError" or (name == "RemoteProtocolError" and "message body" in text):
+            return text
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def connection_error(provider: str, exc: BaseException) -> ProviderError:
+    """A connection error of the SDK: a body cut mid-way is a malformed reply, anything else an unreachable server."""
+    if (what := cut_short(exc)) is not None:
+        return malformed(provider, f"the body was cut short ({what})")
+    return ProviderError(f"cannot reach {provider}: {exc}", type="ProviderUnavailable")
+
+
+def unexpected_shape(provider: str, reply: object, required: tuple[str, ...]) -> ProviderError | None:
+    """The SDK hands back the text of a body that is not JSON, and builds a reply object from any JSON without
+    checking it: either is a malformed reply when the fields the product reads are missing."""
+    if isinstance(reply, str):
+        if (title := html_title(reply)) is not None:
+            return malformed(provider, f"an HTML page ({title!r}), not the API's JSON")
+        return malformed(provider, f"text, not the API's JSON: {reply.strip()[:80]!r}")
+    missing = [name for name in required if getattr(reply, name, None) is None]
+    if not missing:
+        return None
+    extra = getattr(reply, "model_extra", None) or {}
+    got = ", ".join(sorted(extra)) or "nothing else"
+    return malformed(provider, f"not the API's shape: no {', '.join(missing)} (the JSON has {got})")
+
+
+def html_title(body: str) -> str | None:
+    """An HTML error page's title (a proxy's or a load balancer's page, not the API's JSON error)."""
+    if not body.lstrip().startswith("<"):
+        return None
+    found = re.search(r"<title>(.*?)</title>", body, re.IGNORECASE | re.DOTALL)
+    return found.group(1).strip()[:80] if found else "untitled"
+
+
 def retry_after(headers: Mapping[str, str]) -> timedelta | None:
     """The server's Retry-After (`retry-after-ms`, seconds or an HTTP date), capped."""
     if ms := headers.get("retry-after-ms"):
@@ -96,10 +139,12 @@ def retry_after(headers: Mapping[str, str]) -> timedelta | None:
 
 
 def status_error(
-    provider: str, status: int, message: str, headers: Mapping[str, str], key_env: str | None
+    provider: str, status: int, message: str, headers: Mapping[str, str], key_env: str | None, body: str = ""
 ) -> ProviderError:
     """An HTTP error answer of a provider, as Temporal should treat it."""
     detail = f"{provider} returned HTTP {status}: {message}"
+    if (title := html_title(body)) is not None:
+        detail = f"{provider} returned HTTP {status} with an HTML page, not the API's JSON: {title!r}"
     if status == 429:
         return ProviderError(detail, type="RateLimited", next_retry_delay=retry_after(headers))
     if status in (401, 403):

@@ -9,7 +9,15 @@ import openai
 from openai.types import CompletionUsage
 
 from activities.config import WorkerSettings, secret
-from activities.providers.base import ProviderError, SdkProvider, malformed, parse_arguments, status_error
+from activities.providers.base import (
+    ProviderError,
+    SdkProvider,
+    connection_error,
+    malformed,
+    parse_arguments,
+    status_error,
+    unexpected_shape,
+)
 from workflows.models import LlmRequest, LlmResponse, ToolCall
 from workflows.tools import tool_specs
 
@@ -35,11 +43,13 @@ def messages(request: LlmRequest) -> list[dict[str, Any]]:
 
 def error(exc: openai.OpenAIError) -> ProviderError:
     if isinstance(exc, openai.APIStatusError):
-        return status_error(NAME, exc.status_code, exc.message, exc.response.headers, OpenAIProvider.key_env)
+        return status_error(
+            NAME, exc.status_code, exc.message, exc.response.headers, OpenAIProvider.key_env, exc.response.text
+        )
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(f"{NAME} request timed out", type="ProviderTimeout")
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(f"cannot reach {NAME}: {exc}", type="ProviderUnavailable")
+        return connection_error(NAME, exc)
     return malformed(NAME, str(exc))
 
 
@@ -85,6 +95,8 @@ class OpenAIProvider(SdkProvider[openai.AsyncOpenAI]):
             )
         except openai.OpenAIError as exc:
             raise error(exc) from None
+        if (wrong := unexpected_shape(NAME, completion, ("choices",))) is not None:
+            raise wrong
         if not completion.choices:
             raise malformed(NAME, "no choices")
         message = completion.choices[0].message

@@ -51,8 +51,8 @@ SessionId = Annotated[
 class OwnerCache:
     """session id -> (owner, run id) of tasks seen by this gateway: bounded, most recently used kept.
 
-    Handles built from it are bound to the run id, so a cached entry can never reach another run that later
-    took the same workflow id (ids are never reused, but retention may forget a closed one).
+    No access is granted from it any more: a read checks the owner on the current run (`get_owned_run`), since
+    a handle bound to a cached run id read a run that had continued as new or been reset.
     """
 
     def __init__(self, size: int = 10_000) -> None:
@@ -112,16 +112,16 @@ async def get_owned_task(session_id: SessionId, tenant: Tenant, client: Temporal
         owners.put(session_id, owner, description.run_id)
     if owner != tenant:
         raise not_found(session_id)
-    return OwnedTask(session_id, client.get_workflow_handle(session_id, run_id=description.run_id), description)
+    # Not bound to the run described: a session is a chain of runs (continue-as-new, `temporal workflow reset`),
+    # and reads, streams, signals and cancels act on whichever run is current; the owner was just checked on it.
+    return OwnedTask(session_id, client.get_workflow_handle(session_id), description)
 
 
 async def get_owned_run(
     session_id: SessionId, tenant: Tenant, client: TemporalClient, owners: Owners
 ) -> WorkflowHandle[Any, Any]:
-    """A handle on the caller's task run, for reads: from the owner cache when possible (saves one RPC)."""
-    cached = owners.get(session_id)
-    if cached is not None and cached[0] == tenant:
-        return client.get_workflow_handle(session_id, run_id=cached[1])
+    """A handle on the caller's task, for reads: on its current run, the owner checked on that run now (a handle
+    bound to a cached run id would read a run that continued as new or was reset, stale for ever)."""
     return (await get_owned_task(session_id, tenant, client, owners)).handle
 
 

@@ -207,6 +207,16 @@ class SQLiteStore:
                 ) from exc
             if "no such module: fts5" in text:
                 raise StoreError("this SQLite build lacks FTS5; use a Python built with a current SQLite") from exc
+            if "disk is full" in text:
+                raise StoreError(
+                    f"knowledge base {self.path}: the disk is full (or the database is at its size limit): cannot "
+                    f"{action}, nothing was written; free some space and retry"
+                ) from exc
+            if "readonly" in text or "read-only" in text:
+                raise StoreError(
+                    f"knowledge base {self.path} is read-only (the file, its directory or its file system): cannot "
+                    f"{action}, nothing was written; make it writable and retry"
+                ) from exc
             if "malformed" in text or "not a database" in text:
                 raise StoreCorruptError(self._corrupt_message(exc)) from exc
             raise StoreError(f"knowledge base {self.path}: cannot {action}: {exc}") from exc
@@ -229,7 +239,8 @@ class SQLiteStore:
                 conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                    conn.execute("ROLLBACK")
                 raise
 
     def close(self) -> None:

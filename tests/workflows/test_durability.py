@@ -3,57 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from temporalio.client import Client
 
 from tests.fakes.llm_server import FakeLlmServer
-from tests.support import ROOT, TEST_API_KEY, start_task, wait_for_state, wait_until
+from tests.support import start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import LLM_ACTIVITY, BudgetRaise, TaskStatus
-
-
-@pytest.fixture
-def worker_env(client: Client, fake_llm: FakeLlmServer, task_queue: str, memory_api_url: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "LLM_MODE": "live",
-        "OPENAI_API_KEY": "sk-test-openai",
-        "OPENAI_BASE_URL": f"{fake_llm.base_url}/v1",
-        "ANTHROPIC_API_KEY": "sk-test-anthropic",
-        "ANTHROPIC_BASE_URL": fake_llm.base_url,
-        "LLM_REQUEST_TIMEOUT_SECONDS": "5",
-        "MEMORY_API_URL": memory_api_url,
-        "MEMORY_API_KEY": TEST_API_KEY,
-        "WORKER_METRICS_PORT": "0",
-    }
-
-
-@pytest.fixture
-def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[object]:
-    """Start `python worker.py` as a real process (no .env: it runs in an empty directory)."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def spawn() -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=tmp_path, env=worker_env,
-                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        procs.append(proc)
-        return proc
-
-    yield spawn
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
 
 
 async def test_killed_worker_resumes_without_repaying_finished_model_calls(
