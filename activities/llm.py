@@ -11,7 +11,6 @@ an estimate of the input tokens (about 4 characters a token) plus its `max_token
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable
@@ -24,14 +23,12 @@ from activities.config import WorkerSettings
 from activities.metrics import instruments, outcome
 from activities.prices import ModelPrice, load_prices
 from activities.providers import REGISTRY, ChatProvider
-from activities.providers.base import ProviderError
+from activities.providers.base import ProviderError, estimated_input_tokens
 from workflows.models import LLM_ACTIVITY, AgentRole, LlmRequest, LlmResponse, Provider, parse_model_id
-from workflows.tools import tool_specs
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = timedelta(seconds=3)
-CHARS_PER_TOKEN = 4
 
 
 class BudgetExceeded(ApplicationError):
@@ -39,15 +36,6 @@ class BudgetExceeded(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="BudgetExceeded", non_retryable=True)
-
-
-def estimated_input_tokens(request: LlmRequest) -> int:
-    """A rough bound of the request's input tokens, for the budget check (the provider counts exactly after)."""
-    text = request.system + "".join(
-        m.content + json.dumps([c.arguments for c in m.tool_calls]) for m in request.messages
-    )
-    schemas = sum(len(json.dumps(spec.parameters)) + len(spec.description) for spec in tool_specs(request.tools))
-    return (len(text) + schemas) // CHARS_PER_TOKEN + 1
 
 
 def check_allowance(request: LlmRequest, model: str, price: ModelPrice | None) -> None:

@@ -1,14 +1,26 @@
-"""Anthropic through the official SDK: the Messages API with tools."""
+"""Anthropic through the official SDK: the Messages API with tools, streamed (`messages.stream`)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import anthropic
-from anthropic.types import Usage
+import pydantic
+from anthropic.types import Message, Usage
 
 from activities.config import WorkerSettings, secret
-from activities.providers.base import ProviderError, SdkProvider, malformed, status_error
+from activities.providers.base import (
+    STREAM_ERRORS,
+    ChunkSink,
+    ProviderError,
+    SdkProvider,
+    estimate_usage,
+    ignore_chunk,
+    is_json,
+    malformed,
+    status_error,
+    stream_interrupted,
+)
 from workflows.models import ChatMessage, LlmRequest, LlmResponse, ToolCall
 from workflows.tools import tool_specs
 
@@ -85,7 +97,7 @@ class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
             http_client=anthropic.DefaultAioHttpClient(),  # the SDK's aiohttp transport: ~2.5x less CPU per call
         )
 
-    async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
+    async def chat(self, model: str, request: LlmRequest, on_chunk: ChunkSink = ignore_chunk) -> LlmResponse:
         tools = [
             {"name": s.name, "description": s.description, "input_schema": s.parameters}
             for s in tool_specs(request.tools)
@@ -95,31 +107,60 @@ class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
         # it back). A one-shot call, like the planner's, would pay the cache-write premium for nothing.
         if self._settings.anthropic_prompt_caching and (request.tools or len(request.messages) > 1):
             conversation = cache_prefix(conversation)
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "system": request.system,
+            "messages": conversation,
+            "tools": tools or anthropic.omit,
+            "max_tokens": request.max_tokens,
+        }
         try:
-            message = await self._get_client().messages.create(
-                model=model,
-                system=request.system,
-                messages=conversation,  # type: ignore[arg-type]
-                tools=tools or anthropic.omit,  # type: ignore[arg-type]
-                max_tokens=request.max_tokens,
-            )
+            async with self._get_client().messages.stream(**kwargs) as stream:
+                if is_json(stream.response.headers):  # a server that ignores `stream`: one whole message
+                    message = Message.model_validate_json(await stream.response.aread())
+                else:
+                    events, stopped = 0, False
+                    try:
+                        async for event in stream:
+                            events += 1
+                            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                                on_chunk(event.delta.text)
+                            else:
+                                on_chunk("")
+                            stopped = stopped or event.type == "message_stop"
+                    except anthropic.APIConnectionError as exc:  # the connection broke once the reply had begun
+                        raise stream_interrupted(NAME, f"after {events} event(s): {exc}") from None
+                    if not stopped:
+                        raise stream_interrupted(NAME, f"no message_stop after {events} event(s)")
+                    message = await stream.get_final_message()
         except anthropic.AnthropicError as exc:
             raise error(exc) from None
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        for block in message.content or []:
-            if block.type == "text":
-                texts.append(block.text)
-            elif block.type == "tool_use":
-                is_object = isinstance(block.input, dict)
-                calls.append(
-                    ToolCall(
-                        id=block.id,
-                        name=block.name,
-                        arguments=block.input if is_object else {},
-                        arguments_error=None if is_object else "arguments must be a JSON object",
-                    )
+        except pydantic.ValidationError as exc:
+            raise malformed(NAME, str(exc)) from None
+        except STREAM_ERRORS as exc:
+            raise stream_interrupted(NAME, f"{type(exc).__name__}: {exc}") from None
+        return message_reply(message, model, request)
+
+
+def message_reply(message: Message, model: str, request: LlmRequest) -> LlmResponse:
+    """The reply a (streamed or whole) message makes; tool inputs come whole (the SDK joins their JSON pieces)."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for block in message.content or []:
+        if block.type == "text":
+            texts.append(block.text)
+        elif block.type == "tool_use":
+            is_object = isinstance(block.input, dict)
+            calls.append(
+                ToolCall(
+                    id=block.id,
+                    name=block.name,
+                    arguments=block.input if is_object else {},
+                    arguments_error=None if is_object else "arguments must be a JSON object",
                 )
-        return LlmResponse(model=f"{NAME}:{model}", content="\n".join(texts), tool_calls=calls).model_copy(
-            update=usage_of(message.usage)
-        )
+            )
+    response = LlmResponse(model=f"{NAME}:{model}", content="\n".join(texts), tool_calls=calls)
+    usage = getattr(message, "usage", None)
+    if usage is None or not usage.output_tokens:
+        return estimate_usage(f"{NAME}:{model}", request, response)
+    return response.model_copy(update=usage_of(usage))

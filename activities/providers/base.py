@@ -6,19 +6,37 @@ are non-retryable, 5xx, timeouts and malformed replies are retried.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+import aiohttp
+import httpx
+import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.config import WorkerSettings
 from workflows.models import LlmRequest, LlmResponse
+from workflows.tools import tool_specs
 
 MAX_RETRY_AFTER = timedelta(minutes=5)
+CHARS_PER_TOKEN = 4
+
+# What a stream cut mid-way raises from the SDKs' transports (aiohttp; httpx for openai, httpx2 for anthropic)
+# rather than an SDK error.
+STREAM_ERRORS = (OSError, aiohttp.ClientError, httpx.TransportError, httpx2.TransportError, asyncio.IncompleteReadError)
+
+ChunkSink = Callable[[str], None]
+"""Called for every chunk of a streamed reply with the text it adds ("" for a chunk of tool-call arguments,
+usage or bookkeeping): the activity heartbeats and batches the text into `llm_delta` events."""
+
+
+def ignore_chunk(text: str) -> None:
+    """The sink of a call nobody watches."""
 
 
 class ChatProvider(Protocol):
@@ -29,8 +47,9 @@ class ChatProvider(Protocol):
     @staticmethod
     def api_key(settings: WorkerSettings) -> str | None: ...
 
-    async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
-        """One chat turn with `model` (the name after `provider:`); raises ProviderError."""
+    async def chat(self, model: str, request: LlmRequest, on_chunk: ChunkSink = ignore_chunk) -> LlmResponse:
+        """One chat turn with `model` (the name after `provider:`), streamed: `on_chunk` sees each chunk as it
+        arrives; raises ProviderError (a stream cut short is a retryable `StreamInterrupted`)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -119,3 +138,37 @@ def parse_arguments(raw: str | None) -> tuple[dict[str, Any], str | None]:
     if not isinstance(value, dict):
         return {}, "arguments must be a JSON object"
     return value, None
+
+
+def stream_interrupted(provider: str, what: str) -> ProviderError:
+    """A streamed reply that stopped before its end: retried (the partial text is dropped with the attempt)."""
+    return ProviderError(f"{provider} stream ended early: {what}", type="StreamInterrupted")
+
+
+def estimated_input_tokens(request: LlmRequest) -> int:
+    """A rough bound of the request's input tokens (about 4 characters a token): the budget check's estimate,
+    and the input count of a streamed reply that ended without usage."""
+    text = request.system + "".join(
+        m.content + json.dumps([c.arguments for c in m.tool_calls]) for m in request.messages
+    )
+    schemas = sum(len(json.dumps(spec.parameters)) + len(spec.description) for spec in tool_specs(request.tools))
+    return (len(text) + schemas) // CHARS_PER_TOKEN + 1
+
+
+def estimate_usage(provider: str, request: LlmRequest, response: LlmResponse) -> LlmResponse:
+    """A streamed reply that ended without a usage block (some OpenAI-compatible servers ignore
+    `stream_options.include_usage`): count its tokens at about 4 characters a token, say so in a warning, and
+    keep the reply (the call was made and paid; retrying would pay it again)."""
+    written = response.content + "".join(c.name + json.dumps(c.arguments) for c in response.tool_calls)
+    response.input_tokens = estimated_input_tokens(request)
+    response.output_tokens = max(1, len(written) // CHARS_PER_TOKEN)
+    response.warnings.append(
+        f"{provider} sent no usage with its streamed reply: its {response.input_tokens}+{response.output_tokens} "
+        "tokens are estimated (about 4 characters a token)"
+    )
+    return response
+
+
+def is_json(headers: Mapping[str, str]) -> bool:
+    """Whether a reply asked for as a stream came whole (a server that does not stream answers JSON)."""
+    return headers.get("content-type", "").split(";")[0].strip().lower().endswith("json")
