@@ -69,6 +69,7 @@ class FakeLlmServer:
         self.requests: list[dict[str, Any]] = []  # every request seen: provider, status, body
         self.hold_after: int | None = None  # hold requests once this many replies were served
         self.held = 0
+        self.hold_mid_stream: int | None = None  # hold a streamed reply after this many events instead (then cut)
         self.prompt_cache: set[str] = set()  # prefixes "cached" so far, like the providers' prompt caches
         self._released = threading.Event()
         self._generation = 0
@@ -91,6 +92,7 @@ class FakeLlmServer:
             self.requests.clear()
             self.hold_after = None
             self.held = 0
+            self.hold_mid_stream = None
             self.prompt_cache.clear()
             self._released.clear()
             self.streams = True
@@ -104,7 +106,8 @@ class FakeLlmServer:
             self.faults[provider].append(fault)
 
     def release(self) -> None:
-        """Let held requests go on; they are answered with 503 and not counted as served."""
+        """Let held requests go on; they are answered with 503 (a stream held mid-way is cut) and not counted as
+        served."""
         self._released.set()
 
     @property
@@ -141,7 +144,8 @@ class FakeLlmServer:
             "headers": dict(request.headers),
             "at": time.monotonic(),
         }
-        if self.hold_after is not None and self.total_served >= self.hold_after:
+        mid_stream = self.hold_mid_stream is not None and json.loads(body).get("stream") and self.streams
+        if self.hold_after is not None and self.total_served >= self.hold_after and not mid_stream:
             with self._lock:
                 self.held += 1
             await asyncio.to_thread(self._released.wait)
@@ -183,9 +187,17 @@ class FakeLlmServer:
         """Send `events` ((text piece, SSE frame) pairs) as a stream; a cut one ends without its last frames and
         is not counted as served (nor is one whose client went away)."""
         fault_cut = record.pop("cut_after", None)
+        hold_at = self.hold_mid_stream if self.hold_after is not None and self.total_served >= self.hold_after else None
 
         async def frames() -> Any:
             for i, (piece, frame) in enumerate(events):
+                if hold_at is not None and i == hold_at:
+                    record["status"] = "cut"  # whatever comes next (its client gone, or released), it is not served
+                    self._record(record, generation)
+                    with self._lock:
+                        self.held += 1
+                    await asyncio.to_thread(self._released.wait)
+                    raise ConnectionAbortedError("stream held mid-way, then cut (released)")
                 if fault_cut is not None and i >= fault_cut:
                     record["status"] = "cut"
                     self._record(record, generation)
