@@ -2,7 +2,8 @@
 
 The `llm_chat` activity passes every streamed chunk here. Text is gathered and published at most once every
 `LLM_DELTA_INTERVAL_MS` (default 250 ms; 0 turns deltas off) as one `TaskEvent` of type `llm_delta` with
-`data = {role, step, attempt, text}` on the stream topic `DELTA_TOPIC`, through
+`data = {role, step, attempt, text}` on the stream topic `DELTA_TOPIC` (a long call's interval doubles after
+every DOUBLE_EVERY events, which bounds what it adds to history), through
 `temporalio.contrib.workflow_streams.WorkflowStreamClient` (a signal to the workflow per batch). `attempt` is the
 activity's attempt: a retried call starts its text again under a higher attempt, so a reader drops what it had
 of a lower one for the same role and step.
@@ -27,6 +28,13 @@ logger = logging.getLogger(__name__)
 
 FLUSH_TIMEOUT = timedelta(seconds=2)  # the most the end of a call waits for its last deltas to be delivered
 PUBLISH_RETRY = timedelta(seconds=10)  # how long one batch is retried before the call's deltas are given up
+DOUBLE_EVERY = 40  # after this many events of one call its interval doubles (and again after as many more)
+
+
+def wait_before(published: int, interval: timedelta) -> timedelta:
+    """The wait before a call's next batch: `interval` for its first DOUBLE_EVERY events, then twice as long, and
+    so on, so a long call's events (each a signal in the task's history) grow with the log of its length."""
+    return interval * 2 ** min(published // DOUBLE_EVERY, 10)
 
 
 def step_of(request: LlmRequest) -> int:
@@ -86,7 +94,7 @@ class DeltaPublisher:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(self.interval.total_seconds())
+            await asyncio.sleep(wait_before(self.published, self.interval).total_seconds())
             self._publish()
 
     async def __aexit__(self, *_exc: object) -> None:

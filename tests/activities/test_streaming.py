@@ -3,9 +3,12 @@ ending `[DONE]`, Anthropic's message events) assemble the very reply the non-str
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from activities.config import WorkerSettings
+from activities.deltas import DOUBLE_EVERY, wait_before
 from activities.providers.anthropic import AnthropicProvider
 from activities.providers.base import ChatProvider, ProviderError
 from activities.providers.openai import OpenAIProvider
@@ -93,3 +96,15 @@ async def test_a_stream_without_usage_keeps_the_reply_with_estimated_tokens(
     assert [c.name for c in reply.tool_calls] == ["search_knowledge", "lint"]
     assert reply.input_tokens > 0 and reply.output_tokens > 0
     assert len(reply.warnings) == 1 and "sent no usage" in reply.warnings[0] and "estimated" in reply.warnings[0]
+
+
+def test_a_long_calls_delta_interval_doubles_so_its_events_grow_with_the_log_of_its_length() -> None:
+    interval = timedelta(milliseconds=250)
+    assert wait_before(0, interval) == wait_before(DOUBLE_EVERY - 1, interval) == interval
+    assert wait_before(DOUBLE_EVERY, interval) == 2 * interval
+    assert wait_before(3 * DOUBLE_EVERY, interval) == 8 * interval
+    elapsed, events = timedelta(0), 0
+    while elapsed < timedelta(minutes=3):  # the longest a call may take (its start-to-close)
+        elapsed += wait_before(events, interval)
+        events += 1
+    assert events < 5 * DOUBLE_EVERY  # a 3-minute call publishes about 170 events, not 720
