@@ -4,8 +4,11 @@ numbered by attempt, while the reply recorded in history stays the whole reply."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections import defaultdict
 
+import pytest
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.testing import ActivityEnvironment
@@ -67,3 +70,21 @@ async def test_a_call_whose_deltas_cannot_be_published_still_answers(
     finally:
         await llm.aclose()
     assert reply.content == PLAN and reply.input_tokens > 0 and fake_llm.total_served == 1
+
+
+async def test_a_call_whose_delta_publish_fails_still_answers(
+    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real client, but the workflow to signal does not exist: the publish fails, the reply comes back whole."""
+    fake_llm.piece_chars = 4
+    llm = LlmActivities(worker_settings.model_copy(update={"llm_delta_interval_ms": 10}))
+    env = ActivityEnvironment(client=client)
+    env.info = dataclasses.replace(env.info, workflow_id="no-such-task", attempt=3)
+    request = LlmRequest(role=AgentRole.PLANNER, system="planner", messages=[ChatMessage(role="user", content="x")])
+    try:
+        with caplog.at_level(logging.WARNING, logger="activities.deltas"):
+            reply = await env.run(llm.chat, request)
+    finally:
+        await llm.aclose()
+    assert reply.content == PLAN and fake_llm.total_served == 1
+    assert any("llm_delta events of planner step 1 dropped" in r.getMessage() for r in caplog.records), caplog.text
