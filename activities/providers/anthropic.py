@@ -118,6 +118,7 @@ class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
             async with self._get_client().messages.stream(**kwargs) as stream:
                 if is_json(stream.response.headers):  # a server that ignores `stream`: one whole message
                     message = Message.model_validate_json(await stream.response.aread())
+                    on_chunk("\n".join(b.text for b in message.content if b.type == "text"))  # as one chunk
                 else:
                     events, stopped = 0, False
                     try:

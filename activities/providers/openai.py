@@ -104,7 +104,9 @@ class OpenAIProvider(SdkProvider[openai.AsyncOpenAI]):
             async with stream:
                 if is_json(stream.response.headers):  # a server that ignores `stream`: one whole completion
                     body = await stream.response.aread()
-                    return completion_reply(ChatCompletion.model_validate_json(body), model, request)
+                    whole = completion_reply(ChatCompletion.model_validate_json(body), model, request)
+                    on_chunk(whole.content)  # its text as one chunk
+                    return whole
                 try:
                     async for chunk in stream:
                         on_chunk(reply.add(chunk))

@@ -61,8 +61,9 @@ async def test_a_streamed_reply_is_the_reply_a_whole_one_gives(
     streamed = await call(fake_llm, provider, request_, chunks)
     fake_llm.prompt_cache.clear()  # the second call must see the same (uncached) prompt
     fake_llm.streams = False  # a server that ignores `stream`: the SDK gets one JSON body
-    whole = await call(fake_llm, provider, request_)
-    assert streamed == whole
+    whole_chunks: list[str] = []
+    whole = await call(fake_llm, provider, request_, whole_chunks)
+    assert streamed == whole and "".join(whole_chunks) == "".join(chunks)  # its text comes as one chunk
     assert streamed.input_tokens > 0 and streamed.output_tokens > 0 and streamed.warnings == []
     assert [r["body"]["stream"] for r in fake_llm.requests] == [True, True]
     if request_.tools:
