@@ -31,6 +31,9 @@ class WorkerSettings(BaseSettings):
     anthropic_base_url: str | None = None
     llm_request_timeout_seconds: float = Field(default=120.0, gt=0, le=170)
     model_prices_file: str | None = Field(default=None, description="JSON or TOML price table (activities/prices.py)")
+    llm_delta_interval_ms: int = Field(
+        default=250, ge=0, le=10_000, description="batch interval of llm_delta events (streamed model text); 0 = off"
+    )
     anthropic_prompt_caching: bool = Field(
         default=True, description="mark each conversation's stable prefix with cache_control (Anthropic)"
     )

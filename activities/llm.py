@@ -3,6 +3,10 @@
 API keys come from the worker's environment, never from the workflow. Under LLM_MODE=auto a role whose provider
 has no key uses the built-in offline model (with a warning the task records); LLM_MODE=live refuses instead.
 
+Replies are streamed (activities/providers): the activity heartbeats as chunks arrive and publishes the text in
+batches as `llm_delta` events on the task's workflow stream (activities/deltas); the reply it returns, and so
+what history records, is the whole reply, as before.
+
 Each reply carries its cost at the worker's price table (`activities.prices`). A request with an `allowance` (what
 is left of the task's budget) is refused before the provider is called when the call could exceed it: its bound is
 an estimate of the input tokens (about 4 characters a token) plus its `max_tokens`, at the model's price.
@@ -11,7 +15,6 @@ an estimate of the input tokens (about 4 characters a token) plus its `max_token
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable
@@ -21,17 +24,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.config import WorkerSettings
+from activities.deltas import DeltaPublisher
 from activities.metrics import instruments, outcome
 from activities.prices import ModelPrice, load_prices
 from activities.providers import REGISTRY, ChatProvider
-from activities.providers.base import ProviderError
+from activities.providers.base import ProviderError, estimated_input_tokens
 from workflows.models import LLM_ACTIVITY, AgentRole, LlmRequest, LlmResponse, Provider, parse_model_id
-from workflows.tools import tool_specs
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = timedelta(seconds=3)
-CHARS_PER_TOKEN = 4
+CHUNK_HEARTBEAT_EVERY = timedelta(seconds=1)
 
 
 class BudgetExceeded(ApplicationError):
@@ -39,15 +42,6 @@ class BudgetExceeded(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="BudgetExceeded", non_retryable=True)
-
-
-def estimated_input_tokens(request: LlmRequest) -> int:
-    """A rough bound of the request's input tokens, for the budget check (the provider counts exactly after)."""
-    text = request.system + "".join(
-        m.content + json.dumps([c.arguments for c in m.tool_calls]) for m in request.messages
-    )
-    schemas = sum(len(json.dumps(spec.parameters)) + len(spec.description) for spec in tool_specs(request.tools))
-    return (len(text) + schemas) // CHARS_PER_TOKEN + 1
 
 
 def check_allowance(request: LlmRequest, model: str, price: ModelPrice | None) -> None:
@@ -74,8 +68,22 @@ def check_allowance(request: LlmRequest, model: str, price: ModelPrice | None) -
         )
 
 
+class ChunkHeartbeat:
+    """Heartbeats as a streamed reply's chunks arrive (at most once every CHUNK_HEARTBEAT_EVERY)."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= CHUNK_HEARTBEAT_EVERY.total_seconds():
+            self._last = now
+            activity.heartbeat()
+
+
 async def _heartbeating(call: Awaitable[LlmResponse]) -> LlmResponse:
-    """Heartbeat while a provider call runs, so a crashed worker's call is retried after the heartbeat timeout."""
+    """Heartbeat while a provider call runs (also before its first chunk and for a provider that does not
+    stream), so a crashed worker's call is retried after the heartbeat timeout."""
     task = asyncio.ensure_future(call)
     try:
         while True:
@@ -145,7 +153,15 @@ class LlmActivities:
         metrics = instruments()
         result = "ok"
         try:
-            response = await _heartbeating(self._provider(provider).chat(name, request))
+            interval = timedelta(milliseconds=self._settings.llm_delta_interval_ms)
+            async with DeltaPublisher(request, interval) as deltas:
+                beat = ChunkHeartbeat()
+
+                def on_chunk(text: str) -> None:
+                    beat()
+                    deltas.add(text)
+
+                response = await _heartbeating(self._provider(provider).chat(name, request, on_chunk))
             if not response.content.strip() and not response.tool_calls:
                 raise ProviderError(f"{response.model} returned an empty reply", type="MalformedReply")
         except BaseException as exc:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -100,6 +101,7 @@ class CodingTask:
         visibility = SearchAttributeSync(started_with, owner if isinstance(owner, str) else None)
         self._journal = Journal(self._state, self._log, visibility)
         self._steps = Steps(task, self._journal)
+        self._stream = WorkflowStream()  # the llm_chat activity publishes its llm_delta events here
 
     # ------------------------------------------------------------------ handlers
 

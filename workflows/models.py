@@ -26,6 +26,9 @@ RAISE_BUDGET_UPDATE = "raise_budget"
 LLM_ACTIVITY = "llm_chat"
 LINT_ACTIVITY = "lint"
 RAG_ACTIVITY = "search_knowledge"
+# The workflow stream's topic the llm_chat activity publishes its `llm_delta` events to (TaskEvent-shaped, id 0:
+# a subscriber numbers them by their stream offset); a reader that wants only the steps leaves this topic out.
+DELTA_TOPIC = "llm_delta"
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
@@ -87,6 +90,9 @@ class EventType(StrEnum):
     LINT_GATE = "lint_gate"  # one round of the quality gate: data.round, score_before/after, errors
     BUDGET_EXHAUSTED = "budget_exhausted"
     BUDGET_RAISED = "budget_raised"
+    LLM_DELTA = (
+        "llm_delta"  # text a model is writing, published by the llm_chat activity: data.role, step, attempt, text
+    )
 
 
 class LintGate(StrEnum):

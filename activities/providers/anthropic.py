@@ -1,20 +1,26 @@
-"""Anthropic through the official SDK: the Messages API with tools."""
+"""Anthropic through the official SDK: the Messages API with tools, streamed (`messages.stream`)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import anthropic
-from anthropic.types import Usage
+import pydantic
+from anthropic.types import Message, Usage
 
 from activities.config import WorkerSettings, secret
 from activities.providers.base import (
+    STREAM_ERRORS,
+    ChunkSink,
     ProviderError,
     SdkProvider,
-    connection_error,
+    estimate_usage,
+    ignore_chunk,
+    is_stream,
     malformed,
     status_error,
-    unexpected_shape,
+    stream_interrupted,
+    whole_reply,
 )
 from workflows.models import ChatMessage, LlmRequest, LlmResponse, ToolCall
 from workflows.tools import tool_specs
@@ -49,7 +55,7 @@ def error(exc: anthropic.AnthropicError) -> ProviderError:
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderError(f"{NAME} request timed out", type="ProviderTimeout")
     if isinstance(exc, anthropic.APIConnectionError):
-        return connection_error(NAME, exc)
+        return ProviderError(f"cannot reach {NAME}: {exc}", type="ProviderUnavailable")
     return malformed(NAME, str(exc))
 
 
@@ -94,7 +100,7 @@ class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
             http_client=anthropic.DefaultAioHttpClient(),  # the SDK's aiohttp transport: ~2.5x less CPU per call
         )
 
-    async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
+    async def chat(self, model: str, request: LlmRequest, on_chunk: ChunkSink = ignore_chunk) -> LlmResponse:
         tools = [
             {"name": s.name, "description": s.description, "input_schema": s.parameters}
             for s in tool_specs(request.tools)
@@ -104,33 +110,61 @@ class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
         # it back). A one-shot call, like the planner's, would pay the cache-write premium for nothing.
         if self._settings.anthropic_prompt_caching and (request.tools or len(request.messages) > 1):
             conversation = cache_prefix(conversation)
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "system": request.system,
+            "messages": conversation,
+            "tools": tools or anthropic.omit,
+            "max_tokens": request.max_tokens,
+        }
         try:
-            message = await self._get_client().messages.create(
-                model=model,
-                system=request.system,
-                messages=conversation,  # type: ignore[arg-type]
-                tools=tools or anthropic.omit,  # type: ignore[arg-type]
-                max_tokens=request.max_tokens,
-            )
+            async with self._get_client().messages.stream(**kwargs) as stream:
+                if not is_stream(stream.response.headers):  # a server that ignores `stream`: one whole message
+                    message = Message.model_validate(await whole_reply(NAME, stream.response, ("content",)))
+                    on_chunk("\n".join(b.text for b in message.content if b.type == "text"))  # as one chunk
+                else:
+                    events, stopped = 0, False
+                    try:
+                        async for event in stream:
+                            events += 1
+                            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                                on_chunk(event.delta.text)
+                            else:
+                                on_chunk("")
+                            stopped = stopped or event.type == "message_stop"
+                    except anthropic.APIConnectionError as exc:  # the connection broke once the reply had begun
+                        raise stream_interrupted(NAME, f"after {events} event(s): {exc}") from None
+                    if not stopped:
+                        raise stream_interrupted(NAME, f"no message_stop after {events} event(s)")
+                    message = await stream.get_final_message()
         except anthropic.AnthropicError as exc:
             raise error(exc) from None
-        if (wrong := unexpected_shape(NAME, message, ("content",))) is not None:
-            raise wrong
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        for block in message.content or []:
-            if block.type == "text":
-                texts.append(block.text)
-            elif block.type == "tool_use":
-                is_object = isinstance(block.input, dict)
-                calls.append(
-                    ToolCall(
-                        id=block.id,
-                        name=block.name,
-                        arguments=block.input if is_object else {},
-                        arguments_error=None if is_object else "arguments must be a JSON object",
-                    )
+        except pydantic.ValidationError as exc:
+            raise malformed(NAME, str(exc)) from None
+        except STREAM_ERRORS as exc:
+            raise stream_interrupted(NAME, f"{type(exc).__name__}: {exc}") from None
+        return message_reply(message, model, request)
+
+
+def message_reply(message: Message, model: str, request: LlmRequest) -> LlmResponse:
+    """The reply a (streamed or whole) message makes; tool inputs come whole (the SDK joins their JSON pieces)."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for block in message.content or []:
+        if block.type == "text":
+            texts.append(block.text)
+        elif block.type == "tool_use":
+            is_object = isinstance(block.input, dict)
+            calls.append(
+                ToolCall(
+                    id=block.id,
+                    name=block.name,
+                    arguments=block.input if is_object else {},
+                    arguments_error=None if is_object else "arguments must be a JSON object",
                 )
-        return LlmResponse(model=f"{NAME}:{model}", content="\n".join(texts), tool_calls=calls).model_copy(
-            update=usage_of(message.usage)
-        )
+            )
+    response = LlmResponse(model=f"{NAME}:{model}", content="\n".join(texts), tool_calls=calls)
+    usage = getattr(message, "usage", None)
+    if usage is None or not usage.output_tokens:
+        return estimate_usage(f"{NAME}:{model}", request, response)
+    return response.model_copy(update=usage_of(usage))

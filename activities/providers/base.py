@@ -6,20 +6,38 @@ are non-retryable, 5xx, timeouts and malformed replies are retried.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+import aiohttp
+import httpx
+import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.config import WorkerSettings
 from workflows.models import LlmRequest, LlmResponse
+from workflows.tools import tool_specs
 
 MAX_RETRY_AFTER = timedelta(minutes=5)
+CHARS_PER_TOKEN = 4
+
+# What a stream cut mid-way raises from the SDKs' transports (aiohttp; httpx for openai, httpx2 for anthropic)
+# rather than an SDK error.
+STREAM_ERRORS = (OSError, aiohttp.ClientError, httpx.TransportError, httpx2.TransportError, asyncio.IncompleteReadError)
+
+ChunkSink = Callable[[str], None]
+"""Called for every chunk of a streamed reply with the text it adds ("" for a chunk of tool-call arguments,
+usage or bookkeeping): the activity heartbeats and batches the text into `llm_delta` events."""
+
+
+def ignore_chunk(text: str) -> None:
+    """The sink of a call nobody watches."""
 
 
 class ChatProvider(Protocol):
@@ -30,8 +48,9 @@ class ChatProvider(Protocol):
     @staticmethod
     def api_key(settings: WorkerSettings) -> str | None: ...
 
-    async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
-        """One chat turn with `model` (the name after `provider:`); raises ProviderError."""
+    async def chat(self, model: str, request: LlmRequest, on_chunk: ChunkSink = ignore_chunk) -> LlmResponse:
+        """One chat turn with `model` (the name after `provider:`), streamed: `on_chunk` sees each chunk as it
+        arrives; raises ProviderError (a stream cut short is a retryable `StreamInterrupted`)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -74,48 +93,6 @@ def malformed(provider: str, what: str) -> ProviderError:
     return ProviderError(f"{provider} sent a malformed reply: {what}", type="MalformedReply")
 
 
-def cut_short(exc: BaseException) -> str | None:
-    """What the transport said, when a connection error is a reply whose body ended before its Content-Length
-    (aiohttp's ClientPayloadError, httpx's RemoteProtocolError), else None."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        name, text = type(cause).__name__, str(cause)
-        if name == "ClientPayloadError" or (name == "RemoteProtocolError" and "message body" in text):
-            return text
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
-def connection_error(provider: str, exc: BaseException) -> ProviderError:
-    """A connection error of the SDK: a body cut mid-way is a malformed reply, anything else an unreachable server."""
-    if (what := cut_short(exc)) is not None:
-        return malformed(provider, f"the body was cut short ({what})")
-    return ProviderError(f"cannot reach {provider}: {exc}", type="ProviderUnavailable")
-
-
-def unexpected_shape(provider: str, reply: object, required: tuple[str, ...]) -> ProviderError | None:
-    """The SDK hands back the text of a body that is not JSON, and builds a reply object from any JSON without
-    checking it: either is a malformed reply when the fields the product reads are missing."""
-    if isinstance(reply, str):
-        if (title := html_title(reply)) is not None:
-            return malformed(provider, f"an HTML page ({title!r}), not the API's JSON")
-        return malformed(provider, f"text, not the API's JSON: {reply.strip()[:80]!r}")
-    missing = [name for name in required if getattr(reply, name, None) is None]
-    if not missing:
-        return None
-    extra = getattr(reply, "model_extra", None) or {}
-    got = ", ".join(sorted(extra)) or "nothing else"
-    return malformed(provider, f"not the API's shape: no {', '.join(missing)} (the JSON has {got})")
-
-
-def html_title(body: str) -> str | None:
-    """An HTML error page's title (a proxy's or a load balancer's page, not the API's JSON error)."""
-    if not body.lstrip().startswith("<"):
-        return None
-    found = re.search(r"<title>(.*?)</title>", body, re.IGNORECASE | re.DOTALL)
-    return found.group(1).strip()[:80] if found else "untitled"
-
-
 def retry_after(headers: Mapping[str, str]) -> timedelta | None:
     """The server's Retry-After (`retry-after-ms`, seconds or an HTTP date), capped."""
     if ms := headers.get("retry-after-ms"):
@@ -136,6 +113,14 @@ def retry_after(headers: Mapping[str, str]) -> timedelta | None:
         return None
     delay = when.timestamp() - activity.info().current_attempt_scheduled_time.timestamp()
     return min(timedelta(seconds=max(0.0, delay)), MAX_RETRY_AFTER)
+
+
+def html_title(body: str) -> str | None:
+    """An HTML error page's title (a proxy's or a load balancer's page, not the API's JSON error)."""
+    if not body.lstrip().startswith("<"):
+        return None
+    found = re.search(r"<title>(.*?)</title>", body, re.IGNORECASE | re.DOTALL)
+    return found.group(1).strip()[:80] if found else "untitled"
 
 
 def status_error(
@@ -164,3 +149,64 @@ def parse_arguments(raw: str | None) -> tuple[dict[str, Any], str | None]:
     if not isinstance(value, dict):
         return {}, "arguments must be a JSON object"
     return value, None
+
+
+def stream_interrupted(provider: str, what: str) -> ProviderError:
+    """A streamed reply that stopped before its end: retried (the partial text is dropped with the attempt)."""
+    return ProviderError(f"{provider} stream ended early: {what}", type="StreamInterrupted")
+
+
+def estimated_input_tokens(request: LlmRequest) -> int:
+    """A rough bound of the request's input tokens (about 4 characters a token): the budget check's estimate,
+    and the input count of a streamed reply that ended without usage."""
+    text = request.system + "".join(
+        m.content + json.dumps([c.arguments for c in m.tool_calls]) for m in request.messages
+    )
+    schemas = sum(len(json.dumps(spec.parameters)) + len(spec.description) for spec in tool_specs(request.tools))
+    return (len(text) + schemas) // CHARS_PER_TOKEN + 1
+
+
+def estimate_usage(provider: str, request: LlmRequest, response: LlmResponse) -> LlmResponse:
+    """A streamed reply that ended without a usage block (some OpenAI-compatible servers ignore
+    `stream_options.include_usage`): count its tokens at about 4 characters a token, say so in a warning, and
+    keep the reply (the call was made and paid; retrying would pay it again)."""
+    written = response.content + "".join(c.name + json.dumps(c.arguments) for c in response.tool_calls)
+    response.input_tokens = estimated_input_tokens(request)
+    response.output_tokens = max(1, len(written) // CHARS_PER_TOKEN)
+    response.warnings.append(
+        f"{provider} sent no usage with its streamed reply: its {response.input_tokens}+{response.output_tokens} "
+        "tokens are estimated (about 4 characters a token)"
+    )
+    return response
+
+
+def is_stream(headers: Mapping[str, str]) -> bool:
+    """Whether a reply asked for as a stream is one (`text/event-stream`); a server that does not stream answers
+    JSON, and a proxy in the way may answer anything."""
+    return headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
+
+
+class _Body(Protocol):
+    async def aread(self) -> bytes: ...
+
+
+async def whole_reply(provider: str, response: _Body, required: tuple[str, ...]) -> dict[str, Any]:
+    """The body of a reply that came whole, as the API's JSON object with the fields the product reads. A body cut
+    short, an HTML page, text, or JSON of another shape is a malformed reply (retried), saying which."""
+    try:
+        raw = await response.aread()
+    except STREAM_ERRORS as exc:
+        raise malformed(provider, f"the body was cut short ({type(exc).__name__}: {exc})") from None
+    text = raw.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        title = html_title(text)
+        what = f"an HTML page ({title!r})" if title is not None else f"text ({text.strip()[:80]!r})"
+        raise malformed(provider, f"{what}, not the API's JSON") from None
+    if not isinstance(data, dict):
+        raise malformed(provider, f"not the API's shape: a JSON {type(data).__name__}, not an object")
+    if missing := [name for name in required if name not in data]:
+        has = ", ".join(sorted(data)) or "nothing"
+        raise malformed(provider, f"not the API's shape: no {', '.join(missing)} (the JSON has {has})")
+    return data

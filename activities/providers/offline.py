@@ -12,6 +12,7 @@ import re
 from typing import ClassVar
 
 from activities.config import WorkerSettings
+from activities.providers.base import ChunkSink, ignore_chunk
 from workflows.models import AgentRole, ChatMessage, LlmRequest, LlmResponse, Provider, ToolCall
 from workflows.tools import LintArgs, SearchKnowledgeArgs, tool_call
 
@@ -146,8 +147,10 @@ class OfflineProvider:
     def api_key(settings: WorkerSettings) -> str | None:
         return None
 
-    async def chat(self, model: str, request: LlmRequest) -> LlmResponse:
-        return reply(request)
+    async def chat(self, model: str, request: LlmRequest, on_chunk: ChunkSink = ignore_chunk) -> LlmResponse:
+        response = reply(request)
+        on_chunk(response.content)  # the whole text as one chunk: watchers see it as a real model's would
+        return response
 
     async def aclose(self) -> None:
         pass

@@ -4,6 +4,12 @@ The real `openai` and `anthropic` SDKs talk to it. It answers deterministically 
 (first turn: call `search_knowledge` and `lint`; after tool results: a final answer), counts every reply it
 serves per distinct request, and can inject faults (429 with Retry-After, 5xx, slow replies, 401, malformed or
 empty bodies) or hold a request until the test releases it. Also used by the benchmarks, with a latency.
+
+A request with `"stream": true` (what the providers send) is answered in the provider's streaming wire format:
+OpenAI's chunked `data:` lines ending `data: [DONE]` (usage in a last chunk when `stream_options.include_usage`),
+Anthropic's `message_start`, `content_block_start`/`_delta`/`_stop`, `message_delta`, `message_stop` events. Text
+comes in pieces of `piece_chars`, `chunk_delay` seconds apart (`chunk_log` notes when each piece was written); a
+fault can cut a stream mid-way or leave its usage out. `streams = False` makes it a server that does not stream.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tests.fakes.server import ThreadedServer
 
@@ -46,16 +52,24 @@ class Fault:
     body: str | None = None  # raw body to send instead of a normal reply
     delay: float = 0.0  # seconds to wait before answering
     match: str | None = None  # only requests whose body contains this text
+    cut_after: int | None = None  # a streamed reply: drop the connection after this many events (no end)
+    no_usage: bool = False  # a streamed reply without usage (OpenAI: no usage chunk; Anthropic: zero counts)
 
 
 class FakeLlmServer:
     def __init__(self, latency: float = 0.0) -> None:
         self.latency = latency
+        self.streams = True  # answer `"stream": true` requests with a stream (False: a server that never streams)
+        self.piece_chars = 16  # text characters per streamed chunk
+        self.chunk_delay = 0.0  # seconds between streamed chunks
+        self.chunk_log: list[tuple[float, str]] = []  # (time.time(), text) of every text piece written
+        self.cut = 0  # streams cut mid-way by a fault
         self.faults: dict[str, list[Fault]] = {"openai": [], "anthropic": []}
         self.served: Counter[str] = Counter()  # request hash -> successful replies
         self.requests: list[dict[str, Any]] = []  # every request seen: provider, status, body
         self.hold_after: int | None = None  # hold requests once this many replies were served
         self.held = 0
+        self.hold_mid_stream: int | None = None  # hold a streamed reply after this many events instead (then cut)
         self.prompt_cache: set[str] = set()  # prefixes "cached" so far, like the providers' prompt caches
         self._released = threading.Event()
         self._generation = 0
@@ -78,15 +92,22 @@ class FakeLlmServer:
             self.requests.clear()
             self.hold_after = None
             self.held = 0
+            self.hold_mid_stream = None
             self.prompt_cache.clear()
             self._released.clear()
+            self.streams = True
+            self.piece_chars = 16
+            self.chunk_delay = 0.0
+            self.chunk_log.clear()
+            self.cut = 0
 
     def add_fault(self, provider: str, fault: Fault) -> None:
         with self._lock:
             self.faults[provider].append(fault)
 
     def release(self) -> None:
-        """Let held requests go on; they are answered with 503 and not counted as served."""
+        """Let held requests go on; they are answered with 503 (a stream held mid-way is cut) and not counted as
+        served."""
         self._released.set()
 
     @property
@@ -123,7 +144,8 @@ class FakeLlmServer:
             "headers": dict(request.headers),
             "at": time.monotonic(),
         }
-        if self.hold_after is not None and self.total_served >= self.hold_after:
+        mid_stream = self.hold_mid_stream is not None and json.loads(body).get("stream") and self.streams
+        if self.hold_after is not None and self.total_served >= self.hold_after and not mid_stream:
             with self._lock:
                 self.held += 1
             await asyncio.to_thread(self._released.wait)
@@ -133,6 +155,8 @@ class FakeLlmServer:
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self._take_fault(provider, body)
+        if fault is not None and fault.cut_after is not None:
+            record["cut_after"] = fault.cut_after
         if fault is not None:
             await asyncio.sleep(fault.delay)
             if fault.status != 200 or fault.body is not None:
@@ -145,13 +169,51 @@ class FakeLlmServer:
                     media_type="application/json",
                 )
         payload = build(record["body"], self.prompt_cache)
+        record["usage"] = payload["usage"]
+        if record["body"].get("stream") and self.streams:
+            events = _openai_events if provider == "openai" else _anthropic_events
+            return self._stream(record, generation, body, events(record["body"], payload, self, fault))
+        self._count_served(body, generation)
+        record["status"] = 200
+        self._record(record, generation)
+        return JSONResponse(payload)
+
+    def _count_served(self, body: bytes, generation: int) -> None:
         with self._lock:
             if generation == self._generation:
                 self.served[hashlib.sha256(body).hexdigest()] += 1
-        record["status"] = 200
-        record["usage"] = payload["usage"]
-        self._record(record, generation)
-        return JSONResponse(payload)
+
+    def _stream(self, record: dict[str, Any], generation: int, body: bytes, events: list[tuple[str, str]]) -> Response:
+        """Send `events` ((text piece, SSE frame) pairs) as a stream; a cut one ends without its last frames and
+        is not counted as served (nor is one whose client went away)."""
+        fault_cut = record.pop("cut_after", None)
+        hold_at = self.hold_mid_stream if self.hold_after is not None and self.total_served >= self.hold_after else None
+
+        async def frames() -> Any:
+            for i, (piece, frame) in enumerate(events):
+                if hold_at is not None and i == hold_at:
+                    record["status"] = "cut"  # whatever comes next (its client gone, or released), it is not served
+                    self._record(record, generation)
+                    with self._lock:
+                        self.held += 1
+                    await asyncio.to_thread(self._released.wait)
+                    raise ConnectionAbortedError("stream held mid-way, then cut (released)")
+                if fault_cut is not None and i >= fault_cut:
+                    record["status"] = "cut"
+                    self._record(record, generation)
+                    with self._lock:
+                        self.cut += 1
+                    raise ConnectionAbortedError("stream cut mid-way (injected)")
+                if i and self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+                if piece:
+                    self.chunk_log.append((time.time(), piece))
+                yield frame.encode()
+            self._count_served(body, generation)
+            record["status"] = 200
+            self._record(record, generation)
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
 
     def _build_app(self) -> FastAPI:
         app = FastAPI()
@@ -298,3 +360,72 @@ def _anthropic_reply(body: dict[str, Any], cache: set[str]) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": _anthropic_usage(body, content, cache),
     }
+
+
+# -------------------------------------------------------------------- streaming wire formats
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), max(1, size))]
+
+
+def _openai_events(
+    body: dict[str, Any], payload: dict[str, Any], server: FakeLlmServer, fault: Fault | None
+) -> list[tuple[str, str]]:
+    """A chat completion as OpenAI streams it: `data: {chunk}` lines, then `data: [DONE]`."""
+    choice = payload["choices"][0]
+    message = choice["message"]
+    base = {"id": payload["id"], "object": "chat.completion.chunk", "created": 0, "model": payload["model"]}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        data = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(data)}\n\n"
+
+    out = [("", chunk({"role": "assistant", "content": ""}))]
+    out += [(piece, chunk({"content": piece})) for piece in _pieces(message.get("content") or "", server.piece_chars)]
+    for i, call in enumerate(message.get("tool_calls") or []):
+        head = {"index": i, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"]}}
+        out.append(("", chunk({"tool_calls": [{**head, "function": {**head["function"], "arguments": ""}}]})))
+        for fragment in _pieces(call["function"]["arguments"], 24):
+            out.append(("", chunk({"tool_calls": [{"index": i, "function": {"arguments": fragment}}]})))
+    out.append(("", chunk({}, choice["finish_reason"])))
+    include_usage = (body.get("stream_options") or {}).get("include_usage")
+    if include_usage and not (fault and fault.no_usage):
+        out.append(("", f"data: {json.dumps({**base, 'choices': [], 'usage': payload['usage']})}\n\n"))
+    out.append(("", "data: [DONE]\n\n"))
+    return out
+
+
+def _anthropic_events(
+    body: dict[str, Any], payload: dict[str, Any], server: FakeLlmServer, fault: Fault | None
+) -> list[tuple[str, str]]:
+    """A message as Anthropic streams it: `message_start`, per block `content_block_start`, `_delta`s and
+    `_stop`, then `message_delta` (stop reason, output tokens) and `message_stop`."""
+
+    def event(name: str, data: dict[str, Any]) -> str:
+        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+
+    usage = dict(payload["usage"])
+    if fault and fault.no_usage:
+        usage = {"input_tokens": 0, "output_tokens": 0}
+    start_usage = {**usage, "output_tokens": min(1, usage["output_tokens"])}
+    out = [
+        ("", event("message_start", {"message": {**payload, "content": [], "stop_reason": None, "usage": start_usage}}))
+    ]
+    for i, block in enumerate(payload["content"]):
+        if block["type"] == "text":
+            out.append(("", event("content_block_start", {"index": i, "content_block": {"type": "text", "text": ""}})))
+            for piece in _pieces(block["text"], server.piece_chars):
+                delta = {"index": i, "delta": {"type": "text_delta", "text": piece}}
+                out.append((piece, event("content_block_delta", delta)))
+        else:
+            head = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            out.append(("", event("content_block_start", {"index": i, "content_block": head})))
+            for fragment in _pieces(json.dumps(block["input"]), 24):
+                delta = {"index": i, "delta": {"type": "input_json_delta", "partial_json": fragment}}
+                out.append(("", event("content_block_delta", delta)))
+        out.append(("", event("content_block_stop", {"index": i})))
+    stop = {"stop_reason": payload["stop_reason"], "stop_sequence": None}
+    out.append(("", event("message_delta", {"delta": stop, "usage": {"output_tokens": usage["output_tokens"]}})))
+    out.append(("", event("message_stop", {})))
+    return out

@@ -36,6 +36,7 @@ async def test_killed_worker_resumes_without_repaying_finished_model_calls(
 
     # Every completed call was served exactly once; the lost one was retried, the others came from history.
     assert fake_llm.total_served == 5  # planner + 2 code turns + 2 doc turns
+    assert all(r["body"]["stream"] for r in fake_llm.requests)  # every reply was a streamed one
     assert all(count == 1 for count in fake_llm.served.values()), fake_llm.served
     history = (await handle.fetch_history()).to_json_dict()
     scheduled = {
@@ -57,6 +58,28 @@ async def test_killed_worker_resumes_without_repaying_finished_model_calls(
         and e["activityTaskStartedEventAttributes"]["attempt"] > 1
     ]
     assert len(retried) == 1, json.dumps(retried)[:500]  # only the call that was in flight at the crash
+
+
+async def test_a_worker_killed_mid_stream_retries_that_call_alone_and_pays_no_finished_one_twice(
+    client: Client, fake_llm: FakeLlmServer, task_queue: str, spawn_worker
+) -> None:
+    """The crash lands while a reply is half streamed (its first text already published as deltas)."""
+    fake_llm.hold_after, fake_llm.hold_mid_stream = 4, 6  # the documentation agent's answer stops after 6 events
+    first = spawn_worker()
+    handle = await start_task(client, task_queue, feedback_window_seconds=0)
+    await wait_until(lambda: fake_llm.held >= 1, within=60)
+    assert fake_llm.total_served == 4
+
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    fake_llm.hold_after = None
+    fake_llm.release()
+    spawn_worker()
+    final = await handle.result()
+    assert final.task_status == TaskStatus.COMPLETED and final.results.documentation is not None
+    assert "# add" in final.results.documentation.documentation
+    assert fake_llm.total_served == 5 and all(count == 1 for count in fake_llm.served.values()), fake_llm.served
+    assert [r["status"] for r in fake_llm.requests].count("cut") == 1  # the half-written reply was never counted
 
 
 async def test_a_worker_killed_while_the_task_awaits_budget_changes_nothing(

@@ -1,0 +1,118 @@
+"""Text a model is writing, as it is written: `llm_delta` events on the task's workflow stream.
+
+The `llm_chat` activity passes every streamed chunk here. Text is gathered and published at most once every
+`LLM_DELTA_INTERVAL_MS` (default 250 ms; 0 turns deltas off) as one `TaskEvent` of type `llm_delta` with
+`data = {role, step, attempt, text}` on the stream topic `DELTA_TOPIC` (a long call's interval doubles after
+every DOUBLE_EVERY events, which bounds what it adds to history), through
+`temporalio.contrib.workflow_streams.WorkflowStreamClient` (a signal to the workflow per batch). `attempt` is the
+activity's attempt: a retried call starts its text again under a higher attempt, so a reader drops what it had
+of a lower one for the same role and step.
+
+Deltas are best effort: a publish that fails is logged and the rest of the call's deltas are dropped; the model
+call itself never fails because of them, and the reply recorded in history is the same with or without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
+
+from workflows.models import DELTA_TOPIC, AgentRole, EventType, LlmRequest, TaskEvent
+
+logger = logging.getLogger(__name__)
+
+FLUSH_TIMEOUT = timedelta(seconds=2)  # the most the end of a call waits for its last deltas to be delivered
+PUBLISH_RETRY = timedelta(seconds=10)  # how long one batch is retried before the call's deltas are given up
+DOUBLE_EVERY = 40  # after this many events of one call its interval doubles (and again after as many more)
+
+
+def wait_before(published: int, interval: timedelta) -> timedelta:
+    """The wait before a call's next batch: `interval` for its first DOUBLE_EVERY events, then twice as long, and
+    so on, so a long call's events (each a signal in the task's history) grow with the log of its length."""
+    return interval * 2 ** min(published // DOUBLE_EVERY, 10)
+
+
+def step_of(request: LlmRequest) -> int:
+    """The agent-loop step a request is (1 for the first call; each earlier step left one assistant turn)."""
+    return 1 + sum(1 for m in request.messages if m.role == "assistant")
+
+
+class DeltaPublisher:
+    """Gathers one call's text chunks and publishes them in batches (an async context manager)."""
+
+    def __init__(self, request: LlmRequest, interval: timedelta) -> None:
+        self.role: AgentRole = request.role
+        self.step = step_of(request)
+        self.interval = interval
+        self.attempt = 1
+        self.published = 0  # events published
+        self._pending: list[str] = []
+        self._client: WorkflowStreamClient | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._failed = False
+
+    async def __aenter__(self) -> DeltaPublisher:
+        if self.interval <= timedelta(0):
+            return self
+        try:
+            info = activity.info()
+            self.attempt = info.attempt
+            self._client = WorkflowStreamClient.from_within_activity(
+                batch_interval=self.interval, max_retry_duration=PUBLISH_RETRY
+            )
+            await self._client.__aenter__()
+        except Exception as exc:  # no workflow to publish to, or no client: the call goes on without deltas
+            self._client = None
+            self._give_up(exc)
+            return self
+        self._ticker = asyncio.create_task(self._tick())
+        return self
+
+    def add(self, text: str) -> None:
+        """Take a chunk's text (the ChunkSink the providers call)."""
+        if text and self._client is not None and not self._failed:
+            self._pending.append(text)
+
+    def _publish(self) -> None:
+        if not self._pending or self._client is None or self._failed:
+            return
+        text, self._pending = "".join(self._pending), []
+        data = {"role": self.role.value, "step": self.step, "attempt": self.attempt, "text": text}
+        event = TaskEvent(
+            id=0, at=datetime.now(UTC).isoformat(), type=EventType.LLM_DELTA, message="", agent=self.role, data=data
+        )
+        try:
+            self._client.topic(DELTA_TOPIC, type=TaskEvent).publish(event, force_flush=True)
+            self.published += 1
+        except Exception as exc:
+            self._give_up(exc)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(wait_before(self.published, self.interval).total_seconds())
+            self._publish()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._client is None:
+            return
+        self._publish()
+        try:
+            await asyncio.wait_for(self._client.__aexit__(None, None, None), FLUSH_TIMEOUT.total_seconds())
+        except Exception as exc:  # the reply is kept whatever became of its deltas
+            self._give_up(exc)
+
+    def _give_up(self, exc: BaseException) -> None:
+        if not self._failed:
+            logger.warning(
+                "llm_delta events of %s step %d dropped: %s: %s", self.role, self.step, type(exc).__name__, exc
+            )
+        self._failed = True

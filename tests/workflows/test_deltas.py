@@ -1,0 +1,90 @@
+"""Model text as it is written: the llm_chat activity publishes `llm_delta` events to the task's workflow stream,
+numbered by attempt, while the reply recorded in history stays the whole reply."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import defaultdict
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.testing import ActivityEnvironment
+
+from activities.config import WorkerSettings
+from activities.llm import LlmActivities
+from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer, Fault
+from tests.support import product_worker, start_task
+from workflows.models import DELTA_TOPIC, AgentRole, ChatMessage, EventType, LlmRequest, TaskEvent, TaskStatus
+
+PLAN = "1. Write an add function.\n2. Lint it.\n3. Document it."
+
+
+async def test_deltas_carry_role_step_and_attempt_and_a_retried_attempt_starts_over(
+    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    fake_llm.piece_chars, fake_llm.chunk_delay = 6, 0.03  # text in pieces, a few batches a call
+    fake_llm.add_fault("openai", Fault(cut_after=5, match="planner"))  # the planner's first stream breaks
+    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 100})
+    async with product_worker(client, settings):
+        handle = await start_task(client, task_queue, feedback_window_seconds=0)
+        stream = WorkflowStreamClient.create(client, handle.id)
+
+        async def collect() -> list[TaskEvent]:
+            return [item.data async for item in stream.subscribe([DELTA_TOPIC], result_type=TaskEvent)]
+
+        reader = asyncio.create_task(collect())
+        final = await handle.result()
+        deltas = await asyncio.wait_for(reader, 30)
+
+    assert final.task_status == TaskStatus.COMPLETED and final.plan == PLAN
+    assert fake_llm.cut == 1 and fake_llm.total_served == 5  # the cut call was retried; none was paid twice
+    assert all(count == 1 for count in fake_llm.served.values()), fake_llm.served
+    assert deltas and all(d.type == EventType.LLM_DELTA for d in deltas)
+    text: dict[tuple[str, int, int], str] = defaultdict(str)
+    for d in deltas:
+        assert set(d.data) == {"role", "step", "attempt", "text"} and d.agent == d.data["role"] and d.data["text"]
+        text[d.data["role"], d.data["step"], d.data["attempt"]] += d.data["text"]
+    planner = AgentRole.PLANNER.value
+    # The broken attempt published what it had; the retry (attempt 2) starts over and is the whole reply.
+    assert text[planner, 1, 1] and PLAN.startswith(text[planner, 1, 1]) and text[planner, 1, 1] != PLAN
+    assert text[planner, 1, 2] == PLAN
+    # Tool-call turns write no text; each agent's answering turn (step 2) streams the reply history records.
+    assert set(text) == {(planner, 1, 1), (planner, 1, 2), ("code_generation", 2, 1), ("documentation", 2, 1)}
+    assert GOOD_CODE in text["code_generation", 2, 1]
+    assert final.results.documentation is not None
+    assert text["documentation", 2, 1].strip() == final.results.documentation.documentation
+    assert len([d for d in deltas if d.data["role"] == "code_generation"]) > 1  # batches, not one event per call
+
+
+async def test_a_call_whose_deltas_cannot_be_published_still_answers(
+    fake_llm: FakeLlmServer, worker_settings: WorkerSettings
+) -> None:
+    """Outside a workflow (no stream to publish to) the call streams, drops its deltas and returns its reply."""
+    llm = LlmActivities(worker_settings)
+    request = LlmRequest(role=AgentRole.PLANNER, system="planner", messages=[ChatMessage(role="user", content="x")])
+    try:
+        reply = await ActivityEnvironment().run(llm.chat, request)
+    finally:
+        await llm.aclose()
+    assert reply.content == PLAN and reply.input_tokens > 0 and fake_llm.total_served == 1
+
+
+async def test_a_call_whose_delta_publish_fails_still_answers(
+    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real client, but the workflow to signal does not exist: the publish fails, the reply comes back whole."""
+    fake_llm.piece_chars = 4
+    llm = LlmActivities(worker_settings.model_copy(update={"llm_delta_interval_ms": 10}))
+    env = ActivityEnvironment(client=client)
+    env.info = dataclasses.replace(env.info, workflow_id="no-such-task", attempt=3)
+    request = LlmRequest(role=AgentRole.PLANNER, system="planner", messages=[ChatMessage(role="user", content="x")])
+    try:
+        with caplog.at_level(logging.WARNING, logger="activities.deltas"):
+            reply = await env.run(llm.chat, request)
+    finally:
+        await llm.aclose()
+    assert reply.content == PLAN and fake_llm.total_served == 1
+    assert any("llm_delta events of planner step 1 dropped" in r.getMessage() for r in caplog.records), caplog.text
