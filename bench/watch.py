@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from temporalio.api.history.v1 import History
 
+from workflows.coding_task import CodingTask
+
 if TYPE_CHECKING:
     from bench.harness import Bench
 
@@ -106,7 +108,7 @@ async def _batch(
         )
         started.raise_for_status()
     clients = [asyncio.create_task(_watch(http, s)) for s in ids for _ in range(watchers)]
-    states = await asyncio.gather(*(bench.client.get_workflow_handle(s).result() for s in ids))
+    states = await asyncio.gather(*(bench.client.get_workflow_handle_for(CodingTask.run, s).result() for s in ids))
     events = await asyncio.gather(*clients)
     wall = time.perf_counter() - began
     after = {**bench.procs.cpu(), "gateway": _cpu(gateway_pid)}

@@ -19,6 +19,7 @@ import base64
 import contextlib
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -27,7 +28,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamClient, WorkflowStreamItem
 
 from workflows.coding_task import CodingTask
-from workflows.models import EVENTS_TOPIC, EventsQueryInput, TaskEvent, TaskState, TaskStatus
+from workflows.models import EVENTS_TOPIC, EventsQueryInput, EventType, TaskEvent, TaskState, TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,18 @@ class Catchup:
     items: list[Item]
     next_offset: int
     task_status: TaskStatus
+
+    @property
+    def last_status(self) -> TaskStatus:
+        """The task's status once these items are read: the last `status` event's, else the one read with them."""
+        return next((s for s in map(status_of, reversed(self.items)) if s is not None), self.task_status)
+
+
+def status_of(item: Item) -> TaskStatus | None:
+    event = item.data
+    if event.type == EventType.STATUS and "task_status" in event.data:
+        return TaskStatus(event.data["task_status"])
+    return None
 
 
 def _decode(client: Client, result: PollResult) -> list[Item]:
@@ -116,14 +129,16 @@ class Watcher:
 class Feed:
     """The one subscription of a task's stream in this gateway, and the clients it feeds."""
 
-    def __init__(self, hub: StreamHub, client: Client, session_id: str, start: int) -> None:
+    def __init__(self, hub: StreamHub, client: Client, session_id: str, catchup: Catchup) -> None:
         self.hub = hub
         self.session_id = session_id
         self.watchers: set[Watcher] = set()
-        self.recent: deque[Item] = deque(maxlen=RECENT_ITEMS)
+        self.recent: deque[Item] = deque(catchup.items, maxlen=RECENT_ITEMS)  # what the next clients catch up from
+        self.position = catchup.next_offset  # the offset of the next item it will receive
+        self.task_status = catchup.last_status
         self._end_states: dict[int, asyncio.Task[TaskState]] = {}
         self._client = client
-        self._task = asyncio.create_task(self._run(start), name=f"stream feed {session_id}")
+        self._task = asyncio.create_task(self._run(catchup.next_offset), name=f"stream feed {session_id}")
 
     async def _run(self, start: int) -> None:
         closed = Closed()
@@ -132,6 +147,8 @@ class Feed:
             cooldown = timedelta(seconds=self.hub.poll_cooldown)
             async for item in stream.subscribe(EVENTS_TOPIC, start, result_type=TaskEvent, poll_cooldown=cooldown):
                 self.recent.append(item)
+                self.position = item.offset + 1
+                self.task_status = status_of(item) or self.task_status
                 for watcher in list(self.watchers):
                     if not watcher.offer(item):
                         self.watchers.discard(watcher)
@@ -172,6 +189,26 @@ class StreamHub:
         self.poll_cooldown = poll_cooldown
         self.rpc_timeout = rpc_timeout
         self._feeds: dict[str, Feed] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def catching_up(self, session_id: str) -> AsyncIterator[None]:
+        """One client of a task catches up at a time, so clients arriving together make one read, not one each."""
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(session_id) is lock:
+                del self._locks[session_id]
+
+    def cached(self, session_id: str, after: int) -> Catchup | None:
+        """The catch-up from the task's feed, when it has one that still holds every item after `after`."""
+        feed = self._feeds.get(session_id)
+        if feed is None or after > feed.position or after < (feed.recent[0].offset if feed.recent else feed.position):
+            return None
+        items = [item for item in feed.recent if item.offset >= after]
+        return Catchup(items=items, next_offset=feed.position, task_status=feed.task_status)
 
     def watchers(self, session_id: str) -> int:
         """How many clients watch the task through this gateway (0: no subscription is held)."""
@@ -182,13 +219,13 @@ class StreamHub:
     def subscriptions(self) -> int:
         return len(self._feeds)
 
-    def join(self, client: Client, session_id: str, offset: int) -> tuple[Feed, Watcher]:
-        """Watch the task from stream offset `offset` on, through its feed (started now if it has none)."""
+    def join(self, client: Client, session_id: str, catchup: Catchup) -> tuple[Feed, Watcher]:
+        """Watch the task after the catch-up, through its feed (started now if it has none)."""
         feed = self._feeds.get(session_id)
         if feed is None:
-            feed = self._feeds[session_id] = Feed(self, client, session_id, offset)
+            feed = self._feeds[session_id] = Feed(self, client, session_id, catchup)
         watcher = Watcher(self.queue_size)
-        feed.join(watcher, offset)
+        feed.join(watcher, catchup.next_offset)
         return feed, watcher
 
     def leave(self, feed: Feed, watcher: Watcher) -> None:

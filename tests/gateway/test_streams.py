@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.worker import Worker
 
-from api.gateway.streams import Closed, StreamHub
+from api.gateway.streams import Catchup, Closed, StreamHub
 from tests.fakes.llm_server import FakeLlmServer
 from tests.gateway.support import (
     ALICE,
@@ -25,7 +25,7 @@ from tests.gateway.support import (
     parse_sse,
 )
 from tests.support import wait_until
-from workflows.models import EVENTS_TOPIC, AgentRole, EventType, TaskEvent
+from workflows.models import EVENTS_TOPIC, AgentRole, EventType, TaskEvent, TaskStatus
 
 
 def new_id() -> str:
@@ -132,7 +132,8 @@ async def test_a_slow_client_is_dropped_with_an_error_past_its_bound(
         handle = client.get_workflow_handle(session_id)
         await wait_until_offset(client, session_id, 3)
         offset = await WorkflowStreamClient(handle, client=client).get_offset()
-        feed, watcher = hub.join(client, session_id, offset)
+        running = Catchup(items=[], next_offset=offset, task_status=TaskStatus.RUNNING)
+        feed, watcher = hub.join(client, session_id, running)
         try:
             await publish_deltas(client, session_id, *(f"chunk {i}" for i in range(6)))
             await wait_until(lambda: watcher.dropped, within=10)

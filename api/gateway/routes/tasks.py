@@ -56,7 +56,7 @@ from ..models import (
     error_responses,
 )
 from ..settings import Settings
-from ..streams import Catchup, Closed, Item, StreamHub, catch_up
+from ..streams import Catchup, Closed, Feed, Item, StreamHub, Watcher, catch_up
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tasks"])
@@ -147,6 +147,7 @@ async def _event_stream(
     request: Request,
     session_id: str,
     catchup: Catchup,
+    joined: tuple[Feed, Watcher] | None,
     after: int,
     deltas: bool,
     settings: Settings,
@@ -183,15 +184,20 @@ async def _event_stream(
             return _sse("error", _error(f"cannot read the task's state: {exc}; reconnect to resume"))
 
     hub: StreamHub = request.app.state.streams
-    client = await request.app.state.temporal.get()
-    rpc_timeout = _rpc_timeout(settings)
-    for item in catchup.items:
-        for sse in send(item):
-            yield sse
-    if stopped or task_status in STREAM_END_STATUSES:
-        yield await end(client.get_workflow_handle(session_id).query(CodingTask.status, rpc_timeout=rpc_timeout))
-        return
-    feed, watcher = hub.join(client, session_id, catchup.next_offset)
+    try:
+        for item in catchup.items:
+            for sse in send(item):
+                yield sse
+        if joined is None:  # the task had stopped: nothing more comes
+            client = await request.app.state.temporal.get()
+            handle = client.get_workflow_handle(session_id)
+            yield await end(handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings)))
+            return
+    except BaseException:
+        if joined is not None:
+            hub.leave(*joined)
+        raise
+    feed, watcher = joined
     try:
         async with asyncio.timeout(settings.gateway_stream_max_seconds):
             while True:
@@ -217,11 +223,19 @@ async def _event_stream(
         hub.leave(feed, watcher)
 
 
-async def _catch_up(handle: WorkflowHandle[Any, Any], after: int, client: Client, settings: Settings) -> Catchup:
-    """The events before the stream goes live; 422 when `after` is beyond the last one, 503 when the task cannot
-    answer (no worker)."""
+async def _catch_up(
+    request: Request, handle: WorkflowHandle[Any, Any], after: int, client: Client, settings: Settings
+) -> tuple[Catchup, tuple[Feed, Watcher] | None]:
+    """The events before the stream goes live and, unless the task stopped, a place on its feed. Clients arriving
+    together read once: the next ones catch up from the feed, with no Temporal call. 422 when `after` is beyond
+    the last event, 503 when the task cannot answer (no worker)."""
+    hub: StreamHub = request.app.state.streams
     try:
-        return await catch_up(client, handle.id, after, _rpc_timeout(settings))
+        async with hub.catching_up(handle.id):
+            catchup = hub.cached(handle.id, after) or await catch_up(client, handle.id, after, _rpc_timeout(settings))
+            if catchup.last_status in STREAM_END_STATUSES:
+                return catchup, None
+            return catchup, hub.join(client, handle.id, catchup)
     except ValueError as exc:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("query", "after"), "msg": f"after={after} is beyond the stream: {exc}"}]
@@ -314,8 +328,9 @@ async def invoke(
         return JSONResponse(accepted.model_dump(), status.HTTP_202_ACCEPTED)
     first = _sse("session", accepted.model_dump_json())
     fresh = Catchup(items=[], next_offset=0, task_status=TaskStatus.PLANNING)  # nothing to catch up on yet
+    joined = request.app.state.streams.join(await connection.get(), session_id, fresh)
     return EventSourceResponse(
-        _event_stream(request, session_id, fresh, 0, deltas is not False, settings, first),
+        _event_stream(request, session_id, fresh, joined, 0, deltas is not False, settings, first),
         headers={"X-Session-Id": session_id},
     )
 
@@ -343,8 +358,9 @@ async def events(
 
     422 when that position is beyond the task's last event."""
     start = max(after, int(last_event_id or 0))
-    catchup = await _catch_up(handle, start, await connection.get(), settings)
-    return EventSourceResponse(_event_stream(request, handle.id, catchup, start, deltas is not False, settings))
+    catchup, joined = await _catch_up(request, handle, start, await connection.get(), settings)
+    stream = _event_stream(request, handle.id, catchup, joined, start, deltas is not False, settings)
+    return EventSourceResponse(stream)
 
 
 @router.get(
