@@ -55,7 +55,11 @@ def gateway(address: str, task_queue: str) -> Iterator[tuple[int, str]]:
         "GATEWAY_RATE_LIMIT": "100000/minute",
         "LOG_LEVEL": "WARNING",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "api.gateway"], env=env, stdout=subprocess.DEVNULL)
+    # BENCH_GATEWAY_ROOT: run another checkout's gateway (e.g. one that polls) against this stack, to compare
+    root = os.environ.get("BENCH_GATEWAY_ROOT")
+    if root:
+        env["PYTHONPATH"] = root
+    proc = subprocess.Popen([sys.executable, "-m", "api.gateway"], env=env, cwd=root, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
