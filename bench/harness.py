@@ -16,6 +16,8 @@ workflow), then runs:
               worker RSS growth per in-flight task and CPU seconds per task of each process (at L=0.2)
 5. gate       what one round of the quality gate costs (a lint and a model call): N/2 tasks whose first code
               fails pylint and is fixed once shown the messages, next to N/2 that pass at once, at L=0.2 s
+6. watch      (only with --phases ...,watch) what SSE watchers cost at L=3 s: stack CPU per task watched by one
+              client / unwatched, one task watched by 1, 10 and 50 clients, history events and bytes (bench/watch.py)
 
 Timings are printed, never asserted. `--quick` uses small N so CI can run it in well under two minutes.
 """
@@ -49,6 +51,8 @@ from activities.config import WorkerSettings
 from activities.lint import LintActivities
 from bench.lint_sample import SAMPLE_MODULE
 from bench.noop import NOOP_ACTIVITIES_PER_WORKFLOW, NOOP_WORKFLOW
+from bench.watch import rows as watch_rows
+from bench.watch import watch_phase
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import NEEDS_ONE_FIX
@@ -65,6 +69,7 @@ from workflows.models import (
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+WATCH_LATENCY = 3.0  # seconds per model call in the watch phase (real calls take 5-30 s)
 LLM_CALLS_PER_TASK = 5  # against the fake providers: planner 1, code agent 2, doc agent 2
 TASK_INPUT = CodingTaskInput(
     task_description="Write a function add(first, second) that returns the sum of two integers, with docs.",
@@ -78,10 +83,11 @@ class Sizes:
     throughput: int
     single_reps: int
     lint_reps: int
+    watch: int = 10  # tasks unwatched, then as many watched (the watch phase, at 3 s per model call)
 
 
 FULL = Sizes(ceiling=200, throughput=200, single_reps=5, lint_reps=15)
-QUICK = Sizes(ceiling=20, throughput=20, single_reps=1, lint_reps=3)
+QUICK = Sizes(ceiling=20, throughput=20, single_reps=1, lint_reps=3, watch=3)
 
 
 # ----------------------------------------------------------------------------------------------- processes
@@ -509,6 +515,9 @@ async def run(
                 report[f"throughput_L{latency:g}"] = row
         if "gate" in phases:
             report["gate"] = await bench.gate(max(2, sizes.throughput // 2), 0.2)
+        if "watch" in phases:
+            address = bench.client.service_client.config.target_host
+            report["watch"] = await watch_phase(bench, address, sizes.watch, WATCH_LATENCY)
         if ceilings:
             rate = statistics.mean(c.rate for c in ceilings)
             report["ceiling"] = {
@@ -604,6 +613,8 @@ def table(report: dict[str, Any]) -> str:
             )
         )
         rows.append(_cpu_row("gate round CPU", g["cpu_s_per_round"]))
+    if w := report.get("watch"):
+        rows += watch_rows(w)
     if "lint_pool_rss_mb" in report:
         rows.append(("lint pool RSS", f"{report['lint_pool_rss_mb']:.0f} MB", "all warm pylint processes, fixed cost"))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -628,7 +639,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     if args.n:
-        sizes = Sizes(ceiling=args.n, throughput=args.n, single_reps=sizes.single_reps, lint_reps=sizes.lint_reps)
+        sizes = Sizes(args.n, args.n, sizes.single_reps, sizes.lint_reps, watch=args.n)
     report = asyncio.run(run(sizes, args.worker_options, args.server_arg, set(args.phases.split(",")), args.profile))
     print(table(report))
     if args.json:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.contrib.workflow_streams import WorkflowStream
+from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
 
     from workflows import prompts, quality, tools, usage
     from workflows.calls import TaskFailed
-    from workflows.events import EventLog
+    from workflows.events import MAX_EVENTS, EventLog
     from workflows.journal import Journal
     from workflows.models import (
         EVENTS_QUERY,
@@ -94,14 +94,18 @@ class CodingTask:
         )
         self._state = resume.state  # a continued-as-new run picks up where the last one stopped
         self._log = EventLog(resume.events, resume.next_event_id)
+        # Watchers subscribe to this stream (the gateway's SSE); a run continued from one that had no stream starts
+        # its offsets where that run's event ids stopped, so ids go on increasing.
+        self._stream = WorkflowStream(
+            prior_state=resume.stream or WorkflowStreamState(base_offset=resume.next_event_id - 1)
+        )
         self._pending_feedback = list(resume.pending_feedback)
         self._revision_comment: str | None = None
         owner = workflow.memo_value(OWNER_MEMO, None)  # any JSON: a memo is whatever its starter wrote
         started_with = workflow.info().typed_search_attributes
         visibility = SearchAttributeSync(started_with, owner if isinstance(owner, str) else None)
-        self._journal = Journal(self._state, self._log, visibility)
+        self._journal = Journal(self._state, self._log, visibility, self._stream)
         self._steps = Steps(task, self._journal)
-        self._stream = WorkflowStream()  # the llm_chat activity publishes its llm_delta events here
 
     # ------------------------------------------------------------------ handlers
 
@@ -119,9 +123,11 @@ class CodingTask:
                 await self._supervise()
             await self._await_feedback()
             self._journal.set_status(TaskStatus.COMPLETED, "task completed")
+            await self._release_watchers()
         except TaskFailed as exc:
             self._state.errors.append(str(exc))
             self._journal.set_status(TaskStatus.FAILED, f"task failed: {exc}")
+            await self._release_watchers()
             raise ApplicationError(str(exc), type="TaskFailed", non_retryable=True) from None
         except BaseException as exc:
             if is_cancelled_exception(exc):
@@ -174,6 +180,12 @@ class CodingTask:
             raise ValueError(f"the task has ended ({self._state.task_status})")
         usage.check_raise(self._state, raise_)
 
+    async def _release_watchers(self) -> None:
+        """Hand the waiting stream polls their last events and let them finish before the run ends (issues no
+        command, so histories from before the stream replay unchanged)."""
+        self._stream.detach_pollers()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
     # ------------------------------------------------------------------ supervisor
 
     async def _plan(self) -> None:
@@ -217,7 +229,7 @@ class CodingTask:
     async def _await_feedback(self) -> None:
         """Wait for feedback; a low rating with a comment triggers a bounded revision, then docs are refreshed."""
         while True:
-            self._continue_as_new_if_suggested()
+            await self._continue_as_new_if_suggested()
             self._journal.set_status(TaskStatus.AWAITING_FEEDBACK, "awaiting feedback")
             window = self._input.feedback_window
             self._journal.sync()
@@ -241,16 +253,23 @@ class CodingTask:
             )
             await self._supervise()
 
-    def _continue_as_new_if_suggested(self) -> None:
-        """When the history grows long (a long revision loop), hand the state to a fresh run of the same id."""
+    async def _continue_as_new_if_suggested(self) -> None:
+        """When the history grows long (a long revision loop), hand the state to a fresh run of the same id.
+
+        The stream goes along (its last `MAX_EVENTS` items and its offsets): a watcher follows the new run from the
+        offset it reached, missing nothing and seeing nothing twice."""
         if not workflow.info().is_continue_as_new_suggested():
             return
         self._journal.event(EventType.CONTINUE_AS_NEW, "history is long: continuing as a new run with the same state")
+        await self._release_watchers()
+        offset = self._journal.stream_offset()
+        self._stream.truncate(offset - MAX_EVENTS)
         resume = ResumeState(
             state=self._state,
             pending_feedback=self._pending_feedback,
             events=self._log.recent(),
-            next_event_id=self._log.next_id,
+            next_event_id=offset + 1,
+            stream=self._stream.get_state(),
         )
         workflow.continue_as_new(self._input.model_copy(update={"resume": resume}))
 

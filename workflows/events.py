@@ -1,6 +1,7 @@
 """The task's event log: progress events with increasing ids, kept in a bounded ring.
 
-The `events` query pages through it (the gateway streams it as SSE), and `TaskState.logs` is derived from it.
+The `events` query pages through it and `TaskState.logs` is derived from it; the gateway streams the same events
+from the workflow stream they are also published on (`journal`), where an event's id is its offset plus one.
 Sandbox-safe and clock-free: the workflow passes the time in, so unit tests drive it without a server.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 from workflows.models import AgentRole, EventsPage, EventType, TaskEvent, TaskStatus
 
 MAX_EVENTS = 500
+MAX_STREAM_ITEMS = 2000  # the workflow stream retains this many items (events and llm_delta batches)
 MAX_LOG_LINES = 200
 
 

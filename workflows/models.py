@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from workflows.strict import NotBlankStr, SchemaStrict
 
@@ -22,13 +23,16 @@ WORKFLOW_TYPE = "CodingTask"
 FEEDBACK_SIGNAL = "feedback"
 STATUS_QUERY = "status"
 EVENTS_QUERY = "events"
+EVENTS_TOPIC = "events"  # the workflow stream's topic of TaskEvents (temporalio.contrib.workflow_streams)
 RAISE_BUDGET_UPDATE = "raise_budget"
 LLM_ACTIVITY = "llm_chat"
 LINT_ACTIVITY = "lint"
 RAG_ACTIVITY = "search_knowledge"
 # The workflow stream's topic the llm_chat activity publishes its `llm_delta` events to (TaskEvent-shaped, id 0:
-# a subscriber numbers them by their stream offset); a reader that wants only the steps leaves this topic out.
+# a subscriber numbers them by their stream offset, which is one sequence over both topics); a reader that wants
+# only the steps leaves this topic out.
 DELTA_TOPIC = "llm_delta"
+STREAM_TOPICS = [EVENTS_TOPIC, DELTA_TOPIC]  # what the gateway's SSE reads: ids are the shared offset + 1
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
@@ -90,9 +94,7 @@ class EventType(StrEnum):
     LINT_GATE = "lint_gate"  # one round of the quality gate: data.round, score_before/after, errors
     BUDGET_EXHAUSTED = "budget_exhausted"
     BUDGET_RAISED = "budget_raised"
-    LLM_DELTA = (
-        "llm_delta"  # text a model is writing, published by the llm_chat activity: data.role, step, attempt, text
-    )
+    LLM_DELTA = "llm_delta"  # model text as it is written: data.role, step, attempt, text (on the stream only)
 
 
 class LintGate(StrEnum):
@@ -361,7 +363,9 @@ class TaskResults(BaseModel):
 
 
 class TaskEvent(BaseModel):
-    """One progress event; ids increase by one, so a reader can resume after the last id it saw."""
+    """One progress event. Its id is its position on the task's event stream plus one (1, 2, 3, …), so a reader
+    resumes after the last id it saw; `llm_delta` events live on the stream only, so the `events` query's ids skip
+    theirs."""
 
     id: int
     at: str
@@ -453,6 +457,9 @@ class ResumeState(BaseModel):
     pending_feedback: list[FeedbackInput] = Field(default_factory=list)
     events: list[TaskEvent] = Field(default_factory=list, description="the recent events, so streams resume")
     next_event_id: int = 1
+    stream: WorkflowStreamState | None = Field(
+        default=None, description="the event stream's retained items and offsets (None from runs before it)"
+    )
 
 
 CodingTaskInput.model_rebuild()

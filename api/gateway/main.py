@@ -24,6 +24,7 @@ from .metrics import GatewayMetrics, MetricsMiddleware
 from .ratelimit import KeyRateLimiter
 from .routes import console, listing, ops, tasks
 from .settings import Settings
+from .streams import StreamHub
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def create_app(
             settings.gateway_rate_limit,
         )
         yield
+        await app.state.streams.close()
 
     app = FastAPI(
         title="Coding Orchestrator gateway",
@@ -68,6 +70,9 @@ def create_app(
     app.state.limiter = KeyRateLimiter(settings.gateway_rate_limit, settings.gateway_rate_limit_storage)
     app.state.metrics = GatewayMetrics()
     app.state.owners = OwnerCache()
+    app.state.streams = StreamHub(
+        settings.gateway_stream_queue_size, settings.gateway_poll_interval, settings.gateway_rpc_timeout
+    )
 
     install_error_handlers(app)
     app.include_router(tasks.router)

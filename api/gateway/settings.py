@@ -26,7 +26,12 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = Field(1_048_576, ge=1_024, description="larger request bodies get 413")
     gateway_cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://ui.example"]')
     gateway_metrics_public: bool = Field(False, description="serve /metrics without X-API-KEY")
-    gateway_poll_interval: float = Field(0.5, gt=0, le=10, description="seconds between event polls of a stream")
+    gateway_poll_interval: float = Field(
+        0.1, gt=0, le=10, description="least seconds between a task's stream long-polls (events in between are batched)"
+    )
+    gateway_stream_queue_size: int = Field(
+        1000, ge=1, description="events a slow SSE client may fall behind before it is dropped with an `error`"
+    )
     gateway_rpc_timeout: float = Field(10.0, gt=0, description="seconds a Temporal call may take before 503")
     gateway_reconnect_interval: float = Field(
         2.0, ge=0, description="minimum seconds between connection attempts while Temporal is down"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from temporalio.client import Client
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator.temporal import data_converter
 from tests.support import SecretScan, binary, product_worker, start_task, wait_for_state
 from workflows.coding_task import CodingTask
-from workflows.models import SEARCH_ATTRIBUTES, FeedbackInput, TaskStatus
+from workflows.models import SEARCH_ATTRIBUTES, STREAM_TOPICS, EventType, FeedbackInput, TaskEvent, TaskStatus
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,7 @@ async def test_revision_loop_continues_as_new_with_its_state(
     )
     async with product_worker(client, settings):
         handle = await start_task(client, task_queue, max_revisions=2)
+        watched = asyncio.create_task(watch(client, handle.id))  # a watcher from the first event to the end
         first_run = (await handle.describe()).run_id
         await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
         await handle.signal(CodingTask.feedback, FeedbackInput(rating=1, comment="add validation"))
@@ -54,5 +58,22 @@ async def test_revision_loop_continues_as_new_with_its_state(
 
         await latest.signal(CodingTask.feedback, FeedbackInput(rating=5))
         final = await latest.result()
+        events = await asyncio.wait_for(watched, 30)
+        # the stream went on across continue-as-new: every offset once, in order, and ids = offset + 1
+        assert [offset for offset, _ in events] == list(range(len(events)))
+        # ids = offset + 1 (the workflow's own events; a delta's id is the subscriber's to give, as the gateway does)
+        assert all(event.id == offset + 1 for offset, event in events if event.type != EventType.LLM_DELTA)
+        kinds = [event.type for _, event in events]
+        assert kinds.index(EventType.CONTINUE_AS_NEW) + 1 == kinds.index(EventType.RESUMED)
+        # a client resuming across it, after the continue-as-new event, misses nothing and sees nothing twice
+        resumed_at = kinds.index(EventType.CONTINUE_AS_NEW) + 1
+        assert await watch(client, handle.id, resumed_at) == events[resumed_at:]
     assert final.task_status == TaskStatus.COMPLETED and [f.rating for f in final.feedback] == [1, 5]
     assert final.created_at == state.created_at and final.session_id == handle.id
+
+
+async def watch(client: Client, workflow_id: str, after: int = 0) -> list[tuple[int, TaskEvent]]:
+    """The task's stream (its events and deltas) from offset `after` until the workflow ends (the subscription
+    follows new runs)."""
+    stream = WorkflowStreamClient.create(client, workflow_id)
+    return [(item.offset, item.data) async for item in stream.subscribe(STREAM_TOPICS, after, result_type=TaskEvent)]

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from temporalio.client import (
-    WorkflowExecutionStatus,
+    Client,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -36,10 +36,11 @@ from workflows.models import (
     Budget,
     BudgetRaise,
     CodingTaskInput,
-    EventsQueryInput,
+    EventType,
     FeedbackInput,
     TaskEvent,
     TaskState,
+    TaskStatus,
     start_search_attributes,
 )
 
@@ -55,11 +56,12 @@ from ..models import (
     error_responses,
 )
 from ..settings import Settings
+from ..streams import Catchup, Closed, Feed, Item, StreamHub, Watcher, catch_up
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tasks"])
 
-IDLE_POLLS_BETWEEN_CHECKS = 10  # while no event arrives, check this often that the workflow still runs
+DELTAS_HELP = "false: leave out the `llm_delta` events (the model's text as it is written); default true"
 GATEWAY_EVENTS = ("session", "end", "gap", "error", "timeout")  # the workflow's own events have other types
 _REF = "#/components/schemas/{model}"
 _refs, _defs = models_json_schema(
@@ -142,40 +144,104 @@ def _error(detail: str) -> str:
 
 
 async def _event_stream(
-    handle: WorkflowHandle[Any, Any], after: int, settings: Settings, first: ServerSentEvent | None = None
+    request: Request,
+    session_id: str,
+    catchup: Catchup,
+    joined: tuple[Feed, Watcher] | None,
+    after: int,
+    deltas: bool,
+    settings: Settings,
+    first: ServerSentEvent | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Poll the `events` query and forward each event once, until the task stops for feedback or ends."""
+    """The caught-up events, then those the task's feed pushes, each once, until the task stops for feedback or
+    ends (`end`), the client falls too far behind (`error`), or the time limit (`timeout`)."""
     if first is not None:
         yield first
-    deadline = time.monotonic() + settings.gateway_stream_max_seconds
-    idle_polls = 0
-    while True:
+    expected = after  # the stream offset of the next event this client should see (its id is offset + 1)
+    task_status = catchup.task_status
+    stopped = False
+
+    def send(item: Item) -> list[ServerSentEvent]:
+        nonlocal expected, task_status, stopped
+        if item.offset < expected:  # read by the catch-up already
+            return []
+        out = []
+        if item.offset > expected:
+            out.append(_sse("gap", StreamGap(missed_from=expected + 1, missed_to=item.offset).model_dump_json()))
+        expected = item.offset + 1
+        event = item.data.model_copy(update={"id": expected})
+        if event.type == EventType.STATUS and "task_status" in event.data:
+            task_status = TaskStatus(event.data["task_status"])
+            stopped = task_status in STREAM_END_STATUSES
+        if deltas or event.type != EventType.LLM_DELTA:
+            out.append(_sse(event.type, event.model_dump_json(), event.id))
+        return out
+
+    async def end(state: Awaitable[TaskState]) -> ServerSentEvent:
         try:
-            page = await handle.query(
-                CodingTask.events, EventsQueryInput(after=after), rpc_timeout=_rpc_timeout(settings)
-            )
-            if page.events and page.events[0].id > after + 1:
-                gap = StreamGap(missed_from=after + 1, missed_to=page.events[0].id - 1)
-                yield _sse("gap", gap.model_dump_json())
-            for event in page.events:
-                yield _sse(event.type, event.model_dump_json(), event.id)
-            after = max(after, page.last_id)
-            idle_polls = 0 if page.events else idle_polls + 1
-            ended = page.task_status in STREAM_END_STATUSES
-            if not ended and idle_polls and idle_polls % IDLE_POLLS_BETWEEN_CHECKS == 0:
-                ended = (await handle.describe()).status != WorkflowExecutionStatus.RUNNING  # e.g. terminated
-            if ended:
-                state = await handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings))
-                yield _sse("end", state.model_dump_json())
-                return
+            return _sse("end", (await state).model_dump_json())
         except (RPCError, WorkflowQueryFailedError) as exc:
-            logger.warning("event stream of %s stopped: %s", handle.id, exc)
-            yield _sse("error", _error(f"cannot read the task's events: {exc}; reconnect to resume"))
+            return _sse("error", _error(f"cannot read the task's state: {exc}; reconnect to resume"))
+
+    hub: StreamHub = request.app.state.streams
+    try:
+        for item in catchup.items:
+            for sse in send(item):
+                yield sse
+        if joined is None:  # the task had stopped: nothing more comes
+            client = await request.app.state.temporal.get()
+            handle = client.get_workflow_handle(session_id)
+            yield await end(handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings)))
             return
-        if time.monotonic() > deadline:
-            yield _sse("timeout", _error("stream time limit reached; reconnect with Last-Event-ID"))
-            return
-        await asyncio.sleep(settings.gateway_poll_interval)
+    except BaseException:
+        if joined is not None:
+            hub.leave(*joined)
+        raise
+    feed, watcher = joined
+    try:
+        async with asyncio.timeout(settings.gateway_stream_max_seconds):
+            while True:
+                got = await watcher.queue.get()
+                batch = [got]
+                while not watcher.queue.empty():  # a poll's items arrive together: send them all, then judge
+                    batch.append(watcher.queue.get_nowait())
+                for got in batch:
+                    if isinstance(got, Closed):
+                        if got.error is not None:
+                            yield _sse("error", _error(got.error))
+                        else:  # the workflow closed (e.g. terminated): no event says so
+                            yield await end(feed.end_state(expected))
+                        return
+                    for sse in send(got):
+                        yield sse
+                if stopped:
+                    yield await end(feed.end_state(expected))
+                    return
+    except TimeoutError:
+        yield _sse("timeout", _error("stream time limit reached; reconnect with Last-Event-ID"))
+    finally:
+        hub.leave(feed, watcher)
+
+
+async def _catch_up(
+    request: Request, handle: WorkflowHandle[Any, Any], after: int, client: Client, settings: Settings
+) -> tuple[Catchup, tuple[Feed, Watcher] | None]:
+    """The events before the stream goes live and, unless the task stopped, a place on its feed. Clients arriving
+    together read once: the next ones catch up from the feed, with no Temporal call. 422 when `after` is beyond
+    the last event, 503 when the task cannot answer (no worker)."""
+    hub: StreamHub = request.app.state.streams
+    try:
+        async with hub.catching_up(handle.id):
+            catchup = hub.cached(handle.id, after) or await catch_up(client, handle.id, after, _rpc_timeout(settings))
+            if catchup.last_status in STREAM_END_STATUSES:
+                return catchup, None
+            return catchup, hub.join(client, handle.id, catchup)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "after"), "msg": f"after={after} is beyond the stream: {exc}"}]
+        ) from None
+    except WorkflowQueryFailedError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
 
 
 async def _start(
@@ -236,6 +302,7 @@ async def invoke(
     owners: Owners,
     settings: GatewaySettings,
     stream: Annotated[OptionalQueryBool, Query(description="false: answer 202 JSON at once instead of SSE")] = None,
+    deltas: Annotated[OptionalQueryBool, Query(description=DELTAS_HELP)] = None,
 ) -> Response:
     """Start a `CodingTask` (workflow id = `session_id` or a new UUID) and stream its progress.
 
@@ -260,7 +327,12 @@ async def invoke(
     if _wants_json(request, stream):
         return JSONResponse(accepted.model_dump(), status.HTTP_202_ACCEPTED)
     first = _sse("session", accepted.model_dump_json())
-    return EventSourceResponse(_event_stream(handle, 0, settings, first), headers={"X-Session-Id": session_id})
+    fresh = Catchup(items=[], next_offset=0, task_status=TaskStatus.PLANNING)  # nothing to catch up on yet
+    joined = request.app.state.streams.join(await connection.get(), session_id, fresh)
+    return EventSourceResponse(
+        _event_stream(request, session_id, fresh, joined, 0, deltas is not False, settings, first),
+        headers={"X-Session-Id": session_id},
+    )
 
 
 @router.get(
@@ -272,16 +344,23 @@ async def invoke(
 )
 async def events(
     handle: OwnedRun,
+    request: Request,
+    connection: Connection,
     settings: GatewaySettings,
     after: Annotated[int, Query(ge=0, le=2**53, description="send only events with a larger id")] = 0,
     last_event_id: Annotated[
         str,  # a header cannot be null: absent or empty means none
         Header(pattern=r"^[0-9]{0,15}$", description="set by SSE clients when they reconnect"),
     ] = "",
+    deltas: Annotated[OptionalQueryBool, Query(description=DELTAS_HELP)] = None,
 ) -> Response:
-    """The events after `after` (or `Last-Event-ID`, whichever is larger), then new ones until the task stops."""
+    """The events after `after` (or `Last-Event-ID`, whichever is larger), then new ones until the task stops.
+
+    422 when that position is beyond the task's last event."""
     start = max(after, int(last_event_id or 0))
-    return EventSourceResponse(_event_stream(handle, start, settings))
+    catchup, joined = await _catch_up(request, handle, start, await connection.get(), settings)
+    stream = _event_stream(request, handle.id, catchup, joined, start, deltas is not False, settings)
+    return EventSourceResponse(stream)
 
 
 @router.get(

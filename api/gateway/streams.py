@@ -1,0 +1,247 @@
+"""Push, not poll: one workflow-stream subscription per watched task, fanned out to every SSE client watching it.
+
+The workflow publishes each `TaskEvent` on its `WorkflowStream` (topic `events`); a `Feed` holds one
+`WorkflowStreamClient.subscribe` on it (a long-poll update the workflow answers when something is published), so
+between events a watched task costs no Temporal call beyond that held poll, however many clients watch it through
+this gateway. Each client has a bounded queue: one that stops reading is dropped once it is `queue_size` events
+behind (it resumes with Last-Event-ID), and a client that disconnects leaves at once; the subscription ends when the
+last client leaves or the workflow closes.
+
+A client first catches up with one query (`catch_up`: the stream's retained items after its position, and the
+task's status), then joins the feed from where that read stopped; items are identified by their stream offset, so
+none is sent twice and none is skipped (a `gap` says when the workflow's retention dropped some).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamClient, WorkflowStreamItem
+
+from workflows.coding_task import CodingTask
+from workflows.models import STREAM_TOPICS, EventsQueryInput, EventType, TaskEvent, TaskState, TaskStatus
+
+logger = logging.getLogger(__name__)
+
+POLL_QUERY = "__temporal_workflow_stream_poll"  # the stream's immediate read (WorkflowStream registers it)
+RECENT_ITEMS = 256  # a feed keeps its last items for the clients joining it after their catch-up read
+NO_EVENTS = 2**53  # `events` query position past any event: it answers the task status only
+
+Item = WorkflowStreamItem[TaskEvent]
+
+
+@dataclass
+class Closed:
+    """The last thing a client's queue holds: why its stream ends (`error` None: the workflow closed)."""
+
+    error: str | None = None
+
+
+@dataclass
+class Catchup:
+    """What a client reads before it joins the feed: the retained items after its position, up to `next_offset`."""
+
+    items: list[Item]
+    next_offset: int
+    task_status: TaskStatus
+
+    @property
+    def last_status(self) -> TaskStatus:
+        """The task's status once these items are read: the last `status` event's, else the one read with them."""
+        return next((s for s in map(status_of, reversed(self.items)) if s is not None), self.task_status)
+
+
+def status_of(item: Item) -> TaskStatus | None:
+    event = item.data
+    if event.type == EventType.STATUS and "task_status" in event.data:
+        return TaskStatus(event.data["task_status"])
+    return None
+
+
+def _decode(client: Client, result: PollResult) -> list[Item]:
+    converter = client.data_converter.payload_converter
+    items = []
+    for wire in result.items:
+        payload = Payload.FromString(base64.b64decode(wire.data))  # the stream's wire form of an item
+        items.append(Item(topic=wire.topic, data=converter.from_payload(payload, TaskEvent), offset=wire.offset))
+    return items
+
+
+async def catch_up(client: Client, session_id: str, after: int, rpc_timeout: timedelta) -> Catchup:
+    """The task's status, then the stream's retained items from offset `after` (id `after` + 1) on.
+
+    Raises ValueError when `after` is beyond the stream's end. The status is read first: when it says the task
+    stopped, the items read after it hold every event up to the stop."""
+    handle: WorkflowHandle[CodingTask, TaskState] = client.get_workflow_handle(session_id)
+    page = await handle.query(CodingTask.events, EventsQueryInput(after=NO_EVENTS), rpc_timeout=rpc_timeout)
+    items: list[Item] = []
+    offset = after
+    while True:
+        result = await handle.query(
+            POLL_QUERY,
+            PollInput(topics=STREAM_TOPICS, from_offset=offset),
+            result_type=PollResult,
+            rpc_timeout=rpc_timeout,
+        )
+        if offset > result.next_offset:
+            raise ValueError(f"the task's last event has id {result.next_offset}")
+        items += _decode(client, result)
+        offset = result.next_offset
+        if not result.more_ready:
+            return Catchup(items=items, next_offset=offset, task_status=page.task_status)
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One SSE client of a feed: its bounded queue (one slot more, kept for the `Closed` that ends it)."""
+
+    queue_size: int
+    queue: asyncio.Queue[Item | Closed] = field(init=False)
+    dropped: bool = False
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(self.queue_size + 1)
+
+    def offer(self, item: Item) -> bool:
+        """Queue the item; False (and the client is told why) when it is `queue_size` items behind."""
+        if self.queue.qsize() >= self.queue_size:
+            self.dropped = True
+            behind = f"client too slow: more than {self.queue_size} events behind; reconnect with Last-Event-ID"
+            self.close(Closed(behind))
+            return False
+        self.queue.put_nowait(item)
+        return True
+
+    def close(self, closed: Closed) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(closed)
+
+
+class Feed:
+    """The one subscription of a task's stream in this gateway, and the clients it feeds."""
+
+    def __init__(self, hub: StreamHub, client: Client, session_id: str, catchup: Catchup) -> None:
+        self.hub = hub
+        self.session_id = session_id
+        self.watchers: set[Watcher] = set()
+        self.recent: deque[Item] = deque(catchup.items, maxlen=RECENT_ITEMS)  # what the next clients catch up from
+        self.position = catchup.next_offset  # the offset of the next item it will receive
+        self.task_status = catchup.last_status
+        self._end_states: dict[int, asyncio.Task[TaskState]] = {}
+        self._client = client
+        self._task = asyncio.create_task(self._run(catchup.next_offset), name=f"stream feed {session_id}")
+
+    async def _run(self, start: int) -> None:
+        closed = Closed()
+        try:
+            stream = WorkflowStreamClient.create(self._client, self.session_id)
+            cooldown = timedelta(seconds=self.hub.poll_cooldown)
+            async for item in stream.subscribe(STREAM_TOPICS, start, result_type=TaskEvent, poll_cooldown=cooldown):
+                self.recent.append(item)
+                self.position = item.offset + 1
+                self.task_status = status_of(item) or self.task_status
+                for watcher in list(self.watchers):
+                    if not watcher.offer(item):
+                        self.watchers.discard(watcher)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an RPC error, a query that failed, a payload that does not decode: say so
+            logger.warning("event stream of %s stopped: %s", self.session_id, exc)
+            closed = Closed(f"cannot read the task's events: {exc}; reconnect to resume")
+        finally:
+            self.hub.forget(self)
+        for watcher in self.watchers:
+            watcher.close(closed)
+
+    def join(self, watcher: Watcher, offset: int) -> None:
+        """Add a client that has read everything before `offset`: it gets the recent items from there on."""
+        for item in self.recent:
+            if item.offset >= offset:
+                watcher.offer(item)
+        self.watchers.add(watcher)
+
+    def end_state(self, offset: int) -> asyncio.Task[TaskState]:
+        """The task state once the stream reached `offset` and the task stopped: one query for all its clients."""
+        if offset not in self._end_states:
+            handle: WorkflowHandle[CodingTask, TaskState] = self._client.get_workflow_handle(self.session_id)
+            rpc_timeout = timedelta(seconds=self.hub.rpc_timeout)
+            self._end_states[offset] = asyncio.ensure_future(handle.query(CodingTask.status, rpc_timeout=rpc_timeout))
+        return self._end_states[offset]
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+class StreamHub:
+    """The gateway's feeds, by session id (`app.state.streams`)."""
+
+    def __init__(self, queue_size: int, poll_cooldown: float, rpc_timeout: float) -> None:
+        self.queue_size = queue_size
+        self.poll_cooldown = poll_cooldown
+        self.rpc_timeout = rpc_timeout
+        self._feeds: dict[str, Feed] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def catching_up(self, session_id: str) -> AsyncIterator[None]:
+        """One client of a task catches up at a time, so clients arriving together make one read, not one each."""
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(session_id) is lock:
+                del self._locks[session_id]
+
+    def cached(self, session_id: str, after: int) -> Catchup | None:
+        """The catch-up from the task's feed, when it has one that still holds every item after `after`."""
+        feed = self._feeds.get(session_id)
+        if feed is None or after > feed.position or after < (feed.recent[0].offset if feed.recent else feed.position):
+            return None
+        items = [item for item in feed.recent if item.offset >= after]
+        return Catchup(items=items, next_offset=feed.position, task_status=feed.task_status)
+
+    def watchers(self, session_id: str) -> int:
+        """How many clients watch the task through this gateway (0: no subscription is held)."""
+        feed = self._feeds.get(session_id)
+        return len(feed.watchers) if feed else 0
+
+    @property
+    def subscriptions(self) -> int:
+        return len(self._feeds)
+
+    def join(self, client: Client, session_id: str, catchup: Catchup) -> tuple[Feed, Watcher]:
+        """Watch the task after the catch-up, through its feed (started now if it has none)."""
+        feed = self._feeds.get(session_id)
+        if feed is None:
+            feed = self._feeds[session_id] = Feed(self, client, session_id, catchup)
+        watcher = Watcher(self.queue_size)
+        feed.join(watcher, catchup.next_offset)
+        return feed, watcher
+
+    def leave(self, feed: Feed, watcher: Watcher) -> None:
+        """A client left (it disconnected, was dropped, or its stream ended): the last one ends the subscription."""
+        feed.watchers.discard(watcher)
+        if not feed.watchers and self._feeds.get(feed.session_id) is feed:
+            del self._feeds[feed.session_id]
+            feed.stop()
+
+    def forget(self, feed: Feed) -> None:
+        if self._feeds.get(feed.session_id) is feed:
+            del self._feeds[feed.session_id]
+
+    async def close(self) -> None:
+        feeds = list(self._feeds.values())
+        self._feeds.clear()
+        for feed in feeds:
+            feed.stop()
+        await asyncio.gather(*(feed._task for feed in feeds), return_exceptions=True)

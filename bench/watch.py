@@ -1,0 +1,186 @@
+"""The `watch` phase of the harness: what watching a task over SSE costs the stack (`--phases watch`).
+
+Runs a gateway (`python -m api.gateway`, its own process) beside the harness' server, worker and fake providers,
+with the fake providers answering each model call after `latency` seconds (3 s: closer to real calls than 0):
+
+- N tasks started through the gateway and left unwatched, then N more each watched by one SSE client from start to
+  end: stack CPU per task (server + worker + lint pool + providers + gateway; the SSE clients are the harness',
+  not counted) and the ratio watched / unwatched;
+- one task watched by 1, 10 and 50 SSE clients at once: stack CPU of the task (the goal: about flat);
+- the history of a watched and an unwatched task: events and bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from temporalio.api.history.v1 import History
+
+from workflows.coding_task import CodingTask
+
+if TYPE_CHECKING:
+    from bench.harness import Bench
+
+API_KEY = "bench-gateway-key-0123456789abcdef"
+FANOUT = (1, 10, 50)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def gateway(address: str, task_queue: str) -> Iterator[tuple[int, str]]:
+    """The gateway as `make run` starts it, on a free port: (pid, base URL)."""
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ORCHESTRATOR_", "GATEWAY_"))},
+        "TEMPORAL_ADDRESS": address,
+        "TEMPORAL_NAMESPACE": "default",
+        "TEMPORAL_TASK_QUEUE": task_queue,
+        "ORCHESTRATOR_API_KEY": API_KEY,
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_RATE_LIMIT": "100000/minute",
+        "LOG_LEVEL": "WARNING",
+    }
+    # BENCH_GATEWAY_ROOT: run another checkout's gateway (e.g. one that polls) against this stack, to compare
+    root = os.environ.get("BENCH_GATEWAY_ROOT")
+    if root:
+        env["PYTHONPATH"] = root
+    proc = subprocess.Popen([sys.executable, "-m", "api.gateway"], env=env, cwd=root, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise SystemExit("gateway did not start")
+        yield proc.pid, url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _watch(http: httpx.AsyncClient, session_id: str) -> int:
+    """One SSE client from the first event to `end`; the number of events it got."""
+    count = 0
+    async with http.stream("GET", f"/events/{session_id}", headers={"X-API-KEY": API_KEY}) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                count += 1
+                if line.strip() == "event: end":
+                    break
+    return count
+
+
+async def _history(bench: Bench, session_id: str) -> tuple[int, int]:
+    history = await bench.client.get_workflow_handle(session_id).fetch_history()
+    return len(history.events), History(events=history.events).ByteSize()
+
+
+async def _batch(
+    bench: Bench, http: httpx.AsyncClient, gateway_pid: int, n: int, watchers: int, tag: str
+) -> dict[str, Any]:
+    """N tasks started through the gateway, each watched by `watchers` SSE clients: stack CPU per task."""
+    before = {**bench.procs.cpu(), "gateway": _cpu(gateway_pid)}
+    ids = [f"bench-{bench.run_id}-{tag}-{i}-{uuid.uuid4().hex[:4]}" for i in range(n)]
+    body = {"task_description": "Write a function add(first, second) with docs.", "feedback_window_seconds": 0}
+    began = time.perf_counter()
+    for session_id in ids:
+        started = await http.post(
+            "/invoke?stream=false", json={**body, "session_id": session_id}, headers={"X-API-KEY": API_KEY}
+        )
+        started.raise_for_status()
+    clients = [asyncio.create_task(_watch(http, s)) for s in ids for _ in range(watchers)]
+    states = await asyncio.gather(*(bench.client.get_workflow_handle_for(CodingTask.run, s).result() for s in ids))
+    events = await asyncio.gather(*clients)
+    wall = time.perf_counter() - began
+    after = {**bench.procs.cpu(), "gateway": _cpu(gateway_pid)}
+    cpu = {k: (after[k] - before[k]) / n for k in after if k != "harness"}
+    history = await asyncio.gather(*(_history(bench, s) for s in ids))
+    return {
+        "n": n,
+        "watchers_per_task": watchers,
+        "failed": sum(1 for s in states if not bench.task_ok(s)),
+        "wall_s": wall,
+        "cpu_s_per_task": cpu,
+        "stack_cpu_s_per_task": sum(cpu.values()),
+        "sse_events_per_client": (sum(events) / len(events)) if events else 0,
+        "history_events_per_task": sum(h[0] for h in history) / n,
+        "history_bytes_per_task": sum(h[1] for h in history) / n,
+    }
+
+
+def _cpu(pid: int) -> float:
+    from bench.harness import _cpu_seconds
+
+    return _cpu_seconds(pid)
+
+
+async def watch_phase(bench: Bench, address: str, n: int, latency: float) -> dict[str, Any]:
+    await bench.set_latency(latency)
+    with gateway(address, bench.task_queue) as (pid, url):
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
+            await _batch(bench, http, pid, 2, 1, "watch-warmup")  # the gateway's imports, connections
+            unwatched = await _batch(bench, http, pid, n, 0, "unwatched")
+            watched = await _batch(bench, http, pid, n, 1, "watched")
+            fanout = {k: await _batch(bench, http, pid, 1, k, f"fan{k}") for k in FANOUT}
+    return {
+        "latency_s": latency,
+        "unwatched": unwatched,
+        "watched": watched,
+        "watched_over_unwatched": watched["stack_cpu_s_per_task"] / unwatched["stack_cpu_s_per_task"],
+        "fanout": {str(k): v for k, v in fanout.items()},
+    }
+
+
+def rows(w: dict[str, Any]) -> list[tuple[str, str, str]]:
+    def cpu(row: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {1000 * v:.0f}" for k, v in row["cpu_s_per_task"].items() if v >= 0.0005)
+
+    un, wa = w["unwatched"], w["watched"]
+    out = [
+        (
+            f"unwatched CPU/task (L={w['latency_s']:g})",
+            f"{1000 * un['stack_cpu_s_per_task']:.0f} ms",
+            f"N={un['n']}, failed {un['failed']}: {cpu(un)}",
+        ),
+        (
+            "watched CPU/task (1 SSE each)",
+            f"{1000 * wa['stack_cpu_s_per_task']:.0f} ms",
+            f"N={wa['n']}, failed {wa['failed']}, {wa['sse_events_per_client']:.0f} SSE events each: {cpu(wa)}",
+        ),
+        ("watched / unwatched", f"{w['watched_over_unwatched']:.2f}", "goal <= 1.10 (1.75 when the gateway polled)"),
+    ]
+    for k, row in w["fanout"].items():
+        out.append((f"1 task, {k} watchers", f"{1000 * row['stack_cpu_s_per_task']:.0f} ms", cpu(row)))
+    for label, row in (("unwatched", un), ("watched", wa)):
+        out.append(
+            (
+                f"history/task {label}",
+                f"{row['history_events_per_task']:.0f} events",
+                f"{row['history_bytes_per_task'] / 1024:.1f} KB",
+            )
+        )
+    return out

@@ -1,0 +1,186 @@
+"""The SSE stream pushed from the workflow stream: one subscription per task, `?deltas=`, bounds and clear 422s."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.worker import Worker
+
+from api.gateway.streams import Catchup, Closed, StreamHub
+from tests.fakes.llm_server import FakeLlmServer
+from tests.gateway.support import (
+    ALICE,
+    QUICK_TASK,
+    SseEvent,
+    asgi_client,
+    live_server,
+    make_app,
+    parse_sse,
+)
+from tests.support import wait_until
+from workflows.models import DELTA_TOPIC, AgentRole, EventType, TaskEvent, TaskStatus
+
+
+def new_id() -> str:
+    return f"st-{uuid.uuid4().hex[:12]}"
+
+
+def delta(text: str) -> TaskEvent:
+    """An `llm_delta` as an activity publishes it on the task's stream (its id is the stream's to give)."""
+    data = {"role": AgentRole.CODE_GENERATION.value, "step": 1, "attempt": 1, "text": text}
+    return TaskEvent(id=0, at="2026-01-01T00:00:00+00:00", type=EventType.LLM_DELTA, message="", data=data)
+
+
+async def publish_deltas(client: Client, session_id: str, *texts: str) -> None:
+    stream = WorkflowStreamClient.create(client, session_id)
+    topic = stream.topic(DELTA_TOPIC, type=TaskEvent)
+    async with stream:
+        for text in texts:
+            topic.publish(delta(text))
+
+
+class Reader:
+    """Reads one SSE response in steps (httpx closes a response whose byte iterator is left, so keep one)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.aiter_text()
+        self._buffer = ""
+        self.events: list[SseEvent] = []
+
+    async def until(self, stop: Callable[[SseEvent], bool] = lambda e: False) -> list[SseEvent]:
+        """The events up to the first for which `stop` holds (all, when the stream ends first)."""
+        start = len(self.events)
+        async for chunk in self._chunks:
+            self._buffer += chunk.replace("\r\n", "\n")
+            while "\n\n" in self._buffer:
+                block, self._buffer = self._buffer.split("\n\n", 1)
+                self.events += parse_sse(block + "\n\n")
+                if self.events[start:] and stop(self.events[-1]):
+                    return self.events[start:]
+        return self.events[start:]
+
+
+def numbered(events: list[SseEvent]) -> list[int]:
+    return [e.id for e in events if e.id is not None]
+
+
+async def test_watchers_share_one_subscription_deltas_filter_and_a_disconnect_frees_its_slot(
+    client: Client, task_queue: str, worker: Worker, fake_llm: FakeLlmServer
+) -> None:
+    fake_llm.hold_after = 1  # the planner answers, then the code agent's first model call waits
+    session_id = new_id()
+    app = make_app(task_queue, client)
+    hub: StreamHub = app.state.streams
+    async with live_server(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        body = {**QUICK_TASK, "session_id": session_id}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        async with contextlib.AsyncExitStack() as stack:
+            streams = {}
+            for name, query in (("all", ""), ("steps", "?deltas=false"), ("leaver", "")):
+                request = http.stream("GET", f"/events/{session_id}{query}", headers=ALICE)
+                streams[name] = await stack.enter_async_context(request)
+                assert streams[name].status_code == 200
+            readers = {name: Reader(response) for name, response in streams.items()}
+            heads = {name: await r.until(lambda e: e.event == "plan") for name, r in readers.items()}
+            await wait_until(lambda: hub.watchers(session_id) == 3, within=5)
+            assert hub.subscriptions == 1  # three clients, one long-poll on the workflow
+
+            readers.pop("leaver")
+            await streams.pop("leaver").aclose()  # a client that goes away frees its slot at once
+            await wait_until(lambda: hub.watchers(session_id) == 2, within=2)
+
+            fake_llm.hold_after = None
+            fake_llm.release()
+            rests = {name: await r.until() for name, r in readers.items()}
+        await wait_until(lambda: hub.subscriptions == 0, within=2)
+
+    every = heads["all"] + rests["all"]
+    assert numbered(every) == list(range(1, len(numbered(every)) + 1))  # deltas have ids like every event
+    deltas = [e.json() for e in every if e.event == "llm_delta"]  # what llm_chat published as the models wrote
+    plan = next(e.json() for e in every if e.event == "plan")["data"]["plan"]
+    assert "".join(d["data"]["text"] for d in deltas if d["data"]["role"] == "planner").strip() == plan
+    assert {d["data"]["role"] for d in deltas} == {"planner", "code_generation", "documentation"}
+    assert all(d["data"]["attempt"] == 1 for d in deltas)
+    assert all(d["id"] == e.id for d, e in zip(deltas, [e for e in every if e.event == "llm_delta"], strict=True))
+
+    steps = heads["steps"] + rests["steps"]
+    assert not [e for e in steps if e.event in ("llm_delta", "gap")]
+    delta_ids = {e.id for e in every if e.event == "llm_delta"}
+    assert numbered(steps) == [i for i in numbered(every) if i not in delta_ids]  # the same events, deltas left out
+    assert every[-1].event == steps[-1].event == "end"
+    assert steps[-1].json()["task_status"] == "completed"
+
+
+async def test_a_slow_client_is_dropped_with_an_error_past_its_bound(
+    client: Client, task_queue: str, worker: Worker, fake_llm: FakeLlmServer
+) -> None:
+    """The bound is the hub's: a client that stops reading stops taking its queue's items (an HTTP client's socket
+    buffers would hide that for hundreds of kilobytes), so the test drives the hub's watcher directly."""
+    fake_llm.hold_after = 1
+    session_id = new_id()
+    app = make_app(task_queue, client, gateway_stream_queue_size=3)
+    hub: StreamHub = app.state.streams
+    async with asgi_client(app) as http:
+        started = await http.post("/invoke?stream=false", json={**QUICK_TASK, "session_id": session_id}, headers=ALICE)
+        assert started.status_code == 202
+        handle = client.get_workflow_handle(session_id)
+        await wait_until_offset(client, session_id, 3)
+        offset = await WorkflowStreamClient(handle, client=client).get_offset()
+        running = Catchup(items=[], next_offset=offset, task_status=TaskStatus.RUNNING)
+        feed, watcher = hub.join(client, session_id, running)
+        try:
+            await publish_deltas(client, session_id, *(f"chunk {i}" for i in range(6)))
+            await wait_until(lambda: watcher.dropped, within=10)
+            assert hub.watchers(session_id) == 0  # dropped at once: its slot is free
+            got = [watcher.queue.get_nowait() for _ in range(watcher.queue.qsize())]
+            assert [item.data.data["text"] for item in got[:-1] if not isinstance(item, Closed)] == [
+                "chunk 0",
+                "chunk 1",
+                "chunk 2",
+            ]
+            assert isinstance(got[-1], Closed) and "too slow" in (got[-1].error or "")
+            assert "Last-Event-ID" in (got[-1].error or "")
+        finally:
+            hub.leave(feed, watcher)
+            fake_llm.release()
+    await wait_until(lambda: hub.subscriptions == 0, within=2)
+
+
+async def wait_until_offset(client: Client, session_id: str, offset: int) -> None:
+    stream = WorkflowStreamClient.create(client, session_id)
+    for _ in range(200):
+        with contextlib.suppress(Exception):
+            if await stream.get_offset() >= offset:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the task published nothing")
+
+
+async def test_bad_deltas_and_a_position_past_the_last_event_are_clear_422s(
+    client: Client, task_queue: str, worker: Worker
+) -> None:
+    session_id = new_id()
+    async with asgi_client(make_app(task_queue, client)) as http:
+        started = await http.post("/invoke?stream=false", json={**QUICK_TASK, "session_id": session_id}, headers=ALICE)
+        assert started.status_code == 202
+        for query in ("deltas=yes", "deltas=1", "deltas="):
+            response = await http.get(f"/events/{session_id}?{query}", headers=ALICE)
+            assert response.status_code == 422, query
+            assert response.json()["errors"][0]["field"] == "query.deltas", response.json()
+        assert (await http.post("/invoke?deltas=maybe", json=QUICK_TASK, headers=ALICE)).status_code == 422
+        done = await http.get(f"/events/{session_id}?deltas=false", headers=ALICE)
+        last = max(e.id for e in parse_sse(done.text) if e.id is not None)
+        assert (await http.get(f"/events/{session_id}?after={last}", headers=ALICE)).status_code == 200
+        for headers, query in ((ALICE, f"?after={last + 1}"), ({**ALICE, "Last-Event-ID": str(last + 50)}, "")):
+            beyond = await http.get(f"/events/{session_id}{query}", headers=headers)
+            assert beyond.status_code == 422
+            error: dict[str, Any] = beyond.json()["errors"][0]
+            assert error["field"] == "query.after"
+            assert f"the task's last event has id {last}" in error["reason"], error
