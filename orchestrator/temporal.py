@@ -17,6 +17,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.envconfig import ClientConfig
 
 from orchestrator.codec import EncryptionCodec
+from orchestrator.payload_store import external_storage
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +29,18 @@ def data_converter(environ: Mapping[str, str] | None = None) -> DataConverter:
 
     With PAYLOAD_ENCRYPTION_KEYS set (see `orchestrator.codec`), payloads are AES-GCM encrypted before they
     leave the process, and failure messages and stack traces are moved into an encrypted payload too.
+    With PAYLOAD_STORE_DIR set (see `orchestrator.payload_store`), payloads of PAYLOAD_STORE_THRESHOLD bytes or
+    more (after encryption) are stored there, and history holds a reference to each.
     """
     codec = EncryptionCodec.from_env(environ)
+    storage = external_storage(environ)
+    converter = pydantic_data_converter
+    if storage is not None:
+        converter = dataclasses.replace(converter, external_storage=storage)
     if codec is None:
-        return pydantic_data_converter
+        return converter
     return dataclasses.replace(
-        pydantic_data_converter,
+        converter,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
