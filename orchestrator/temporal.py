@@ -29,11 +29,12 @@ def data_converter(environ: Mapping[str, str] | None = None) -> DataConverter:
 
     With PAYLOAD_ENCRYPTION_KEYS set (see `orchestrator.codec`), payloads are AES-GCM encrypted before they
     leave the process, and failure messages and stack traces are moved into an encrypted payload too.
-    With PAYLOAD_STORE_DIR set (see `orchestrator.payload_store`), payloads of PAYLOAD_STORE_THRESHOLD bytes or
-    more (after encryption) are stored there, and history holds a reference to each.
+    With PAYLOAD_STORE set (see `orchestrator.payload_store`), payloads of PAYLOAD_STORE_THRESHOLD bytes or more
+    are stored there (chunked, each chunk once per task, sealed with the same codec), and history holds a
+    reference to each.
     """
     codec = EncryptionCodec.from_env(environ)
-    storage = external_storage(environ)
+    storage = external_storage(codec, environ)
     converter = pydantic_data_converter
     if storage is not None:
         converter = dataclasses.replace(converter, external_storage=storage)
