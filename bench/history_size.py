@@ -131,6 +131,7 @@ async def one_task(
                 os.environ[key] = value
     return {
         "status": str(state.task_status),
+        "errors": state.errors[-2:],
         "history_bytes": history_bytes,
         "events": len(raw.events),
         "store_bytes": store_bytes(store, handle.id) if store else 0,
