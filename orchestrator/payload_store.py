@@ -6,11 +6,11 @@ PAYLOAD_STORE_THRESHOLD bytes (default 16 KiB) that a client or worker sends to 
 history holds the SDK's small reference instead (`{"driverName": "local", "claimData": {"task", "manifest",
 "bytes"}}`, about 200 bytes).
 
-**Each value once.** A payload is cut into content-defined chunks (boundaries after a JSON-escaped newline,
-chosen by a hash of the lines around it; at most 128 KiB), and each chunk is stored under the hash of its bytes;
-the payload's manifest (its chunk keys) is one more chunk. An `llm_chat` input re-sends the whole conversation,
-but only its new messages make new chunks: the code context and every earlier message are already stored and
-are only named again. So a task writes the context about once and each message about once, however many agent steps re-send
+**Each value once.** A payload is cut into content-defined chunks (boundaries after a JSON-escaped newline, chosen
+by a hash of the lines around it; at most 128 KiB), and each chunk is stored under the hash of its bytes; the
+payload's manifest (its chunk keys) is one more chunk. An `llm_chat` input re-sends the whole conversation, but
+only its new messages make new chunks: the code context and every earlier message are already stored and are only
+named again. So a task writes the context about once and each message about once, however many agent steps re-send
 them (bench/history_size.py measures it). Chunks are per task (the table's key is `(task, key)`), so retention
 deletes a task's values with one statement.
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from orchestrator.payload_store import STORE_ENV, THRESHOLD_ENV
+from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import FakeLlmServer
 from tests.support import ROOT, TEST_API_KEY, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
@@ -56,9 +58,24 @@ def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[object]
             proc.wait(timeout=30)
 
 
+@pytest.mark.parametrize("stored", [False, True], ids=["inline", "payload-store"])
 async def test_killed_worker_resumes_without_repaying_finished_model_calls(
-    client: Client, fake_llm: FakeLlmServer, task_queue: str, spawn_worker, tmp_path: Path
+    client: Client,
+    fake_llm: FakeLlmServer,
+    task_queue: str,
+    spawn_worker,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+    stored: bool,
 ) -> None:
+    """Also with the payload store on (a low threshold, so every model call's input and reply are stored): the
+    new worker reads what the killed one wrote, and still no finished call is paid twice."""
+    if stored:
+        store = {STORE_ENV: str(tmp_path / "payloads.sqlite"), THRESHOLD_ENV: "1024"}
+        worker_env.update(store)
+        client = await Client.connect(
+            client.service_client.config.target_host, namespace="default", data_converter=data_converter(store)
+        )
     fake_llm.hold_after = 2  # planner and the first code turn are served; the second code turn hangs
     first = spawn_worker()
     handle = await start_task(client, task_queue, feedback_window_seconds=0)
@@ -99,6 +116,8 @@ async def test_killed_worker_resumes_without_repaying_finished_model_calls(
         and e["activityTaskStartedEventAttributes"]["attempt"] > 1
     ]
     assert len(retried) == 1, json.dumps(retried)[:500]  # only the call that was in flight at the crash
+    if stored:
+        assert "externalPayloads" in json.dumps(history)
 
 
 async def test_a_worker_killed_while_the_task_awaits_budget_changes_nothing(
