@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import os
 import sqlite3
@@ -314,7 +315,7 @@ def threshold(environ: Mapping[str, str]) -> int:
     return value
 
 
-_drivers: dict[tuple[str, tuple[str, ...]], SqliteStorageDriver] = {}
+_drivers: dict[tuple[str, tuple[tuple[str, str], ...]], SqliteStorageDriver] = {}  # one per file and key set
 
 
 def external_storage(codec: EncryptionCodec | None, environ: Mapping[str, str] | None = None) -> ExternalStorage | None:
@@ -323,11 +324,36 @@ def external_storage(codec: EncryptionCodec | None, environ: Mapping[str, str] |
     path = env.get(STORE_ENV, "").strip()
     if not path:
         return None
-    cache_key = (str(Path(path).resolve()), tuple(codec.key_ids) if codec else ())
+    keys = tuple((key_id, hashlib.sha256(key).hexdigest()) for key_id, key in (codec.keys if codec else {}).items())
+    cache_key = (str(Path(path).resolve()), keys)
     driver = _drivers.get(cache_key)
     if driver is None:
         driver = _drivers[cache_key] = SqliteStorageDriver(path, codec)
     return ExternalStorage(drivers=[driver], payload_size_threshold=threshold(env))
+
+
+REFERENCE_TYPE = b"temporal.api.sdk.v1.ExternalStorageReference"
+
+
+async def resolve_references(storage: ExternalStorage | None, payloads: Sequence[Payload]) -> list[Payload]:
+    """`payloads` with each of the SDK's storage references replaced by the value it names (the codec server's
+    /decode does this, so the Web UI and the CLI show stored values as they show inline ones)."""
+    out = list(payloads)
+    for i, payload in enumerate(payloads):
+        if (
+            payload.metadata.get("encoding") != b"json/protobuf"
+            or payload.metadata.get("messageType") != REFERENCE_TYPE
+        ):
+            continue
+        if storage is None:
+            raise PayloadStoreError(f"a payload is stored outside history, but {STORE_ENV} is not set here")
+        reference = json.loads(payload.data)
+        driver = next((d for d in storage.drivers if d.name() == reference.get("driverName")), None)
+        if driver is None:
+            raise PayloadStoreError(f"a payload is stored by driver {reference.get('driverName')!r}, unknown here")
+        claim = StorageDriverClaim(claim_data=dict(reference.get("claimData", {})))
+        [out[i]] = await driver.retrieve(StorageDriverRetrieveContext(), [claim])
+    return out
 
 
 PRUNE_MIN_AGE_SECONDS = 3600.0
