@@ -4,8 +4,8 @@
     .venv/bin/python -m bench.history_size --sizes 0,49152 --encrypted
 
 One embedded Temporal dev server, the offline model (plan → code → lint → docs), the real worker plugin. Each
-task runs until it awaits feedback; its history is then fetched as the server stores it (no codec, no store:
-what a replay downloads) and measured. "store B" is what the task wrote to PAYLOAD_STORE.
+task runs until it awaits feedback; its history size and length are then the server's own figures (describe:
+what a replay downloads). "store B" is what the task wrote to PAYLOAD_STORE.
 """
 
 from __future__ import annotations
@@ -119,9 +119,9 @@ async def one_task(
                     break
                 await asyncio.sleep(0.2)
             elapsed = time.monotonic() - started
-            raw = await env.client.get_workflow_handle(handle.id).fetch_history()  # as stored: no codec, no store
-            history = History(events=raw.events)
-            history_bytes = len(history.SerializeToString())
+            raw = env.client.get_workflow_handle(handle.id)  # as stored: no codec, no store
+            info = (await raw.describe()).raw_description.workflow_execution_info  # the server's own count
+            history = History(events=(await raw.fetch_history()).events)
             await handle.terminate("benchmark done")
     finally:
         for key, value in saved.items():
@@ -132,8 +132,8 @@ async def one_task(
     return {
         "status": str(state.task_status),
         "errors": state.errors[-2:],
-        "history_bytes": history_bytes,
-        "events": len(raw.events),
+        "history_bytes": info.history_size_bytes,
+        "events": info.history_length,
         "store_bytes": store_bytes(store, handle.id) if store else 0,
         "offloaded_bytes": offloaded_bytes(history),
         "seconds": round(elapsed, 2),
