@@ -1,7 +1,9 @@
 """History bytes and events of one task, with payloads inline and with the payload store, by code-context size.
 
     .venv/bin/python -m bench.history_size                      # contexts 0, 48 KB, 1 MB; one task each way
-    .venv/bin/python -m bench.history_size --sizes 0,49152 --encrypted
+    .venv/bin/python -m bench.history_size --sizes 0,49152 --steps '' --encrypted
+
+Rows with a number of code-agent calls use a scripted model over a 48 KB context (2, 6, 20 model calls).
 
 One embedded Temporal dev server, the offline model (plan → code → lint → docs), the real worker plugin. Each
 task runs until it awaits feedback; its history size and length are then the server's own figures (describe:
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
+from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
@@ -30,17 +33,29 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
+from activities.llm import LlmActivities
 from api.auth import ApiKeyRegistry
 from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from orchestrator.payload_store import STORE_ENV, THRESHOLD_ENV
-from orchestrator.plugin import OrchestratorPlugin
+from orchestrator.plugin import OrchestratorPlugin, WorkerActivities
 from orchestrator.search_attributes import SEARCH_ATTRIBUTES
 from orchestrator.temporal import data_converter
 from tests.fakes.server import ThreadedServer
 from tests.support import TEST_API_KEY, binary
 from workflows.coding_task import CodingTask
-from workflows.models import CodingTaskInput, TaskStatus, start_search_attributes
+from workflows.models import (
+    LLM_ACTIVITY,
+    AgentRole,
+    CodingTaskInput,
+    LlmRequest,
+    LlmResponse,
+    TaskStatus,
+    ToolCall,
+    start_search_attributes,
+)
+
+STEPS_CONTEXT = 48 * 1024
 
 
 def code_context(size: int) -> str | None:
@@ -54,6 +69,23 @@ def code_context(size: int) -> str | None:
         total += len(line)
         i += 1
     return "".join(lines)[:size]
+
+
+class ScriptedSteps(LlmActivities):
+    """The offline model, with a code agent that takes `steps` model calls: after the offline first turn (search +
+    lint), it looks something up again until its last call, which the offline model answers."""
+
+    def __init__(self, settings: WorkerSettings, steps: int) -> None:
+        super().__init__(settings)
+        self.steps = steps
+
+    @activity.defn(name=LLM_ACTIVITY)
+    async def chat(self, request: LlmRequest) -> LlmResponse:
+        turn = sum(m.role == "assistant" for m in request.messages)
+        if request.role == AgentRole.CODE_GENERATION and 1 <= turn < self.steps - 1:
+            call = ToolCall(id=f"scripted-{turn}", name="search_knowledge", arguments={"query": f"helper {turn}"})
+            return LlmResponse(model="offline:scripted", content=f"step {turn}: one more look", tool_calls=[call])
+        return await super().chat(request)
 
 
 def store_bytes(path: Path, task: str) -> int:
@@ -86,7 +118,7 @@ def offloaded_bytes(history: History) -> int:
 
 
 async def one_task(
-    env: WorkflowEnvironment, environ: dict[str, str], size: int, store: Path | None, memory_url: str
+    env: WorkflowEnvironment, environ: dict[str, str], size: int, store: Path | None, memory_url: str, steps: int = 0
 ) -> dict[str, Any]:
     saved = {k: os.environ.get(k) for k in environ}
     os.environ.update(environ)  # the plugin's and the client's converter read the environment
@@ -103,8 +135,19 @@ async def one_task(
             memory_api_url=memory_url,
             memory_api_key=TEST_API_KEY,
         )
-        async with Worker(client, task_queue=queue, plugins=[OrchestratorPlugin(settings)]):
-            task = CodingTaskInput(task_description="write an add function", code_context=code_context(size))
+        if steps:
+            wired = WorkerActivities(settings)
+            scripted = ScriptedSteps(settings, steps)
+            functions: list[Any] = [scripted.chat, wired.lint.lint, wired.rag.search_knowledge]
+            worker = Worker(client, task_queue=queue, workflows=[CodingTask], activities=functions)
+        else:
+            worker = Worker(client, task_queue=queue, plugins=[OrchestratorPlugin(settings)])
+        async with worker:
+            task = CodingTaskInput(
+                task_description="write an add function",
+                code_context=code_context(size),
+                max_agent_steps=max(steps, 6),
+            )
             started = time.monotonic()
             handle = await client.start_workflow(
                 CodingTask.run,
@@ -140,7 +183,7 @@ async def one_task(
     }
 
 
-async def run(sizes: list[int], encrypted: bool, threshold: int | None) -> list[dict[str, Any]]:
+async def run(sizes: list[int], steps: list[int], encrypted: bool, threshold: int | None) -> list[dict[str, Any]]:
     base: dict[str, str] = {}
     if encrypted:
         base["PAYLOAD_ENCRYPTION_KEYS"] = "bench=" + base64.b64encode(os.urandom(32)).decode()
@@ -164,7 +207,13 @@ async def run(sizes: list[int], encrypted: bool, threshold: int | None) -> list[
                     if size <= 1_100_000:  # the server refuses a payload over 2 MB: larger ones need the store
                         inline = await one_task(env, {**base, STORE_ENV: ""}, size, None, server.base_url)
                     stored = await one_task(env, stored_env, size, store / "payloads.sqlite", server.base_url)
-                    rows.append({"context_bytes": size, "inline": inline, "stored": stored})
+                    rows.append({"context_bytes": size, "steps": "offline", "inline": inline, "stored": stored})
+                for n in steps:  # the scripted code agent over a 48 KB context
+                    inline = await one_task(env, {**base, STORE_ENV: ""}, STEPS_CONTEXT, None, server.base_url, n)
+                    stored = await one_task(
+                        env, stored_env, STEPS_CONTEXT, store / "payloads.sqlite", server.base_url, n
+                    )
+                    rows.append({"context_bytes": STEPS_CONTEXT, "steps": n, "inline": inline, "stored": stored})
         finally:
             server.stop()
     return rows
@@ -172,19 +221,19 @@ async def run(sizes: list[int], encrypted: bool, threshold: int | None) -> list[
 
 def table(rows: list[dict[str, Any]], encrypted: bool) -> str:
     head = (
-        "| code_context | history B inline | events | history B stored | events | store B (chunks) "
+        "| code_context | code agent calls | history B inline | events | history B stored | events | store B (chunks) "
         "| store B if whole payloads | status |"
     )
     lines = [
         f"payloads {'encrypted' if encrypted else 'plain JSON'}; offline model; task measured at awaiting_feedback",
         head,
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         i, s = row["inline"], row["stored"]
         inline = f"{i['history_bytes']:,} | {i['events']}" if i else "n/a (over the server's blob limit) | -"
         lines.append(
-            f"| {row['context_bytes']:,} | {inline} | {s['history_bytes']:,} | {s['events']} | "
+            f"| {row['context_bytes']:,} | {row['steps']} | {inline} | {s['history_bytes']:,} | {s['events']} | "
             f"{s['store_bytes']:,} | {s['offloaded_bytes']:,} | {s['status']} |"
         )
     return "\n".join(lines)
@@ -193,12 +242,14 @@ def table(rows: list[dict[str, Any]], encrypted: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="0,49152,1048576", help="code_context sizes in bytes, comma-separated")
+    parser.add_argument("--steps", default="2,6,20", help="code-agent model calls of the scripted rows ('' for none)")
     parser.add_argument("--encrypted", action="store_true", help="with PAYLOAD_ENCRYPTION_KEYS set")
     parser.add_argument("--threshold", type=int, help=f"{THRESHOLD_ENV} for the stored run")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    rows = asyncio.run(run(sizes, args.encrypted, args.threshold))
+    steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    rows = asyncio.run(run(sizes, steps, args.encrypted, args.threshold))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     print(table(rows, args.encrypted))
