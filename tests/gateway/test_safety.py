@@ -142,7 +142,7 @@ async def test_bad_event_positions_are_422(http: httpx.AsyncClient, alice_task: 
         (b'{"task_description": 5}', "body.task_description"),
         (b'{"task_description": "   "}', "body.task_description"),
         (b'{"task_description": "' + b"x" * 20_001 + b'"}', "body.task_description"),
-        (b'{"task_description": "ok", "code_context": "' + b"x" * 100_001 + b'"}', "body.code_context"),
+        (b'{"task_description": "ok", "code_context": "' + b"x" * (MAX_CODE_CONTEXT + 1) + b'"}', "body.code_context"),
         (b'{"task_description": "ok", "session_id": "../../etc"}', "body.session_id"),
         (b'{"task_description": "ok", "session_id": "' + b"a" * 129 + b'"}', "body.session_id"),
         (b'{"task_description": "ok", "owner": "bob"}', "body.owner"),
