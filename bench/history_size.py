@@ -30,7 +30,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from activities.config import WorkerSettings
 from activities.llm import LlmActivities
@@ -148,7 +148,7 @@ async def one_task(
                 code_context=code_context(size),
                 max_agent_steps=max(steps, 6),
             )
-            started = time.monotonic()
+            started, cpu_started = time.monotonic(), time.process_time()
             handle = await client.start_workflow(
                 CodingTask.run,
                 task,
@@ -161,7 +161,12 @@ async def one_task(
                 if state.task_status in (TaskStatus.AWAITING_FEEDBACK, TaskStatus.FAILED):
                     break
                 await asyncio.sleep(0.2)
-            elapsed = time.monotonic() - started
+            elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
+            replay_started = time.monotonic()  # an evicted task: fetch the history, replay it (reading the store)
+            fetched = await client.get_workflow_handle(handle.id).fetch_history()
+            replayer = Replayer(workflows=[], plugins=[OrchestratorPlugin()])
+            await replayer.replay_workflow(fetched, raise_on_replay_failure=True)
+            replay = time.monotonic() - replay_started
             raw = env.client.get_workflow_handle(handle.id)  # as stored: no codec, no store
             info = (await raw.describe()).raw_description.workflow_execution_info  # the server's own count
             history = History(events=(await raw.fetch_history()).events)
@@ -180,6 +185,8 @@ async def one_task(
         "store_bytes": store_bytes(store, handle.id) if store else 0,
         "offloaded_bytes": offloaded_bytes(history),
         "seconds": round(elapsed, 2),
+        "cpu_seconds": round(cpu, 3),  # this process: client and worker (pylint and the server run elsewhere)
+        "replay_seconds": round(replay, 3),
     }
 
 
@@ -222,19 +229,20 @@ async def run(sizes: list[int], steps: list[int], encrypted: bool, threshold: in
 def table(rows: list[dict[str, Any]], encrypted: bool) -> str:
     head = (
         "| code_context | code agent calls | history B inline | events | history B stored | events | store B (chunks) "
-        "| store B if whole payloads | status |"
+        "| store B if whole payloads | CPU s inline / stored | replay s inline / stored | status |"
     )
     lines = [
         f"payloads {'encrypted' if encrypted else 'plain JSON'}; offline model; task measured at awaiting_feedback",
         head,
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         i, s = row["inline"], row["stored"]
         inline = f"{i['history_bytes']:,} | {i['events']}" if i else "n/a (over the server's blob limit) | -"
         lines.append(
             f"| {row['context_bytes']:,} | {row['steps']} | {inline} | {s['history_bytes']:,} | {s['events']} | "
-            f"{s['store_bytes']:,} | {s['offloaded_bytes']:,} | {s['status']} |"
+            f"{s['store_bytes']:,} | {s['offloaded_bytes']:,} | {i['cpu_seconds'] if i else '-'} / {s['cpu_seconds']} "
+            f"| {i['replay_seconds'] if i else '-'} / {s['replay_seconds']} | {s['status']} |"
         )
     return "\n".join(lines)
 
