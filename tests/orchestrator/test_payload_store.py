@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
 from temporalio.converter import (
     StorageDriverClaim,
     StorageDriverRetrieveContext,
@@ -27,8 +28,10 @@ from orchestrator.payload_store import (
     chunks,
     external_storage,
     prune,
+    workflow_exists,
 )
 from orchestrator.temporal import data_converter
+from tests.support import start_task
 from workflows.models import ChatMessage, LlmRequest
 
 CONTEXT = "".join(f"def helper_{i}(value: int) -> int:\n    return value * {i} + {i % 7}\n\n" for i in range(2000))
@@ -146,3 +149,14 @@ async def test_prune_deletes_the_values_of_tasks_temporal_no_longer_has(tmp_path
     deleted, freed = await prune(driver, exists)
     assert deleted == ["gone"] and freed > len(CONTEXT) // 2
     assert set(driver.tasks()) == {"kept", "young"}  # young: may be a task whose start is on its way
+
+
+async def test_prune_asks_temporal_which_tasks_it_still_has(client: Client, task_queue: str, tmp_path: Path) -> None:
+    """Against the real server: a running task is kept, an id Temporal never had is pruned."""
+    handle = await start_task(client, task_queue)  # no worker: it stays running
+    driver = SqliteStorageDriver(tmp_path / "store.sqlite")
+    for task in (handle.id, "task-never-started"):
+        await driver.store(target(task), [payload_of([CONTEXT])])
+    deleted, _ = await prune(driver, lambda task: workflow_exists(client, task), min_age_seconds=0)
+    assert deleted == ["task-never-started"] and set(driver.tasks()) == {handle.id}
+    await handle.terminate("test done")
