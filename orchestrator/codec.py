@@ -76,6 +76,7 @@ class EncryptionCodec(PayloadCodec):
     def __init__(self, keys: Mapping[str, bytes]) -> None:
         if not keys:
             raise EncryptionConfigError("EncryptionCodec needs at least one key")
+        self.keys = dict(keys)  # also the source of the payload store's chunk-key HMAC keys
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.active_key_id = next(iter(keys))
 

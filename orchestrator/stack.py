@@ -10,6 +10,10 @@ Starts, in order, and stops everything it started on Ctrl-C, SIGTERM or SIGHUP:
 3. the worker (`python worker.py`);
 4. the REST gateway on :8002.
 
+Worker and gateway share the payload store `data/payloads.sqlite` (PAYLOAD_STORE, `orchestrator.payload_store`):
+large values (the code context, the conversation) live there and history holds references. `PAYLOAD_STORE=`
+(empty) keeps every value inline.
+
 On first use it writes a random API key into `.env`. Every child's output is shown with its name in front.
 
 Nothing outlives it. Each child runs in its own process group (so a terminal's signals reach the launcher only,
@@ -439,6 +443,7 @@ def main() -> int:
     except OSError as exc:
         raise SystemExit(f"[stack] cannot start: cannot write {ENV_FILE}: {exc.strerror or exc}") from None
     stack.env = env = {**file_values, **os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("PAYLOAD_STORE", str(DATA / "payloads.sqlite"))  # large values out of history; empty: off
     check_databases(env)
     python = sys.executable
     code = 0

@@ -18,6 +18,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.envconfig import ClientConfig
 
 from orchestrator.codec import EncryptionCodec
+from orchestrator.payload_store import external_storage
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,19 @@ def data_converter(environ: Mapping[str, str] | None = None) -> DataConverter:
 
     With PAYLOAD_ENCRYPTION_KEYS set (see `orchestrator.codec`), payloads are AES-GCM encrypted before they
     leave the process, and failure messages and stack traces are moved into an encrypted payload too.
+    With PAYLOAD_STORE set (see `orchestrator.payload_store`), payloads of PAYLOAD_STORE_THRESHOLD bytes or more
+    are stored there (chunked, each chunk once per task, sealed with the same codec), and history holds a
+    reference to each.
     """
     codec = EncryptionCodec.from_env(environ)
+    storage = external_storage(codec, environ)
+    converter = pydantic_data_converter
+    if storage is not None:
+        converter = dataclasses.replace(converter, external_storage=storage)
     if codec is None:
-        return pydantic_data_converter
+        return converter
     return dataclasses.replace(
-        pydantic_data_converter,
+        converter,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -38,7 +38,10 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
 
 MAX_TASK_DESCRIPTION = 20_000
-MAX_CODE_CONTEXT = 100_000
+MAX_CODE_CONTEXT = 2_000_000  # characters
+# Without the payload store (PAYLOAD_STORE) every model call's input carries the context inline, and Temporal refuses
+# a payload over 2 MB (and warns above 512 KB): the gateway accepts at most this much code_context then.
+MAX_INLINE_CODE_CONTEXT = 400_000
 MAX_COMMENT = 4_000
 MAX_BUDGET_USD = 10_000.0  # per task: anything above is a typo, not a budget
 MAX_BUDGET_TOKENS = 1_000_000_000

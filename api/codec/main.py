@@ -9,6 +9,7 @@ from api.auth import ApiKeyRegistry
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from orchestrator.codec import KEYS_ENV, EncryptionCodec
+from orchestrator.payload_store import external_storage
 
 from .deps import namespace
 from .routes import ops, payloads
@@ -42,6 +43,7 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry
     app.state.codec = codec
+    app.state.storage = external_storage(codec)  # PAYLOAD_STORE: /decode shows stored values too
     install_error_handlers(app, "codec server")
     app.include_router(payloads.router)
     app.include_router(payloads.router, prefix="/{namespace}", dependencies=[Depends(namespace)])

@@ -23,7 +23,9 @@ class Settings(BaseSettings):
         "memory://",
         description="'memory://' (one replica) or 'redis://host:6379' shared by replicas (pip install coredis)",
     )
-    gateway_max_body_bytes: int = Field(1_048_576, ge=1_024, description="larger request bodies get 413")
+    gateway_max_body_bytes: int = Field(
+        4_194_304, ge=1_024, description="larger request bodies get 413 (a 2 MB code_context, JSON-escaped, fits)"
+    )
     gateway_cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://ui.example"]')
     gateway_metrics_public: bool = Field(False, description="serve /metrics without X-API-KEY")
     gateway_poll_interval: float = Field(

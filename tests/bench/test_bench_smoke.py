@@ -28,3 +28,22 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     assert report["throughput_L0"]["failed"] == 0
     assert report["single"]["median_run"]["llm_calls"] == 5
     assert "single overhead" in proc.stdout
+
+
+def test_history_size_benchmark_runs_and_the_store_keeps_history_small(tmp_path: Path) -> None:
+    """One 48 KB-context task inline and one with the payload store: sizes, not timings, are what it reports."""
+    out = tmp_path / "history.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.history_size", "--sizes", "49152", "--steps", "", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [row] = json.loads(out.read_text())
+    inline, stored = row["inline"], row["stored"]
+    assert inline["status"] == stored["status"] == "awaiting_feedback"
+    assert inline["events"] == stored["events"]  # the same task, only where its values live differs
+    assert stored["history_bytes"] < 120_000 < inline["history_bytes"]
+    assert 49_152 < stored["store_bytes"] < stored["offloaded_bytes"]  # the context at least once, re-sends not whole

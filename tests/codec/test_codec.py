@@ -10,6 +10,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
+from temporalio.converter import StorageDriverStoreContext, StorageDriverWorkflowInfo
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
@@ -32,6 +34,7 @@ from orchestrator.codec import (
     EncryptionConfigError,
     parse_keys,
 )
+from orchestrator.payload_store import REFERENCE_TYPE, STORE_ENV
 from orchestrator.temporal import data_converter
 from tests.fakes.server import ThreadedServer
 from tests.support import SECRETS, binary, product_worker, secrets_in_histories
@@ -401,3 +404,26 @@ def started_input(shown: str) -> str:
         return ""
     payload = events[0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
     return base64.b64decode(payload.get("data", "")).decode("utf-8", "replace")
+
+
+async def test_codec_server_shows_values_kept_in_the_payload_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Web UI sees a storage reference in history; /decode answers with the stored value, decrypted."""
+    store = {STORE_ENV: str(tmp_path / "payloads.sqlite"), "PAYLOAD_ENCRYPTION_KEYS": f"k1={K1}"}
+    converter = data_converter(store)._with_store_context(
+        StorageDriverStoreContext(target=StorageDriverWorkflowInfo(namespace="default", id="task-ui"))
+    )
+    big = "x = 1\n" * 10_000
+    [reference] = await converter.encode([big])
+    assert reference.metadata["messageType"] == REFERENCE_TYPE
+    monkeypatch.setenv(STORE_ENV, store[STORE_ENV])
+    async with codec_http(f"k1={K1}") as http:
+        decoded = await http.post("/decode", json=as_json([reference]), headers={"X-API-KEY": CODEC_API_KEY})
+    assert decoded.status_code == 200, decoded.text
+    [plain] = decoded.json()["payloads"]
+    assert json.loads(base64.b64decode(plain["data"])) == big
+    monkeypatch.setenv(STORE_ENV, str(tmp_path / "elsewhere.sqlite"))  # a store without the value: a clear 422
+    async with codec_http(f"k1={K1}") as http:
+        missing = await http.post("/decode", json=as_json([reference]), headers={"X-API-KEY": CODEC_API_KEY})
+    assert missing.status_code == 422 and "task 'task-ui'" in missing.text and "missing" in missing.text

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +15,11 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from orchestrator.payload_store import STORE_ENV
+from orchestrator.temporal import data_converter
 from tests.gateway.support import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, make_app
 from tests.support import free_port
+from workflows.models import MAX_CODE_CONTEXT, MAX_INLINE_CODE_CONTEXT
 
 SID = "safety-unknown-id"
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -138,7 +142,7 @@ async def test_bad_event_positions_are_422(http: httpx.AsyncClient, alice_task: 
         (b'{"task_description": 5}', "body.task_description"),
         (b'{"task_description": "   "}', "body.task_description"),
         (b'{"task_description": "' + b"x" * 20_001 + b'"}', "body.task_description"),
-        (b'{"task_description": "ok", "code_context": "' + b"x" * 100_001 + b'"}', "body.code_context"),
+        (b'{"task_description": "ok", "code_context": "' + b"x" * (MAX_CODE_CONTEXT + 1) + b'"}', "body.code_context"),
         (b'{"task_description": "ok", "session_id": "../../etc"}', "body.session_id"),
         (b'{"task_description": "ok", "session_id": "' + b"a" * 129 + b'"}', "body.session_id"),
         (b'{"task_description": "ok", "owner": "bob"}', "body.owner"),
@@ -230,3 +234,33 @@ async def test_temporal_down_at_start_and_later_then_recovery(
         else:
             pytest.fail("the gateway did not recover after Temporal came back")
         await proxy.stop()
+
+
+async def test_code_context_limits(client: Client, task_queue: str, tmp_path: Path) -> None:
+    """Up to MAX_CODE_CONTEXT with the payload store (the default body limit lets it through), 422 above it; without
+    the store, 413 above what a history holds inline, naming the setting."""
+    line = "def f(x):\n    return x\n"
+    biggest = (line * (MAX_CODE_CONTEXT // len(line) + 1))[:MAX_CODE_CONTEXT]
+    async with asgi_client(make_app(task_queue, client)) as http:
+        over = await http.post(
+            "/invoke?stream=false", json={**QUICK_TASK, "code_context": biggest + "x"}, headers=ALICE
+        )
+        assert over.status_code == 422 and "code_context" in over.text
+        inline = await http.post(
+            "/invoke?stream=false",
+            json={**QUICK_TASK, "code_context": biggest[: MAX_INLINE_CODE_CONTEXT + 1]},
+            headers=ALICE,
+        )
+        assert inline.status_code == 413 and STORE_ENV in inline.json()["detail"], inline.text
+    stored_client = await Client.connect(
+        client.service_client.config.target_host,
+        namespace="default",
+        data_converter=data_converter({STORE_ENV: str(tmp_path / "payloads.sqlite")}),
+    )
+    async with asgi_client(make_app(task_queue, stored_client)) as http:
+        started = await http.post("/invoke?stream=false", json={**QUICK_TASK, "code_context": biggest}, headers=ALICE)
+        assert started.status_code == 202, started.text
+        session = started.json()["session_id"]
+    description = await stored_client.get_workflow_handle(session).describe()
+    assert description.raw_description.workflow_execution_info.history_size_bytes < 20_000  # a reference, not 2 MB
+    await stored_client.get_workflow_handle(session).terminate("test done")

@@ -37,6 +37,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['TEMPORAL_PORT']}",
         "TEMPORAL_DB_PATH": str(tmp_path / "temporal.db"),
         "MEMORY_DB_PATH": str(tmp_path / "memory.db"),
+        "PAYLOAD_STORE": str(tmp_path / "payloads.sqlite"),
         "MEMORY_API_URL": f"http://127.0.0.1:{ports['MEMORY_API_PORT']}",
         "ORCHESTRATOR_API_KEY": TEST_API_KEY,
         "MEMORY_API_KEY": TEST_API_KEY,

@@ -6,6 +6,9 @@ Before a change of the workflow's shape, record with a `--suffix` naming the cha
 the change (guarded with `workflow.patched`, see "Changing the workflow" in the README), they must keep replaying.
 The server has the search attributes registered, as `make run`'s has, and tasks start as the gateway starts
 them, so the histories hold the upserts production makes.
+
+`stored_context` records with the payload store on (`orchestrator.payload_store`): its history holds references,
+and the values they name go to `histories/stored_context.sqlite`, which the replay test reads.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -22,6 +26,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
+from orchestrator import payload_store
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import NEEDS_ONE_FIX, FakeLlmServer
@@ -32,7 +37,22 @@ from workflows.models import BudgetRaise, FeedbackInput, TaskStatus
 HISTORIES = Path(__file__).parent / "histories"
 
 
-SCENARIOS = ("completed_with_feedback", "revised", "cancelled", "started_bare", "gate_round", "budget_raised")
+SCENARIOS = (
+    "completed_with_feedback",
+    "revised",
+    "cancelled",
+    "started_bare",
+    "gate_round",
+    "budget_raised",
+    "stored_context",
+)
+STORED = "stored_context"  # recorded with the payload store on; its values in histories/<name>.sqlite
+STORED_THRESHOLD = 1024  # small, so that a small context and the conversation are stored
+
+
+def stored_context_text() -> str:
+    """About 6 KB of Python for the `stored_context` task: a code context the agents' calls re-send."""
+    return "".join(f"def helper_{i}(value: int) -> int:\n    return value * {i}\n\n\n" for i in range(120))
 
 
 async def record(client: Client, name: str, scenario) -> None:
@@ -52,6 +72,13 @@ async def main() -> None:
     if unknown := set(args.scenarios) - set(SCENARIOS):
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     logging.basicConfig(level=logging.WARNING)
+    if STORED in args.scenarios:
+        if len(args.scenarios) != 1:
+            parser.error(f"record {STORED} on its own: its converter stores values, the others' must not")
+        store = HISTORIES / f"{STORED}{args.suffix}.sqlite"
+        store.unlink(missing_ok=True)
+        os.environ[payload_store.STORE_ENV] = str(store)
+        os.environ[payload_store.THRESHOLD_ENV] = str(STORED_THRESHOLD)
     fake = FakeLlmServer().start()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
@@ -106,6 +133,14 @@ async def main() -> None:
             await handle.signal(CodingTask.feedback, FeedbackInput(rating=5))
             return handle
 
+        async def stored_context():  # a code context and a conversation in the payload store
+            handle = await start_task(
+                client, queue, task_description="write an add function", code_context=stored_context_text()
+            )
+            await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
+            await handle.signal(CodingTask.feedback, FeedbackInput(rating=4))
+            return handle
+
         async def cancelled():
             fake.hold_after = 2
             handle = await start_task(client, queue, task_description="write an add function")
@@ -120,8 +155,9 @@ async def main() -> None:
             "started_bare": started_bare,
             "gate_round": gate_round,
             "budget_raised": budget_raised,
+            "stored_context": stored_context,
         }
-        for name in args.scenarios or SCENARIOS:
+        for name in args.scenarios or [s for s in SCENARIOS if s != STORED]:
             fake.reset()
             await record(client, name + args.suffix, scenarios[name])
         fake.reset()

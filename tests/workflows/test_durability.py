@@ -6,17 +6,35 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
+from orchestrator.payload_store import STORE_ENV, THRESHOLD_ENV
+from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import FakeLlmServer
 from tests.support import start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import LLM_ACTIVITY, BudgetRaise, TaskStatus
 
 
+@pytest.mark.parametrize("stored", [False, True], ids=["inline", "payload-store"])
 async def test_killed_worker_resumes_without_repaying_finished_model_calls(
-    client: Client, fake_llm: FakeLlmServer, task_queue: str, spawn_worker, tmp_path: Path
+    client: Client,
+    fake_llm: FakeLlmServer,
+    task_queue: str,
+    spawn_worker,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+    stored: bool,
 ) -> None:
+    """Also with the payload store on (a low threshold, so every model call's input and reply are stored): the
+    new worker reads what the killed one wrote, and still no finished call is paid twice."""
+    if stored:
+        store = {STORE_ENV: str(tmp_path / "payloads.sqlite"), THRESHOLD_ENV: "1024"}
+        worker_env.update(store)
+        client = await Client.connect(
+            client.service_client.config.target_host, namespace="default", data_converter=data_converter(store)
+        )
     fake_llm.hold_after = 2  # planner and the first code turn are served; the second code turn hangs
     first = spawn_worker()
     handle = await start_task(client, task_queue, feedback_window_seconds=0)
@@ -58,6 +76,8 @@ async def test_killed_worker_resumes_without_repaying_finished_model_calls(
         and e["activityTaskStartedEventAttributes"]["attempt"] > 1
     ]
     assert len(retried) == 1, json.dumps(retried)[:500]  # only the call that was in flight at the crash
+    if stored:
+        assert "externalPayloads" in json.dumps(history)
 
 
 async def test_a_worker_killed_mid_stream_retries_that_call_alone_and_pays_no_finished_one_twice(

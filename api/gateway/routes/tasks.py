@@ -31,6 +31,8 @@ from workflows.coding_task import CodingTask
 from workflows.models import (
     DESCRIPTION_MEMO,
     DESCRIPTION_MEMO_CHARS,
+    MAX_CODE_CONTEXT,
+    MAX_INLINE_CODE_CONTEXT,
     OWNER_MEMO,
     STREAM_END_STATUSES,
     Budget,
@@ -309,8 +311,15 @@ async def invoke(
     A session id is never reused, even after its task ended: starting it again answers 409.
     """
     session_id = body.session_id or str(uuid.uuid4())
+    task = body.task_input(default_budget_usd=settings.default_budget_usd)
+    context = len(task.code_context or "")
+    if context > MAX_INLINE_CODE_CONTEXT and (await connection.get()).data_converter.external_storage is None:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"code_context has {context} characters; without the payload store (PAYLOAD_STORE) at most "
+            f"{MAX_INLINE_CODE_CONTEXT} fit in a task's history (with it, {MAX_CODE_CONTEXT})",
+        )
     try:
-        task = body.task_input(default_budget_usd=settings.default_budget_usd)
         handle = await _start(connection, task, session_id, tenant, settings)
     except WorkflowAlreadyStartedError:
         raise HTTPException(

@@ -1,0 +1,426 @@
+"""Large payloads live outside history, each piece once: a content-addressed SQLite store behind the SDK's
+`ExternalStorage`.
+
+With PAYLOAD_STORE set to a SQLite file (`make run`: `data/payloads.sqlite`), every payload of at least
+PAYLOAD_STORE_THRESHOLD bytes (default 16 KiB) that a client or worker sends to Temporal goes to the store, and
+history holds the SDK's small reference instead (`{"driverName": "local", "claimData": {"task", "manifest",
+"bytes"}}`, about 200 bytes).
+
+**Each value once.** A payload is cut into content-defined chunks (boundaries after a JSON-escaped newline, chosen
+by a hash of the lines around it; at most 128 KiB), and each chunk is stored under the hash of its bytes; the
+payload's manifest (its chunk keys) is one more chunk. An `llm_chat` input re-sends the whole conversation, but
+only its new messages make new chunks: the code context and every earlier message are already stored and are only
+named again. So a task writes the context about once and each message about once, however many agent steps re-send
+them (bench/history_size.py measures it). Chunks are per task (the table's key is `(task, key)`), so retention
+deletes a task's values with one statement.
+
+**Durable and exact.** A chunk is immutable (`INSERT OR IGNORE`: the same bytes, the same key, never rewritten).
+The SDK stores a payload before it puts its reference in a command or a completion, and a payload's chunks and
+manifest are committed in one transaction (`synchronous=FULL`), so a crash in between leaves only unreferenced
+rows. Every chunk read is verified against its key; a missing or corrupt chunk raises `PayloadStoreError`
+(non-retryable, naming the task and the key).
+
+**Encrypted at rest.** With PAYLOAD_ENCRYPTION_KEYS set, the SDK hands the driver the encrypted payload; the
+driver decrypts it, and seals each chunk with the same codec (AES-GCM, its key id inside). A chunk's key is then
+an HMAC of its bytes under a key derived from the encryption key, so neither the value nor a plain hash of it
+is at rest; without encryption the key is SHA-256.
+
+Every process that reads or writes these histories (worker, gateway, codec server, scripts, the replayer of an
+evicted task) needs the same store: one machine (`make run`) or a shared volume.
+`python -m orchestrator.payload_store prune` deletes the values of tasks whose histories Temporal no longer has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+from temporalio.converter import (
+    ExternalStorage,
+    StorageDriver,
+    StorageDriverClaim,
+    StorageDriverRetrieveContext,
+    StorageDriverStoreContext,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from orchestrator.codec import ENCODING as ENCRYPTED
+from orchestrator.codec import KEY_ID_METADATA, EncryptionCodec
+
+logger = logging.getLogger(__name__)
+
+STORE_ENV = "PAYLOAD_STORE"
+THRESHOLD_ENV = "PAYLOAD_STORE_THRESHOLD"
+DEFAULT_THRESHOLD = 16 * 1024
+DRIVER_NAME = "local"
+NO_TASK = "_no-task"
+CHUNK_MAX = 128 * 1024
+BOUNDARY_MASK = 0xFF  # about one line in 256 ends a chunk
+SEPARATOR = b"\\n"  # a newline inside a JSON string
+MANIFEST_PREFIX = b"payload-store-manifest-v1\n"
+_MAC_LABEL = b"coding-orchestrator payload-store chunk key v1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks (
+    task TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (task, key)
+) WITHOUT ROWID;
+"""
+
+
+class PayloadStoreError(ApplicationError):
+    """A stored value is missing or corrupt: the task cannot go on with it, and a retry would read the same."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="PayloadStoreError", non_retryable=True)
+
+
+def chunks(data: bytes) -> list[bytes]:
+    """Content-defined chunks of `data`: the same run of lines gives the same chunks wherever it sits.
+
+    A chunk ends after a line when the hash of that line and the one before it has its low bits zero (about one
+    line in 256), whatever the chunk's start, so two payloads sharing a run of lines cut it at the same places;
+    a chunk longer than CHUNK_MAX is cut there.
+    """
+    out: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    previous = 0
+    pieces = data.split(SEPARATOR)
+    last = len(pieces) - 1
+    for i, piece in enumerate(pieces):
+        if i < last:
+            piece += SEPARATOR
+        while size + len(piece) > CHUNK_MAX:  # a huge line, or no newlines at all: fixed cuts
+            room = CHUNK_MAX - size
+            current.append(piece[:room])
+            out.append(b"".join(current))
+            current, size, piece = [], 0, piece[room:]
+        current.append(piece)
+        size += len(piece)
+        line_hash = zlib.crc32(piece, previous)
+        previous = zlib.crc32(piece)
+        if line_hash & BOUNDARY_MASK == 0:
+            out.append(b"".join(current))
+            current, size = [], 0
+    if current:
+        out.append(b"".join(current))
+    return out
+
+
+@dataclass
+class StoreCounters:
+    """What this driver wrote: payloads, new chunks and their bytes, chunks found already stored."""
+
+    payloads: int = 0
+    chunks_written: int = 0
+    bytes_written: int = 0
+    chunks_deduplicated: int = 0
+
+
+class ChunkSealer:
+    """Chunk keys and at-rest form: SHA-256 and plain bytes, or an HMAC key and AES-GCM with the codec."""
+
+    def __init__(self, codec: EncryptionCodec | None) -> None:
+        self.codec = codec
+        self._mac_keys = {
+            key_id: hmac.digest(key, _MAC_LABEL, "sha256") for key_id, key in (codec.keys if codec else {}).items()
+        }
+
+    def key(self, chunk: bytes, key_id: str | None = None) -> str:
+        if self.codec is None:
+            return hashlib.sha256(chunk).hexdigest()
+        return hmac.new(self._mac_keys[key_id or self.codec.active_key_id], chunk, "sha256").hexdigest()
+
+    def seal(self, chunk: bytes) -> bytes:
+        if self.codec is None:
+            return chunk
+        return self.codec.encrypt(Payload(data=chunk)).SerializeToString()
+
+    def open(self, task: str, key: str, value: bytes) -> bytes:
+        """The chunk's bytes, verified against its key; PayloadStoreError when they do not match."""
+        try:
+            if self.codec is None:
+                chunk, key_id = value, None
+            else:
+                sealed = Payload.FromString(value)
+                if sealed.metadata.get("encoding") != ENCRYPTED:
+                    raise ValueError("not encrypted, but PAYLOAD_ENCRYPTION_KEYS is set")
+                key_id = sealed.metadata[KEY_ID_METADATA].decode()
+                chunk = self.codec.decrypt(sealed).data
+            ok = hmac.compare_digest(self.key(chunk, key_id), key)
+        except Exception as exc:  # a wrong key id, a failed authentication, not a payload
+            raise PayloadStoreError(f"task {task!r}: stored value {key} is unreadable: {exc}") from exc
+        if not ok:
+            raise PayloadStoreError(f"task {task!r}: stored value {key} is corrupt (its bytes do not match its key)")
+        return chunk
+
+
+class SqliteStorageDriver(StorageDriver):
+    """The local driver: chunks in one SQLite file, shared by every process of one machine."""
+
+    def __init__(self, path: str | Path, codec: EncryptionCodec | None = None, name: str = DRIVER_NAME) -> None:
+        self.path = Path(path)
+        self._name = name
+        self.sealer = ChunkSealer(codec)
+        self.counters = StoreCounters()
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    def name(self) -> str:
+        return self._name
+
+    def type(self) -> str:
+        return "coding-orchestrator.sqlite-chunks"
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+        finally:
+            db.close()
+
+    # ----------------------------------------------------------------- writing
+
+    def put(self, task: str, data: bytes) -> tuple[str, int]:
+        """Store `data` as chunks and a manifest, in one transaction; (manifest key, payload bytes)."""
+        pieces = chunks(data)
+        keys = [self.sealer.key(piece) for piece in pieces]
+        manifest = MANIFEST_PREFIX + "\n".join(keys).encode()
+        manifest_key = self.sealer.key(manifest)
+        wanted = dict(zip(keys, pieces, strict=True))
+        wanted[manifest_key] = manifest
+        with self._lock, self._connect() as db:
+            known = self._existing(db, task, list(wanted))
+            new = [
+                (task, key, self.sealer.seal(chunk), time.time()) for key, chunk in wanted.items() if key not in known
+            ]
+            with db:
+                db.executemany("INSERT OR IGNORE INTO chunks (task, key, value, created) VALUES (?, ?, ?, ?)", new)
+        self.counters.payloads += 1
+        self.counters.chunks_written += len(new)
+        self.counters.bytes_written += sum(len(row[2]) for row in new)
+        self.counters.chunks_deduplicated += len(wanted) - len(new)
+        return manifest_key, len(data)
+
+    @staticmethod
+    def _existing(db: sqlite3.Connection, task: str, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            rows = db.execute(f"SELECT key FROM chunks WHERE task = ? AND key IN ({marks})", [task, *batch])
+            found.update(row[0] for row in rows)
+        return found
+
+    # ----------------------------------------------------------------- reading
+
+    def get(self, task: str, manifest_key: str) -> bytes:
+        """The payload bytes a manifest names, every chunk verified; PayloadStoreError when one is missing."""
+        with self._connect() as db:
+            manifest = self._chunk(db, task, manifest_key)
+            if not manifest.startswith(MANIFEST_PREFIX):
+                raise PayloadStoreError(f"task {task!r}: stored value {manifest_key} is not a manifest")
+            keys = manifest[len(MANIFEST_PREFIX) :].decode().split("\n")
+            return b"".join(self._chunk(db, task, key) for key in keys if key)
+
+    def _chunk(self, db: sqlite3.Connection, task: str, key: str) -> bytes:
+        row = db.execute("SELECT value FROM chunks WHERE task = ? AND key = ?", (task, key)).fetchone()
+        if row is None:
+            raise PayloadStoreError(
+                f"task {task!r}: stored value {key} is missing from {self.path} (deleted past retention, or this "
+                f"process does not share the workers' {STORE_ENV})"
+            )
+        return self.sealer.open(task, key, row[0])
+
+    # ----------------------------------------------------------------- the SDK's driver interface
+
+    async def store(self, context: StorageDriverStoreContext, payloads: Sequence[Payload]) -> list[StorageDriverClaim]:
+        task = (context.target.id if context.target is not None else None) or NO_TASK
+        claims = []
+        for payload in payloads:
+            plain = self.sealer.codec.decrypt(payload) if self.sealer.codec else payload
+            data = plain.SerializeToString(deterministic=True)
+            key, size = await asyncio.to_thread(self.put, task, data)
+            claims.append(StorageDriverClaim(claim_data={"task": task, "manifest": key, "bytes": str(size)}))
+        return claims
+
+    async def retrieve(
+        self, context: StorageDriverRetrieveContext, claims: Sequence[StorageDriverClaim]
+    ) -> list[Payload]:
+        payloads = []
+        for claim in claims:
+            task, key = claim.claim_data.get("task", NO_TASK), claim.claim_data.get("manifest", "")
+            data = await asyncio.to_thread(self.get, task, key)
+            try:
+                payloads.append(Payload.FromString(data))
+            except Exception as exc:
+                raise PayloadStoreError(f"task {task!r}: stored value {key} is not a payload: {exc}") from exc
+        return payloads  # plaintext: the codec's decode passes it through
+
+    # ----------------------------------------------------------------- housekeeping
+
+    def task_bytes(self, task: str) -> int:
+        with self._connect() as db:
+            row = db.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM chunks WHERE task = ?", (task,)).fetchone()
+        return int(row[0])
+
+    def tasks(self) -> dict[str, float]:
+        """Every task with stored values, and when its newest value was written."""
+        with self._connect() as db:
+            return dict(db.execute("SELECT task, MAX(created) FROM chunks GROUP BY task").fetchall())
+
+    def delete_task(self, task: str) -> int:
+        """Delete every value of `task`; the bytes freed."""
+        freed = self.task_bytes(task)
+        with self._lock, self._connect() as db, db:
+            db.execute("DELETE FROM chunks WHERE task = ?", (task,))
+        return freed
+
+
+def threshold(environ: Mapping[str, str]) -> int:
+    text = environ.get(THRESHOLD_ENV, "").strip()
+    if not text:
+        return DEFAULT_THRESHOLD
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{THRESHOLD_ENV} must be a number of bytes, not {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{THRESHOLD_ENV} must be >= 0")
+    return value
+
+
+_drivers: dict[tuple[str, tuple[tuple[str, str], ...]], SqliteStorageDriver] = {}  # one per file and key set
+
+
+def external_storage(codec: EncryptionCodec | None, environ: Mapping[str, str] | None = None) -> ExternalStorage | None:
+    """The `ExternalStorage` PAYLOAD_STORE describes, or None when it is unset (payloads stay inline)."""
+    env = os.environ if environ is None else environ
+    path = env.get(STORE_ENV, "").strip()
+    if not path:
+        return None
+    keys = tuple((key_id, hashlib.sha256(key).hexdigest()) for key_id, key in (codec.keys if codec else {}).items())
+    cache_key = (str(Path(path).resolve()), keys)
+    driver = _drivers.get(cache_key)
+    if driver is None:
+        driver = _drivers[cache_key] = SqliteStorageDriver(path, codec)
+    return ExternalStorage(drivers=[driver], payload_size_threshold=threshold(env))
+
+
+REFERENCE_TYPE = b"temporal.api.sdk.v1.ExternalStorageReference"
+
+
+async def resolve_references(storage: ExternalStorage | None, payloads: Sequence[Payload]) -> list[Payload]:
+    """`payloads` with each of the SDK's storage references replaced by the value it names (the codec server's
+    /decode does this, so the Web UI and the CLI show stored values as they show inline ones)."""
+    out = list(payloads)
+    for i, payload in enumerate(payloads):
+        if (
+            payload.metadata.get("encoding") != b"json/protobuf"
+            or payload.metadata.get("messageType") != REFERENCE_TYPE
+        ):
+            continue
+        if storage is None:
+            raise PayloadStoreError(f"a payload is stored outside history, but {STORE_ENV} is not set here")
+        reference = json.loads(payload.data)
+        driver = next((d for d in storage.drivers if d.name() == reference.get("driverName")), None)
+        if driver is None:
+            raise PayloadStoreError(f"a payload is stored by driver {reference.get('driverName')!r}, unknown here")
+        claim = StorageDriverClaim(claim_data=dict(reference.get("claimData", {})))
+        [out[i]] = await driver.retrieve(StorageDriverRetrieveContext(), [claim])
+    return out
+
+
+PRUNE_MIN_AGE_SECONDS = 3600.0
+
+
+async def prune(
+    driver: SqliteStorageDriver,
+    exists: Callable[[str], Awaitable[bool]],
+    dry_run: bool = False,
+    min_age_seconds: float = PRUNE_MIN_AGE_SECONDS,
+) -> tuple[list[str], int]:
+    """Delete the values of every task for which `await exists(task_id)` is False; (deleted tasks, bytes freed).
+
+    A task that wrote a value in the last `min_age_seconds` is kept whatever Temporal says: a client stores a
+    task's input just before it starts the workflow, so a young task may not have started yet.
+    """
+    deleted: list[str] = []
+    freed = 0
+    now = time.time()
+    for task, newest in sorted(driver.tasks().items()):
+        if now - newest < min_age_seconds or await exists(task):
+            continue
+        deleted.append(task)
+        freed += driver.task_bytes(task) if dry_run else driver.delete_task(task)
+    return deleted, freed
+
+
+async def workflow_exists(client: Client, task: str) -> bool:
+    """Whether Temporal still has a history for workflow id `task` (running, or closed within retention)."""
+    try:
+        await client.get_workflow_handle(task).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def _prune_main(args: argparse.Namespace) -> None:
+    from orchestrator.temporal import connect_client
+
+    path = os.environ.get(STORE_ENV, "").strip()
+    if not path:
+        raise SystemExit(f"{STORE_ENV} is not set: there is no payload store to prune")
+    client = await connect_client()
+    driver = SqliteStorageDriver(path, EncryptionCodec.from_env())
+    deleted, freed = await prune(
+        driver, lambda task: workflow_exists(client, task), dry_run=args.dry_run, min_age_seconds=args.min_age
+    )
+    verb = "would delete" if args.dry_run else "deleted"
+    logger.info("%s the values of %d task(s) past retention (%d bytes)", verb, len(deleted), freed)
+    for task in deleted:
+        logger.info("  %s", task)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=f"Housekeeping of the payload store ({STORE_ENV}).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    prune_cmd = sub.add_parser("prune", help="delete the values of tasks whose history Temporal no longer has")
+    prune_cmd.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
+    prune_cmd.add_argument(
+        "--min-age", type=float, default=PRUNE_MIN_AGE_SECONDS, help="keep tasks that wrote a value this recently (s)"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    asyncio.run(_prune_main(args))
+
+
+if __name__ == "__main__":
+    main()
