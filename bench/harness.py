@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -478,6 +479,15 @@ def _comm(pid: int) -> str:
     return ""
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (`timeout`, a CI runner, a closed terminal) cancel the run as Ctrl-C does, so the dev
+    server the SDK started and the harness's children are stopped on the way out instead of left running."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, task.cancel)
+
+
 async def run(
     sizes: Sizes, worker_options: str | None, server_args: list[str], phases: set[str], profile: str | None
 ) -> dict[str, Any]:
@@ -488,6 +498,7 @@ async def run(
         "server_args": server_args,
         "lint_pool_size_env": os.environ.get("LINT_POOL_SIZE"),
     }
+    stop_on_signals()
     if "lint" in phases:
         report["lint"] = await lint_phase(sizes.lint_reps)
     async with environment(worker_options, server_args) as bench:
@@ -640,7 +651,12 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     if args.n:
         sizes = Sizes(args.n, args.n, sizes.single_reps, sizes.lint_reps, watch=args.n)
-    report = asyncio.run(run(sizes, args.worker_options, args.server_arg, set(args.phases.split(",")), args.profile))
+    phases = set(args.phases.split(","))
+    try:
+        report = asyncio.run(run(sizes, args.worker_options, args.server_arg, phases, args.profile))
+    except asyncio.CancelledError:
+        print("benchmark stopped by a signal; everything it started is stopped", file=sys.stderr, flush=True)
+        os._exit(1)  # not a normal exit: the SDK's core threads can abort the interpreter's finalisation then
     print(table(report))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

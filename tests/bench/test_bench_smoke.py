@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from orchestrator.processes import process_info
+from tests.stack.launcher import descendants, start_time
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,3 +52,31 @@ def test_history_size_benchmark_runs_and_the_store_keeps_history_small(tmp_path:
     assert inline["events"] == stored["events"]  # the same task, only where its values live differs
     assert stored["history_bytes"] < 120_000 < inline["history_bytes"]
     assert 49_152 < stored["store_bytes"] < stored["offloaded_bytes"]  # the context at least once, re-sends not whole
+
+
+async def test_a_signal_stops_the_benchmark_and_everything_it_started() -> None:
+    """SIGTERM mid-run (what `timeout` and CI runners send): the dev server, the fake providers and the worker
+    process stop with it."""
+    proc = subprocess.Popen(  # noqa: ASYNC220 - the harness runs beside the test; only wait_until awaits
+        [sys.executable, "-m", "bench.harness", "--quick", "--phases", "ceiling"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def started() -> dict[int, str]:
+            found = {pid: process_info(pid) for pid in descendants(proc.pid) - {proc.pid}}
+            return {pid: " ".join(info.argv) for pid, info in found.items() if info is not None}
+
+        up = lambda: all(any(what in c for c in started().values()) for what in ("start-dev", "worker_proc"))  # noqa: E731
+        await wait_until(up, within=120)
+        children = {pid: start_time(pid) for pid in started()}
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "stopped by a signal" in err, (proc.returncode, err[-3000:])
+    await wait_until(lambda: all(start_time(pid) != began for pid, began in children.items()), within=20)
