@@ -22,6 +22,7 @@ from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
+from orchestrator.processes import exit_now
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import FakeLlmServer
@@ -115,3 +116,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_now(0)

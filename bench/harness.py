@@ -54,6 +54,7 @@ from bench.lint_sample import SAMPLE_MODULE
 from bench.noop import NOOP_ACTIVITIES_PER_WORKFLOW, NOOP_WORKFLOW
 from bench.watch import rows as watch_rows
 from bench.watch import watch_phase
+from orchestrator.processes import exit_now
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import NEEDS_ONE_FIX
@@ -655,12 +656,13 @@ def main() -> None:
     try:
         report = asyncio.run(run(sizes, args.worker_options, args.server_arg, phases, args.profile))
     except asyncio.CancelledError:
-        print("benchmark stopped by a signal; everything it started is stopped", file=sys.stderr, flush=True)
-        os._exit(1)  # not a normal exit: the SDK's core threads can abort the interpreter's finalisation then
+        print("benchmark stopped by a signal; everything it started is stopped", file=sys.stderr)
+        exit_now(1)
     print(table(report))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from orchestrator.payload_store import STORE_ENV, THRESHOLD_ENV
 from orchestrator.plugin import OrchestratorPlugin, WorkerActivities
+from orchestrator.processes import exit_now
 from orchestrator.search_attributes import SEARCH_ATTRIBUTES
 from orchestrator.temporal import data_converter
 from tests.fakes.server import ThreadedServer
@@ -280,6 +281,7 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     print(table(rows, args.encrypted))
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
+from orchestrator.processes import exit_now
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import FakeLlmServer
@@ -108,3 +109,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_now(0)

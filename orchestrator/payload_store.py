@@ -62,6 +62,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.codec import ENCODING as ENCRYPTED
 from orchestrator.codec import KEY_ID_METADATA, EncryptionCodec
+from orchestrator.processes import exit_now
 
 logger = logging.getLogger(__name__)
 
@@ -420,6 +421,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     asyncio.run(_prune_main(args))
+    exit_now(0)
 
 
 if __name__ == "__main__":

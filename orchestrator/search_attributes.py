@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 
+from orchestrator.processes import exit_now
 from orchestrator.temporal import connect_client
 from workflows.models import SEARCH_ATTRIBUTES
 
@@ -71,11 +71,7 @@ def main() -> None:
     added = asyncio.run(register())
     names = ", ".join(key.name for key in SEARCH_ATTRIBUTES)
     sys.stdout.write(f"registered: {', '.join(added)}\n" if added else f"already registered: {names}\n")
-    sys.stdout.flush()
-    # A short-lived client process can abort while the interpreter finalizes, when the SDK's core threads still
-    # hold the GIL ("PyGILState_Release: thread state must be current", temporalio/sdk-python#300): the work is
-    # done, so leave without finalizing.
-    os._exit(0)
+    exit_now(0)
 
 
 if __name__ == "__main__":
