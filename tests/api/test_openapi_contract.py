@@ -62,6 +62,7 @@ async def offline_worker(client: Client, task_queue: str, memory_api_url: str) -
         await client.get_workflow_handle(execution.id).terminate("contract test over")
 
 
+@pytest.mark.timeout(480)  # about 160 s on a quiet 2-core machine: its event streams run to their 3 s limit
 async def test_the_gateway_does_what_its_openapi_document_says(
     serve: Serve, temporal_env: WorkflowEnvironment, task_queue: str, offline_worker: None, tmp_path: Path
 ) -> None:

@@ -223,15 +223,18 @@ async def test_live_output_keeps_the_latest_attempt_of_each_call(page: Page) -> 
     assert result["changed"] is True and result["unrelated"] is False
 
 
-async def test_deltas_pass_through_the_stream_without_moving_the_resume_point(page: Page) -> None:
+async def test_deltas_carry_their_ids_so_a_reconnect_resumes_after_the_last_one(page: Page) -> None:
+    """The gateway numbers deltas on the task's stream like every event: a reconnect resumes after the last
+    delta, so the text already shown is not sent again (and appended twice)."""
     result = await run(
         page,
         """
         const delta = (attempt, text) => ["llm_delta", { type: "llm_delta", agent: "documentation",
           data: { role: "documentation", step: 1, attempt, text } }];
         const { fetchFn, calls } = stubFetch([
-          response([sse(["llm_call", event(5, "llm_call"), 5], delta(1, "# Do"), delta(1, "cs"))], { fail: true }),
-          response([sse([...delta(2, "# Docs"), 5], ["docs_ready", event(6, "docs_ready"), 6], ["end", {}])]),
+          response([sse(["llm_call", event(5, "llm_call"), 5], [...delta(1, "# Do"), 6], [...delta(1, "cs"), 7])],
+                   { fail: true }),
+          response([sse([...delta(2, "# Docs"), 8], ["docs_ready", event(9, "docs_ready"), 9], ["end", {}])]),
         ]);
         const live = new LiveOutput();
         const seen = [];
@@ -242,8 +245,7 @@ async def test_deltas_pass_through_the_stream_without_moving_the_resume_point(pa
         return { seen, after: calls.map((c) => c.url), text: live.blocks.map((b) => b.text) };
         """,
     )
-    assert result["seen"] == [["llm_call", 5], ["llm_delta", None], ["llm_delta", None], ["llm_delta", None],
-                              ["docs_ready", 6]]  # fmt: skip
-    assert result["after"] == ["/events/s?after=4", "/events/s?after=5"]
+    assert result["seen"] == [["llm_call", 5], ["llm_delta", 6], ["llm_delta", 7], ["llm_delta", 8],
+                              ["docs_ready", 9]]  # fmt: skip
+    assert result["after"] == ["/events/s?after=4", "/events/s?after=7"]
     assert result["text"] == ["# Docs"]  # the retried attempt's text, not appended to the failed one's
-    # (the last delta carried `id: 5`, the id of the event before it: still passed on, not taken as a repeat)

@@ -71,7 +71,7 @@ const sleepFor = (ms, signal) =>
 // Follow `/events/{sessionId}` from event `after` until the stream's `end` event; returns
 // `{kind: "end", state, lastId}` or, once `signal` aborts, `{kind: "aborted", lastId}`.
 //   onEvent(event): each progress event once, in order: {type, id (number|null), payload (parsed JSON)}; the
-//     gateway's own `gap` too. Events without a numeric id (e.g. `llm_delta`) pass through as they come.
+//     gateway's own `gap` too. Events without a numeric id pass through as they come.
 //   onConnection({state, delayMs, reason}): "connecting", "live", "waiting" (before a retry), "ended".
 // A dropped connection, a stream that stops without `end`, an `error` event, a 5xx or a 429 are retried
 // (after the backoff, or the Retry-After the gateway sent); `timeout` (the gateway's stream time limit) at once.
@@ -160,9 +160,9 @@ async function readStream(body, lastId, onEvent, signal) {
           return { kind: "dropped", lastId, reason: payload?.detail ?? "the gateway could not read the events" };
         }
         if (message.event === "session") continue;
-        // Progress events carry their id; model-output deltas are not progress events: whatever id they carry,
-        // they neither move the resume point nor count as seen.
-        const numeric = message.id !== null && NUMERIC_ID.test(message.id) && message.event !== "llm_delta";
+        // Every event the gateway sends carries its id on the task's stream, model-output deltas included, so a
+        // reconnect resumes after the last one seen (deltas are not sent twice).
+        const numeric = message.id !== null && NUMERIC_ID.test(message.id);
         const id = numeric ? Number(message.id) : null;
         if (id !== null) {
           if (id <= lastId) continue; // already seen before the reconnect
@@ -182,7 +182,7 @@ async function readStream(body, lastId, onEvent, signal) {
 // A delta of a higher attempt means the earlier attempt failed and is being retried: its partial text is
 // dropped. A delta of a lower attempt than the block's is stale and ignored. The call's `llm_call` event (the
 // answer arrived) closes the block; a later delta for the same role and step (a new agent run, e.g. a revision)
-// opens a new one. Before the gateway streams deltas, none arrive and there is simply no block.
+// opens a new one. A task whose worker sends no deltas (LLM_DELTA_INTERVAL_MS=0) simply has no block.
 export class LiveOutput {
   constructor(maxBlocks = 6) {
     this.maxBlocks = maxBlocks;
@@ -202,9 +202,9 @@ export class LiveOutput {
     return false;
   }
 
-  // After a reconnect, the deltas sent while the page was away are not sent again (they are live output, not
-  // progress events with ids): an unfinished block keeps its text and is marked as having a gap, so the page
-  // can say some text may be missing. The call's answer itself arrives complete with the task's results.
+  // After a reconnect, a delta the gateway no longer holds (past its retention, or a gap) is not sent again: an
+  // unfinished block keeps its text and is marked as having a gap, so the page can say some text may be
+  // missing. The call's answer itself arrives complete with the task's results.
   resumed() {
     let changed = false;
     for (const block of this.blocks) {
