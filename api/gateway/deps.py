@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -48,41 +47,6 @@ SessionId = Annotated[
 ]
 
 
-class OwnerCache:
-    """session id -> (owner, run id) of tasks seen by this gateway: bounded, most recently used kept.
-
-    No access is granted from it any more: a read checks the owner on the current run (`get_owned_run`), since
-    a handle bound to a cached run id read a run that had continued as new or been reset.
-    """
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._size = size
-        self._runs: OrderedDict[str, tuple[str, str]] = OrderedDict()
-
-    def get(self, session_id: str) -> tuple[str, str] | None:
-        found = self._runs.get(session_id)
-        if found is not None:
-            self._runs.move_to_end(session_id)
-        return found
-
-    def put(self, session_id: str, owner: str, run_id: str) -> None:
-        self._runs[session_id] = (owner, run_id)
-        self._runs.move_to_end(session_id)
-        while len(self._runs) > self._size:
-            self._runs.popitem(last=False)
-
-    def forget(self, session_id: str) -> None:
-        self._runs.pop(session_id, None)
-
-
-def get_owner_cache(request: Request) -> OwnerCache:
-    cache: OwnerCache = request.app.state.owners
-    return cache
-
-
-Owners = Annotated[OwnerCache, Depends(get_owner_cache)]
-
-
 @dataclass
 class OwnedTask:
     session_id: str
@@ -98,18 +62,15 @@ def not_found(session_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no task with session id {session_id!r}")
 
 
-async def get_owned_task(session_id: SessionId, tenant: Tenant, client: TemporalClient, owners: Owners) -> OwnedTask:
+async def get_owned_task(session_id: SessionId, tenant: Tenant, client: TemporalClient) -> OwnedTask:
     """The caller's task, described now; 404 for an unknown id and, indistinguishably, for another tenant's."""
     try:
         description = await client.get_workflow_handle(session_id).describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            owners.forget(session_id)
             raise not_found(session_id) from None
         raise
     owner = await description.memo_value(OWNER_MEMO, default=None)
-    if isinstance(owner, str):
-        owners.put(session_id, owner, description.run_id)
     if owner != tenant:
         raise not_found(session_id)
     # Not bound to the run described: a session is a chain of runs (continue-as-new, `temporal workflow reset`),
@@ -117,12 +78,10 @@ async def get_owned_task(session_id: SessionId, tenant: Tenant, client: Temporal
     return OwnedTask(session_id, client.get_workflow_handle(session_id), description)
 
 
-async def get_owned_run(
-    session_id: SessionId, tenant: Tenant, client: TemporalClient, owners: Owners
-) -> WorkflowHandle[Any, Any]:
+async def get_owned_run(session_id: SessionId, tenant: Tenant, client: TemporalClient) -> WorkflowHandle[Any, Any]:
     """A handle on the caller's task, for reads: on its current run, the owner checked on that run now (a handle
     bound to a cached run id would read a run that continued as new or was reset, stale for ever)."""
-    return (await get_owned_task(session_id, tenant, client, owners)).handle
+    return (await get_owned_task(session_id, tenant, client)).handle
 
 
 Owned = Annotated[OwnedTask, Depends(get_owned_task)]

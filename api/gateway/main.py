@@ -18,7 +18,6 @@ from api.schema import operation_id
 
 from .body_limit import BodyLimitMiddleware
 from .connection import TemporalConnection, TemporalUnavailable
-from .deps import OwnerCache
 from .errors import install_error_handlers
 from .metrics import GatewayMetrics, MetricsMiddleware
 from .ratelimit import KeyRateLimiter
@@ -69,7 +68,6 @@ def create_app(
     app.state.temporal = TemporalConnection(client, reconnect_interval=settings.gateway_reconnect_interval)
     app.state.limiter = KeyRateLimiter(settings.gateway_rate_limit, settings.gateway_rate_limit_storage)
     app.state.metrics = GatewayMetrics()
-    app.state.owners = OwnerCache()
     app.state.streams = StreamHub(
         settings.gateway_stream_queue_size, settings.gateway_poll_interval, settings.gateway_rpc_timeout
     )

@@ -21,7 +21,7 @@ from starlette.types import Scope
 from workflows.models import TaskState
 
 from .. import rendering
-from ..deps import GatewaySettings, Owned, Owners, TemporalClient
+from ..deps import GatewaySettings, Owned, TemporalClient
 from ..models import error_responses
 from .tasks import get_status
 
@@ -88,10 +88,10 @@ def render(state: TaskState) -> RenderedTask:
     summary="The task as the console shows it: state, rendered results, Web UI link",
     responses=error_responses(401, 404, 422, 429, 502, 503),
 )
-async def task_view(task: Owned, owners: Owners, client: TemporalClient, settings: GatewaySettings) -> TaskView:
+async def task_view(task: Owned, client: TemporalClient, settings: GatewaySettings) -> TaskView:
     """`GET /status` plus the plan, code and documentation as sanitised HTML, for a page that must not parse
     model output itself."""
-    state = await get_status(task.session_id, task.handle, owners, settings)
+    state = await get_status(task.session_id, task.handle, settings)
     run_id = task.description.run_id
     link = (
         f"{settings.web_ui_url}/namespaces/{quote(client.namespace, safe='')}/workflows/"

@@ -47,7 +47,7 @@ from workflows.models import (
 )
 
 from ..connection import TemporalConnection
-from ..deps import Connection, GatewaySettings, Owned, OwnedRun, Owners, SessionId, Tenant, not_found
+from ..deps import Connection, GatewaySettings, Owned, OwnedRun, SessionId, Tenant, not_found
 from ..metrics import GatewayMetrics
 from ..models import (
     CancelResult,
@@ -301,7 +301,6 @@ async def invoke(
     request: Request,
     tenant: Tenant,
     connection: Connection,
-    owners: Owners,
     settings: GatewaySettings,
     stream: Annotated[OptionalQueryBool, Query(description="false: answer 202 JSON at once instead of SSE")] = None,
     deltas: Annotated[OptionalQueryBool, Query(description=DELTAS_HELP)] = None,
@@ -320,14 +319,12 @@ async def invoke(
             f"{MAX_INLINE_CODE_CONTEXT} fit in a task's history (with it, {MAX_CODE_CONTEXT})",
         )
     try:
-        handle = await _start(connection, task, session_id, tenant, settings)
+        await _start(connection, task, session_id, tenant, settings)
     except WorkflowAlreadyStartedError:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"session id {session_id!r} is already in use; ids are never reused",
         ) from None
-    if handle.result_run_id:
-        owners.put(session_id, tenant, handle.result_run_id)
     _metrics(request).tasks_started.inc()
     logger.info("task %s started by tenant %s", session_id, tenant)
     accepted = InvokeAccepted(
@@ -378,16 +375,15 @@ async def events(
     summary="The task's state (the workflow's `status` query)",
     responses=error_responses(401, 404, 422, 429, 502, 503),
 )
-async def get_status(session_id: SessionId, handle: OwnedRun, owners: Owners, settings: GatewaySettings) -> TaskState:
+async def get_status(session_id: SessionId, handle: OwnedRun, settings: GatewaySettings) -> TaskState:
     """Readable while the task runs and after it ended (as long as a worker is polling the task queue)."""
     try:
         return await handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings))
     except WorkflowQueryFailedError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
     except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: the cached run is gone (retention)
+        if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: the task is gone (past retention)
             raise
-        owners.forget(session_id)
         raise not_found(session_id) from None
 
 
