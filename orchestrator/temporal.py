@@ -18,7 +18,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.envconfig import ClientConfig
 
 from orchestrator.codec import EncryptionCodec
-from orchestrator.payload_store import external_storage
+from orchestrator.payload_store import EncodedFailureConverter, FailureConverter, external_storage
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +37,16 @@ def data_converter(environ: Mapping[str, str] | None = None) -> DataConverter:
     codec = EncryptionCodec.from_env(environ)
     storage = external_storage(codec, environ)
     converter = pydantic_data_converter
-    if storage is not None:
-        converter = dataclasses.replace(converter, external_storage=storage)
+    if storage is not None:  # a value missing from the store fails its activity at once (`payload_store.unwrapped`)
+        converter = dataclasses.replace(converter, external_storage=storage, failure_converter_class=FailureConverter)
     if codec is None:
         return converter
     return dataclasses.replace(
         converter,
         payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes
+        if storage is None
+        else EncodedFailureConverter,
     )
 
 

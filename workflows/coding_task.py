@@ -190,7 +190,7 @@ class CodingTask:
 
     async def _plan(self) -> None:
         self._journal.set_status(TaskStatus.PLANNING, "planning")
-        prompt = prompts.planner_prompt(self._input.task_description, self._input.code_context)
+        prompt = prompts.planner_prompt(self._input.task_description, prompts.code_context(self._input))
         request = LlmRequest(
             role=AgentRole.PLANNER,
             model=self._input.planner_model,
@@ -280,7 +280,7 @@ class CodingTask:
         prompt = prompts.code_prompt(
             self._input.task_description,
             self._state.plan,
-            self._input.code_context,
+            prompts.code_context(self._input),
             previous_code=previous.code if previous and self._revision_comment else None,
             revision_comment=self._revision_comment,
         )

@@ -12,7 +12,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
@@ -42,6 +42,12 @@ MAX_CODE_CONTEXT = 2_000_000  # characters
 # Without the payload store (PAYLOAD_STORE) every model call's input carries the context inline, and Temporal refuses
 # a payload over 2 MB (and warns above 512 KB): the gateway accepts at most this much code_context then.
 MAX_INLINE_CODE_CONTEXT = 400_000
+MAX_FILES = 1_000  # files of one task's code context
+MAX_FILE_PATH = 300  # characters
+# A relative path: parts separated by '/', none empty, none made only of dots ('.', '..'), no '\' or control
+# character; published as the schema's pattern, and checked with a message per rule (`_check_path`).
+_PATH_PART = r"[^/\\\x00-\x1f]*[^./\\\x00-\x1f][^/\\\x00-\x1f]*"
+FILE_PATH_PATTERN = rf"^{_PATH_PART}(/{_PATH_PART})*$"
 MAX_COMMENT = 4_000
 MAX_BUDGET_USD = 10_000.0  # per task: anything above is a typo, not a budget
 MAX_BUDGET_TOKENS = 1_000_000_000
@@ -139,11 +145,50 @@ class _Strict(SchemaStrict):
 # --------------------------------------------------------------------------- workflow input
 
 
+def _check_path(path: str) -> str:
+    if path.startswith("/"):
+        raise ValueError("must be relative (no leading '/')")
+    if "\\" in path:
+        raise ValueError("must use '/' between its parts, not '\\'")
+    if any(ord(c) < 0x20 for c in path):
+        raise ValueError("must not hold control characters")
+    for part in path.split("/"):
+        if not part:
+            raise ValueError("must not have an empty part ('//' or a trailing '/')")
+        if not part.strip("."):
+            raise ValueError(f"must not have a {part!r} part")
+    return path
+
+
+FilePath = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_FILE_PATH, json_schema_extra={"pattern": FILE_PATH_PATTERN}),
+    AfterValidator(_check_path),
+]
+
+
+class ContextFile(_Strict):
+    """One file of a task's code context; the agents see it under its path."""
+
+    path: FilePath = Field(description="relative, '/' between parts, no '.' or '..' part, e.g. src/app/main.py")
+    content: str = Field(max_length=MAX_CODE_CONTEXT)
+
+
+def _context_size(code_context: str | None, files: list[ContextFile] | None) -> int:
+    return len(code_context or "") + sum(len(file.content) for file in files or [])
+
+
 class CodingTaskInput(_Strict):
     """The one input of the `CodingTask` workflow. Only model *names* travel here; API keys never do."""
 
     task_description: NotBlankStr = Field(min_length=1, max_length=MAX_TASK_DESCRIPTION)
     code_context: str | None = Field(default=None, max_length=MAX_CODE_CONTEXT)
+    files: list[ContextFile] | None = Field(
+        default=None,
+        max_length=MAX_FILES,
+        description="the code context as files, each path once; with code_context at most "
+        f"{MAX_CODE_CONTEXT:,} characters of content together",
+    )
     planner_model: ModelId | None = Field(
         default=None, description="provider:model; default PLANNER_MODEL of the worker"
     )
@@ -170,6 +215,26 @@ class CodingTaskInput(_Strict):
     resume: ResumeState | None = Field(
         default=None, description="set by the workflow itself when it continues as new; never by callers"
     )
+
+    @field_validator("files")
+    @classmethod
+    def _files_fit(cls, files: list[ContextFile] | None, info: ValidationInfo) -> list[ContextFile] | None:
+        """Each path once; code_context and the contents within MAX_CODE_CONTEXT (rules a schema cannot say)."""
+        seen: set[str] = set()
+        for file in files or []:
+            if file.path in seen:
+                raise ValueError(f"{file.path!r} is given more than once")
+            seen.add(file.path)
+        size = _context_size(info.data.get("code_context"), files)
+        if size > MAX_CODE_CONTEXT:
+            raise ValueError(
+                f"code_context and the files' contents hold {size:,} characters; at most {MAX_CODE_CONTEXT:,}"
+            )
+        return files
+
+    def context_size(self) -> int:
+        """Characters of code context: code_context and every file's content."""
+        return _context_size(self.code_context, self.files)
 
     @property
     def feedback_window(self) -> timedelta:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from workflows.models import CodingTaskInput
+
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 PLANNER_SYSTEM = (
@@ -27,6 +29,17 @@ DOC_SYSTEM = (
 
 def _section(title: str, body: str | None) -> str:
     return f"## {title}\n{body.strip()}\n\n" if body and body.strip() else ""
+
+
+def code_context(task: CodingTaskInput) -> str | None:
+    """The task's code context as the planner and the code agent see it: `code_context`, then each of `files`
+    under its path, in a fence longer than any run of backticks in it (so a Markdown file cannot close it early)."""
+    parts = [task.code_context.strip()] if task.code_context and task.code_context.strip() else []
+    for file in task.files or []:
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", file.content)), default=0))
+        content = file.content.rstrip("\n")
+        parts.append(f"### File: {file.path}\n{fence}\n{content}\n{fence}")
+    return "\n\n".join(parts) or None
 
 
 def planner_prompt(task: str, code_context: str | None) -> str:

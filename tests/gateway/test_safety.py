@@ -143,6 +143,25 @@ async def test_bad_event_positions_are_422(http: httpx.AsyncClient, alice_task: 
         (b'{"task_description": "   "}', "body.task_description"),
         (b'{"task_description": "' + b"x" * 20_001 + b'"}', "body.task_description"),
         (b'{"task_description": "ok", "code_context": "' + b"x" * (MAX_CODE_CONTEXT + 1) + b'"}', "body.code_context"),
+        (b'{"task_description": "ok", "files": [{"path": "../etc/passwd", "content": ""}]}', "body.files.0.path"),
+        (b'{"task_description": "ok", "files": [{"path": "/etc/passwd", "content": ""}]}', "body.files.0.path"),
+        (b'{"task_description": "ok", "files": [{"path": "a//b.py", "content": ""}]}', "body.files.0.path"),
+        (b'{"task_description": "ok", "files": [{"path": "a\\\\b.py", "content": ""}]}', "body.files.0.path"),
+        (b'{"task_description": "ok", "files": [{"path": "", "content": ""}]}', "body.files.0.path"),
+        (b'{"task_description": "ok", "files": [{"path": "a.py"}]}', "body.files.0.content"),
+        (b'{"task_description": "ok", "files": [{"path": "a.py", "content": "", "mode": 1}]}', "body.files.0.mode"),
+        (
+            b'{"task_description": "ok", "files": [{"path": "a.py", "content": ""}, {"path": "a.py", "content": "x"}]}',
+            "body.files",
+        ),
+        (
+            b'{"task_description": "ok", "code_context": "'
+            + b"x" * (MAX_CODE_CONTEXT // 2)
+            + b'", "files": [{"path": "a.py", "content": "'
+            + b"x" * (MAX_CODE_CONTEXT // 2 + 1)
+            + b'"}]}',
+            "body.files",
+        ),
         (b'{"task_description": "ok", "session_id": "../../etc"}', "body.session_id"),
         (b'{"task_description": "ok", "session_id": "' + b"a" * 129 + b'"}', "body.session_id"),
         (b'{"task_description": "ok", "owner": "bob"}', "body.owner"),
@@ -252,6 +271,10 @@ async def test_code_context_limits(client: Client, task_queue: str, tmp_path: Pa
             headers=ALICE,
         )
         assert inline.status_code == 413 and STORE_ENV in inline.json()["detail"], inline.text
+        half = MAX_INLINE_CODE_CONTEXT // 2 + 1  # files count toward the same limits
+        files = [{"path": "a.py", "content": biggest[:half]}, {"path": "b/c.py", "content": biggest[:half]}]
+        as_files = await http.post("/invoke?stream=false", json={**QUICK_TASK, "files": files}, headers=ALICE)
+        assert as_files.status_code == 413 and "files" in as_files.json()["detail"], as_files.text
     stored_client = await Client.connect(
         client.service_client.config.target_host,
         namespace="default",

@@ -53,6 +53,24 @@ async def test_routes_planner_then_code_then_docs(client: Client, stub_worker: W
     assert final.logs == [f"{e.at} {e.message}" for e in page.events]  # logs are the events' messages
 
 
+async def test_files_reach_the_planner_and_the_code_agent_under_their_paths(
+    client: Client, stub_worker: Worker, stubs: StubActivities
+) -> None:
+    files = [
+        {"path": "src/shop/cart.py", "content": "def total(items):\n    return sum(items)\n"},
+        {"path": "README.md", "content": "# Shop\n```sh\nmake run\n```\n"},
+    ]
+    handle = await start_task(
+        client, stub_worker.task_queue, feedback_window_seconds=0, code_context="uses Python 3.11", files=files
+    )
+    assert (await handle.result()).task_status == TaskStatus.COMPLETED
+    planner, code = (r.messages[0].content for r in stubs.requests[:2])
+    for prompt in (planner, code):
+        assert "## Existing code\nuses Python 3.11\n\n### File: src/shop/cart.py\n```\ndef total(items):" in prompt
+        assert "### File: README.md\n````\n# Shop\n```sh\nmake run\n```\n````" in prompt  # a longer fence
+    assert "src/shop/cart.py" not in stubs.requests[2].messages[0].content  # the doc agent gets the code only
+
+
 async def test_the_smallest_supervisor_bound_still_routes_both_agents(
     client: Client, stub_worker: Worker, stubs: StubActivities
 ) -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 
 import pytest
+from pydantic import ValidationError
 from temporalio.common import TypedSearchAttributes
 
 from workflows import quality
 from workflows.events import MAX_EVENTS, EventLog
 from workflows.models import (
+    FILE_PATH_PATTERN,
     MODEL_PATTERN,
     AgentRole,
     Budget,
     BudgetRaise,
     CallAllowance,
+    CodingTaskInput,
     EventType,
     LintMessage,
     LintResult,
@@ -28,7 +31,7 @@ from workflows.models import (
     parse_model_id,
     start_search_attributes,
 )
-from workflows.prompts import split_code_answer
+from workflows.prompts import code_context, split_code_answer
 from workflows.tools import (
     MAX_TOOL_CODE,
     MAX_TOP_K,
@@ -48,6 +51,22 @@ def test_split_code_answer_takes_the_longest_fenced_block() -> None:
     assert code == "x = 1\ny = 2\n"
     assert explanation == "Here:\n\nand a usage example\n\nDone."
     assert split_code_answer("print('no fence')") == ("print('no fence')", "")
+
+
+def test_the_code_context_is_the_text_then_each_file_under_its_path() -> None:
+    def task(**fields: object) -> CodingTaskInput:
+        return CodingTaskInput.model_validate({"task_description": "t", **fields})
+
+    assert code_context(task()) is None and code_context(task(code_context="  ")) is None
+    assert code_context(task(code_context="x = 1\n")) == "x = 1"  # as before files: old histories' prompts
+    both = code_context(task(code_context="ctx", files=[{"path": "a.py", "content": "y = 2\n"}]))
+    assert both == "ctx\n\n### File: a.py\n```\ny = 2\n```"
+    fenced = code_context(task(files=[{"path": "doc.md", "content": "`````\n"}]))
+    assert fenced == "### File: doc.md\n``````\n`````\n``````"
+    for bad in ("../a.py", "a/./b", "/a", "a\\b", "a/", "...", "a\n"):
+        with pytest.raises(ValidationError):
+            task(files=[{"path": bad, "content": ""}])
+    assert re.fullmatch(FILE_PATH_PATTERN, "src/.env") and not re.fullmatch(FILE_PATH_PATTERN, "src/../.env")
 
 
 def test_tool_schemas_are_derived_from_the_argument_models() -> None:

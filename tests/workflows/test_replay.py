@@ -70,8 +70,8 @@ def test_the_stored_history_holds_references_not_the_context() -> None:
 async def test_a_value_missing_from_the_store_fails_the_replay_naming_the_task_and_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The start input cannot be read: the workflow fails at once (the SDK fails a run whose input does not
-    decode) with the store's error in the worker's log, rather than waiting."""
+    """The start input cannot be read: the replay fails, with the store's error in the worker's log (on a
+    server: the workflow task fails with it and is retried until the value is back, test_missing_values.py)."""
     path = next(p for p in HISTORIES if p.stem == "stored_context")
     store = use_recorded_store(path, tmp_path, monkeypatch)
     assert store is not None

@@ -311,11 +311,11 @@ async def invoke(
     """
     session_id = body.session_id or str(uuid.uuid4())
     task = body.task_input(default_budget_usd=settings.default_budget_usd)
-    context = len(task.code_context or "")
+    context = task.context_size()
     if context > MAX_INLINE_CODE_CONTEXT and (await connection.get()).data_converter.external_storage is None:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"code_context has {context} characters; without the payload store (PAYLOAD_STORE) at most "
+            f"code_context and files hold {context} characters; without the payload store (PAYLOAD_STORE) at most "
             f"{MAX_INLINE_CODE_CONTEXT} fit in a task's history (with it, {MAX_CODE_CONTEXT})",
         )
     try:
