@@ -11,9 +11,9 @@ by a hash of the lines around it; at most 128 KiB), and each chunk is stored und
 payload's manifest (its chunk keys) is one more chunk, stored under the hash of the whole payload, so storing a
 payload again (a replay re-sends every command's input) is one hash and one lookup. An `llm_chat` input re-sends
 the whole conversation, but only its new messages make new chunks: the code context and every earlier message are
-already stored and are only named again. So a task writes the context about once and each message about once, however many agent steps re-send
-them (bench/history_size.py measures it). Chunks are per task (the table's key is `(task, key)`), so retention
-deletes a task's values with one statement.
+already stored and are only named again. So a task writes the context about once and each message about once,
+however many agent steps re-send them (bench/history_size.py measures it). Chunks are per task (the table's key is
+`(task, key)`), so retention deletes a task's values with one statement.
 
 **Durable and exact.** A chunk is immutable (`INSERT OR IGNORE`: the same bytes, the same key, never rewritten).
 The SDK stores a payload before it puts its reference in a command or a completion, and a payload's chunks and
