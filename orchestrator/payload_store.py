@@ -8,11 +8,12 @@ history holds the SDK's small reference instead (`{"driverName": "local", "claim
 
 **Each value once.** A payload is cut into content-defined chunks (boundaries after a JSON-escaped newline, chosen
 by a hash of the lines around it; at most 128 KiB), and each chunk is stored under the hash of its bytes; the
-payload's manifest (its chunk keys) is one more chunk. An `llm_chat` input re-sends the whole conversation, but
-only its new messages make new chunks: the code context and every earlier message are already stored and are only
-named again. So a task writes the context about once and each message about once, however many agent steps re-send
-them (bench/history_size.py measures it). Chunks are per task (the table's key is `(task, key)`), so retention
-deletes a task's values with one statement.
+payload's manifest (its chunk keys) is one more chunk, stored under the hash of the whole payload, so storing a
+payload again (a replay re-sends every command's input) is one hash and one lookup. An `llm_chat` input re-sends
+the whole conversation, but only its new messages make new chunks: the code context and every earlier message are
+already stored and are only named again. So a task writes the context about once and each message about once,
+however many agent steps re-send them (bench/history_size.py measures it). Chunks are per task (the table's key is
+`(task, key)`), so retention deletes a task's values with one statement.
 
 **Durable and exact.** A chunk is immutable (`INSERT OR IGNORE`: the same bytes, the same key, never rewritten).
 The SDK stores a payload before it puts its reference in a command or a completion, and a payload's chunks and
@@ -79,6 +80,7 @@ CHUNK_MAX = 128 * 1024
 BOUNDARY_MASK = 0xFF  # about one line in 256 ends a chunk
 SEPARATOR = b"\\n"  # a newline inside a JSON string
 MANIFEST_PREFIX = b"payload-store-manifest-v1\n"
+PAYLOAD_KEY_PREFIX = "p"  # a manifest stored under its payload's key (hex keys never start with "p")
 _MAC_LABEL = b"coding-orchestrator payload-store chunk key v1"
 
 _SCHEMA = """
@@ -173,9 +175,11 @@ def chunks(data: bytes) -> list[bytes]:
 
 @dataclass
 class StoreCounters:
-    """What this driver wrote: payloads, new chunks and their bytes, chunks found already stored."""
+    """What this driver wrote: payloads (and how many were stored before), new chunks and their bytes, chunks
+    found already stored."""
 
     payloads: int = 0
+    payloads_known: int = 0
     chunks_written: int = 0
     bytes_written: int = 0
     chunks_deduplicated: int = 0
@@ -200,8 +204,10 @@ class ChunkSealer:
             return chunk
         return self.codec.encrypt(Payload(data=chunk)).SerializeToString()
 
-    def open(self, task: str, key: str, value: bytes) -> bytes:
-        """The chunk's bytes, verified against its key; PayloadStoreError when they do not match."""
+    def open(self, task: str, key: str, value: bytes, verify: bool = True) -> tuple[bytes, str | None]:
+        """The chunk's bytes and the id of the key that sealed it, verified against its key unless `verify` is
+        False (a manifest stored under its payload's key: the payload is verified instead); PayloadStoreError
+        when they do not match."""
         try:
             if self.codec is None:
                 chunk, key_id = value, None
@@ -211,12 +217,12 @@ class ChunkSealer:
                     raise ValueError("not encrypted, but PAYLOAD_ENCRYPTION_KEYS is set")
                 key_id = sealed.metadata[KEY_ID_METADATA].decode()
                 chunk = self.codec.decrypt(sealed).data
-            ok = hmac.compare_digest(self.key(chunk, key_id), key)
+            ok = not verify or hmac.compare_digest(self.key(chunk, key_id), key)
         except Exception as exc:  # a wrong key id, a failed authentication, not a payload
             raise PayloadStoreError(f"task {task!r}: stored value {key} is unreadable: {exc}") from exc
         if not ok:
             raise PayloadStoreError(f"task {task!r}: stored value {key} is corrupt (its bytes do not match its key)")
-        return chunk
+        return chunk, key_id
 
 
 class SqliteStorageDriver(StorageDriver):
@@ -251,13 +257,20 @@ class SqliteStorageDriver(StorageDriver):
     # ----------------------------------------------------------------- writing
 
     def put(self, task: str, data: bytes) -> tuple[str, int]:
-        """Store `data` as chunks and a manifest, in one transaction; (manifest key, payload bytes)."""
+        """Store `data` as chunks and a manifest, in one transaction; (manifest key, payload bytes).
+
+        The manifest is stored under the payload's own key, so a payload stored before (every command's input
+        again when an evicted task replays) costs one hash and one lookup, not a chunking."""
+        manifest_key = PAYLOAD_KEY_PREFIX + self.sealer.key(data)
+        with self._connect() as db:
+            if self._existing(db, task, [manifest_key]):
+                self.counters.payloads += 1
+                self.counters.payloads_known += 1
+                return manifest_key, len(data)
         pieces = chunks(data)
         keys = [self.sealer.key(piece) for piece in pieces]
-        manifest = MANIFEST_PREFIX + "\n".join(keys).encode()
-        manifest_key = self.sealer.key(manifest)
         wanted = dict(zip(keys, pieces, strict=True))
-        wanted[manifest_key] = manifest
+        wanted[manifest_key] = MANIFEST_PREFIX + "\n".join(keys).encode()
         with self._lock, self._connect() as db:
             known = self._existing(db, task, list(wanted))
             new = [
@@ -285,21 +298,27 @@ class SqliteStorageDriver(StorageDriver):
 
     def get(self, task: str, manifest_key: str) -> bytes:
         """The payload bytes a manifest names, every chunk verified; PayloadStoreError when one is missing."""
+        by_payload = manifest_key.startswith(PAYLOAD_KEY_PREFIX)  # else (older claims) by the manifest's bytes
         with self._connect() as db:
-            manifest = self._chunk(db, task, manifest_key)
+            manifest, key_id = self._chunk(db, task, manifest_key, verify=not by_payload)
             if not manifest.startswith(MANIFEST_PREFIX):
                 raise PayloadStoreError(f"task {task!r}: stored value {manifest_key} is not a manifest")
             keys = manifest[len(MANIFEST_PREFIX) :].decode().split("\n")
-            return b"".join(self._chunk(db, task, key) for key in keys if key)
+            data = b"".join(self._chunk(db, task, key)[0] for key in keys if key)
+        if by_payload and not hmac.compare_digest(PAYLOAD_KEY_PREFIX + self.sealer.key(data, key_id), manifest_key):
+            raise PayloadStoreError(
+                f"task {task!r}: stored value {manifest_key} is corrupt (its chunks do not match it)"
+            )
+        return data
 
-    def _chunk(self, db: sqlite3.Connection, task: str, key: str) -> bytes:
+    def _chunk(self, db: sqlite3.Connection, task: str, key: str, verify: bool = True) -> tuple[bytes, str | None]:
         row = db.execute("SELECT value FROM chunks WHERE task = ? AND key = ?", (task, key)).fetchone()
         if row is None:
             raise PayloadStoreError(
                 f"task {task!r}: stored value {key} is missing from {self.path} (deleted past retention, or this "
                 f"process does not share the workers' {STORE_ENV})"
             )
-        return self.sealer.open(task, key, row[0])
+        return self.sealer.open(task, key, row[0], verify)
 
     # ----------------------------------------------------------------- the SDK's driver interface
 

@@ -85,6 +85,21 @@ async def test_the_same_bytes_are_the_same_key_and_never_rewritten(tmp_path: Pat
     before = rows(tmp_path / "store.sqlite")
     [b] = await driver.store(target("task-a"), [payload])
     assert a == b and rows(tmp_path / "store.sqlite") == before  # a retry writes nothing new
+    assert driver.counters.payloads_known == 1  # found by its key: no chunking (a replay re-sends every input)
+
+
+async def test_a_manifest_that_names_other_chunks_is_corrupt(tmp_path: Path) -> None:
+    """A manifest is stored under its payload's key, so the payload is checked against it, not the manifest."""
+    path = tmp_path / "store.sqlite"
+    driver = SqliteStorageDriver(path)
+    [claim, other] = await driver.store(target("task-m"), [payload_of([CONTEXT]), payload_of(["another"])])
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE chunks SET value = (SELECT value FROM chunks WHERE key = ?) WHERE key = ?",
+            (other.claim_data["manifest"], claim.claim_data["manifest"]),
+        )
+    with pytest.raises(PayloadStoreError, match=f"stored value {claim.claim_data['manifest']} is corrupt"):
+        await driver.retrieve(StorageDriverRetrieveContext(), [claim])
 
 
 async def test_with_encryption_keys_nothing_plain_is_at_rest_and_the_values_read_back(tmp_path: Path) -> None:
