@@ -123,7 +123,7 @@ API_KEY_HEADER = APIKeyHeader(
 )
 
 
-def request_tenant(request: Request, key: Annotated[str | None, Depends(API_KEY_HEADER)]) -> str:
+async def request_tenant(request: Request, key: Annotated[str | None, Depends(API_KEY_HEADER)]) -> str:
     """FastAPI dependency: the tenant behind the request's X-API-KEY (the app keeps its registry in
     `app.state.registry`), or 401."""
     registry: ApiKeyRegistry = request.app.state.registry
@@ -138,7 +138,7 @@ BEARER = HTTPBearer(
 )
 
 
-def request_tenant_key_or_bearer(
+async def request_tenant_key_or_bearer(
     request: Request,
     key: Annotated[str | None, Depends(API_KEY_HEADER)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],

@@ -12,12 +12,12 @@ from .kb import KnowledgeBase
 from .settings import MemorySettings
 
 
-def get_kb(request: Request) -> KnowledgeBase:
+async def get_kb(request: Request) -> KnowledgeBase:
     kb: KnowledgeBase = request.app.state.kb
     return kb
 
 
-def get_settings(request: Request) -> MemorySettings:
+async def get_settings(request: Request) -> MemorySettings:
     settings: MemorySettings = request.app.state.settings
     return settings
 

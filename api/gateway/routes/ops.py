@@ -70,6 +70,6 @@ async def health(connection: Connection, settings: GatewaySettings) -> HealthOut
 )
 async def metrics(request: Request, settings: GatewaySettings) -> Response:
     if not settings.gateway_metrics_public:
-        request_tenant(request, request.headers.get("x-api-key"))
+        await request_tenant(request, request.headers.get("x-api-key"))
     registry: GatewayMetrics = request.app.state.metrics
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
