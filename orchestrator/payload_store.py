@@ -550,7 +550,7 @@ async def _prune_main(args: argparse.Namespace) -> None:
         await asyncio.sleep(args.every)
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=f"Housekeeping of the payload store ({STORE_ENV}).")
     sub = parser.add_subparsers(dest="command", required=True)
     prune_cmd = sub.add_parser("prune", help="delete the values of tasks whose history Temporal no longer has")
@@ -562,11 +562,21 @@ def main() -> None:
         "--every", type=float, default=None, metavar="SECONDS", help="keep running: one round every SECONDS"
     )
     prune_cmd.add_argument(
-        "--health-file", default=None, metavar="PATH", help="touch PATH after each round that succeeded"
+        "--health-file", default=None, metavar="PATH", help="write the time to PATH after each round that succeeded"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    cli = parser()
+    args = cli.parse_args(argv)
     if args.every is not None and args.every <= 0:
-        parser.error("--every must be > 0")
+        cli.error("--every must be > 0")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     asyncio.run(_prune_main(args))
     exit_now(0)
