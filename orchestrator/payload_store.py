@@ -1,23 +1,27 @@
-"""Large payloads live outside history, each piece once: a content-addressed SQLite store behind the SDK's
-`ExternalStorage`.
+"""Large payloads live outside history, each piece once: a content-addressed chunk store behind the SDK's
+`ExternalStorage`, in a SQLite file or an S3 bucket.
 
-With PAYLOAD_STORE set to a SQLite file (`make run`: `data/payloads.sqlite`), every payload of at least
-PAYLOAD_STORE_THRESHOLD bytes (default 16 KiB) that a client or worker sends to Temporal goes to the store, and
-history holds the SDK's small reference instead (`{"driverName": "local", "claimData": {"task", "manifest",
-"bytes"}}`, about 200 bytes).
+With PAYLOAD_STORE set, every payload of at least PAYLOAD_STORE_THRESHOLD bytes (default 16 KiB) that a client or
+worker sends to Temporal goes to the store, and history holds the SDK's small reference instead
+(`{"driverName": "local", "claimData": {"task", "manifest", "bytes"}}`, about 200 bytes). PAYLOAD_STORE is
+either a SQLite file (`make run`: `data/payloads.sqlite`; driver `local`) or `s3://bucket/prefix` (driver
+`s3-chunks`, objects `<prefix>/<task>/<key>`, configured by the standard AWS_* variables: see
+`orchestrator.payload_store_s3`). One driver, ChunkStorageDriver, does the chunking, sealing, manifests and
+checks below over either ChunkBackend; a backend only keeps immutable bytes under (task, key).
 
 **Each value once.** A payload is cut into content-defined chunks (boundaries after a JSON-escaped newline, chosen
 by a hash of the lines around it; at most 128 KiB), and each chunk is stored under the hash of its bytes; the
 payload's manifest (its chunk keys) is one more chunk. An `llm_chat` input re-sends the whole conversation, but
 only its new messages make new chunks: the code context and every earlier message are already stored and are only
 named again. So a task writes the context about once and each message about once, however many agent steps re-send
-them (bench/history_size.py measures it). Chunks are per task (the table's key is `(task, key)`), so retention
-deletes a task's values with one statement.
+them (bench/history_size.py measures it). Chunks are per task (SQLite's key is `(task, key)`, S3's objects sit
+under the task's prefix), so retention deletes a task's values together.
 
-**Durable and exact.** A chunk is immutable (`INSERT OR IGNORE`: the same bytes, the same key, never rewritten).
-The SDK stores a payload before it puts its reference in a command or a completion, and a payload's chunks and
-manifest are committed in one transaction (`synchronous=FULL`), so a crash in between leaves only unreferenced
-rows. Every chunk read is verified against its key; a missing or corrupt chunk raises `PayloadStoreError`
+**Durable and exact.** A chunk is immutable (SQLite `INSERT OR IGNORE`, S3 `If-None-Match: *`: the same bytes,
+the same key, never rewritten). The SDK stores a payload before it puts its reference in a command or a
+completion; a payload's manifest is written only once its chunks are (SQLite: one transaction with
+`synchronous=FULL`; S3: the manifest's PUT after the chunks'), so a crash in between leaves only unreferenced
+chunks. Every chunk read is verified against its key; a missing or corrupt chunk raises `PayloadStoreError`
 (non-retryable, naming the task and the key).
 
 **Encrypted at rest.** With PAYLOAD_ENCRYPTION_KEYS set, the SDK hands the driver the encrypted payload; the
@@ -26,8 +30,9 @@ an HMAC of its bytes under a key derived from the encryption key, so neither the
 is at rest; without encryption the key is SHA-256.
 
 Every process that reads or writes these histories (worker, gateway, codec server, scripts, the replayer of an
-evicted task) needs the same store: one machine (`make run`) or a shared volume.
-`python -m orchestrator.payload_store prune` deletes the values of tasks whose histories Temporal no longer has.
+evicted task) needs the same store: one machine or a shared volume for the SQLite file, a bucket for a cluster.
+`python -m orchestrator.payload_store prune [--every SECONDS]` deletes the values of tasks whose histories
+Temporal no longer has (once, or in a loop).
 """
 
 from __future__ import annotations

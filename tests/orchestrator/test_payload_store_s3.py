@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -10,13 +11,22 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from temporalio.client import Client
 from temporalio.converter import StorageDriverClaim, StorageDriverRetrieveContext
 
 from orchestrator import payload_store
 from orchestrator.codec import EncryptionCodec
-from orchestrator.payload_store import PayloadStoreError, external_storage, prune, store_driver, workflow_exists
-from orchestrator.payload_store_s3 import S3_DRIVER_NAME, BotoS3Client, S3ChunkStorageDriver, parse_url
+from orchestrator.payload_store import (
+    ChunkSealer,
+    PayloadStoreError,
+    chunks,
+    external_storage,
+    prune,
+    store_driver,
+    workflow_exists,
+)
+from orchestrator.payload_store_s3 import CONCURRENCY, S3_DRIVER_NAME, BotoS3Client, S3ChunkStorageDriver, parse_url
 from orchestrator.temporal import data_converter
 from tests.orchestrator.test_payload_store import CONTEXT, payload_of, target
 from tests.support import start_task
@@ -88,6 +98,39 @@ async def test_an_existing_object_is_never_overwritten(s3_store_env: dict[str, s
     await client.put_object(bucket=bucket, key="k", data=b"second")  # If-None-Match: refused, not an error
     assert raw.get_object(Bucket=bucket, Key="k")["Body"].read() == b"first"
     assert await client.object_exists(bucket=bucket, key="k") and not await client.object_exists(bucket=bucket, key="x")
+
+
+class DropsOnePut(BotoS3Client):
+    """The real client, except that the PUT of one object fails as a lost connection would (the network's fault,
+    injected at the one place a test can choose which request it hits)."""
+
+    def __init__(self, real: BotoS3Client, fails: str) -> None:
+        super().__init__(real._client)
+        self.fails = fails
+
+    async def put_object(self, *, bucket: str, key: str, data: bytes) -> None:
+        if key.endswith(self.fails):
+            await asyncio.sleep(0.5)  # a slow failure: every other PUT in flight has finished by then
+            raise EndpointConnectionError(endpoint_url="http://lost")
+        await super().put_object(bucket=bucket, key=key, data=data)
+
+
+async def test_a_failed_chunk_write_leaves_no_manifest_and_a_retry_completes_it(s3_store_env: dict[str, str]) -> None:
+    payload = payload_of([CONTEXT[:30_000]])  # fewer chunks than the PUTs in flight at once
+    keys = [ChunkSealer(None).key(piece) for piece in chunks(payload.SerializeToString(deterministic=True))]
+    bucket, prefix = parse_url(s3_store_env["PAYLOAD_STORE"])
+    assert 2 < len(keys) < CONCURRENCY
+    flaky = DropsOnePut(BotoS3Client.from_env(s3_store_env), fails=keys[0])
+    with pytest.raises(
+        RuntimeError, match=rf"S3 PUT failed \[task='task-f', object=s3://{bucket}/{prefix}/.*{keys[0]}"
+    ):
+        await S3ChunkStorageDriver(flaky, bucket, prefix).store(target("task-f"), [payload])
+    written = {key.rsplit("/", 1)[1] for key in objects(s3_store_env)}
+    assert written and written <= set(keys) - {keys[0]}  # some chunks, and no manifest naming the lost one
+    [claim] = await driver_for(s3_store_env).store(target("task-f"), [payload])  # the activity's retry
+    assert claim.claim_data["manifest"] in {key.rsplit("/", 1)[1] for key in objects(s3_store_env)}
+    [back] = await driver_for(s3_store_env).retrieve(StorageDriverRetrieveContext(), [claim])
+    assert back == payload
 
 
 async def test_with_encryption_nothing_plain_is_in_the_bucket_and_the_values_read_back(
