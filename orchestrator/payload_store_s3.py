@@ -124,22 +124,26 @@ class BotoS3Client(S3ChunkClient):
             try:
                 self._client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
             except ClientError as exc:
-                if _code(exc) not in ("PreconditionFailed", "412"):  # 412: it exists, left as it is
-                    raise
+                code = _code(exc)
+                if code in ("PreconditionFailed", "412"):  # it exists: left as it is
+                    return
+                if code == "ConditionalRequestConflict" and self._exists(bucket, key):  # a concurrent writer won
+                    return
+                raise
 
         await asyncio.to_thread(put)
 
-    async def object_exists(self, *, bucket: str, key: str) -> bool:
-        def head() -> bool:
-            try:
-                self._client.head_object(Bucket=bucket, Key=key)
-            except ClientError as exc:
-                if _code(exc) in _MISSING:
-                    return False
-                raise
-            return True
+    def _exists(self, bucket: str, key: str) -> bool:
+        try:
+            self._client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return False
+            raise
+        return True
 
-        return await asyncio.to_thread(head)
+    async def object_exists(self, *, bucket: str, key: str) -> bool:
+        return await asyncio.to_thread(self._exists, bucket, key)
 
     async def get_object(self, *, bucket: str, key: str) -> bytes:
         def get() -> bytes:
