@@ -13,8 +13,9 @@ upload can overwrite, it has no listing or deleting, and its client must be ente
 Configuration is the standard AWS environment: AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3; for MinIO, e.g.
 `http://minio:9000`, addressed path-style), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
 AWS_REGION (or AWS_DEFAULT_REGION); whatever is not set there comes from boto3's own chain (profile, instance
-role). A chunk is written with `If-None-Match: *` after a HEAD found it missing, so an existing object is never
-overwritten (a 412 means another process stored the same chunk first).
+role). A chunk is written with `If-None-Match: *` after a HEAD (or, for a payload of many chunks, one listing of
+the task's prefix) found it missing, so an existing object is never overwritten (a 412 means another process
+stored the same chunk first).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import datetime
 import functools
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlparse
@@ -49,6 +51,7 @@ AWS_ENV = (
     "AWS_DEFAULT_REGION",
 )
 CONCURRENCY = 16  # S3 requests in flight per payload
+HEAD_AT_MOST = 4  # a payload of more chunks asks which exist with a listing of its task
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 T = TypeVar("T")
@@ -83,10 +86,15 @@ def _code(exc: ClientError) -> str:
 
 
 class BotoS3Client(S3ChunkClient):
-    """S3ChunkClient over a boto3 S3 client, each call in a thread."""
+    """S3ChunkClient over a boto3 S3 client, each call in a thread of its own pool (CONCURRENCY threads: the
+    default executor has only cores + 4)."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        self._threads = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="payload-store-s3")
+
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(call, *args))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> BotoS3Client:
@@ -131,7 +139,7 @@ class BotoS3Client(S3ChunkClient):
                     return
                 raise
 
-        await asyncio.to_thread(put)
+        await self._run(put)
 
     def _exists(self, bucket: str, key: str) -> bool:
         try:
@@ -143,7 +151,7 @@ class BotoS3Client(S3ChunkClient):
         return True
 
     async def object_exists(self, *, bucket: str, key: str) -> bool:
-        return await asyncio.to_thread(self._exists, bucket, key)
+        return await self._run(self._exists, bucket, key)
 
     async def get_object(self, *, bucket: str, key: str) -> bytes:
         def get() -> bytes:
@@ -155,7 +163,7 @@ class BotoS3Client(S3ChunkClient):
                 raise
             return bytes(response["Body"].read())
 
-        return await asyncio.to_thread(get)
+        return await self._run(get)
 
     async def list_objects(self, *, bucket: str, prefix: str) -> list[StoredObject]:
         def listing() -> list[StoredObject]:
@@ -166,7 +174,7 @@ class BotoS3Client(S3ChunkClient):
                     out.append(StoredObject(item["Key"], int(item["Size"]), modified.timestamp()))
             return out
 
-        return await asyncio.to_thread(listing)
+        return await self._run(listing)
 
     async def delete_objects(self, *, bucket: str, keys: Sequence[str]) -> None:
         def delete() -> None:
@@ -178,7 +186,7 @@ class BotoS3Client(S3ChunkClient):
                         f"S3 refused to delete {len(response['Errors'])} object(s): {response['Errors'][:3]}"
                     )
 
-        await asyncio.to_thread(delete)
+        await self._run(delete)
 
 
 async def _bounded(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
@@ -231,6 +239,13 @@ class S3ChunkBackend(ChunkBackend):
         return RuntimeError(f"S3 {what} failed [task={task!r}, object={self.where}/.../{key}{details}]: {exc}")
 
     async def existing(self, task: str, keys: Sequence[str]) -> set[str]:
+        if len(keys) > HEAD_AT_MOST:  # one listing of the task (1,000 keys a page) instead of a HEAD per chunk
+            try:
+                listed = await self.client.list_objects(bucket=self.bucket, prefix=self._task_prefix(task))
+            except (ClientError, BotoCoreError) as exc:
+                raise self._fail("LIST", task, "", exc) from exc
+            return {item.key.rsplit("/", 1)[1] for item in listed} & set(keys)
+
         async def probe(key: str) -> bool:
             try:
                 return await self.client.object_exists(bucket=self.bucket, key=self._key(task, key))

@@ -90,6 +90,13 @@ async def test_round_trip_and_a_re_sent_conversation_writes_only_its_new_chunks(
     assert back == first and back2 == second
     assert set(await reader.tasks()) == {"task/a b"}
 
+    small = payload_of(["a short message"])  # a chunk and a manifest: asked by HEAD, not by a listing
+    written = driver.counters.chunks_written
+    [claim3] = await driver.store(target("task/a b"), [small])
+    [claim4] = await driver.store(target("task/a b"), [small])
+    assert claim3 == claim4 and driver.counters.chunks_written == written + 2
+    assert await reader.retrieve(StorageDriverRetrieveContext(), [claim3]) == [small]
+
 
 async def test_an_existing_object_is_never_overwritten(s3_store_env: dict[str, str]) -> None:
     raw, bucket, _ = bucket_of(s3_store_env)
