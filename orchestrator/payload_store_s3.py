@@ -51,6 +51,7 @@ AWS_ENV = (
     "AWS_DEFAULT_REGION",
 )
 CONCURRENCY = 16  # S3 requests in flight per payload
+MAX_KEY_BYTES = 1024  # S3's limit on an object's name
 HEAD_AT_MOST = 4  # a payload of more chunks asks which exist with a listing of its task
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -232,7 +233,10 @@ class S3ChunkBackend(ChunkBackend):
         return f"{self._root()}{quote(task, safe='')}/"
 
     def _key(self, task: str, key: str) -> str:
-        return self._task_prefix(task) + key
+        name = self._task_prefix(task) + key
+        if len(name.encode()) > MAX_KEY_BYTES:
+            raise ValueError(f"task {task!r}: its object names would exceed S3's {MAX_KEY_BYTES} bytes (a shorter id)")
+        return name
 
     def _fail(self, what: str, task: str, key: str, exc: Exception) -> RuntimeError:
         details = "".join(f", {k}={v}" for k, v in self.client.describe().items())

@@ -66,6 +66,11 @@ def test_an_s3_url_configures_the_s3_driver_and_a_path_still_the_local_one(s3_st
         parse_url("s3:///prefix")
 
 
+async def test_a_task_id_too_long_for_an_object_name_is_refused_clearly(s3_store_env: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="exceed S3's 1024 bytes"):
+        await driver_for(s3_store_env).store(target("é" * 300), [payload_of(["hello"])])
+
+
 async def test_round_trip_and_a_re_sent_conversation_writes_only_its_new_chunks(s3_store_env: dict[str, str]) -> None:
     driver = driver_for(s3_store_env)
     first = payload_of([CONTEXT])
