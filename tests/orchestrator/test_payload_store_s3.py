@@ -7,6 +7,9 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,7 +32,7 @@ from orchestrator.payload_store import (
 from orchestrator.payload_store_s3 import CONCURRENCY, S3_DRIVER_NAME, BotoS3Client, S3ChunkStorageDriver, parse_url
 from orchestrator.temporal import data_converter
 from tests.orchestrator.test_payload_store import CONTEXT, payload_of, target
-from tests.support import start_task
+from tests.support import ROOT, start_task, wait_until
 from workflows.models import ChatMessage, LlmRequest
 
 
@@ -44,6 +47,11 @@ def bucket_of(env: dict[str, str]) -> tuple[Any, str, str]:
     )
     bucket, prefix = parse_url(env["PAYLOAD_STORE"])
     return raw, bucket, prefix
+
+
+def object_names(env: dict[str, str]) -> list[str]:
+    raw, bucket, prefix = bucket_of(env)
+    return [o["Key"] for o in raw.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
 
 
 def objects(env: dict[str, str]) -> dict[str, bytes]:
@@ -204,11 +212,6 @@ async def test_prune_deletes_the_objects_of_tasks_temporal_no_longer_has(
 
 
 def test_the_prune_command_validates_every() -> None:
-    import subprocess
-    import sys
-
-    from tests.support import ROOT
-
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator.payload_store", "prune", "--every", "0"],
         capture_output=True,
@@ -217,3 +220,38 @@ def test_the_prune_command_validates_every() -> None:
         env={**os.environ, payload_store.STORE_ENV: ""},
     )
     assert done.returncode == 2 and "--every must be > 0" in done.stderr
+
+
+async def test_the_prune_loop_deletes_each_round_and_writes_its_health_file(
+    client: Client, s3_store_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`prune --every` as compose runs it, as a real process against the real server and bucket: a value written
+    after the loop started is gone within a round, and the health file says when the last good round ended."""
+    health = tmp_path / "prune.ok"
+    env = {
+        **os.environ,
+        **s3_store_env,
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": "default",
+    }
+    log = tmp_path / "prune.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
+            [sys.executable, "-m", "orchestrator.payload_store", "prune", "--every", "0.5", "--min-age", "0",
+             "--health-file", str(health)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            await wait_until(health.exists, within=30)
+            driver = driver_for(s3_store_env)
+            await driver.store(target("task-gone"), [payload_of(["a value of a task Temporal never had"])])
+            await wait_until(lambda: not object_names(s3_store_env), within=30)
+            before = float(health.read_text())
+            await wait_until(lambda: float(health.read_text()) > before, within=30)  # it keeps going
+            assert proc.poll() is None
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = log.read_text()
+    assert "deleted the values of 1 task(s) past retention" in text and "  task-gone" in text, text
+    assert f"in {s3_store_env['PAYLOAD_STORE']}" in text
