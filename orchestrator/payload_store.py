@@ -1,10 +1,13 @@
-"""Large payloads live outside history, each piece once: a content-addressed SQLite store behind the SDK's
-`ExternalStorage`.
+"""Large payloads live outside history, each piece once: a content-addressed chunk store behind the SDK's
+`ExternalStorage`, in a SQLite file or an S3 bucket.
 
-With PAYLOAD_STORE set to a SQLite file (`make run`: `data/payloads.sqlite`), every payload of at least
-PAYLOAD_STORE_THRESHOLD bytes (default 16 KiB) that a client or worker sends to Temporal goes to the store, and
-history holds the SDK's small reference instead (`{"driverName": "local", "claimData": {"task", "manifest",
-"bytes"}}`, about 200 bytes).
+With PAYLOAD_STORE set, every payload of at least PAYLOAD_STORE_THRESHOLD bytes (default 16 KiB) that a client or
+worker sends to Temporal goes to the store, and history holds the SDK's small reference instead
+(`{"driverName": "local", "claimData": {"task", "manifest", "bytes"}}`, about 200 bytes). PAYLOAD_STORE is
+either a SQLite file (`make run`: `data/payloads.sqlite`; driver `local`) or `s3://bucket/prefix` (driver
+`s3-chunks`, objects `<prefix>/<task>/<key>`, configured by the standard AWS_* variables: see
+`orchestrator.payload_store_s3`). One driver, ChunkStorageDriver, does the chunking, sealing, manifests and
+checks below over either ChunkBackend; a backend only keeps immutable bytes under (task, key).
 
 **Each value once.** A payload is cut into content-defined chunks (boundaries after a JSON-escaped newline, chosen
 by a hash of the lines around it; at most 128 KiB), and each chunk is stored under the hash of its bytes; the
@@ -12,13 +15,14 @@ payload's manifest (its chunk keys) is one more chunk, stored under the hash of 
 payload again (a replay re-sends every command's input) is one hash and one lookup. An `llm_chat` input re-sends
 the whole conversation, but only its new messages make new chunks: the code context and every earlier message are
 already stored and are only named again. So a task writes the context about once and each message about once,
-however many agent steps re-send them (bench/history_size.py measures it). Chunks are per task (the table's key is
-`(task, key)`), so retention deletes a task's values with one statement.
+however many agent steps re-send them (bench/history_size.py measures it). Chunks are per task (SQLite's key is
+`(task, key)`, S3's objects sit under the task's prefix), so retention deletes a task's values together.
 
-**Durable and exact.** A chunk is immutable (`INSERT OR IGNORE`: the same bytes, the same key, never rewritten).
-The SDK stores a payload before it puts its reference in a command or a completion, and a payload's chunks and
-manifest are committed in one transaction (`synchronous=FULL`), so a crash in between leaves only unreferenced
-rows. Every chunk read is verified against its key; a missing or corrupt chunk raises `PayloadStoreError`
+**Durable and exact.** A chunk is immutable (SQLite `INSERT OR IGNORE`, S3 `If-None-Match: *`: the same bytes,
+the same key, never rewritten). The SDK stores a payload before it puts its reference in a command or a
+completion; a payload's manifest is written only once its chunks are (SQLite: one transaction with
+`synchronous=FULL`; S3: the manifest's PUT after the chunks'), so a crash in between leaves only unreferenced
+chunks. Every chunk read is verified against its key; a missing or corrupt chunk raises `PayloadStoreError`
 (naming the task and the key): an activity whose input it is fails at once, non-retryable; a workflow task that
 reads it fails with that message and is retried until the value is back (`PayloadStoreError` says why).
 
@@ -28,8 +32,9 @@ an HMAC of its bytes under a key derived from the encryption key, so neither the
 is at rest; without encryption the key is SHA-256.
 
 Every process that reads or writes these histories (worker, gateway, codec server, scripts, the replayer of an
-evicted task) needs the same store: one machine (`make run`) or a shared volume.
-`python -m orchestrator.payload_store prune` deletes the values of tasks whose histories Temporal no longer has.
+evicted task) needs the same store: one machine or a shared volume for the SQLite file, a bucket for a cluster.
+`python -m orchestrator.payload_store prune [--every SECONDS]` deletes the values of tasks whose histories
+Temporal no longer has (once, or in a loop).
 """
 
 from __future__ import annotations
@@ -43,9 +48,9 @@ import json
 import logging
 import os
 import sqlite3
-import threading
 import time
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,25 +230,52 @@ class ChunkSealer:
         return chunk, key_id
 
 
-class SqliteStorageDriver(StorageDriver):
-    """The local driver: chunks in one SQLite file, shared by every process of one machine."""
+class ChunkBackend(ABC):
+    """Where a driver's sealed chunks live: immutable values under (task, key), grouped by task.
 
-    def __init__(self, path: str | Path, codec: EncryptionCodec | None = None, name: str = DRIVER_NAME) -> None:
+    The chunking, sealing and manifests are the driver's (ChunkStorageDriver); a backend only keeps bytes. Two ship:
+    SqliteChunkBackend (one file, one machine) and, in `orchestrator.payload_store_s3`, S3ChunkBackend (a bucket
+    every machine reaches).
+    """
+
+    where: str  # named in errors: the file or the bucket
+
+    @abstractmethod
+    async def existing(self, task: str, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` `task` already has."""
+
+    @abstractmethod
+    async def write(self, task: str, values: Sequence[tuple[str, bytes]]) -> None:
+        """Store each (key, value), never overwriting a key already stored; return once all are durable. The last
+        value (a payload's manifest) must not be visible before the others are."""
+
+    @abstractmethod
+    async def read_many(self, task: str, keys: Sequence[str]) -> list[bytes | None]:
+        """The stored values of `keys`, in order; None for a missing one."""
+
+    @abstractmethod
+    async def tasks(self) -> dict[str, float]:
+        """Every task with stored values, and when its newest value was written (Unix time)."""
+
+    @abstractmethod
+    async def task_bytes(self, task: str) -> int:
+        """The bytes `task`'s values take."""
+
+    @abstractmethod
+    async def delete_task(self, task: str) -> int:
+        """Delete every value of `task`; the bytes freed."""
+
+
+class SqliteChunkBackend(ChunkBackend):
+    """Chunks in one SQLite file (table `chunks`, key `(task, key)`), shared by every process of one machine."""
+
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._name = name
-        self.sealer = ChunkSealer(codec)
-        self.counters = StoreCounters()
-        self._lock = threading.Lock()
+        self.where = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-
-    def name(self) -> str:
-        return self._name
-
-    def type(self) -> str:
-        return "coding-orchestrator.sqlite-chunks"
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -254,71 +286,137 @@ class SqliteStorageDriver(StorageDriver):
         finally:
             db.close()
 
+    def _existing(self, task: str, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._connect() as db:
+            for start in range(0, len(keys), 500):
+                batch = list(keys[start : start + 500])
+                marks = ",".join("?" * len(batch))
+                rows = db.execute(f"SELECT key FROM chunks WHERE task = ? AND key IN ({marks})", [task, *batch])
+                found.update(row[0] for row in rows)
+        return found
+
+    def _write(self, task: str, values: Sequence[tuple[str, bytes]]) -> None:
+        now = time.time()
+        with self._connect() as db, db:  # one transaction: the manifest and its chunks, or nothing
+            db.executemany(
+                "INSERT OR IGNORE INTO chunks (task, key, value, created) VALUES (?, ?, ?, ?)",
+                [(task, key, value, now) for key, value in values],
+            )
+
+    def _read_many(self, task: str, keys: Sequence[str]) -> list[bytes | None]:
+        with self._connect() as db:
+            out = []
+            for key in keys:
+                row = db.execute("SELECT value FROM chunks WHERE task = ? AND key = ?", (task, key)).fetchone()
+                out.append(None if row is None else bytes(row[0]))
+            return out
+
+    def _tasks(self) -> dict[str, float]:
+        with self._connect() as db:
+            return dict(db.execute("SELECT task, MAX(created) FROM chunks GROUP BY task").fetchall())
+
+    def _task_bytes(self, task: str) -> int:
+        with self._connect() as db:
+            row = db.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM chunks WHERE task = ?", (task,)).fetchone()
+        return int(row[0])
+
+    def _delete_task(self, task: str) -> int:
+        freed = self._task_bytes(task)
+        with self._connect() as db, db:
+            db.execute("DELETE FROM chunks WHERE task = ?", (task,))
+        return freed
+
+    async def existing(self, task: str, keys: Sequence[str]) -> set[str]:
+        return await asyncio.to_thread(self._existing, task, keys)
+
+    async def write(self, task: str, values: Sequence[tuple[str, bytes]]) -> None:
+        await asyncio.to_thread(self._write, task, values)
+
+    async def read_many(self, task: str, keys: Sequence[str]) -> list[bytes | None]:
+        return await asyncio.to_thread(self._read_many, task, keys)
+
+    async def tasks(self) -> dict[str, float]:
+        return await asyncio.to_thread(self._tasks)
+
+    async def task_bytes(self, task: str) -> int:
+        return await asyncio.to_thread(self._task_bytes, task)
+
+    async def delete_task(self, task: str) -> int:
+        return await asyncio.to_thread(self._delete_task, task)
+
+
+class ChunkStorageDriver(StorageDriver):
+    """The SDK's storage driver over a ChunkBackend: payloads cut into chunks, each sealed and stored once per task,
+    and a manifest naming them; every read verified."""
+
+    def __init__(self, backend: ChunkBackend, codec: EncryptionCodec | None, name: str, type_: str) -> None:
+        self.backend = backend
+        self._name = name
+        self._type = type_
+        self.sealer = ChunkSealer(codec)
+        self.counters = StoreCounters()
+
+    def name(self) -> str:
+        return self._name
+
+    def type(self) -> str:
+        return self._type
+
     # ----------------------------------------------------------------- writing
 
-    def put(self, task: str, data: bytes) -> tuple[str, int]:
-        """Store `data` as chunks and a manifest, in one transaction; (manifest key, payload bytes).
+    async def put(self, task: str, data: bytes) -> tuple[str, int]:
+        """Store `data` as chunks and then its manifest; (manifest key, payload bytes).
 
         The manifest is stored under the payload's own key, so a payload stored before (every command's input
         again when an evicted task replays) costs one hash and one lookup, not a chunking."""
         manifest_key = PAYLOAD_KEY_PREFIX + self.sealer.key(data)
-        with self._connect() as db:
-            if self._existing(db, task, [manifest_key]):
-                self.counters.payloads += 1
-                self.counters.payloads_known += 1
-                return manifest_key, len(data)
+        if await self.backend.existing(task, [manifest_key]):
+            self.counters.payloads += 1
+            self.counters.payloads_known += 1
+            return manifest_key, len(data)
         pieces = chunks(data)
         keys = [self.sealer.key(piece) for piece in pieces]
         wanted = dict(zip(keys, pieces, strict=True))
-        wanted[manifest_key] = MANIFEST_PREFIX + "\n".join(keys).encode()
-        with self._lock, self._connect() as db:
-            known = self._existing(db, task, list(wanted))
-            new = [
-                (task, key, self.sealer.seal(chunk), time.time()) for key, chunk in wanted.items() if key not in known
-            ]
-            with db:
-                db.executemany("INSERT OR IGNORE INTO chunks (task, key, value, created) VALUES (?, ?, ?, ?)", new)
+        wanted[manifest_key] = MANIFEST_PREFIX + "\n".join(keys).encode()  # last: written once its chunks are
+        known = await self.backend.existing(task, list(wanted))
+        new = [(key, self.sealer.seal(chunk)) for key, chunk in wanted.items() if key not in known]
+        if new:
+            await self.backend.write(task, new)
         self.counters.payloads += 1
         self.counters.chunks_written += len(new)
-        self.counters.bytes_written += sum(len(row[2]) for row in new)
+        self.counters.bytes_written += sum(len(value) for _, value in new)
         self.counters.chunks_deduplicated += len(wanted) - len(new)
         return manifest_key, len(data)
 
-    @staticmethod
-    def _existing(db: sqlite3.Connection, task: str, keys: list[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(keys), 500):
-            batch = keys[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            rows = db.execute(f"SELECT key FROM chunks WHERE task = ? AND key IN ({marks})", [task, *batch])
-            found.update(row[0] for row in rows)
-        return found
-
     # ----------------------------------------------------------------- reading
 
-    def get(self, task: str, manifest_key: str) -> bytes:
+    async def get(self, task: str, manifest_key: str) -> bytes:
         """The payload bytes a manifest names, every chunk verified; PayloadStoreError when one is missing."""
         by_payload = manifest_key.startswith(PAYLOAD_KEY_PREFIX)  # else (older claims) by the manifest's bytes
-        with self._connect() as db:
-            manifest, key_id = self._chunk(db, task, manifest_key, verify=not by_payload)
-            if not manifest.startswith(MANIFEST_PREFIX):
-                raise PayloadStoreError(f"task {task!r}: stored value {manifest_key} is not a manifest")
-            keys = manifest[len(MANIFEST_PREFIX) :].decode().split("\n")
-            data = b"".join(self._chunk(db, task, key)[0] for key in keys if key)
+        [(manifest, key_id)] = await self._chunks(task, [manifest_key], verify=not by_payload)
+        if not manifest.startswith(MANIFEST_PREFIX):
+            raise PayloadStoreError(f"task {task!r}: stored value {manifest_key} is not a manifest")
+        keys = [key for key in manifest[len(MANIFEST_PREFIX) :].decode().split("\n") if key]
+        data = b"".join(chunk for chunk, _ in await self._chunks(task, keys))
         if by_payload and not hmac.compare_digest(PAYLOAD_KEY_PREFIX + self.sealer.key(data, key_id), manifest_key):
             raise PayloadStoreError(
                 f"task {task!r}: stored value {manifest_key} is corrupt (its chunks do not match it)"
             )
         return data
 
-    def _chunk(self, db: sqlite3.Connection, task: str, key: str, verify: bool = True) -> tuple[bytes, str | None]:
-        row = db.execute("SELECT value FROM chunks WHERE task = ? AND key = ?", (task, key)).fetchone()
-        if row is None:
-            raise PayloadStoreError(
-                f"task {task!r}: stored value {key} is missing from {self.path} (deleted past retention, or this "
-                f"process does not share the workers' {STORE_ENV})"
-            )
-        return self.sealer.open(task, key, row[0], verify)
+    async def _chunks(self, task: str, keys: list[str], verify: bool = True) -> list[tuple[bytes, str | None]]:
+        """Each key's chunk and the id of the key that sealed it (`ChunkSealer.open`)."""
+        values = await self.backend.read_many(task, keys)
+        out = []
+        for key, value in zip(keys, values, strict=True):
+            if value is None:
+                raise PayloadStoreError(
+                    f"task {task!r}: stored value {key} is missing from {self.backend.where} (deleted past "
+                    f"retention, or this process does not share the workers' {STORE_ENV})"
+                )
+            out.append(self.sealer.open(task, key, value, verify))
+        return out
 
     # ----------------------------------------------------------------- the SDK's driver interface
 
@@ -328,7 +426,7 @@ class SqliteStorageDriver(StorageDriver):
         for payload in payloads:
             plain = self.sealer.codec.decrypt(payload) if self.sealer.codec else payload
             data = plain.SerializeToString(deterministic=True)
-            key, size = await asyncio.to_thread(self.put, task, data)
+            key, size = await self.put(task, data)
             claims.append(StorageDriverClaim(claim_data={"task": task, "manifest": key, "bytes": str(size)}))
         return claims
 
@@ -338,7 +436,7 @@ class SqliteStorageDriver(StorageDriver):
         payloads = []
         for claim in claims:
             task, key = claim.claim_data.get("task", NO_TASK), claim.claim_data.get("manifest", "")
-            data = await asyncio.to_thread(self.get, task, key)
+            data = await self.get(task, key)
             try:
                 payloads.append(Payload.FromString(data))
             except Exception as exc:
@@ -347,22 +445,24 @@ class SqliteStorageDriver(StorageDriver):
 
     # ----------------------------------------------------------------- housekeeping
 
-    def task_bytes(self, task: str) -> int:
-        with self._connect() as db:
-            row = db.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM chunks WHERE task = ?", (task,)).fetchone()
-        return int(row[0])
+    async def task_bytes(self, task: str) -> int:
+        return await self.backend.task_bytes(task)
 
-    def tasks(self) -> dict[str, float]:
+    async def tasks(self) -> dict[str, float]:
         """Every task with stored values, and when its newest value was written."""
-        with self._connect() as db:
-            return dict(db.execute("SELECT task, MAX(created) FROM chunks GROUP BY task").fetchall())
+        return await self.backend.tasks()
 
-    def delete_task(self, task: str) -> int:
+    async def delete_task(self, task: str) -> int:
         """Delete every value of `task`; the bytes freed."""
-        freed = self.task_bytes(task)
-        with self._lock, self._connect() as db, db:
-            db.execute("DELETE FROM chunks WHERE task = ?", (task,))
-        return freed
+        return await self.backend.delete_task(task)
+
+
+class SqliteStorageDriver(ChunkStorageDriver):
+    """The local driver (name `local`, as existing histories name it): chunks in one SQLite file."""
+
+    def __init__(self, path: str | Path, codec: EncryptionCodec | None = None, name: str = DRIVER_NAME) -> None:
+        self.path = Path(path)
+        super().__init__(SqliteChunkBackend(self.path), codec, name, "coding-orchestrator.sqlite-chunks")
 
 
 def threshold(environ: Mapping[str, str]) -> int:
@@ -378,20 +478,48 @@ def threshold(environ: Mapping[str, str]) -> int:
     return value
 
 
-_drivers: dict[tuple[str, tuple[tuple[str, str], ...]], SqliteStorageDriver] = {}  # one per file and key set
+def _fingerprint(*values: str | bytes | None) -> str:
+    digest = hashlib.sha256()
+    for value in values:
+        digest.update(value.encode() if isinstance(value, str) else value or b"")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+_drivers: dict[tuple[str, str], ChunkStorageDriver] = {}  # one per store, key set and credentials
+
+
+def store_driver(codec: EncryptionCodec | None, environ: Mapping[str, str] | None = None) -> ChunkStorageDriver | None:
+    """The driver PAYLOAD_STORE names: `s3://bucket[/prefix]` (with the standard AWS_* variables) or a SQLite
+    file; None when it is unset. One per process and configuration."""
+    env = os.environ if environ is None else environ
+    location = env.get(STORE_ENV, "").strip()
+    if not location:
+        return None
+    keys = _fingerprint(
+        *(f"{key_id}={hashlib.sha256(key).hexdigest()}" for key_id, key in (codec.keys if codec else {}).items())
+    )
+    if location.startswith("s3://"):
+        from orchestrator.payload_store_s3 import AWS_ENV, S3ChunkStorageDriver
+
+        cache_key = (location, _fingerprint(keys, *(env.get(name) for name in AWS_ENV)))
+        driver = _drivers.get(cache_key)
+        if driver is None:
+            driver = _drivers[cache_key] = S3ChunkStorageDriver.from_url(location, env, codec)
+        return driver
+    cache_key = (str(Path(location).resolve()), keys)
+    driver = _drivers.get(cache_key)
+    if driver is None:
+        driver = _drivers[cache_key] = SqliteStorageDriver(location, codec)
+    return driver
 
 
 def external_storage(codec: EncryptionCodec | None, environ: Mapping[str, str] | None = None) -> ExternalStorage | None:
     """The `ExternalStorage` PAYLOAD_STORE describes, or None when it is unset (payloads stay inline)."""
     env = os.environ if environ is None else environ
-    path = env.get(STORE_ENV, "").strip()
-    if not path:
-        return None
-    keys = tuple((key_id, hashlib.sha256(key).hexdigest()) for key_id, key in (codec.keys if codec else {}).items())
-    cache_key = (str(Path(path).resolve()), keys)
-    driver = _drivers.get(cache_key)
+    driver = store_driver(codec, env)
     if driver is None:
-        driver = _drivers[cache_key] = SqliteStorageDriver(path, codec)
+        return None
     return ExternalStorage(drivers=[driver], payload_size_threshold=threshold(env))
 
 
@@ -423,7 +551,7 @@ PRUNE_MIN_AGE_SECONDS = 3600.0
 
 
 async def prune(
-    driver: SqliteStorageDriver,
+    driver: ChunkStorageDriver,
     exists: Callable[[str], Awaitable[bool]],
     dry_run: bool = False,
     min_age_seconds: float = PRUNE_MIN_AGE_SECONDS,
@@ -436,11 +564,11 @@ async def prune(
     deleted: list[str] = []
     freed = 0
     now = time.time()
-    for task, newest in sorted(driver.tasks().items()):
+    for task, newest in sorted((await driver.tasks()).items()):
         if now - newest < min_age_seconds or await exists(task):
             continue
         deleted.append(task)
-        freed += driver.task_bytes(task) if dry_run else driver.delete_task(task)
+        freed += await (driver.task_bytes(task) if dry_run else driver.delete_task(task))
     return deleted, freed
 
 
@@ -455,24 +583,40 @@ async def workflow_exists(client: Client, task: str) -> bool:
     return True
 
 
-async def _prune_main(args: argparse.Namespace) -> None:
-    from orchestrator.temporal import connect_client
-
-    path = os.environ.get(STORE_ENV, "").strip()
-    if not path:
-        raise SystemExit(f"{STORE_ENV} is not set: there is no payload store to prune")
-    client = await connect_client()
-    driver = SqliteStorageDriver(path, EncryptionCodec.from_env())
+async def prune_round(driver: ChunkStorageDriver, client: Client, dry_run: bool, min_age_seconds: float) -> None:
     deleted, freed = await prune(
-        driver, lambda task: workflow_exists(client, task), dry_run=args.dry_run, min_age_seconds=args.min_age
+        driver, lambda task: workflow_exists(client, task), dry_run=dry_run, min_age_seconds=min_age_seconds
     )
-    verb = "would delete" if args.dry_run else "deleted"
-    logger.info("%s the values of %d task(s) past retention (%d bytes)", verb, len(deleted), freed)
+    verb = "would delete" if dry_run else "deleted"
+    logger.info(
+        "%s the values of %d task(s) past retention (%d bytes) in %s", verb, len(deleted), freed, driver.backend.where
+    )
     for task in deleted:
         logger.info("  %s", task)
 
 
-def main() -> None:
+async def _prune_main(args: argparse.Namespace) -> None:
+    from orchestrator.temporal import connect_client
+
+    driver = store_driver(EncryptionCodec.from_env())
+    if driver is None:
+        raise SystemExit(f"{STORE_ENV} is not set: there is no payload store to prune")
+    client = await connect_client()
+    while True:
+        try:
+            await prune_round(driver, client, args.dry_run, args.min_age)
+            if args.health_file:
+                await asyncio.to_thread(Path(args.health_file).write_text, f"{time.time()}\n", "utf-8")
+        except Exception:
+            if args.every is None:
+                raise
+            logger.exception("prune round failed; the next one runs in %.0f s", args.every)  # e.g. Temporal away
+        if args.every is None:
+            return
+        await asyncio.sleep(args.every)
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=f"Housekeeping of the payload store ({STORE_ENV}).")
     sub = parser.add_subparsers(dest="command", required=True)
     prune_cmd = sub.add_parser("prune", help="delete the values of tasks whose history Temporal no longer has")
@@ -480,7 +624,25 @@ def main() -> None:
     prune_cmd.add_argument(
         "--min-age", type=float, default=PRUNE_MIN_AGE_SECONDS, help="keep tasks that wrote a value this recently (s)"
     )
-    args = parser.parse_args()
+    prune_cmd.add_argument(
+        "--every", type=float, default=None, metavar="SECONDS", help="keep running: one round every SECONDS"
+    )
+    prune_cmd.add_argument(
+        "--health-file", default=None, metavar="PATH", help="write the time to PATH after each round that succeeded"
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.every is not None and args.every <= 0:
+        cli.error("--every must be > 0")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     asyncio.run(_prune_main(args))
     exit_now(0)

@@ -100,6 +100,42 @@ def memory_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedSer
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-compatible HTTP server (moto's, in a thread of this process) on a free port; its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_store_env(s3_server: str) -> dict[str, str]:
+    """PAYLOAD_STORE and the AWS variables for a fresh bucket on `s3_server` (created here, as compose's job does)."""
+    import boto3
+
+    env = {
+        "AWS_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "test-access-key",
+        "AWS_SECRET_ACCESS_KEY": "test-secret-key",
+        "AWS_REGION": "us-east-1",
+    }
+    bucket = f"payloads-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_REGION"],
+    ).create_bucket(Bucket=bucket)
+    return {**env, "PAYLOAD_STORE": f"s3://{bucket}/orchestrator"}
+
+
 @pytest.fixture
 def memory_api_url(memory_api: ThreadedServer) -> str:
     return memory_api.base_url

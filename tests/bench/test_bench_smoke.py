@@ -80,3 +80,21 @@ async def test_a_signal_stops_the_benchmark_and_everything_it_started() -> None:
             proc.kill()
     assert proc.returncode == 1 and "stopped by a signal" in err, (proc.returncode, err[-3000:])
     await wait_until(lambda: all(start_time(pid) != began for pid, began in children.items()), within=20)
+
+
+def test_payload_store_backends_benchmark_runs() -> None:
+    """Both backends store, re-send and read back (the benchmark checks the value read back); a re-send of the
+    conversation writes a few new objects, not all of them again."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.payload_store_backends", "--functions", "2000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if "first store" in line]
+    assert len(rows) == 2 and "sqlite file" in rows[0] and "s3 (moto server)" in rows[1]
+    for row in rows:
+        objects, new = int(row.split(" objects")[0].rsplit(" ", 1)[1]), int(row.split(" new)")[0].rsplit("(", 1)[1])
+        assert 0 < new < objects / 2, row

@@ -406,24 +406,29 @@ def started_input(shown: str) -> str:
     return base64.b64decode(payload.get("data", "")).decode("utf-8", "replace")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "s3"])
 async def test_codec_server_shows_values_kept_in_the_payload_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str
 ) -> None:
-    """The Web UI sees a storage reference in history; /decode answers with the stored value, decrypted."""
-    store = {STORE_ENV: str(tmp_path / "payloads.sqlite"), "PAYLOAD_ENCRYPTION_KEYS": f"k1={K1}"}
+    """The Web UI sees a storage reference in history; /decode answers with the stored value, decrypted (from the
+    SQLite file, or from a bucket of a real S3-compatible server)."""
+    location = request.getfixturevalue("s3_store_env") if backend == "s3" else {STORE_ENV: str(tmp_path / "p.sqlite")}
+    store = {**location, "PAYLOAD_ENCRYPTION_KEYS": f"k1={K1}"}
     converter = data_converter(store)._with_store_context(
         StorageDriverStoreContext(target=StorageDriverWorkflowInfo(namespace="default", id="task-ui"))
     )
     big = "x = 1\n" * 10_000
     [reference] = await converter.encode([big])
     assert reference.metadata["messageType"] == REFERENCE_TYPE
-    monkeypatch.setenv(STORE_ENV, store[STORE_ENV])
+    for name, value in location.items():
+        monkeypatch.setenv(name, value)
     async with codec_http(f"k1={K1}") as http:
         decoded = await http.post("/decode", json=as_json([reference]), headers={"X-API-KEY": CODEC_API_KEY})
     assert decoded.status_code == 200, decoded.text
     [plain] = decoded.json()["payloads"]
     assert json.loads(base64.b64decode(plain["data"])) == big
-    monkeypatch.setenv(STORE_ENV, str(tmp_path / "elsewhere.sqlite"))  # a store without the value: a clear 422
+    elsewhere = store[STORE_ENV] + "-elsewhere" if backend == "s3" else str(tmp_path / "elsewhere.sqlite")
+    monkeypatch.setenv(STORE_ENV, elsewhere)  # a store without the value: a clear 422
     async with codec_http(f"k1={K1}") as http:
         missing = await http.post("/decode", json=as_json([reference]), headers={"X-API-KEY": CODEC_API_KEY})
     assert missing.status_code == 422 and "task 'task-ui'" in missing.text and "missing" in missing.text

@@ -132,7 +132,7 @@ async def test_a_missing_or_corrupt_value_is_a_non_retryable_error_naming_the_ta
     with pytest.raises(PayloadStoreError, match=r"task 'task-c': stored value [0-9a-f]{64} is corrupt") as corrupt:
         await driver.retrieve(StorageDriverRetrieveContext(), [claim])
     assert corrupt.value.type == "PayloadStoreError"  # how it fails a task: tests/workflows/test_missing_values.py
-    driver.delete_task("task-c")
+    await driver.delete_task("task-c")
     with pytest.raises(
         PayloadStoreError, match=f"task 'task-c': stored value {claim.claim_data['manifest']} is missing"
     ):
@@ -160,10 +160,10 @@ async def test_prune_deletes_the_values_of_tasks_temporal_no_longer_has(tmp_path
         return task == "kept"
 
     listed, _ = await prune(driver, exists, dry_run=True)
-    assert listed == ["gone"] and set(driver.tasks()) == {"kept", "gone", "young"}
+    assert listed == ["gone"] and set(await driver.tasks()) == {"kept", "gone", "young"}
     deleted, freed = await prune(driver, exists)
     assert deleted == ["gone"] and freed > len(CONTEXT) // 2
-    assert set(driver.tasks()) == {"kept", "young"}  # young: may be a task whose start is on its way
+    assert set(await driver.tasks()) == {"kept", "young"}  # young: may be a task whose start is on its way
 
 
 async def test_prune_asks_temporal_which_tasks_it_still_has(client: Client, task_queue: str, tmp_path: Path) -> None:
@@ -173,5 +173,5 @@ async def test_prune_asks_temporal_which_tasks_it_still_has(client: Client, task
     for task in (handle.id, "task-never-started"):
         await driver.store(target(task), [payload_of([CONTEXT])])
     deleted, _ = await prune(driver, lambda task: workflow_exists(client, task), min_age_seconds=0)
-    assert deleted == ["task-never-started"] and set(driver.tasks()) == {handle.id}
+    assert deleted == ["task-never-started"] and set(await driver.tasks()) == {handle.id}
     await handle.terminate("test done")

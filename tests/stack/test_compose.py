@@ -36,14 +36,29 @@ from activities.config import WorkerSettings
 from api.codec.settings import CodecSettings
 from api.gateway.settings import Settings as GatewaySettings
 from api.memory.settings import MemorySettings
+from orchestrator import payload_store
+from orchestrator.payload_store_s3 import AWS_ENV, S3ChunkStorageDriver, parse_url
 from orchestrator.telemetry import TelemetrySettings
 from tests.support import ROOT, binary
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-APP_SERVICES = {"memory-api", "gateway", "worker", "codec-server", "temporal-setup"}
-ONE_SHOT_OR_INTERACTIVE = {"temporal-schema", "temporal-namespace", "temporal-setup", "temporal-admin-tools"}
+APP_SERVICES = {"memory-api", "gateway", "worker", "codec-server", "temporal-setup", "payload-store-prune"}
+ONE_SHOT_OR_INTERACTIVE = {
+    "temporal-schema",
+    "temporal-namespace",
+    "temporal-setup",
+    "temporal-admin-tools",
+    "minio-setup",
+}
 TEMPORAL_JOBS = {"temporal-schema": "setup-schema.sh", "temporal-namespace": "create-namespace.sh"}
+JOB_SCRIPTS = {
+    "temporal-schema": "deploy/temporal/setup-schema.sh",
+    "temporal-namespace": "deploy/temporal/create-namespace.sh",
+    "minio-setup": "deploy/minio/create-bucket.sh",
+}
+# every process that reads or writes histories needs the same payload store
+HISTORY_READERS = {"worker", "gateway", "codec-server", "payload-store-prune"}
 # read by temporalio.envconfig, api/auth.py and the codec
 COMMON_ENV = {
     "TEMPORAL_ADDRESS",
@@ -54,6 +69,10 @@ COMMON_ENV = {
     "ORCHESTRATOR_API_KEYS_FILE",
     "PAYLOAD_ENCRYPTION_KEYS",
     "LOG_LEVEL",
+    # read by orchestrator.payload_store (every client's data converter), the AWS ones for an s3:// store
+    payload_store.STORE_ENV,
+    payload_store.THRESHOLD_ENV,
+    *AWS_ENV,
 }
 
 
@@ -67,6 +86,7 @@ SERVICE_ENV = {
     "worker": env_names(WorkerSettings, TelemetrySettings),
     "codec-server": env_names(CodecSettings),
     "temporal-setup": {"TEMPORAL_CLI"},
+    "payload-store-prune": set(),
 }
 
 
@@ -134,8 +154,8 @@ def test_docker_compose_config_validates(profile: str | None, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     resolved = json.loads(done.stdout)
-    expected = {"postgresql", "temporal", "temporal-ui", *ONE_SHOT_OR_INTERACTIVE}
-    expected |= {"memory-api", "gateway", "worker"} | ({"codec-server"} if profile else set())
+    expected = {"postgresql", "temporal", "temporal-ui", "minio", *ONE_SHOT_OR_INTERACTIVE}
+    expected |= {"memory-api", "gateway", "worker", "payload-store-prune"} | ({"codec-server"} if profile else set())
     assert set(resolved["services"]) == expected
     assert resolved["services"]["worker"]["deploy"]["replicas"] > 1
 
@@ -244,7 +264,9 @@ def test_deployment_shape(services: dict[str, dict[str, Any]]) -> None:
     for name in ("worker", "gateway"):
         assert services[name]["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
     assert services["codec-server"]["profiles"] == ["encryption"]
-    assert "volumes" in services["memory-api"] and "volumes" in services["postgresql"]
+    assert (
+        "volumes" in services["memory-api"] and "volumes" in services["postgresql"] and "volumes" in services["minio"]
+    )
 
 
 def test_mounted_files_exist(services: dict[str, dict[str, Any]]) -> None:
@@ -253,17 +275,65 @@ def test_mounted_files_exist(services: dict[str, dict[str, Any]]) -> None:
             source = str(volume).split(":", 1)[0]
             if source.startswith("./"):
                 assert (ROOT / source).is_file(), f"{name} mounts {source}, which does not exist"
-    for name, script in TEMPORAL_JOBS.items():
-        assert services[name]["command"] == [f"/deploy/{script}"]
-        assert f"./deploy/temporal/{script}:/deploy/{script}:ro" in services[name]["volumes"]
+    for name, script in JOB_SCRIPTS.items():
+        mounted = f"/deploy/{Path(script).name}"
+        assert services[name]["entrypoint"] == ["sh"] and services[name]["command"] == [mounted]
+        assert f"./{script}:{mounted}:ro" in services[name]["volumes"]
 
 
-@pytest.mark.parametrize("script", sorted(TEMPORAL_JOBS.values()))
+@pytest.mark.parametrize("script", sorted(JOB_SCRIPTS.values()))
 def test_job_scripts_are_posix_sh(script: str) -> None:
-    """The admin-tools image is Alpine: busybox sh, no bash. dash is as strict about bashisms."""
+    """The admin-tools and mc images have busybox-like shells, no bash. dash is as strict about bashisms."""
     shell = shutil.which("dash") or "sh"
-    done = subprocess.run([shell, "-n", str(ROOT / "deploy" / "temporal" / script)], capture_output=True, text=True)
+    done = subprocess.run([shell, "-n", str(ROOT / script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# --------------------------------------------------------------------------- the payload store
+
+
+def test_every_history_reader_shares_the_payload_store_in_minio(services: dict[str, dict[str, Any]]) -> None:
+    minio, setup = services["minio"], services["minio-setup"]
+    assert default(minio["image"]).startswith("minio/minio:") and default(setup["image"]).startswith("minio/mc:")
+    assert minio["command"][:2] == ["server", "/data"] and "payload-store:/data" in minio["volumes"]
+    assert 9000 in container_ports(minio)  # MinIO's S3 API port
+    assert setup["depends_on"]["minio"]["condition"] == "service_healthy"
+    root = {k: default(v) for k, v in env_of(minio).items()}
+    job = {k: default(v) for k, v in env_of(setup).items()}
+    assert urlparse(job["S3_ENDPOINT"]).hostname == "minio" and urlparse(job["S3_ENDPOINT"]).port == 9000
+    locations = set()
+    for name in HISTORY_READERS:
+        service = services[name]
+        env = {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", v) for k, v in env_of(service).items()}
+        assert service["depends_on"]["minio-setup"]["condition"] == "service_completed_successfully", name
+        bucket, prefix = parse_url(env[payload_store.STORE_ENV])
+        assert bucket == job["S3_BUCKET"] and prefix, f"{name}: not the bucket minio-setup creates"
+        endpoint = urlparse(env["AWS_ENDPOINT_URL"])
+        assert endpoint.hostname == "minio" and endpoint.port == 9000, name
+        assert env["AWS_ACCESS_KEY_ID"] == root["MINIO_ROOT_USER"], name
+        assert env["AWS_SECRET_ACCESS_KEY"] == root["MINIO_ROOT_PASSWORD"], name
+        assert len(root["MINIO_ROOT_PASSWORD"]) >= 8  # MinIO refuses a shorter one
+        assert payload_store.threshold(env) == payload_store.DEFAULT_THRESHOLD
+        driver = payload_store.store_driver(None, env)  # the code reads these variables as compose sets them
+        assert isinstance(driver, S3ChunkStorageDriver) and driver.backend.where == env[payload_store.STORE_ENV]
+        locations.add(env[payload_store.STORE_ENV])
+    assert len(locations) == 1
+
+
+def test_the_prune_schedule_runs_the_prune_command(services: dict[str, dict[str, Any]]) -> None:
+    service = services["payload-store-prune"]
+    command = service["command"]
+    assert command[:3] == ["python", "-m", "orchestrator.payload_store"]
+    args = payload_store.parse_args(command[3:])
+    assert args.command == "prune" and not args.dry_run and args.every is not None and args.every > 0
+    assert args.min_age == payload_store.PRUNE_MIN_AGE_SECONDS
+    health = " ".join(service["healthcheck"]["test"])
+    assert args.health_file and f"getmtime('{args.health_file}')" in health
+    allowed = float(re.search(r"> (\d+)", health)[1])  # type: ignore[index]
+    assert allowed >= 2 * args.every, "unhealthy before a second round could have run"
+    assert service["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
+    help_run = subprocess.run([sys.executable, *command[1:], "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert help_run.returncode == 0 and "--every" in help_run.stdout, help_run.stderr
 
 
 # --------------------------------------------------------------------------- the cluster runs what the tests run

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from orchestrator.payload_store import STORE_ENV, THRESHOLD_ENV
+from orchestrator.payload_store import STORE_ENV, THRESHOLD_ENV, store_driver
 from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import FakeLlmServer
 from tests.support import start_task, wait_for_state, wait_until
@@ -17,7 +17,7 @@ from workflows.coding_task import CodingTask
 from workflows.models import LLM_ACTIVITY, BudgetRaise, TaskStatus
 
 
-@pytest.mark.parametrize("stored", [False, True], ids=["inline", "payload-store"])
+@pytest.mark.parametrize("store_kind", [None, "sqlite", "s3"], ids=["inline", "payload-store", "payload-store-s3"])
 async def test_killed_worker_resumes_without_repaying_finished_model_calls(
     client: Client,
     fake_llm: FakeLlmServer,
@@ -25,12 +25,20 @@ async def test_killed_worker_resumes_without_repaying_finished_model_calls(
     spawn_worker,
     worker_env: dict[str, str],
     tmp_path: Path,
-    stored: bool,
+    request: pytest.FixtureRequest,
+    store_kind: str | None,
 ) -> None:
-    """Also with the payload store on (a low threshold, so every model call's input and reply are stored): the
-    new worker reads what the killed one wrote, and still no finished call is paid twice."""
+    """Also with the payload store on (a low threshold, so every model call's input and reply are stored), in a
+    SQLite file or in a bucket of a real S3-compatible server: the new worker reads what the killed one wrote, and
+    still no finished call is paid twice."""
+    stored = store_kind is not None
     if stored:
-        store = {STORE_ENV: str(tmp_path / "payloads.sqlite"), THRESHOLD_ENV: "1024"}
+        location = (
+            request.getfixturevalue("s3_store_env")
+            if store_kind == "s3"
+            else {STORE_ENV: str(tmp_path / "payloads.sqlite")}
+        )
+        store = {**location, THRESHOLD_ENV: "1024"}
         worker_env.update(store)
         client = await Client.connect(
             client.service_client.config.target_host, namespace="default", data_converter=data_converter(store)
@@ -78,6 +86,8 @@ async def test_killed_worker_resumes_without_repaying_finished_model_calls(
     assert len(retried) == 1, json.dumps(retried)[:500]  # only the call that was in flight at the crash
     if stored:
         assert "externalPayloads" in json.dumps(history)
+        driver = store_driver(None, store)
+        assert driver is not None and set(await driver.tasks()) == {handle.id}  # the workers wrote there
 
 
 async def test_a_worker_killed_mid_stream_retries_that_call_alone_and_pays_no_finished_one_twice(
