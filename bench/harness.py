@@ -433,7 +433,10 @@ def _batch_row(batch: Batch) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def environment(worker_options: str | None, server_args: list[str]) -> AsyncIterator[Bench]:
+async def environment(
+    worker_options: str | None, server_args: list[str], worker_extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Bench]:
+    """The dev server, the fake providers and the worker process (`worker_extra_env` added to its environment)."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary("temporal"),
         data_converter=data_converter(),
@@ -463,6 +466,7 @@ async def environment(worker_options: str | None, server_args: list[str]) -> Asy
                 "MEMORY_API_URL": url,
                 "LLM_REQUEST_TIMEOUT_SECONDS": "60",
                 "BENCH_WORKER_OPTIONS": worker_options or "",
+                **(worker_extra_env or {}),
             }
             with _child(["bench.worker_proc", "--noop-queue", noop_queue], worker_env, "worker") as (worker, _):
                 procs = Processes(
