@@ -114,13 +114,28 @@ def _readline(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
     return box[0].strip()
 
 
+def _drain(proc: subprocess.Popen[str]) -> None:
+    """Pass on to our stderr whatever the child writes to stdout after its first line. Unread, the pipe fills
+    (64 KB) and the child's next write blocks it for good: the SDK core logs its warnings to stdout, and a worker
+    that logs enough of them (e.g. workflow tasks timing out under load) would stop dead mid-benchmark."""
+
+    def copy() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stderr.write(line)
+
+    threading.Thread(target=copy, daemon=True).start()
+
+
 @contextlib.contextmanager
 def _child(args: list[str], env: dict[str, str], what: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", *args], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
-        yield proc, _readline(proc, 120, what)
+        first = _readline(proc, 120, what)
+        _drain(proc)
+        yield proc, first
     finally:
         if proc.stdin:
             with contextlib.suppress(OSError):
