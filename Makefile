@@ -67,6 +67,7 @@ bench-quick: $(STAMP)  ## the same benchmarks with small N (CI runs it so they c
 	$(BIN)/python -m bench.harness --quick
 	$(BIN)/python bench/rag_bench.py --quick
 	$(BIN)/python -m bench.llm_transport --calls 20 --rounds 2
+	$(BIN)/python -m bench.feedback_scale --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,12 +1,16 @@
-"""Delta latency: the fake provider writes a text chunk → a stream subscriber receives it in an `llm_delta` event;
-and what deltas cost in history (events and bytes per task), with and without them.
+"""Delta latency: the fake provider writes a text chunk → a client receives it in an `llm_delta` event, read
+directly from the workflow stream and through the gateway's SSE, side by side; and what deltas cost in history
+(events and bytes per task), with and without them.
 
-    python -m bench.delta_latency [--interval-ms 200] [--tasks 2] [--chunk-ms 20]
+    python -m bench.delta_latency [--interval-ms 200] [--tasks 2] [--chunk-ms 20] [--via both|direct|sse]
 
 One worker (in this process) on a local dev server, every model the fake provider (tests/fakes), which streams
-each reply in pieces of 4 characters, `--chunk-ms` apart. A subscriber reads the task's `llm_delta` topic with
-`WorkflowStreamClient.subscribe` (default 100 ms poll cooldown), as the gateway does; each piece's latency is the
-time from the fake writing it to the subscriber holding the event that carries it. Nothing is asserted.
+each reply in pieces of 4 characters, `--chunk-ms` apart, and a gateway (`python -m api.gateway`, its own process,
+as `make run` starts it). Each task is started with `POST /invoke`, whose response is its SSE stream (the `sse`
+client, deltas included); the `direct` client reads the task's `llm_delta` topic with
+`WorkflowStreamClient.subscribe` (default 100 ms poll cooldown), as the gateway's one subscription per task does.
+Each piece's latency is the time from the fake writing it to the client holding the event that carries it.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -16,16 +20,23 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
+from bench.watch import API_KEY, gateway
 from orchestrator.processes import exit_now
 from tests.fakes.llm_server import FakeLlmServer
-from tests.support import dev_server, product_worker, start_task
+from tests.support import dev_server, product_worker
+from workflows.coding_task import CodingTask
 from workflows.models import DELTA_TOPIC, TaskEvent
+
+VIAS = ("direct", "sse")
+Received = list[tuple[float, str]]  # (time.time() the client held the event, its text)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -34,7 +45,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(
-    env: WorkflowEnvironment, fake: FakeLlmServer, interval_ms: int, tasks: int, chunk_ms: int
+    env: WorkflowEnvironment, fake: FakeLlmServer, interval_ms: int, tasks: int, chunk_ms: int, vias: tuple[str, ...]
 ) -> dict[str, Any]:
     queue = f"deltas-{uuid.uuid4().hex[:8]}"
     settings = WorkerSettings(
@@ -49,35 +60,67 @@ async def run(
         rag_request_timeout_seconds=0.2,
         llm_delta_interval_ms=interval_ms,
     )
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {via: [] for via in vias}
     events = size = deltas = 0
-    async with product_worker(env.client, settings):
-        for _ in range(tasks):
-            fake.reset()
-            fake.piece_chars, fake.chunk_delay = 4, chunk_ms / 1000
-            handle = await start_task(env.client, queue, feedback_window_seconds=0)
-            received: list[tuple[float, str]] = []
-
-            async def read(workflow_id: str = handle.id, into: list[tuple[float, str]] = received) -> None:
-                stream = WorkflowStreamClient.create(env.client, workflow_id)
-                async for item in stream.subscribe([DELTA_TOPIC], result_type=TaskEvent):
-                    into.append((time.time(), item.data.data["text"]))
-
-            reader = asyncio.create_task(read())
-            await handle.result()
-            await asyncio.wait_for(reader, 60)
-            deltas += len(received)
-            pieces = iter(fake.chunk_log)
-            for at, text in received:  # each event carries the next pieces, in order
-                while text:
-                    written, piece = next(pieces)
-                    assert text.startswith(piece), (text, piece)
-                    text = text[len(piece) :]
-                    latencies.append((at - written) * 1000)
-            history = await handle.fetch_history()
-            events += len(history.events)
-            size += sum(e.ByteSize() for e in history.events)
+    address = env.client.service_client.config.target_host
+    with gateway(address, queue) as (_, url):
+        async with product_worker(env.client, settings), httpx.AsyncClient(base_url=url, timeout=120) as http:
+            for _ in range(tasks):
+                fake.reset()
+                fake.piece_chars, fake.chunk_delay = 4, chunk_ms / 1000
+                session_id = f"deltas-{uuid.uuid4().hex[:12]}"
+                body = {"task_description": "write an add function", "feedback_window_seconds": 0}
+                received: dict[str, Received] = {via: [] for via in vias}
+                async with http.stream(
+                    "POST", "/invoke", json={**body, "session_id": session_id}, headers={"X-API-KEY": API_KEY}
+                ) as response:
+                    response.raise_for_status()
+                    direct = asyncio.create_task(read_direct(env, session_id, received.get("direct")))
+                    await read_sse(response, received.get("sse"))
+                    await asyncio.wait_for(direct, 60)
+                handle = env.client.get_workflow_handle_for(CodingTask.run, session_id)
+                await handle.result()
+                deltas += len(received[vias[0]])
+                for via in vias:
+                    latencies[via] += match(received[via], fake.chunk_log)
+                history = await handle.fetch_history()
+                events += len(history.events)
+                size += sum(e.ByteSize() for e in history.events)
     return {"latencies": latencies, "events": events / tasks, "bytes": size / tasks, "deltas": deltas / tasks}
+
+
+async def read_direct(env: WorkflowEnvironment, session_id: str, into: Received | None) -> None:
+    """The task's `llm_delta` topic through a workflow-stream subscription, until the workflow ends."""
+    if into is None:
+        return
+    stream = WorkflowStreamClient.create(env.client, session_id)
+    async for item in stream.subscribe([DELTA_TOPIC], result_type=TaskEvent):
+        into.append((time.time(), item.data.data["text"]))
+
+
+async def read_sse(response: httpx.Response, into: Received | None) -> None:
+    """The task's SSE stream until `end`: the `llm_delta` events' texts (all read even when not measured)."""
+    kind = ""
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            kind = line.partition(":")[2].strip()
+            if kind == "end":
+                return
+        elif line.startswith("data:") and kind == "llm_delta" and into is not None:
+            into.append((time.time(), TaskEvent.model_validate_json(line.partition(":")[2]).data["text"]))
+
+
+def match(received: Received, written: list[tuple[float, str]]) -> list[float]:
+    """Each piece's latency (ms): every event carries the next pieces the fake wrote, in order."""
+    latencies = []
+    pieces: Iterator[tuple[float, str]] = iter(written)
+    for at, text in received:
+        while text:
+            wrote, piece = next(pieces)
+            assert text.startswith(piece), (text, piece)
+            text = text[len(piece) :]
+            latencies.append((at - wrote) * 1000)
+    return latencies
 
 
 async def main() -> None:
@@ -85,23 +128,27 @@ async def main() -> None:
     parser.add_argument("--interval-ms", type=int, default=200)
     parser.add_argument("--tasks", type=int, default=2)
     parser.add_argument("--chunk-ms", type=int, default=20)
+    parser.add_argument("--via", choices=("both", *VIAS), default="both", help="which clients are measured")
     args = parser.parse_args()
+    vias = VIAS if args.via == "both" else (args.via,)
     fake = FakeLlmServer().start()
     try:
         env = await dev_server()
         async with env:
-            off = await run(env, fake, 0, args.tasks, args.chunk_ms)
-            on = await run(env, fake, args.interval_ms, args.tasks, args.chunk_ms)
+            off = await run(env, fake, 0, args.tasks, args.chunk_ms, vias)
+            on = await run(env, fake, args.interval_ms, args.tasks, args.chunk_ms, vias)
     finally:
         fake.stop()
-    ms = on["latencies"]
     pace = f"text pieces of 4 characters every {args.chunk_ms} ms"
     print(f"{args.tasks} task(s), {pace}, batch interval {args.interval_ms} ms")
-    print(
-        f"delta latency (chunk written -> subscriber has it), {len(ms)} pieces: p50 {statistics.median(ms):.0f} ms, "
-        f"p95 {percentile(ms, 0.95):.0f} ms, max {max(ms):.0f} ms"
-    )
-    print(f"{'per task':20}{'without deltas':>16}{'with deltas':>14}")
+    labels = {"direct": "workflow-stream subscriber", "sse": "gateway SSE client"}
+    for via in vias:
+        ms = on["latencies"][via]
+        print(
+            f"delta latency (chunk written -> {labels[via]} has it), {len(ms)} pieces: "
+            f"p50 {statistics.median(ms):.0f} ms, p95 {percentile(ms, 0.95):.0f} ms, max {max(ms):.0f} ms"
+        )
+    print(f"{'per task':20}{'without deltas':>16}{'with deltas':>14}   (workflow-stream subscriptions: {len(vias)})")
     print(f"{'llm_delta events':20}{off['deltas']:>16.0f}{on['deltas']:>14.0f}")
     print(f"{'history events':20}{off['events']:>16.0f}{on['events']:>14.0f}")
     print(f"{'history bytes':20}{off['bytes']:>16.0f}{on['bytes']:>14.0f}")

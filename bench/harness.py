@@ -114,13 +114,28 @@ def _readline(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
     return box[0].strip()
 
 
+def _drain(proc: subprocess.Popen[str]) -> None:
+    """Pass on to our stderr whatever the child writes to stdout after its first line. Unread, the pipe fills
+    (64 KB) and the child's next write blocks it for good: the SDK core logs its warnings to stdout, and a worker
+    that logs enough of them (e.g. workflow tasks timing out under load) would stop dead mid-benchmark."""
+
+    def copy() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stderr.write(line)
+
+    threading.Thread(target=copy, daemon=True).start()
+
+
 @contextlib.contextmanager
 def _child(args: list[str], env: dict[str, str], what: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", *args], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
-        yield proc, _readline(proc, 120, what)
+        first = _readline(proc, 120, what)
+        _drain(proc)
+        yield proc, first
     finally:
         if proc.stdin:
             with contextlib.suppress(OSError):
@@ -433,7 +448,10 @@ def _batch_row(batch: Batch) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def environment(worker_options: str | None, server_args: list[str]) -> AsyncIterator[Bench]:
+async def environment(
+    worker_options: str | None, server_args: list[str], worker_extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Bench]:
+    """The dev server, the fake providers and the worker process (`worker_extra_env` added to its environment)."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary("temporal"),
         data_converter=data_converter(),
@@ -463,6 +481,7 @@ async def environment(worker_options: str | None, server_args: list[str]) -> Asy
                 "MEMORY_API_URL": url,
                 "LLM_REQUEST_TIMEOUT_SECONDS": "60",
                 "BENCH_WORKER_OPTIONS": worker_options or "",
+                **(worker_extra_env or {}),
             }
             with _child(["bench.worker_proc", "--noop-queue", noop_queue], worker_env, "worker") as (worker, _):
                 procs = Processes(

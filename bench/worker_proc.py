@@ -3,7 +3,9 @@
     python -m bench.worker_proc --noop-queue Q      # settings from the environment, like worker.py
 
 It runs in its own process so the harness (client load, fake providers) does not share its GIL, and so its
-memory can be measured on its own. It prints "ready" once both workers poll, and stops when stdin closes.
+memory can be measured on its own. It prints "ready" once both workers poll, and stops when stdin closes. With
+WORKER_METRICS_PORT set it serves the SDK's Prometheus metrics there, as worker.py does (e.g. its workflow cache's
+hits, misses and evictions).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from temporalio.worker import Worker
 from activities.config import WorkerSettings
 from bench.noop import NoopWorkflow, noop_activity
 from orchestrator.plugin import OrchestratorPlugin, compile_workflow_modules
+from orchestrator.telemetry import TelemetrySettings, install_runtime
 from orchestrator.temporal import connect_client
 
 OPTIONS_ENV = "BENCH_WORKER_OPTIONS"  # JSON of extra Worker keyword arguments for both workers (experiments)
@@ -31,6 +34,8 @@ async def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = WorkerSettings(_env_file=None)
+    if os.environ.get("WORKER_METRICS_PORT"):
+        install_runtime(TelemetrySettings(_env_file=None))
     options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
     client = await connect_client(attempts=30)
     compile_workflow_modules(NoopWorkflow)  # as the plugin does for CodingTask

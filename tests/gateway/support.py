@@ -124,6 +124,31 @@ async def read_sse(response: httpx.Response, stop: Callable[[SseEvent], bool] = 
     return events
 
 
+class Reader:
+    """Reads one SSE response in steps (httpx closes a response whose byte iterator is left, so keep one)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.aiter_text()
+        self._buffer = ""
+        self.events: list[SseEvent] = []
+
+    async def until(self, stop: Callable[[SseEvent], bool] = lambda e: False) -> list[SseEvent]:
+        """The events up to the first for which `stop` holds (all, when the stream ends first)."""
+        start = len(self.events)
+        async for chunk in self._chunks:
+            self._buffer += chunk.replace("\r\n", "\n")
+            while "\n\n" in self._buffer:
+                block, self._buffer = self._buffer.split("\n\n", 1)
+                self.events += parse_sse(block + "\n\n")
+                if self.events[start:] and stop(self.events[-1]):
+                    return self.events[start:]
+        return self.events[start:]
+
+
+def numbered(events: list[SseEvent]) -> list[int]:
+    return [e.id for e in events if e.id is not None]
+
+
 async def wait_for_status(
     http: httpx.AsyncClient, session_id: str, wanted: set[str], headers: dict[str, str]
 ) -> dict[str, Any]:

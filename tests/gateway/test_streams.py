@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,10 +17,11 @@ from tests.fakes.llm_server import FakeLlmServer
 from tests.gateway.support import (
     ALICE,
     QUICK_TASK,
-    SseEvent,
+    Reader,
     asgi_client,
     live_server,
     make_app,
+    numbered,
     parse_sse,
 )
 from tests.support import wait_until
@@ -44,31 +44,6 @@ async def publish_deltas(client: Client, session_id: str, *texts: str) -> None:
     async with stream:
         for text in texts:
             topic.publish(delta(text))
-
-
-class Reader:
-    """Reads one SSE response in steps (httpx closes a response whose byte iterator is left, so keep one)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._chunks = response.aiter_text()
-        self._buffer = ""
-        self.events: list[SseEvent] = []
-
-    async def until(self, stop: Callable[[SseEvent], bool] = lambda e: False) -> list[SseEvent]:
-        """The events up to the first for which `stop` holds (all, when the stream ends first)."""
-        start = len(self.events)
-        async for chunk in self._chunks:
-            self._buffer += chunk.replace("\r\n", "\n")
-            while "\n\n" in self._buffer:
-                block, self._buffer = self._buffer.split("\n\n", 1)
-                self.events += parse_sse(block + "\n\n")
-                if self.events[start:] and stop(self.events[-1]):
-                    return self.events[start:]
-        return self.events[start:]
-
-
-def numbered(events: list[SseEvent]) -> list[int]:
-    return [e.id for e in events if e.id is not None]
 
 
 async def test_watchers_share_one_subscription_deltas_filter_and_a_disconnect_frees_its_slot(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
@@ -12,7 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator.temporal import data_converter
-from tests.support import SecretScan, binary, product_worker, start_task, wait_for_state
+from tests.fakes.llm_server import FakeLlmServer
+from tests.gateway.support import ALICE, Reader, live_server, make_app, numbered, parse_sse, wait_for_status
+from tests.support import SecretScan, binary, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import SEARCH_ATTRIBUTES, STREAM_TOPICS, EventType, FeedbackInput, TaskEvent, TaskStatus
 
@@ -77,3 +81,58 @@ async def watch(client: Client, workflow_id: str, after: int = 0) -> list[tuple[
     follows new runs)."""
     stream = WorkflowStreamClient.create(client, workflow_id)
     return [(item.offset, item.data) async for item in stream.subscribe(STREAM_TOPICS, after, result_type=TaskEvent)]
+
+
+async def test_an_open_sse_stream_follows_the_new_run_and_a_resume_across_it_is_exact(
+    short_history_env: WorkflowEnvironment, worker_settings: WorkerSettings, fake_llm: FakeLlmServer
+) -> None:
+    """A client watching through the gateway when the run continues as new keeps receiving (ids go on, no gap,
+    nothing twice); one reconnecting with Last-Event-ID, or ?after=, from before the boundary gets the rest exactly."""
+    client = short_history_env.client
+    session_id = f"can-{uuid.uuid4().hex[:12]}"
+    app = make_app(worker_settings.temporal_task_queue, client)
+    async with (
+        product_worker(client, worker_settings),
+        live_server(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=60) as http,
+    ):
+        body = {"task_description": "write an add function", "max_revisions": 2, "session_id": session_id}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        await wait_for_status(http, session_id, {"awaiting_feedback"}, ALICE)
+        first_run = (await client.get_workflow_handle(session_id).describe()).run_id
+
+        fake_llm.hold_after = fake_llm.total_served  # the revision's first model call waits: the stream is opened
+        feedback = {"rating": 1, "comment": "add validation"}  # before the run can continue as new
+        assert (await http.post(f"/feedback/{session_id}", json=feedback, headers=ALICE)).status_code == 202
+        await wait_until(lambda: fake_llm.held >= 1, within=30)
+        async with http.stream("GET", f"/events/{session_id}", headers=ALICE) as response:
+            assert response.status_code == 200
+            reader = Reader(response)
+            before = await reader.until(lambda e: e.event == "revision")  # caught up to the revision: live now
+            fake_llm.hold_after = None
+            fake_llm.release()  # the held call fails (503) and its retry goes on
+            live = await reader.until()
+        assert (await client.get_workflow_handle(session_id).describe()).run_id != first_run
+
+        seen = before + live
+        kinds = [e.event for e in seen]
+        assert "continue_as_new" in [e.event for e in live]  # a boundary came while the stream was open
+        boundaries = [i for i, kind in enumerate(kinds) if kind == "continue_as_new"]
+        assert [kinds[i + 1] for i in boundaries] == ["resumed"] * len(boundaries)
+        assert "gap" not in kinds and "error" not in kinds and kinds[-1] == "end"
+        assert seen[-1].json()["task_status"] == "awaiting_feedback" and seen[-1].json()["revisions"] == 1
+        ids = numbered(seen)
+        assert ids == list(range(1, len(ids) + 1))  # from the first run's first event to the new run's last
+        assert any(e.event == "llm_delta" for e in live)  # the revision's text, streamed as it was written
+
+        sent = [(e.id, e.event, e.data) for e in seen if e.id is not None]
+        boundary = max(e.id or 0 for e in live if e.event == "continue_as_new")  # the one the open stream crossed
+        for position in (boundary - 5, boundary, boundary + 1):  # before it, on it, just after it
+            for query, headers in (("", {**ALICE, "Last-Event-ID": str(position)}), (f"?after={position}", ALICE)):
+                again = parse_sse((await http.get(f"/events/{session_id}{query}", headers=headers)).text)
+                resent = [(e.id, e.event, e.data) for e in again if e.id is not None]
+                assert resent == [event for event in sent if event[0] > position], (position, query)
+                assert not [e for e in again if e.event in ("gap", "error")]
+
+        assert (await http.post(f"/feedback/{session_id}", json={"rating": 5}, headers=ALICE)).status_code == 202
+        await wait_for_status(http, session_id, {"completed"}, ALICE)
