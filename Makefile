@@ -62,6 +62,7 @@ bench: $(STAMP)  ## benchmarks; prints figures and ratios (JSON in bench/results
 	$(BIN)/python bench/rag_bench.py
 	$(BIN)/python -m bench.llm_transport
 	$(BIN)/python -m bench.history_size --json bench/results/history_size.json
+	$(BIN)/python -m bench.feedback_scale --json bench/results/feedback_scale.json
 
 bench-quick: $(STAMP)  ## the same benchmarks with small N (CI runs it so they cannot rot)
 	$(BIN)/python -m bench.harness --quick
