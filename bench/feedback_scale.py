@@ -80,11 +80,13 @@ async def wait_for_count(bench: Bench, condition: str, n: int, within: float) ->
     return time.perf_counter() - began
 
 
-async def run(n: int, cache: int, in_flight: int, starts: int, phase_limit: float) -> dict[str, Any]:
+async def run(
+    n: int, cache: int, in_flight: int, starts: int, phase_limit: float, worker_options: dict[str, Any]
+) -> dict[str, Any]:
     stop_on_signals()
     port = _free_port()
     metrics_url = f"http://127.0.0.1:{port}/metrics"
-    options = json.dumps({"max_cached_workflows": cache})
+    options = json.dumps({**worker_options, "max_cached_workflows": cache})
     extra = {"WORKER_METRICS_PORT": str(port), "WORKER_METRICS_HOST": "127.0.0.1"}
     async with environment(options, [], extra) as bench, httpx.AsyncClient(timeout=30) as http:
         await bench.set_latency(0.0)
@@ -144,6 +146,7 @@ async def run(n: int, cache: int, in_flight: int, starts: int, phase_limit: floa
         "machine": machine(),
         "tasks": n,
         "max_cached_workflows": cache,
+        "worker_options": worker_options,
         "in_flight": in_flight,
         "signal_concurrency": starts,
         "starts_s": started_s,
@@ -215,11 +218,16 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds each phase may take")
     parser.add_argument("--quick", action="store_true", help="N=24, cache 8, 8 in flight (CI)")
     parser.add_argument("--json", help="write the report here")
+    parser.add_argument(
+        "--worker-options",
+        default="{}",
+        help="JSON of extra Worker keyword arguments, e.g. '{\"max_concurrent_workflow_tasks\": 10}'",
+    )
     args = parser.parse_args()
     n, cache = (24, 8) if args.quick else (args.tasks, args.cache)
     in_flight = args.in_flight or (cache if args.quick else min(100, max(1, cache // 2)))
     try:
-        report = asyncio.run(run(n, cache, in_flight, args.signals, args.timeout))
+        report = asyncio.run(run(n, cache, in_flight, args.signals, args.timeout, json.loads(args.worker_options)))
     except asyncio.CancelledError:
         print("benchmark stopped by a signal; everything it started is stopped", file=sys.stderr)
         exit_now(1)
