@@ -28,16 +28,13 @@ import json
 import re
 import socket
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 from temporalio.client import WorkflowHandle
 
-from bench.harness import Bench, _pct, _rss_kb, environment, machine, stop_on_signals
-from orchestrator.processes import exit_now
+from bench.harness import Bench, _pct, _rss_kb, environment, machine, run_and_report, stop_on_signals
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, FeedbackInput, TaskStatus
 
@@ -226,16 +223,8 @@ def main() -> None:
     args = parser.parse_args()
     n, cache = (24, 8) if args.quick else (args.tasks, args.cache)
     in_flight = args.in_flight or (cache if args.quick else min(100, max(1, cache // 2)))
-    try:
-        report = asyncio.run(run(n, cache, in_flight, args.signals, args.timeout, json.loads(args.worker_options)))
-    except asyncio.CancelledError:
-        print("benchmark stopped by a signal; everything it started is stopped", file=sys.stderr)
-        exit_now(1)
-    print(table(report))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    exit_now(0)
+    options = json.loads(args.worker_options)
+    run_and_report(run(n, cache, in_flight, args.signals, args.timeout, options), table, args.json)
 
 
 if __name__ == "__main__":

@@ -38,10 +38,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from temporalio.api.enums.v1 import EventType
@@ -652,6 +652,22 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(f"{a:<{width[0]}}  {b:>{width[1]}}  {c}" for a, b, c in rows)
 
 
+def run_and_report(
+    benchmark: Coroutine[Any, Any, dict[str, Any]], render: Callable[[dict[str, Any]], str], json_path: str | None
+) -> NoReturn:
+    """Run a benchmark, print its table and write its report as JSON; exit (a signal stops everything it started)."""
+    try:
+        report = asyncio.run(benchmark)
+    except asyncio.CancelledError:
+        print("benchmark stopped by a signal; everything it started is stopped", file=sys.stderr)
+        exit_now(1)
+    print(render(report))
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    exit_now(0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small N (CI)")
@@ -672,16 +688,7 @@ def main() -> None:
     if args.n:
         sizes = Sizes(args.n, args.n, sizes.single_reps, sizes.lint_reps, watch=args.n)
     phases = set(args.phases.split(","))
-    try:
-        report = asyncio.run(run(sizes, args.worker_options, args.server_arg, phases, args.profile))
-    except asyncio.CancelledError:
-        print("benchmark stopped by a signal; everything it started is stopped", file=sys.stderr)
-        exit_now(1)
-    print(table(report))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    exit_now(0)
+    run_and_report(run(sizes, args.worker_options, args.server_arg, phases, args.profile), table, args.json)
 
 
 if __name__ == "__main__":
