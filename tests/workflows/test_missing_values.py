@@ -58,6 +58,15 @@ async def history(handle: WorkflowHandle[CodingTask, TaskState]) -> list[dict[st
     return events
 
 
+async def first_event(handle: WorkflowHandle[CodingTask, TaskState], event_type: str) -> dict[str, Any]:
+    """The first history event of `event_type`, once there is one."""
+    while True:
+        for event in await history(handle):
+            if event["eventType"] == event_type:
+                return event
+        await asyncio.sleep(0.1)
+
+
 def references(event: dict[str, Any], attributes: str, field: str) -> list[dict[str, Any]]:
     """The payload store's claims of the payloads of `event[attributes][field]`."""
     return [json.loads(base64.b64decode(p["data"]))["claimData"] for p in event[attributes][field]["payloads"]]
@@ -79,15 +88,7 @@ async def test_an_activity_input_missing_from_the_store_fails_the_task_after_one
     activity worker picks it up: one attempt, the failure names the task and the key, the task is `failed`."""
     async with Worker(stored_client, task_queue=task_queue, workflows=[CodingTask]):
         handle = await start_task(stored_client, task_queue, code_context=CONTEXT, feedback_window_seconds=0)
-
-        async def scheduled() -> dict[str, Any]:
-            while True:
-                for event in await history(handle):
-                    if event["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED":
-                        return event
-                await asyncio.sleep(0.1)
-
-        event = await asyncio.wait_for(scheduled(), 30)
+        event = await asyncio.wait_for(first_event(handle, "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"), 30)
         [claim] = references(event, "activityTaskScheduledEventAttributes", "input")
         delete_value(store, claim)
         async with Worker(stored_client, task_queue=task_queue, activities=activities(stubs)):
@@ -139,15 +140,8 @@ async def test_an_activity_result_missing_when_an_evicted_task_replays_fails_its
         [claim] = references(planner_done, "activityTaskCompletedEventAttributes", "result")
         row = delete_value(store, claim)
         release.set()
-
-        async def failed_task() -> dict[str, Any]:
-            while True:
-                for event in await history(handle):
-                    if event["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_FAILED":
-                        return event
-                await asyncio.sleep(0.1)
-
-        failure = (await asyncio.wait_for(failed_task(), 30))["workflowTaskFailedEventAttributes"]["failure"]
+        failed_task = await asyncio.wait_for(first_event(handle, "EVENT_TYPE_WORKFLOW_TASK_FAILED"), 30)
+        failure = failed_task["workflowTaskFailedEventAttributes"]["failure"]
         message = f"task {handle.id!r}: stored value {claim['manifest']} is missing"
         if KEYS_ENV not in store:  # encrypted, the message is in the failure's encoded attributes
             assert message in failure["message"] and "ondetermin" not in failure["message"], failure
