@@ -17,19 +17,21 @@ and hybrid on 10,000 chunks of it. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
 import json
 import logging
+import os
 import random
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,16 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.auth import ApiKeyRegistry  # noqa: E402
 from api.memory.embeddings import make_embedder  # noqa: E402
 from api.memory.indexer import IndexSummary, index_path, iter_files, read_text  # noqa: E402
 from api.memory.kb import KnowledgeBase, embedding_text  # noqa: E402
-from api.memory.main import create_app  # noqa: E402
 from api.memory.settings import MemorySettings  # noqa: E402
 from api.memory.store import SQLiteStore  # noqa: E402
 from api.memory.tokens import tokenize  # noqa: E402
@@ -147,26 +146,33 @@ def time_in_process(kb: KnowledgeBase, queries: list[str], top_k: int = 5) -> li
 
 @contextmanager
 def served(db: Path, embedding_model: str) -> Iterator[httpx.Client]:
-    """The memory API on a loopback port over ``db``, and a keep-alive client for it; stopped on exit."""
-    settings = MemorySettings(memory_db_path=db, embedding_model=embedding_model)
-    app = create_app(settings, ApiKeyRegistry({"bench": BENCH_KEY}))
+    """``python -m api.memory serve`` over ``db`` on a loopback port, as deployed (its own process: a server
+    thread in this process would share the client's GIL), and a keep-alive client for it; stopped on exit."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("benchmark server did not start")
-            time.sleep(0.05)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-KEY": BENCH_KEY}, timeout=30) as c:
-            yield c
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    env = {**os.environ, "ORCHESTRATOR_API_KEY": BENCH_KEY, "EMBEDDING_MODEL": embedding_model}
+    env.pop("ORCHESTRATOR_API_KEYS", None)
+    command = [sys.executable, "-m", "api.memory", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    log_path = db.with_suffix(".serve.log")
+    with log_path.open("w") as log, subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log) as proc:
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-KEY": BENCH_KEY}, timeout=30) as c:
+                deadline = time.monotonic() + 120
+                while True:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"the memory API did not start: {log_path.read_text()[-2000:]}")
+                    with contextlib.suppress(httpx.TransportError):
+                        if c.get("/health").status_code == 200:
+                            break
+                    time.sleep(0.1)
+                yield c
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def time_http(db: Path, embedding_model: str, queries: list[str], top_k: int = 5) -> tuple[list[float], str]:
