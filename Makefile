@@ -67,6 +67,7 @@ bench: $(STAMP)  ## benchmarks; prints figures and ratios (JSON in bench/results
 bench-quick: $(STAMP)  ## the same benchmarks with small N (CI runs it so they cannot rot)
 	$(BIN)/python -m bench.harness --quick
 	$(BIN)/python bench/rag_bench.py --quick
+	$(BIN)/python -m bench.encoder_speed --against HEAD --rounds 1
 	$(BIN)/python -m bench.llm_transport --calls 20 --rounds 2
 	$(BIN)/python -m bench.feedback_scale --quick
 
