@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import statistics
 import time
 from typing import Any
@@ -35,6 +34,7 @@ import httpx
 from temporalio.client import WorkflowHandle
 
 from bench.harness import Bench, _pct, _rss_kb, environment, machine, run_and_report, stop_on_signals
+from bench.service import free_port
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, FeedbackInput, TaskStatus
 
@@ -43,12 +43,6 @@ TASK = CodingTaskInput(
     feedback_window_seconds=24 * 3600,  # they wait for the feedback the benchmark sends
 )
 CACHE_METRICS = ("sticky_cache_total_forced_eviction", "sticky_cache_miss", "sticky_cache_hit", "sticky_cache_size")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def cache_metrics(http: httpx.AsyncClient, url: str, task_queue: str) -> dict[str, float]:
@@ -81,7 +75,7 @@ async def run(
     n: int, cache: int, in_flight: int, starts: int, phase_limit: float, worker_options: dict[str, Any]
 ) -> dict[str, Any]:
     stop_on_signals()
-    port = _free_port()
+    port = free_port()
     metrics_url = f"http://127.0.0.1:{port}/metrics"
     options = json.dumps({**worker_options, "max_cached_workflows": cache})
     extra = {"WORKER_METRICS_PORT": str(port), "WORKER_METRICS_HOST": "127.0.0.1"}

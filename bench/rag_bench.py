@@ -17,7 +17,6 @@ and hybrid on 10,000 chunks of it. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -26,9 +25,7 @@ import logging
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -49,6 +46,7 @@ from api.memory.kb import KnowledgeBase, embedding_text  # noqa: E402
 from api.memory.settings import MemorySettings  # noqa: E402
 from api.memory.store import SQLiteStore  # noqa: E402
 from api.memory.tokens import tokenize  # noqa: E402
+from bench.service import free_port, service  # noqa: E402
 
 SETS = {
     "httpx": Path(__file__).with_name("rag_queries.json"),
@@ -148,31 +146,18 @@ def time_in_process(kb: KnowledgeBase, queries: list[str], top_k: int = 5) -> li
 def served(db: Path, embedding_model: str) -> Iterator[httpx.Client]:
     """``python -m api.memory serve`` over ``db`` on a loopback port, as deployed (its own process: a server
     thread in this process would share the client's GIL), and a keep-alive client for it; stopped on exit."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "ORCHESTRATOR_API_KEY": BENCH_KEY, "EMBEDDING_MODEL": embedding_model}
     env.pop("ORCHESTRATOR_API_KEYS", None)
     command = [sys.executable, "-m", "api.memory", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
     log_path = db.with_suffix(".serve.log")
-    with log_path.open("w") as log, subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log) as proc:
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-KEY": BENCH_KEY}, timeout=30) as c:
-                deadline = time.monotonic() + 120
-                while True:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"the memory API did not start: {log_path.read_text()[-2000:]}")
-                    with contextlib.suppress(httpx.TransportError):
-                        if c.get("/health").status_code == 200:
-                            break
-                    time.sleep(0.1)
-                yield c
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with (
+        log_path.open("w") as log,
+        service(command, env, f"{url}/health", f"the memory API (log: {log_path})", ROOT, log),
+        httpx.Client(base_url=url, headers={"X-API-KEY": BENCH_KEY}, timeout=30) as client,
+    ):
+        yield client
 
 
 def time_http(db: Path, embedding_model: str, queries: list[str], top_k: int = 5) -> tuple[list[float], str]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from temporalio.api.history.v1 import History
 
+from bench.service import free_port, service
 from workflows.coding_task import CodingTask
 
 if TYPE_CHECKING:
@@ -35,16 +34,10 @@ API_KEY = "bench-gateway-key-0123456789abcdef"
 FANOUT = (1, 10, 50)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def gateway(address: str, task_queue: str) -> Iterator[tuple[int, str]]:
     """The gateway as `make run` starts it, on a free port: (pid, base URL)."""
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ORCHESTRATOR_", "GATEWAY_"))},
         "TEMPORAL_ADDRESS": address,
@@ -59,25 +52,10 @@ def gateway(address: str, task_queue: str) -> Iterator[tuple[int, str]]:
     root = os.environ.get("BENCH_GATEWAY_ROOT")
     if root:
         env["PYTHONPATH"] = root
-    proc = subprocess.Popen([sys.executable, "-m", "api.gateway"], env=env, cwd=root, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise SystemExit("gateway did not start")
+    command = [sys.executable, "-m", "api.gateway"]
+    with service(command, env, f"{url}/health", "the gateway", cwd=root, timeout=60) as proc:
         yield proc.pid, url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def _watch(http: httpx.AsyncClient, session_id: str) -> int:
