@@ -14,6 +14,7 @@ import signal
 import sys
 from datetime import timedelta
 
+from pydantic import ValidationError
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
@@ -44,7 +45,10 @@ def check_llm_mode(settings: WorkerSettings) -> None:
 
 
 async def main() -> None:
-    settings = WorkerSettings()
+    try:
+        settings = WorkerSettings()
+    except ValidationError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
     telemetry = TelemetrySettings()
     configure_logging(telemetry)  # LOG_FORMAT=json: one JSON object per line, with workflow id and activity type
     install_runtime(telemetry)  # Prometheus metrics on WORKER_METRICS_PORT (default 9464), before any client
@@ -62,6 +66,7 @@ async def main() -> None:
         client,
         task_queue=settings.temporal_task_queue,
         plugins=[plugin],
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     async with worker:

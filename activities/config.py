@@ -45,6 +45,11 @@ class WorkerSettings(BaseSettings):
     lint_pool_size: int = Field(
         default=max(1, min(4, os.cpu_count() or 1)), ge=0, le=16, description="warm pylint processes; 0 = cold"
     )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=10,
+        ge=2,  # the SDK's floor with a workflow cache
+        description="workflow tasks one worker runs at once; the rest wait on the server (docs/performance.md)",
+    )
     log_level: str = "INFO"
 
     def default_model(self, role: AgentRole) -> str:

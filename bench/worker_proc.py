@@ -36,7 +36,10 @@ async def main() -> None:
     settings = WorkerSettings(_env_file=None)
     if os.environ.get("WORKER_METRICS_PORT"):
         install_runtime(TelemetrySettings(_env_file=None))
-    options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
+    # the product's workflow-task slots (WORKER_MAX_CONCURRENT_WORKFLOW_TASKS) for both workers, so the ceiling
+    # runs as the product does; BENCH_WORKER_OPTIONS overrides
+    slots = {"max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks}
+    options = {**slots, **json.loads(os.environ.get(OPTIONS_ENV) or "{}")}
     client = await connect_client(attempts=30)
     compile_workflow_modules(NoopWorkflow)  # as the plugin does for CodingTask
     noop = Worker(client, task_queue=args.noop_queue, workflows=[NoopWorkflow], activities=[noop_activity], **options)
