@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.models import DELTA_TOPIC, AgentRole, EventType, LlmRequest, TaskEvent
 
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 FLUSH_TIMEOUT = timedelta(seconds=2)  # the most the end of a call waits for its last deltas to be delivered
 PUBLISH_RETRY = timedelta(seconds=10)  # how long one batch is retried before the call's deltas are given up
+# A batch that failed with one of these is sent again with the next (the server or the connection was away).
+RETRYABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED})
+TICKER_NAME = "llm-delta-publisher"  # the task that sends a call's batches; it ends with the call
 DOUBLE_EVERY = 40  # after this many events of one call its interval doubles (and again after as many more)
 
 
@@ -62,15 +66,16 @@ class DeltaPublisher:
         try:
             info = activity.info()
             self.attempt = info.attempt
-            self._client = WorkflowStreamClient.from_within_activity(
-                batch_interval=self.interval, max_retry_duration=PUBLISH_RETRY
-            )
-            await self._client.__aenter__()
+            # Not entered as a context manager, so the client's own background flusher never starts: this
+            # publisher sends each batch itself. Cancelling that flusher at the end of a call, just after a forced
+            # flush had woken it, is lost inside asyncio.wait_for on Python 3.11, and the end of every call then
+            # waited out FLUSH_TIMEOUT (2 s) with the flusher left running.
+            self._client = WorkflowStreamClient.from_within_activity(max_retry_duration=PUBLISH_RETRY)
         except Exception as exc:  # no workflow to publish to, or no client: the call goes on without deltas
             self._client = None
             self._give_up(exc)
             return self
-        self._ticker = asyncio.create_task(self._tick())
+        self._ticker = asyncio.create_task(self._tick(), name=TICKER_NAME)
         return self
 
     def add(self, text: str) -> None:
@@ -78,36 +83,53 @@ class DeltaPublisher:
         if text and self._client is not None and not self._failed:
             self._pending.append(text)
 
-    def _publish(self) -> None:
+    def _publish(self) -> bool:
+        """Buffer the text gathered since the last batch as one event; False if there was none."""
         if not self._pending or self._client is None or self._failed:
-            return
+            return False
         text, self._pending = "".join(self._pending), []
         data = {"role": self.role.value, "step": self.step, "attempt": self.attempt, "text": text}
         event = TaskEvent(
             id=0, at=datetime.now(UTC).isoformat(), type=EventType.LLM_DELTA, message="", agent=self.role, data=data
         )
         try:
-            self._client.topic(DELTA_TOPIC, type=TaskEvent).publish(event, force_flush=True)
-            self.published += 1
+            self._client.topic(DELTA_TOPIC, type=TaskEvent).publish(event)
+        except Exception as exc:
+            self._give_up(exc)
+            return False
+        self.published += 1
+        return True
+
+    async def _send(self) -> None:
+        """Signal what is buffered to the workflow. A batch that failed for a reason worth retrying stays with the
+        client and goes with the next one (the client gives it up after PUBLISH_RETRY); any other failure ends
+        this call's deltas."""
+        assert self._client is not None
+        try:
+            await self._client.flush()
+        except RPCError as exc:
+            if exc.status not in RETRYABLE:
+                self._give_up(exc)
         except Exception as exc:
             self._give_up(exc)
 
     async def _tick(self) -> None:
-        while True:
+        while not self._failed:
             await asyncio.sleep(wait_before(self.published, self.interval).total_seconds())
-            self._publish()
+            if self._publish():
+                await self._send()
 
     async def __aexit__(self, *_exc: object) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        if self._client is None:
+        if self._client is None or self._failed:
             return
         self._publish()
-        try:
-            await asyncio.wait_for(self._client.__aexit__(None, None, None), FLUSH_TIMEOUT.total_seconds())
-        except Exception as exc:  # the reply is kept whatever became of its deltas
+        try:  # the reply is kept whatever becomes of its deltas
+            await asyncio.wait_for(self._client.flush(), FLUSH_TIMEOUT.total_seconds())
+        except Exception as exc:
             self._give_up(exc)
 
     def _give_up(self, exc: BaseException) -> None:

@@ -7,13 +7,16 @@ import asyncio
 import dataclasses
 import logging
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.testing import ActivityEnvironment
 
+from activities import deltas as deltas_module
 from activities.config import WorkerSettings
+from activities.deltas import TICKER_NAME
 from activities.llm import LlmActivities
 from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer, Fault
 from tests.support import product_worker, start_task
@@ -57,6 +60,38 @@ async def test_deltas_carry_role_step_and_attempt_and_a_retried_attempt_starts_o
     assert final.results.documentation is not None
     assert text["documentation", 2, 1].strip() == final.results.documentation.documentation
     assert len([d for d in deltas if d.data["role"] == "code_generation"]) > 1  # batches, not one event per call
+
+
+async def test_a_call_that_ends_before_its_first_batch_sends_it_without_waiting_out_the_flush_timeout(
+    client: Client,
+    fake_llm: FakeLlmServer,
+    worker_settings: WorkerSettings,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every reply streams at once and the interval is long, so each call's text goes out in one batch at its
+    end. The stream client's own background flusher, used here before, lost its cancellation there (Python 3.11's
+    asyncio.wait_for), so the end of every model call waited out the whole flush timeout (2 s). With that timeout
+    made 10 minutes, such a wait cannot pass for a slow machine."""
+    monkeypatch.setattr(deltas_module, "FLUSH_TIMEOUT", timedelta(minutes=10))
+    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 5000})
+    async with product_worker(client, settings):
+        handle = await start_task(client, task_queue, feedback_window_seconds=0)
+        stream = WorkflowStreamClient.create(client, handle.id)
+
+        async def collect() -> list[TaskEvent]:
+            return [item.data async for item in stream.subscribe([DELTA_TOPIC], result_type=TaskEvent)]
+
+        reader = asyncio.create_task(collect())
+        final = await asyncio.wait_for(handle.result(), 60)
+        deltas = await asyncio.wait_for(reader, 30)
+        left = [t for t in asyncio.all_tasks() if t.get_name() == TICKER_NAME or "_run_flusher" in repr(t.get_coro())]
+
+    assert final.task_status == TaskStatus.COMPLETED
+    assert not left, left
+    calls_with_text = {(d.data["role"], d.data["step"]) for d in deltas}
+    assert len(deltas) == len(calls_with_text) == 3, deltas  # one batch per call that wrote text
+    assert "".join(d.data["text"] for d in deltas if d.data["role"] == "planner") == PLAN
 
 
 async def test_a_call_whose_deltas_cannot_be_published_still_answers(
