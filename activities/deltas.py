@@ -58,6 +58,7 @@ class DeltaPublisher:
         self._pending: list[str] = []
         self._client: WorkflowStreamClient | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._ended = asyncio.Event()
         self._failed = False
 
     async def __aenter__(self) -> DeltaPublisher:
@@ -69,7 +70,7 @@ class DeltaPublisher:
             # Not entered as a context manager, so the client's own background flusher never starts: this
             # publisher sends each batch itself. Cancelling that flusher at the end of a call, just after a forced
             # flush had woken it, is lost inside asyncio.wait_for on Python 3.11, and the end of every call then
-            # waited out FLUSH_TIMEOUT (2 s) with the flusher left running.
+            # waited out FLUSH_TIMEOUT (2 s).
             self._client = WorkflowStreamClient.from_within_activity(max_retry_duration=PUBLISH_RETRY)
         except Exception as exc:  # no workflow to publish to, or no client: the call goes on without deltas
             self._client = None
@@ -100,35 +101,36 @@ class DeltaPublisher:
         self.published += 1
         return True
 
-    async def _send(self) -> None:
+    async def _send(self, last: bool) -> None:
         """Signal what is buffered to the workflow. A batch that failed for a reason worth retrying stays with the
-        client and goes with the next one (the client gives it up after PUBLISH_RETRY); any other failure ends
-        this call's deltas."""
+        client and goes with the next one (the client gives it up after PUBLISH_RETRY); any other failure, or any
+        of the last batch, ends this call's deltas."""
         assert self._client is not None
         try:
             await self._client.flush()
         except RPCError as exc:
-            if exc.status not in RETRYABLE:
+            if last or exc.status not in RETRYABLE:
                 self._give_up(exc)
         except Exception as exc:
             self._give_up(exc)
 
     async def _tick(self) -> None:
+        """Send a batch every interval and, once the call has ended, its last one."""
         while not self._failed:
-            await asyncio.sleep(wait_before(self.published, self.interval).total_seconds())
-            if self._publish():
-                await self._send()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), wait_before(self.published, self.interval).total_seconds())
+            last = self._ended.is_set()
+            if self._publish() or last:  # the last round also sends a batch still held from a failed one
+                await self._send(last)
+            if last:
+                return
 
     async def __aexit__(self, *_exc: object) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-        if self._client is None or self._failed:
+        if self._ticker is None:
             return
-        self._publish()
+        self._ended.set()
         try:  # the reply is kept whatever becomes of its deltas
-            await asyncio.wait_for(self._client.flush(), FLUSH_TIMEOUT.total_seconds())
+            await asyncio.wait_for(self._ticker, FLUSH_TIMEOUT.total_seconds())
         except Exception as exc:
             self._give_up(exc)
 
