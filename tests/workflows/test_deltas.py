@@ -20,17 +20,25 @@ from activities.deltas import TICKER_NAME
 from activities.llm import LlmActivities
 from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer, Fault
 from tests.support import product_worker, start_task
-from workflows.models import DELTA_TOPIC, AgentRole, ChatMessage, EventType, LlmRequest, TaskEvent, TaskStatus
+from workflows.models import (
+    DELTA_TOPIC,
+    AgentRole,
+    ChatMessage,
+    EventType,
+    LlmRequest,
+    TaskEvent,
+    TaskState,
+    TaskStatus,
+)
 
 PLAN = "1. Write an add function.\n2. Lint it.\n3. Document it."
 
 
-async def test_deltas_carry_role_step_and_attempt_and_a_retried_attempt_starts_over(
-    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
-) -> None:
-    fake_llm.piece_chars, fake_llm.chunk_delay = 6, 0.03  # text in pieces, a few batches a call
-    fake_llm.add_fault("openai", Fault(cut_after=5, match="planner"))  # the planner's first stream breaks
-    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 100})
+async def run_collecting_deltas(
+    client: Client, settings: WorkerSettings, task_queue: str
+) -> tuple[TaskState, list[TaskEvent]]:
+    """One task on a product worker, its final state and every `llm_delta` event its stream carried. Checks that
+    each call's end stopped what sent its batches: nothing of it is left running."""
     async with product_worker(client, settings):
         handle = await start_task(client, task_queue, feedback_window_seconds=0)
         stream = WorkflowStreamClient.create(client, handle.id)
@@ -39,9 +47,20 @@ async def test_deltas_carry_role_step_and_attempt_and_a_retried_attempt_starts_o
             return [item.data async for item in stream.subscribe([DELTA_TOPIC], result_type=TaskEvent)]
 
         reader = asyncio.create_task(collect())
-        final = await handle.result()
+        final = await asyncio.wait_for(handle.result(), 60)
         deltas = await asyncio.wait_for(reader, 30)
+        left = [t for t in asyncio.all_tasks() if t.get_name() == TICKER_NAME or "_run_flusher" in repr(t.get_coro())]
+    assert not left, left
+    return final, deltas
 
+
+async def test_deltas_carry_role_step_and_attempt_and_a_retried_attempt_starts_over(
+    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    fake_llm.piece_chars, fake_llm.chunk_delay = 6, 0.03  # text in pieces, a few batches a call
+    fake_llm.add_fault("openai", Fault(cut_after=5, match="planner"))  # the planner's first stream breaks
+    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 100})
+    final, deltas = await run_collecting_deltas(client, settings, task_queue)
     assert final.task_status == TaskStatus.COMPLETED and final.plan == PLAN
     assert fake_llm.cut == 1 and fake_llm.total_served == 5  # the cut call was retried; none was paid twice
     assert all(count == 1 for count in fake_llm.served.values()), fake_llm.served
@@ -75,20 +94,8 @@ async def test_a_call_that_ends_before_its_first_batch_sends_it_without_waiting_
     made 10 minutes, such a wait cannot pass for a slow machine."""
     monkeypatch.setattr(deltas_module, "FLUSH_TIMEOUT", timedelta(minutes=10))
     settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 5000})
-    async with product_worker(client, settings):
-        handle = await start_task(client, task_queue, feedback_window_seconds=0)
-        stream = WorkflowStreamClient.create(client, handle.id)
-
-        async def collect() -> list[TaskEvent]:
-            return [item.data async for item in stream.subscribe([DELTA_TOPIC], result_type=TaskEvent)]
-
-        reader = asyncio.create_task(collect())
-        final = await asyncio.wait_for(handle.result(), 60)
-        deltas = await asyncio.wait_for(reader, 30)
-        left = [t for t in asyncio.all_tasks() if t.get_name() == TICKER_NAME or "_run_flusher" in repr(t.get_coro())]
-
+    final, deltas = await run_collecting_deltas(client, settings, task_queue)
     assert final.task_status == TaskStatus.COMPLETED
-    assert not left, left
     calls_with_text = {(d.data["role"], d.data["step"]) for d in deltas}
     assert len(deltas) == len(calls_with_text) == 3, deltas  # one batch per call that wrote text
     assert "".join(d.data["text"] for d in deltas if d.data["role"] == "planner") == PLAN
