@@ -4,7 +4,6 @@ answers 200, stopped (SIGTERM, then SIGKILL after 15 s) however the benchmark en
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,12 +11,6 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from temporalio.api.history.v1 import History
 
-from bench.service import free_port, service
+from bench.service import service
+from tests.support import free_port
 from workflows.coding_task import CodingTask
 
 if TYPE_CHECKING:
