@@ -28,6 +28,7 @@ from typing import Any
 from google.protobuf.message import Message
 from temporalio import activity
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -57,6 +58,13 @@ from workflows.models import (
     start_search_attributes,
 )
 
+WORKFLOW_TASK_EVENTS = frozenset(
+    {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    }
+)
 STEPS_CONTEXT = 48 * 1024
 REPLAY_REPS = 5
 
@@ -206,6 +214,9 @@ async def one_task(
         "errors": state.errors[-2:],
         "history_bytes": history_bytes,
         "events": events,
+        # The events of the task's own doing: how many workflow tasks carried them depends on timing (a signal
+        # that lands while one is in flight rides along with it), so two runs of the same task compare on these.
+        "task_events": sum(1 for e in history.events if e.event_type not in WORKFLOW_TASK_EVENTS),
         "runs": len(run_ids),
         "store_bytes": store_bytes(store, handle.id) if store else 0,
         "offloaded_bytes": offloaded_bytes(history),

@@ -49,7 +49,9 @@ def test_history_size_benchmark_runs_and_the_store_keeps_history_small(tmp_path:
     [row] = json.loads(out.read_text())
     inline, stored = row["inline"], row["stored"]
     assert inline["status"] == stored["status"] == "awaiting_feedback"
-    assert inline["events"] == stored["events"]  # the same task, only where its values live differs
+    # The same task, only where its values live differs (how many workflow tasks carried its events varies with
+    # timing: the last llm_delta signal of a call can ride with the call's completion or come on its own).
+    assert inline["task_events"] == stored["task_events"]
     assert stored["history_bytes"] < 120_000 < inline["history_bytes"]
     assert 49_152 < stored["store_bytes"] < stored["offloaded_bytes"]  # the context at least once, re-sends not whole
 
