@@ -28,6 +28,7 @@ RAISE_BUDGET_UPDATE = "raise_budget"
 LLM_ACTIVITY = "llm_chat"
 LINT_ACTIVITY = "lint"
 RAG_ACTIVITY = "search_knowledge"
+RUN_TESTS_ACTIVITY = "run_tests"  # runs a candidate module's tests with pytest in the sandbox (activities/sandbox)
 # The workflow stream's topic the llm_chat activity publishes its `llm_delta` events to (TaskEvent-shaped, id 0:
 # a subscriber numbers them by their stream offset, which is one sequence over both topics); a reader that wants
 # only the steps leaves this topic out.
@@ -51,6 +52,7 @@ FILE_PATH_PATTERN = rf"^{_PATH_PART}(/{_PATH_PART})*$"
 MAX_COMMENT = 4_000
 MAX_BUDGET_USD = 10_000.0  # per task: anything above is a typo, not a budget
 MAX_BUDGET_TOKENS = 1_000_000_000
+MAX_TESTS = 200_000  # characters of the `tests` input (pytest source)
 
 
 class TaskStatus(StrEnum):
@@ -77,6 +79,7 @@ class AgentRole(StrEnum):
 class ToolName(StrEnum):
     LINT = "lint"
     SEARCH_KNOWLEDGE = "search_knowledge"
+    RUN_TESTS = "run_tests"
 
 
 class EventType(StrEnum):
@@ -104,6 +107,8 @@ class EventType(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     BUDGET_RAISED = "budget_raised"
     LLM_DELTA = "llm_delta"  # model text as it is written: data.role, step, attempt, text (on the stream only)
+    TESTS = "tests"  # one run of the tests in the sandbox: data = the TestReport's counts
+    TEST_GATE = "test_gate"  # one round of the test gate: data = TestRound
 
 
 class LintGate(StrEnum):
@@ -112,6 +117,29 @@ class LintGate(StrEnum):
     PASSED = "passed"
     FAILED = "failed"  # below the bar after the fix rounds, or pylint could not judge it
     OFF = "off"  # min_lint_score is null
+
+
+class TestGateMode(StrEnum):
+    """Input `test_gate`: what failing tests do. `required` (the default when `tests` are given): failures go back
+    to the code agent for at most `max_fix_rounds` rounds, and still failing the task goes on with a warning and
+    `TestGate=failed`; `advisory`: the same rounds, but the result is reported, never a warning; `off`: no run."""
+
+    __test__ = False
+
+    OFF = "off"
+    ADVISORY = "advisory"
+    REQUIRED = "required"
+
+
+class TestGate(StrEnum):
+    """How the test gate ended for the current code (`TestGate` search attribute)."""
+
+    __test__ = False
+
+    PASSED = "passed"
+    FAILED = "failed"  # still failing after the fix rounds
+    UNAVAILABLE = "unavailable"  # the sandbox could not be set up: the code was never run
+    OFF = "off"
 
 
 class Provider(StrEnum):
@@ -356,6 +384,82 @@ class LintResult(BaseModel):
         return "\n".join(lines)
 
 
+class SandboxLimits(BaseModel):
+    """What one sandboxed run may use; the run is stopped (and says which limit) when it goes past one."""
+
+    wall_seconds: float = Field(default=60.0, gt=0, le=600)
+    cpu_seconds: int = Field(default=30, gt=0, le=600)
+    memory_bytes: int = Field(default=512 * 2**20, gt=0)  # address space of each process
+    processes: int = Field(default=64, gt=0)
+    open_files: int = Field(default=256, gt=0)
+    file_bytes: int = Field(default=16 * 2**20, gt=0)  # the largest file a process may write
+    output_bytes: int = Field(default=64 * 2**10, gt=0)  # of stdout + stderr kept; the rest is counted and cut
+
+
+class RunTestsRequest(BaseModel):
+    """Everything one sandboxed test run needs, so a retry on another worker needs no shared disk: the candidate
+    module (written as `module`), the task's files beside it, and the pytest source (written as `tests_file`)."""
+
+    code: str
+    tests: str
+    module: FilePath = "solution.py"
+    tests_file: FilePath = "test_solution.py"
+    files: list[ContextFile] = Field(default_factory=list)
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+
+
+class TestFailure(BaseModel):
+    __test__ = False  # a contract model, not a pytest class (pytest collects `Test*` names)
+
+    test: str  # pytest's node id, e.g. test_solution.py::test_product
+    message: str  # the assertion or the traceback's end, trimmed
+
+
+class TestReport(BaseModel):
+    """What a sandboxed run of the tests found. `outcome`: `passed` (every test passed, at least one ran),
+    `failed` (a test failed or errored, or none was collected), `timed_out`, `killed` (a limit: `killed_by`),
+    `unavailable` (the sandbox could not be set up: `error` says why, and the code was never run)."""
+
+    __test__ = False
+
+    outcome: Literal["passed", "failed", "timed_out", "killed", "unavailable"]
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0  # collection and fixture errors
+    failures: list[TestFailure] = Field(default_factory=list)
+    exit_code: int | None = None
+    timed_out: bool = False
+    killed_by: str | None = None  # the limit that stopped the run, e.g. "memory", "cpu time", "output"
+    duration_ms: int = 0
+    output_head: str = ""
+    output_tail: str = ""
+    output_bytes_cut: int = 0
+    error: str | None = None  # set with outcome "unavailable"
+
+    def summary(self, limit: int = 10) -> str:
+        """A few lines for the model and the Web UI: `run_tests · 3 passed, 1 failed` and each failure."""
+        if self.outcome == "unavailable":
+            return f"run_tests · sandbox unavailable: {self.error}"
+        counts = f"{self.passed} passed, {self.failed} failed" + (f", {self.errors} error(s)" if self.errors else "")
+        head = f"run_tests · {counts}"
+        if self.timed_out or self.killed_by:
+            head += f" (stopped: {'wall time' if self.timed_out else self.killed_by})"
+        lines = [head] + [f"{f.test}: {f.message}" for f in self.failures[:limit]]
+        return "\n".join(lines)
+
+
+class TestRound(BaseModel):
+    """One round of the test gate: the report before the fix and after it."""
+
+    __test__ = False
+
+    round: int
+    passed_before: int
+    failed_before: int
+    passed_after: int
+    failed_after: int
+
+
 class RagQuery(BaseModel):
     query: str
     top_k: int = 3
@@ -416,6 +520,10 @@ class CodeResult(BaseModel):
     revision: int = 0
     lint_gate: LintGate | None = None  # None: code from before the gate existed
     lint_rounds: list[LintRound] = Field(default_factory=list)
+    tests: TestReport | None = None  # the last run of the tests on this code; None: no run
+    tests_by: Literal["user", "model"] | None = None  # whose tests: the user's `tests` judge, the model's advise
+    test_gate: TestGate | None = None
+    test_rounds: list[TestRound] = Field(default_factory=list)
 
 
 class DocResult(BaseModel):
@@ -487,6 +595,7 @@ SA_TOTAL_TOKENS = SearchAttributeKey.for_int("TotalTokens")
 SA_OWNER = SearchAttributeKey.for_keyword("Owner")
 SA_COST_USD = SearchAttributeKey.for_float("CostUsd")
 SA_LINT_GATE = SearchAttributeKey.for_keyword("LintGate")
+SA_TEST_GATE = SearchAttributeKey.for_keyword("TestGate")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SA_TASK_STATUS,
     SA_AGENT,
@@ -498,6 +607,7 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SA_OWNER,
     SA_COST_USD,
     SA_LINT_GATE,
+    SA_TEST_GATE,
 )
 OWNER_MEMO = "owner"  # memo key of the tenant that started the task (the gateway checks it on every request)
 DESCRIPTION_MEMO = "task_description"  # memo key of the description's start, what GET /tasks lists
