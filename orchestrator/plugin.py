@@ -24,6 +24,7 @@ from temporalio.plugin import SimplePlugin
 from activities.config import WorkerSettings
 from activities.lint import LintActivities
 from activities.llm import LlmActivities
+from activities.mcp_tools import McpActivities
 from activities.rag import RagActivities
 from orchestrator.telemetry import worker_interceptors
 from orchestrator.temporal import data_converter
@@ -48,12 +49,16 @@ def compile_workflow_modules(*workflows: type) -> None:
 
 
 class WorkerActivities:
-    """The activities of one worker, with the resources they hold (pylint pool, HTTP clients)."""
+    """The activities of one worker, with the resources they hold (pylint pool, HTTP clients, MCP connections).
+
+    Raises McpConfigError when MCP_SERVERS_FILE is unusable (the worker refuses to start)."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         compile_workflow_modules(CodingTask)
         self.llm, self.lint, self.rag = LlmActivities(settings), LintActivities(settings), RagActivities(settings)
+        self.mcp = McpActivities(settings)
         self.functions: list[Callable[..., Any]] = [self.llm.chat, self.lint.lint, self.rag.search_knowledge]
+        self.functions += [self.mcp.list_tools, self.mcp.call_tool]
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -67,6 +72,7 @@ class WorkerActivities:
             await self.llm.aclose()
             await self.rag.aclose()
             await self.lint.aclose()
+            await self.mcp.aclose()  # every MCP server process the pool started ends here
 
 
 class OrchestratorPlugin(SimplePlugin):

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import MAX_EVENTS, EventLog
     from workflows.journal import Journal
     from workflows.models import (
+        APPROVE_TOOL_UPDATE,
         EVENTS_QUERY,
         FEEDBACK_SIGNAL,
         OWNER_MEMO,
@@ -52,9 +53,11 @@ with workflow.unsafe.imports_passed_through():
         LintRound,
         LlmRequest,
         LlmResponse,
+        PendingApproval,
         ResumeState,
         TaskState,
         TaskStatus,
+        ToolApproval,
         ToolName,
     )
     from workflows.steps import Steps
@@ -179,6 +182,17 @@ class CodingTask:
         if self._state.task_status in TERMINAL_STATUSES:
             raise ValueError(f"the task has ended ({self._state.task_status})")
         usage.check_raise(self._state, raise_)
+
+    @workflow.update(name=APPROVE_TOOL_UPDATE)
+    def approve_tool(self, decision: ToolApproval) -> PendingApproval:
+        """Approve or deny an MCP tool call waiting in `awaiting_approval`; answers the call decided."""
+        return self._steps.decide(decision)
+
+    @approve_tool.validator
+    def _validate_approval(self, decision: ToolApproval) -> None:
+        if self._state.task_status in TERMINAL_STATUSES:
+            raise ValueError(f"the task has ended ({self._state.task_status})")
+        self._steps.check_decision(decision)
 
     async def _release_watchers(self) -> None:
         """Hand the waiting stream polls their last events and let them finish before the run ends (issues no
@@ -348,9 +362,11 @@ class CodingTask:
         """Model call → tool calls → model call … until the model answers; the last step offers no tools. The
         conversation grows in `messages`, so a caller can go on with it."""
         max_steps = self._input.max_agent_steps
+        mcp_tools = await self._steps.mcp_tools()  # listed once per task; none (and no activity) unless selected
         for step in range(1, max_steps + 1):
             offered = TOOLS if step < max_steps else []
             request = LlmRequest(role=role, model=model, system=system, messages=messages, tools=offered)
+            request.mcp_tools = mcp_tools if offered else []
             reply = await self._steps.llm(request, step)
             messages.append(ChatMessage(role="assistant", content=reply.content, tool_calls=reply.tool_calls))
             if not reply.tool_calls:
