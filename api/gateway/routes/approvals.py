@@ -1,0 +1,53 @@
+"""Approve or deny an MCP tool call a task waits on (the `approve_tool` update)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from fastapi import APIRouter, HTTPException, status
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.coding_task import CodingTask
+from workflows.models import PendingApproval, ToolApproval
+
+from ..deps import GatewaySettings, Owned
+from ..models import error_responses
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["tasks"])
+
+
+@router.post(
+    "/approve/{session_id}",
+    response_model=PendingApproval,
+    summary="Approve or deny an MCP tool call waiting in `awaiting_approval` (the `approve_tool` update)",
+    responses=error_responses(401, 404, 409, 413, 422, 429, 503),
+)
+async def approve_tool(body: ToolApproval, task: Owned, settings: GatewaySettings) -> PendingApproval:
+    """`{"call_id", "approved", "reason"?}` for a call listed in the task's `pending_approvals`; answers the call
+    decided. A denied call goes back to the model as "denied by the user: <reason>".
+
+    404 when no call of that id waits, 409 when it was decided already or the task has ended (the workflow's own
+    validator says so, nothing changes)."""
+    closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended; its tool calls can no longer be decided")
+    if not task.running:
+        raise closed
+    try:
+        decided = await task.handle.execute_update(
+            CodingTask.approve_tool, body, rpc_timeout=timedelta(seconds=settings.gateway_rpc_timeout)
+        )
+    except WorkflowUpdateFailedError as exc:
+        reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
+        if reason.startswith("no tool call"):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, reason) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, reason) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
+            raise closed from None
+        raise
+    verdict = "approved" if body.approved else "denied"
+    logger.info("%s %s of %s: %s", verdict, decided.call_id, task.session_id, decided.tool)
+    return decided
