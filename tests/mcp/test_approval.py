@@ -72,7 +72,7 @@ async def test_an_ask_tool_is_approved_through_the_gateway(
 async def test_an_ask_tool_is_approved_through_the_cli(
     client: Client, mcp_worker: Worker, fake_llm: FakeLlmServer, task_queue: str, git_repo: Path
 ) -> None:
-    handle = await start_task(client, task_queue, **commit_task(git_repo))
+    handle = await start_task(client, task_queue, True, **commit_task(git_repo))
     [pending] = (await approval_state(handle)).pending_approvals
     decision = json.dumps({"call_id": pending.call_id, "approved": True, "reason": "looks right"})
     command = [binary("temporal"), "workflow", "update", "execute", "--name", "approve_tool",
