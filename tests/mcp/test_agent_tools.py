@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType as HistoryEventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from orchestrator.plugin import OrchestratorPlugin
@@ -139,6 +140,13 @@ async def test_a_denied_call_is_reported_to_the_model_and_a_deny_policy_never_ru
                           "arguments": pending.arguments}  # fmt: skip
     denial = ToolApproval(call_id=pending.call_id, approved=False, reason="not in this task")
     await handle.execute_update(CodingTask.approve_tool, denial)
+    for refused, reason in (
+        (denial, "was already decided"),
+        (ToolApproval(call_id="call-7", approved=True), "no tool"),
+    ):
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await handle.execute_update(CodingTask.approve_tool, refused)
+        assert reason in str(failed.value.cause)
     final = await finish(handle)
     results = tool_results(fake_llm)
     assert results["web__note"] == "denied by the user: not in this task"

@@ -57,7 +57,7 @@ async def test_an_ask_tool_is_approved_through_the_gateway(
         approved = await http.post(f"/approve/{session_id}", json={"call_id": call_id, "approved": True}, headers=ALICE)
         assert approved.status_code == 200 and approved.json()["tool"] == "git.git_commit", approved.text
         again = await http.post(f"/approve/{session_id}", json={"call_id": call_id, "approved": True}, headers=ALICE)
-        assert again.status_code == 409 and "already decided" in again.json()["detail"]
+        assert again.status_code == 409 and "waits for no approval" in again.json()["detail"]
 
         await wait_for_status(http, session_id, {"awaiting_feedback"}, ALICE)
         assert (await http.post(f"/feedback/{session_id}", json={"rating": 5}, headers=ALICE)).status_code == 202

@@ -6,12 +6,12 @@ import logging
 from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException, status
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.coding_task import CodingTask
-from workflows.models import PendingApproval, ToolApproval
+from workflows.models import PendingApproval, TaskStatus, ToolApproval
 
 from ..deps import GatewaySettings, Owned
 from ..models import error_responses
@@ -30,15 +30,24 @@ async def approve_tool(body: ToolApproval, task: Owned, settings: GatewaySetting
     """`{"call_id", "approved", "reason"?}` for a call listed in the task's `pending_approvals`; answers the call
     decided. A denied call goes back to the model as "denied by the user: <reason>".
 
-    404 when no call of that id waits, 409 when it was decided already or the task has ended (the workflow's own
-    validator says so, nothing changes)."""
+    404 when no call of that id waits, 409 when the task waits for no approval (the call was decided already, or
+    the task has ended); nothing changes."""
     closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended; its tool calls can no longer be decided")
     if not task.running:
         raise closed
+    rpc_timeout = timedelta(seconds=settings.gateway_rpc_timeout)
     try:
-        decided = await task.handle.execute_update(
-            CodingTask.approve_tool, body, rpc_timeout=timedelta(seconds=settings.gateway_rpc_timeout)
-        )
+        # A decision no call waits for is answered from the state: only real decisions become updates (a task
+        # holds few updates in flight, and a refused one costs a workflow task). The validator decides races.
+        state = await task.handle.query(CodingTask.status, rpc_timeout=rpc_timeout)
+    except WorkflowQueryFailedError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
+    if not any(pending.call_id == body.call_id for pending in state.pending_approvals):
+        if state.task_status != TaskStatus.AWAITING_APPROVAL:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"the task waits for no approval ({state.task_status})")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tool call {body.call_id!r} waits for approval")
+    try:
+        decided = await task.handle.execute_update(CodingTask.approve_tool, body, rpc_timeout=rpc_timeout)
     except WorkflowUpdateFailedError as exc:
         reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
         if reason.startswith("no tool call"):

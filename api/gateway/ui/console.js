@@ -3,6 +3,7 @@
 // fragments the gateway rendered and sanitised, which go through the page's one Trusted Types policy.
 
 import { ApiError, api, session } from "./api.js";
+import { approvalForms, toolsSection } from "./approval.js";
 import { append, h, replace, setSanitizedHtml } from "./dom.js";
 import { fieldRow, formBody, invokeFields, showFieldErrors } from "./form.js";
 import { LiveOutput, StreamRefused, followTask } from "./stream.js";
@@ -11,6 +12,7 @@ const STATUSES = [
   ["planning", "Planning"],
   ["running", "Running"],
   ["awaiting_budget", "Awaiting budget"],
+  ["awaiting_approval", "Awaiting approval"],
   ["awaiting_feedback", "Awaiting feedback"],
   ["completed", "Completed"],
   ["failed", "Failed"],
@@ -20,7 +22,7 @@ const STATUS_LABEL = Object.fromEntries(STATUSES);
 const ENDED = new Set(["completed", "failed", "cancelled"]);
 const REFRESH_ON = new Set([
   "status", "plan", "code_ready", "lint", "lint_gate", "docs_ready", "feedback", "revision", "budget_exhausted",
-  "budget_raised", "warning", "gap",
+  "budget_raised", "warning", "gap", "approval_requested", "approval_decided", "tool_call",
 ]);
 const LIST_REFRESH_MS = 5000;
 const MAX_PROGRESS_ITEMS = 300;
@@ -373,13 +375,14 @@ function showTask(sessionId) {
     );
     renderActions(state);
     replace(sections, planSection(state, rendered), codeSection(state, rendered), docsSection(rendered),
-      usageSection(state), feedbackSection(state), problemsSection(state));
+      usageSection(state), toolsSection(state), feedbackSection(state), problemsSection(state));
   }
 
   function renderActions(state) {
     const running = view.data.workflow_status === "RUNNING";
     const parts = [];
     if (state.task_status === "awaiting_budget" && running) parts.push(budgetForm(state));
+    if (state.task_status === "awaiting_approval" && running) parts.push(...approvalForms(state, act, sessionId));
     if (state.task_status === "awaiting_feedback" && running) parts.push(ratingForm());
     if (running && !ENDED.has(state.task_status)) parts.push(cancelControl());
     if (!parts.length) parts.push(h("p", { class: "muted" }, state.task_status === "completed" ? "This task is complete." : "This task has ended."));
