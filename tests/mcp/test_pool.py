@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -92,3 +93,11 @@ async def test_the_tool_list_names_what_it_cannot_offer(tmp_path: Path) -> None:
         assert failed.is_error  # the tool's own failure: data for the model
     finally:
         await mcp.aclose()
+
+
+def test_the_spawn_vs_pooled_benchmark_runs() -> None:
+    """`python -m bench.mcp_calls` end to end (few calls): it cannot rot. Timings are never asserted."""
+    proc = subprocess.run([sys.executable, "-m", "bench.mcp_calls", "--calls", "3"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "spawned per call: p50" in proc.stdout and "(1 process for 4 pooled calls)" in proc.stdout
