@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import subprocess
 import uuid
 from pathlib import Path
@@ -16,9 +17,18 @@ from tests.fakes.llm_server import FakeLlmServer
 from tests.gateway.support import ALICE, BOB, asgi_client, make_app, wait_for_status
 from tests.mcp.conftest import git
 from tests.mcp.test_agent_tools import approval_state, finish, tool_results
-from tests.support import binary, start_task
+from tests.support import ROOT, binary, start_task
 from workflows.coding_task import CodingTask
 from workflows.models import TaskStatus
+
+
+def documented_update(workflow_id: str, decision: str) -> list[str]:
+    """The `temporal workflow update execute` command of docs/mcp.md with this task's id and this decision."""
+    text = (ROOT / "docs" / "mcp.md").read_text().replace("\\\n", " ")
+    [line] = [line for line in text.splitlines() if line.startswith("temporal workflow update execute")]
+    words = shlex.split(line)
+    replaced = {"--workflow-id": workflow_id, "--input": decision}
+    return [binary("temporal")] + [replaced.get(words[i - 1], word) for i, word in enumerate(words) if i]
 
 
 def commit_task(repo: Path) -> dict[str, object]:
@@ -75,9 +85,8 @@ async def test_an_ask_tool_is_approved_through_the_cli(
     handle = await start_task(client, task_queue, True, **commit_task(git_repo))
     [pending] = (await approval_state(handle)).pending_approvals
     decision = json.dumps({"call_id": pending.call_id, "approved": True, "reason": "looks right"})
-    command = [binary("temporal"), "workflow", "update", "execute", "--name", "approve_tool",
-               "--workflow-id", handle.id, "--input", decision,
-               "--address", client.service_client.config.target_host]  # fmt: skip
+    command = documented_update(handle.id, decision)  # what docs/mcp.md shows, on this task, approving
+    command += ["--address", client.service_client.config.target_host]
     done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "tool:git.git_commit" in done.stdout  # the update answers the call it decided

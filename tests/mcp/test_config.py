@@ -13,6 +13,7 @@ from activities.config import WorkerSettings
 from activities.mcp_tools import McpConfigError, load_servers, parse_servers
 from activities.mcp_tools.activities import result_text
 from orchestrator.plugin import OrchestratorPlugin
+from tests.support import ROOT
 
 
 def test_stdio_and_http_servers_with_variables_from_the_worker_environment() -> None:
@@ -75,3 +76,11 @@ def test_a_result_is_capped_and_says_so() -> None:
     assert text == "a" * 10 + "\n… (42 characters cut)" and cut == 42
     structured = CallToolResult(content=[], structured_content={"n": 1})
     assert result_text(structured) == ('{"n": 1}', 0)
+
+
+def test_the_config_file_of_the_docs_is_accepted() -> None:
+    doc = (ROOT / "docs" / "mcp.md").read_text()
+    block = doc.split("<!-- mcp-config -->\n```json\n", 1)[1].split("```", 1)[0]
+    servers = parse_servers(block, {"GIT_REPO": "/srv/repo", "DOCS_TOKEN": "d0k"})
+    assert set(servers) == {"git", "time", "docs"} and servers["docs"].headers == {"Authorization": "Bearer d0k"}
+    assert servers["git"].policy("git_reset", read_only=False) == "deny" and servers["docs"].timeout_seconds == 20
