@@ -195,7 +195,7 @@ class Steps:
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: call_id in self._decisions, timeout=window)
         if call_id not in self._decisions:
-            self._decide(ToolApproval(call_id=call_id, approved=False, reason=f"no decision within {window}"))
+            self.decide(ToolApproval(call_id=call_id, approved=False, reason=f"no decision within {window}"))
         if not self._state.pending_approvals:
             self._journal.set_status(self._status_before_approval, "approvals decided; going on")
         return self._decisions[call_id]
@@ -208,10 +208,7 @@ class Steps:
             raise ValueError(f"no tool call {decision.call_id!r} waits for approval")
 
     def decide(self, decision: ToolApproval) -> PendingApproval:
-        """Apply a validated `approve_tool` (the update's handler); the waiting call goes on or is refused."""
-        return self._decide(decision)
-
-    def _decide(self, decision: ToolApproval) -> PendingApproval:
+        """Apply a validated `approve_tool` (the update's handler), or a wait's end: the call goes on or is refused."""
         pending = next(p for p in self._state.pending_approvals if p.call_id == decision.call_id)
         self._state.pending_approvals.remove(pending)
         self._decisions[decision.call_id] = decision

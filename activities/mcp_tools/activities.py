@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections import defaultdict
+from typing import cast
 
 from mcp import MCPError
 from mcp.types import (
@@ -24,6 +25,7 @@ from mcp.types import (
     PARSE_ERROR,
     REQUEST_TIMEOUT,
     CallToolResult,
+    RequestParamsMeta,
     Tool,
 )
 from temporalio import activity
@@ -46,6 +48,9 @@ from workflows.models import (
 
 MAX_MCP_RESULT = 20_000  # characters of a tool's result the model reads; the rest is cut, and says so
 LIST_TIMEOUT_SECONDS = 45.0  # a server's start and its tool list
+# Sent in each call's `_meta`: the same for every attempt of one call, different for every call of every task, so a
+# server that honours it can make a side-effecting tool run once however often the activity is retried.
+IDEMPOTENCY_KEY = "coding-orchestrator/idempotency-key"
 MODEL_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # what OpenAI and Anthropic accept as a tool's name
 _NOT_RETRYABLE = {PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS}
 _BREAKS_CONNECTION = {CONNECTION_CLOSED, REQUEST_TIMEOUT}
@@ -155,15 +160,20 @@ class McpActivities:
         if config is None:
             raise ApplicationError(f"{name}: no such server in MCP_SERVERS_FILE", type="McpUnknownServer",
                                    non_retryable=True)  # fmt: skip
-        if config.policy(request.tool, read_only=None) == "deny" and config.approval is not None:
+        if config.policy(request.tool, read_only=None) == "deny":
             raise ApplicationError(f"{name} is denied by MCP_SERVERS_FILE", type="McpDenied", non_retryable=True)
         metrics = instruments()
         labels = {"server": request.server, "tool": request.tool}
         started = time.monotonic()
+        info = activity.info()
+        meta = cast(
+            RequestParamsMeta, {IDEMPOTENCY_KEY: f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"}
+        )
         result = "ok"
         try:
             async with self.pool.session(request.server, breaks_connection) as client:
-                call = client.call_tool(request.tool, request.arguments, read_timeout_seconds=config.timeout_seconds)
+                call = client.call_tool(request.tool, request.arguments, read_timeout_seconds=config.timeout_seconds,
+                                        meta=meta)  # fmt: skip
                 answer = await heartbeating(call)
             if answer.is_error:
                 result = "tool_error"
@@ -181,7 +191,8 @@ class McpActivities:
             metrics.mcp_latency.record(time.monotonic() - started, labels)
         text, cut = result_text(answer)
         duration = int((time.monotonic() - started) * 1000)
-        activity.logger.info("mcp %s: %s, %d characters (%d cut), %d ms", name, result, len(text), cut, duration)
+        activity.logger.info("mcp %s (model call %s): %s, %d characters (%d cut), %d ms", name, request.call_id,
+                             result, len(text), cut, duration)  # fmt: skip
         return McpCallResult(text=text, is_error=bool(answer.is_error), chars_cut=cut, duration_ms=duration)
 
     async def aclose(self) -> None:

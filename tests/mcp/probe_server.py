@@ -12,10 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
 READ_ONLY = ToolAnnotations(read_only_hint=True)
+IDEMPOTENCY_KEY = "coding-orchestrator/idempotency-key"
 server = MCPServer("probe")
 
 
@@ -43,6 +44,12 @@ async def hang() -> str:
 def huge(chars: int) -> str:
     """A result of `chars` characters."""
     return "x" * chars
+
+
+@server.tool(annotations=READ_ONLY)
+def key(ctx: Context) -> str:
+    """The idempotency key the client sent in the request's `_meta`."""
+    return str((ctx.request_context.meta or {}).get(IDEMPOTENCY_KEY))
 
 
 @server.tool()

@@ -62,7 +62,7 @@ async def test_read_tools_results_reach_the_model(
 ) -> None:
     description = (
         f'log and time [tool git__git_log {{"repo_path": "{git_repo}"}}] '
-        '[tool time__get_current_time {"timezone": "Europe/Paris"}] [tool web__pid {}]'
+        '[tool time__get_current_time {"timezone": "Europe/Paris"}] [tool web__pid {}] [tool web__key {}]'
     )
     handle = await start_task(client, task_queue, task_description=description, feedback_window_seconds=0,
                               mcp_tools=["git.git_log", "time", "web"])  # fmt: skip
@@ -72,6 +72,8 @@ async def test_read_tools_results_reach_the_model(
     assert "Commit history" in results["git__git_log"] and "first commit" in results["git__git_log"]
     assert json.loads(results["time__get_current_time"])["timezone"] == "Europe/Paris"
     assert results["web__pid"].isdigit()  # over streamable HTTP
+    workflow_id, run_id, activity_id = results["web__key"].split("/")  # the idempotency key each call carries
+    assert (workflow_id, run_id) == (handle.id, handle.result_run_id) and activity_id.isdigit()
     offered = [t["function"]["name"] for t in fake_llm.requests[1]["body"]["tools"]]
     assert {"git__git_log", "time__get_current_time", "time__convert_time", "web__note"} <= set(offered)
     assert "git__git_commit" not in offered  # only git.git_log was selected
@@ -79,11 +81,11 @@ async def test_read_tools_results_reach_the_model(
     events = await handle.query(CodingTask.events, EventsQueryInput())
     calls = [e for e in events.events if e.type == EventType.TOOL_CALL and e.data.get("server")]
     assert {(e.data["server"], e.data["tool"]) for e in calls} == {
-        ("git", "git.git_log"), ("time", "time.get_current_time"), ("web", "web.pid")
+        ("git", "git.git_log"), ("time", "time.get_current_time"), ("web", "web.pid"), ("web", "web.key")
     }  # fmt: skip
     ran = [name for name, _ in await activities_of(handle)]
     assert ran.count(MCP_LIST_TOOLS_ACTIVITY) == 1  # once per task, though both agents were offered the tools
-    assert ran.count(MCP_CALL_TOOL_ACTIVITY) == 3
+    assert ran.count(MCP_CALL_TOOL_ACTIVITY) == 4
 
 
 async def test_a_task_without_mcp_tools_runs_as_before(
