@@ -8,9 +8,8 @@ import json
 
 from playwright.async_api import Route, expect
 
-from api.gateway.rendering import highlight_css
-from api.gateway.routes.console import SECURITY_HEADERS, UI_DIR, TaskView, render
-from tests.console.conftest import OpenPage
+from api.gateway.routes.console import TaskView, render
+from tests.console.conftest import OpenPage, fulfill_ui, open_stubbed_task
 from workflows.models import PendingApproval, TaskState, TaskStatus, ToolUsage
 
 ORIGIN = "http://console.test"
@@ -37,12 +36,9 @@ async def test_a_waiting_call_is_approved_from_the_task_page(open_page: OpenPage
 
     async def gateway(route: Route) -> None:
         path = route.request.url.removeprefix(ORIGIN)
-        if path.startswith("/ui/"):
-            name = path.removeprefix("/ui/") or "index.html"
-            kind = {"js": "text/javascript", "css": "text/css", "html": "text/html", "svg": "image/svg+xml"}
-            body = highlight_css() if name == "highlight.css" else (UI_DIR / name).read_text()
-            await route.fulfill(body=body, content_type=kind[name.rsplit(".", 1)[1]], headers=dict(SECURITY_HEADERS))
-        elif path == "/tasks/s-1/view":
+        if await fulfill_ui(route, path):
+            return
+        if path == "/tasks/s-1/view":
             await route.fulfill(body=view(decided=bool(decisions)), content_type="application/json")
         elif path == "/approve/s-1" and route.request.method == "POST":
             decisions.append(json.loads(route.request.post_data or "{}"))
@@ -51,11 +47,7 @@ async def test_a_waiting_call_is_approved_from_the_task_page(open_page: OpenPage
         else:  # the event stream: nothing yet
             await route.fulfill(body="", content_type="text/event-stream")
 
-    page, watch = await open_page(ORIGIN)
-    await page.route(f"{ORIGIN}/**", gateway)
-    await page.goto(f"{ORIGIN}/ui/")
-    await page.evaluate("sessionStorage.setItem('orchestrator.apiKey', 'k')")
-    await page.goto(f"{ORIGIN}/ui/#/tasks/s-1")
+    page, watch = await open_stubbed_task(open_page, ORIGIN, "s-1", gateway)
 
     card = page.locator(".approval")
     await expect(page.locator(".task-meta .badge")).to_have_text("Awaiting approval")
