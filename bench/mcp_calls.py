@@ -3,21 +3,30 @@ process spawned and initialised for every call, as a client without a pool does)
 
     python -m bench.mcp_calls                    # mcp-server-git's git_log on a repository made here, 30 calls each
     python -m bench.mcp_calls --calls 100
+    python -m bench.mcp_calls --task-cpu 10      # also: CPU of a task with 3 MCP calls beside one with none
 
 Prints p50 and p95 of each, in milliseconds, and the ratio. The pooled calls go through `McpPool.session`, what
 the `mcp_call_tool` activity uses; the spawned ones through the same `connect` the pool opens connections with.
-Nothing is asserted.
+
+`--task-cpu N` starts the benchmark harness's environment (a Temporal dev server, the fake providers and the
+product worker, each its own process; the worker with MCP_SERVERS_FILE naming mcp-server-time) and runs N tasks
+one after the other of each kind: the code agent's first turn calls the built-in tools (a knowledge-base search and
+a lint), or three MCP tools instead (`time.get_current_time` twice, `time.convert_time`; the task lists its tools
+once). It prints the CPU seconds per task of each process: the worker, its children (the pylint pool and the MCP
+server), the Temporal server. Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,10 +84,61 @@ async def run(calls: int) -> None:
     print(f"  pooled is {s50 / p50:.0f}x faster at p50 ({pool.opened} process for {calls + 1} pooled calls)")
 
 
+MCP_TASK = (
+    'What time is it? [tool time__get_current_time {"timezone": "UTC"}] '
+    '[tool time__get_current_time {"timezone": "Asia/Tokyo"}] '
+    '[tool time__convert_time {"source_timezone": "UTC", "time": "10:00", "target_timezone": "Europe/Paris"}]'
+)
+
+
+async def task_cpu(tasks: int) -> None:
+    from bench.harness import _children_of, _cpu_seconds, environment  # the harness's processes and their CPU
+    from workflows.coding_task import CodingTask
+    from workflows.models import CodingTaskInput, TaskStatus
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "mcp.json"
+        config.write_text(
+            json.dumps({"mcpServers": {"time": {"command": str(Path(sys.executable).parent / "mcp-server-time")}}})
+        )
+        async with environment(None, [], {"MCP_SERVERS_FILE": str(config)}) as bench:
+            procs = bench.procs
+
+            def cpu() -> dict[str, float]:
+                children = _children_of(procs.worker)
+                return {"worker": _cpu_seconds(procs.worker), "worker children": sum(map(_cpu_seconds, children)),
+                        "temporal server": _cpu_seconds(procs.server)}  # fmt: skip
+
+            async def batch(description: str, mcp_tools: list[str] | None) -> dict[str, float]:
+                before = cpu()
+                for n in range(tasks):
+                    task = CodingTaskInput(task_description=f"{description} ({n})", feedback_window_seconds=0,
+                                           mcp_tools=mcp_tools)  # fmt: skip
+                    workflow_id = f"mcp-cpu-{uuid.uuid4().hex[:10]}"
+                    state = await bench.client.execute_workflow(CodingTask.run, task, id=workflow_id,
+                                                                task_queue=bench.task_queue)  # fmt: skip
+                    assert state.task_status == TaskStatus.COMPLETED, state.errors
+                after = cpu()
+                return {name: (after[name] - before[name]) / tasks for name in after}
+
+            await batch("warm up: write an add function", None)
+            await batch(MCP_TASK, ["time"])
+            plain = await batch("write an add function", None)
+            with_mcp = await batch(MCP_TASK, ["time"])
+    print(f"CPU seconds per task, {tasks} tasks each, one at a time")
+    for name in plain:
+        print(f"  {name:16} no MCP {plain[name]:.3f}   3 MCP calls {with_mcp[name]:.3f}"
+              f"   difference {with_mcp[name] - plain[name]:+.3f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=30)
-    asyncio.run(run(parser.parse_args().calls))
+    parser.add_argument("--task-cpu", type=int, default=0, metavar="N", help="also run N tasks of each kind")
+    args = parser.parse_args()
+    asyncio.run(run(args.calls))
+    if args.task_cpu:
+        asyncio.run(task_cpu(args.task_cpu))
 
 
 if __name__ == "__main__":
