@@ -15,6 +15,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.config import WorkerSettings
 from activities.mcp_tools import McpActivities, McpPool, ServerConfig
 from activities.mcp_tools.activities import breaks_connection
+from orchestrator.plugin import OrchestratorPlugin
 from tests.mcp.conftest import BIN
 from tests.support import ROOT, wait_until
 from workflows.models import McpCallRequest, McpListRequest
@@ -101,3 +102,13 @@ def test_the_spawn_vs_pooled_benchmark_runs() -> None:
                           text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "spawned per call: p50" in proc.stdout and "(1 process for 4 pooled calls)" in proc.stdout
+
+
+async def test_the_worker_stops_its_mcp_servers_when_it_stops(mcp_plugin: OrchestratorPlugin) -> None:
+    """The plugin's resource lifetime (what `Worker` runs the worker in) ends every server process it started."""
+    activities = mcp_plugin.worker_activities
+    assert activities is not None
+    async with activities.running():
+        pid = await probe_pid(activities.mcp.pool)
+        assert alive(pid)
+    assert not alive(pid) and activities.mcp.pool.open_servers == []
