@@ -8,6 +8,10 @@ Keys come from the environment, one per tenant:
 
 Keys are compared in constant time. A service refuses to start with no key, or with a key that is too short or
 looks like a placeholder. Only the tenant name is ever stored anywhere (memo, search attribute, logs): never the key.
+
+The tenant `default` (the key of ORCHESTRATOR_API_KEY, the one `make run` writes) is the operator's: it owns the
+tasks started without an owner (the `temporal` CLI) and sees, through the codec server, the payloads encrypted for
+no tenant.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 MIN_KEY_LENGTH = 16
+OPERATOR_TENANT = "default"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _PLACEHOLDERS = {
     "changeme",

@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ErrorOut
 from api.schema import OptionalQueryBool
+from orchestrator.codec import encrypting_for
 from workflows.coding_task import CodingTask
 from workflows.models import (
     DESCRIPTION_MEMO,
@@ -257,17 +258,18 @@ async def _start(
     client = await connection.get()
     with_attributes = connection.search_attributes_registered
     try:
-        return await client.start_workflow(
-            CodingTask.run,
-            task,
-            id=session_id,
-            task_queue=settings.temporal_task_queue,
-            memo={OWNER_MEMO: tenant, DESCRIPTION_MEMO: task.task_description[:DESCRIPTION_MEMO_CHARS]},
-            search_attributes=start_search_attributes(owner=tenant) if with_attributes else None,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            rpc_timeout=_rpc_timeout(settings),
-        )
+        with encrypting_for(tenant):  # with PAYLOAD_ENCRYPTION_KEYS: the task's payloads are the tenant's
+            return await client.start_workflow(
+                CodingTask.run,
+                task,
+                id=session_id,
+                task_queue=settings.temporal_task_queue,
+                memo={OWNER_MEMO: tenant, DESCRIPTION_MEMO: task.task_description[:DESCRIPTION_MEMO_CHARS]},
+                search_attributes=start_search_attributes(owner=tenant) if with_attributes else None,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                rpc_timeout=_rpc_timeout(settings),
+            )
     except RPCError as exc:
         if not (with_attributes and exc.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in str(exc)):
             raise
@@ -394,13 +396,16 @@ async def get_status(session_id: SessionId, handle: OwnedRun, settings: GatewayS
     summary="Rate the task's result (1..5) with an optional comment",
     responses=error_responses(401, 404, 409, 413, 422, 429, 502, 503),
 )
-async def feedback(body: FeedbackInput, task: Owned, request: Request, settings: GatewaySettings) -> FeedbackAccepted:
+async def feedback(
+    body: FeedbackInput, task: Owned, tenant: Tenant, request: Request, settings: GatewaySettings
+) -> FeedbackAccepted:
     """Sends the `feedback` signal. A rating below 3 with a comment asks for a revision (bounded)."""
     closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended and no longer accepts feedback")
     if not task.running:
         raise closed
     try:
-        await task.handle.signal(CodingTask.feedback, body, rpc_timeout=_rpc_timeout(settings))
+        with encrypting_for(tenant):
+            await task.handle.signal(CodingTask.feedback, body, rpc_timeout=_rpc_timeout(settings))
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the signal
             raise closed from None
@@ -438,7 +443,7 @@ async def cancel(task: Owned, settings: GatewaySettings) -> CancelResult:
     summary="Raise the task's budget (the `raise_budget` update)",
     responses=error_responses(401, 404, 409, 413, 422, 429, 503),
 )
-async def raise_budget(body: BudgetRaise, task: Owned, settings: GatewaySettings) -> Budget:
+async def raise_budget(body: BudgetRaise, task: Owned, tenant: Tenant, settings: GatewaySettings) -> Budget:
     """New limits, each above what the task has spent; a task in `awaiting_budget` goes on. Answers the new budget.
 
     422 when a limit is not above the spend (the workflow's own validator says so, nothing changes); 409 when the
@@ -448,7 +453,10 @@ async def raise_budget(body: BudgetRaise, task: Owned, settings: GatewaySettings
     if not task.running:
         raise closed
     try:
-        budget = await task.handle.execute_update(CodingTask.raise_budget, body, rpc_timeout=_rpc_timeout(settings))
+        with encrypting_for(tenant):
+            budget = await task.handle.execute_update(
+                CodingTask.raise_budget, body, rpc_timeout=_rpc_timeout(settings)
+            )
     except WorkflowUpdateFailedError as exc:
         reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
         if reason.startswith("the task has ended"):
