@@ -22,12 +22,11 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from temporalio.client import WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth import ApiKeyRegistry
+from api.auth import OPERATOR_TENANT, ApiKeyRegistry
 from api.errors import ErrorDocs
 from workflows.models import (
     DESCRIPTION_MEMO,
     DESCRIPTION_MEMO_CHARS,
-    OWNER_MEMO,
     SA_COST_USD,
     SA_FEEDBACK_RATING,
     SA_LINT_GATE,
@@ -40,7 +39,7 @@ from workflows.models import (
     TaskStatus,
 )
 
-from ..deps import GatewaySettings, TemporalClient, Tenant
+from ..deps import GatewaySettings, TemporalClient, Tenant, task_owner
 from ..models import error_responses
 
 logger = logging.getLogger(__name__)
@@ -159,11 +158,10 @@ def _literal(value: str) -> str:
 
 def visibility_query(tenant: str, statuses: list[TaskStatus] | None, since: datetime | None) -> str:
     """The caller's CodingTask runs, the last run of each (a continued-as-new run is not listed twice)."""
-    clauses = [
-        f"WorkflowType = {_literal(WORKFLOW_TYPE)}",
-        f"{SA_OWNER.name} = {_literal(tenant)}",
-        'ExecutionStatus != "ContinuedAsNew"',
-    ]
+    owner = f"{SA_OWNER.name} = {_literal(tenant)}"
+    if tenant == OPERATOR_TENANT:  # and the tasks started without an owner (`deps.task_owner`)
+        owner = f"({owner} OR {SA_OWNER.name} IS NULL)"
+    clauses = [f"WorkflowType = {_literal(WORKFLOW_TYPE)}", owner, 'ExecutionStatus != "ContinuedAsNew"']
     if statuses:
         clauses.append(f"{SA_TASK_STATUS.name} IN ({', '.join(_literal(s.value) for s in sorted(set(statuses)))})")
     if since is not None:
@@ -252,5 +250,4 @@ async def list_tasks(
 
 async def _owned_by(execution: WorkflowExecution, tenant: str) -> bool:
     """The memo's owner agrees with the search attribute (a run whose memo says otherwise is never shown)."""
-    owner: Any = await execution.memo_value(OWNER_MEMO, default=None)
-    return bool(owner == tenant)
+    return bool(await task_owner(execution) == tenant)
