@@ -93,12 +93,18 @@ def install_error_handlers(app: FastAPI, service: str) -> None:
         return error_response(500, f"internal error ({type(exc).__name__}); see the {service} log")
 
 
+AUTH_THROTTLED = "too many missing or unknown API keys from this address (see Retry-After)"
+
+
 class ErrorDocs:
     """An app's error statuses and what each means; `docs(401, 422)` are the OpenAPI `responses` entries of a
-    route that answers them (all `ErrorOut`)."""
+    route that answers them (all `ErrorOut`). A route that answers 401 also answers 429 (`api.auth` throttles
+    failed keys)."""
 
     def __init__(self, descriptions: Mapping[int, str]) -> None:
-        self.descriptions = dict(descriptions)
+        self.descriptions = {429: AUTH_THROTTLED, **descriptions}
 
     def __call__(self, *codes: int) -> dict[int | str, dict[str, object]]:
+        if 401 in codes and 429 not in codes:
+            codes = (*codes, 429)
         return {code: {"model": ErrorOut, "description": self.descriptions[code]} for code in codes}

@@ -73,7 +73,8 @@ error_responses = ErrorDocs(
         409: "conflict; see detail",
         413: "request body too large",
         422: "invalid input; `errors` names each field and reason",
-        429: "rate limit of this API key exceeded; see Retry-After",
+        429: "rate limit of this API key exceeded, or too many missing or unknown keys from this address; see "
+        "Retry-After",
         502: "Temporal refused the request",
         503: "Temporal is unreachable or did not answer in time; retry later",
     }

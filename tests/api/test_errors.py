@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -58,23 +59,29 @@ CASES: list[tuple[str, str, str, Any, dict[str, str], int, str | None]] = [
 
 
 @pytest.fixture
-async def apps(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+async def built(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[dict[str, FastAPI]]:
     registry = ApiKeyRegistry({"alice": ALICE_KEY})
     kb = open_knowledge_base(MemorySettings(memory_db_path=tmp_path / "kb.db"))
     codec = EncryptionCodec(parse_keys(f"k1={base64.b64encode(os.urandom(32)).decode()}"))
-    built: dict[str, FastAPI] = {
+    yield {
         "gateway": make_app(task_queue, client),
         "memory": memory_app(MemorySettings(memory_db_path=tmp_path / "kb.db"), registry, kb),
         "codec": codec_app(CodecSettings(), registry, codec),
     }
-    http = {
-        name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-        for name, app in built.items()
-    }
+    kb.store.close()
+
+
+def from_address(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://app")
+
+
+@pytest.fixture
+async def apps(built: dict[str, FastAPI]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    http = {name: from_address(app) for name, app in built.items()}
     yield http
     for each in http.values():
         await each.aclose()
-    kb.store.close()
 
 
 @pytest.mark.parametrize(("app", "method", "path", "body", "headers", "status", "named"), CASES)
@@ -121,3 +128,37 @@ def test_the_published_not_blank_pattern_is_what_the_validators_check() -> None:
             continue  # lone surrogates are not text (and are refused as such)
         char = chr(code)
         assert published.is_valid(char) == bool(python.search(char)) == (not char.isspace()), hex(code)
+
+
+# a route of each app that needs a key; what a good key gets there
+AUTHENTICATED = {"gateway": ("GET", "/status/no-such-task", None, 404), "memory": ("GET", "/stats", None, 200),
+                 "codec": ("POST", "/decode", {"payloads": []}, 200)}  # fmt: skip
+
+
+@pytest.mark.parametrize("app", list(AUTHENTICATED))
+async def test_failed_keys_are_throttled_per_address_and_each_refusal_logged(
+    built: dict[str, FastAPI], app: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1,400 requests with a wrong or no key: the first AUTH_FAILURE_LIMIT (20 a minute) are 401, the rest 429
+    with Retry-After (a good key from that address too); one log line per refusal, naming the address and the
+    route, never the key. Another address, with a good key, goes on as usual."""
+    method, path, body, good = AUTHENTICATED[app]
+    wrong = "wrong-key-0123456789abcdef-SECRET"
+    caplog.set_level(logging.WARNING, logger="api.auth")
+    statuses = []
+    async with from_address(built[app], "203.0.113.7") as attacker:
+        for i in range(1400):
+            headers = {"X-API-KEY": wrong} if i % 2 else {}
+            response = await attacker.request(method, path, json=body, headers=headers)
+            statuses.append(response.status_code)
+        assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+        assert ErrorOut.model_validate(response.json()).detail
+        assert (await attacker.request(method, path, json=body, headers=KEY)).status_code == 429
+    refusals = [r.getMessage() for r in caplog.records if r.name == "api.auth"]
+    assert len(refusals) == 1401
+    assert all("203.0.113.7" in line and path in line for line in refusals)
+    assert "unknown API key" in refusals[1] and "no API key" in refusals[0] and "too many" in refusals[-1]
+    assert wrong not in caplog.text and ALICE_KEY not in caplog.text
+    async with from_address(built[app], "198.51.100.2") as other:
+        assert (await other.request(method, path, json=body, headers=KEY)).status_code == good
