@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from api.errors import ErrorDocs
-from workflows.models import SESSION_ID_PATTERN, CodingTaskInput
+from workflows.models import SESSION_ID_PATTERN, Budget, CodingTaskInput
 
 
 class InvokeRequest(CodingTaskInput):
@@ -49,6 +49,16 @@ class CancelResult(BaseModel):
     session_id: str
     outcome: Literal["cancel_requested", "already_closed"]
     workflow_status: str = Field(description="Temporal's execution status when the request arrived, e.g. RUNNING")
+
+
+class BudgetRaised(Budget):
+    """The task's budget after the raise."""
+
+    warning: str | None = Field(
+        default=None,
+        description="set when a model call is waiting for budget and the new limits are still below what it needs "
+        "(`needed_usd`, `needed_tokens`): the task stays `awaiting_budget` until a raise covers it",
+    )
 
 
 class StreamGap(BaseModel):

@@ -36,7 +36,6 @@ from workflows.models import (
     MAX_INLINE_CODE_CONTEXT,
     OWNER_MEMO,
     STREAM_END_STATUSES,
-    Budget,
     BudgetRaise,
     CodingTaskInput,
     EventType,
@@ -51,6 +50,7 @@ from ..connection import TemporalConnection
 from ..deps import Connection, GatewaySettings, Owned, OwnedRun, SessionId, Tenant, not_found
 from ..metrics import GatewayMetrics
 from ..models import (
+    BudgetRaised,
     CancelResult,
     FeedbackAccepted,
     InvokeAccepted,
@@ -439,32 +439,31 @@ async def cancel(task: Owned, settings: GatewaySettings) -> CancelResult:
 
 @router.post(
     "/budget/{session_id}",
-    response_model=Budget,
+    response_model=BudgetRaised,
     summary="Raise the task's budget (the `raise_budget` update)",
     responses=error_responses(401, 404, 409, 413, 422, 429, 503),
 )
-async def raise_budget(body: BudgetRaise, task: Owned, tenant: Tenant, settings: GatewaySettings) -> Budget:
-    """New limits, each above what the task has spent; a task in `awaiting_budget` goes on. Answers the new budget.
+async def raise_budget(body: BudgetRaise, task: Owned, tenant: Tenant, settings: GatewaySettings) -> BudgetRaised:
+    """New limits, each above what the task has spent; a task in `awaiting_budget` goes on. Answers the new budget,
+    with a `warning` when the model call waiting for budget needs more than that (the task then stays waiting).
 
-    422 when a limit is not above the spend (the workflow's own validator says so, nothing changes); 409 when the
-    task has ended.
+    409 when a limit is not above what the task has spent by now (the workflow's own validator says so, nothing
+    changes) and when the task has ended.
     """
     closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended; its budget can no longer change")
     if not task.running:
         raise closed
     try:
         with encrypting_for(tenant):
-            budget = await task.handle.execute_update(
-                CodingTask.raise_budget, body, rpc_timeout=_rpc_timeout(settings)
-            )
+            budget = await task.handle.execute_update(CodingTask.raise_budget, body, rpc_timeout=_rpc_timeout(settings))
     except WorkflowUpdateFailedError as exc:
         reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
         if reason.startswith("the task has ended"):
             raise closed from None
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"budget not raised: {reason}") from None
+        raise HTTPException(status.HTTP_409_CONFLICT, f"budget not raised: {reason}") from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
             raise closed from None
         raise
     logger.info("budget of %s raised to %s", task.session_id, budget.model_dump())
-    return budget
+    return BudgetRaised(**budget.model_dump(), warning=budget.shortfall())
