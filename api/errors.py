@@ -53,6 +53,10 @@ def field_errors(exc: RequestValidationError) -> list[FieldError]:
         field = ".".join(str(part) for part in error.get("loc", ())) or "body"
         reason = str(error.get("msg", "invalid"))
         kind = str(error.get("type", "value_error"))
+        if kind == "json_invalid":  # FastAPI puts the character position where a field goes: `body.12`
+            position = error.get("loc", ())[-1]
+            why = error.get("ctx", {}).get("error", reason)
+            field, reason = "body", f"the body is not valid JSON: {why} (at character {position})"
         found.setdefault((field, reason), FieldError(field=field, reason=reason, type=kind))
     return list(found.values())
 

@@ -167,7 +167,7 @@ def parse_model_id(model: str) -> tuple[Provider, str]:
 class _Strict(SchemaStrict):
     """What callers send (the workflow input, the signal, the update): exactly what its JSON Schema allows."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- workflow input

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ import httpx
 import jsonschema_rs
 import pytest
 from fastapi import FastAPI
+from openapi_spec_validator import OpenAPIV31SpecValidator
 from temporalio.client import Client
 
 from api.auth import ApiKeyRegistry
@@ -35,7 +37,9 @@ JSON = {"Content-Type": "application/json"}
 CASES: list[tuple[str, str, str, Any, dict[str, str], int, str | None]] = [
     ("gateway", "POST", "/invoke?stream=false", NOT_UTF8, {**KEY, **JSON}, 422, "body"),
     ("gateway", "POST", "/feedback/task-1", NOT_UTF8, {**KEY, **JSON}, 422, "body"),
-    ("gateway", "POST", "/feedback/task-1", b"{not json", {**KEY, **JSON}, 422, "body.1"),
+    ("gateway", "POST", "/feedback/task-1", b"{not json", {**KEY, **JSON}, 422, "body"),
+    ("memory", "POST", "/rag_query", b'{"query": "x",', {**KEY, **JSON}, 422, "body"),
+    ("codec", "POST", "/encode", b"payloads", {**KEY, **JSON}, 422, "body"),
     ("gateway", "POST", "/invoke?stream=1", {"task_description": "x"}, KEY, 422, "query.stream"),
     ("gateway", "GET", "/invoke", None, KEY, 405, "POST"),
     ("gateway", "POST", "/status/task-1", None, KEY, 405, "GET"),
@@ -131,8 +135,11 @@ def test_the_published_not_blank_pattern_is_what_the_validators_check() -> None:
 
 
 # a route of each app that needs a key; what a good key gets there
-AUTHENTICATED = {"gateway": ("GET", "/status/no-such-task", None, 404), "memory": ("GET", "/stats", None, 200),
-                 "codec": ("POST", "/decode", {"payloads": []}, 200)}  # fmt: skip
+AUTHENTICATED: dict[str, tuple[str, str, Any, int]] = {
+    "gateway": ("GET", "/status/no-such-task", None, 404),
+    "memory": ("GET", "/stats", None, 200),
+    "codec": ("POST", "/decode", {"payloads": []}, 200),
+}
 
 
 @pytest.mark.parametrize("app", list(AUTHENTICATED))
@@ -162,3 +169,39 @@ async def test_failed_keys_are_throttled_per_address_and_each_refusal_logged(
     assert wrong not in caplog.text and ALICE_KEY not in caplog.text
     async with from_address(built[app], "198.51.100.2") as other:
         assert (await other.request(method, path, json=body, headers=KEY)).status_code == good
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+async def test_a_number_that_is_not_finite_is_named_so(
+    apps: dict[str, httpx.AsyncClient], client: Client, number: str
+) -> None:
+    """Python's JSON parser takes NaN and Infinity (JSON has neither); refused as what they are, not as too large."""
+    started = await apps["gateway"].post("/invoke?stream=false", json={"task_description": "x"}, headers=KEY)
+    assert started.status_code == 202  # no worker: it stays put, and is the caller's task to raise a budget on
+    for path, body in (
+        ("/invoke?stream=false", f'{{"task_description": "x", "budget_usd": {number}}}'),
+        (f"/budget/{started.json()['session_id']}", f'{{"budget_usd": {number}}}'),
+    ):
+        response = await apps["gateway"].post(path, content=body.encode(), headers={**KEY, **JSON})
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"] == [
+            {"field": "body.budget_usd", "reason": "Input should be a finite number", "type": "finite_number"}
+        ]
+    await client.get_workflow_handle(started.json()["session_id"]).terminate("test over")
+
+
+async def test_a_body_that_is_not_json_is_named_the_body(apps: dict[str, httpx.AsyncClient]) -> None:
+    response = await apps["gateway"].post("/feedback/task-1", content=b'{"rating": 5,', headers={**KEY, **JSON})
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "body" and error["type"] == "json_invalid"
+    assert error["reason"].startswith("the body is not valid JSON: ") and "at character 13" in error["reason"]
+
+
+async def test_each_openapi_document_is_valid_openapi_3_1(built: dict[str, FastAPI]) -> None:
+    """The documents say 3.1.0 and are 3.1 (no 3.2 `itemSchema`: an event stream's `schema` describes each event)."""
+    for name, app in built.items():
+        document = app.openapi()
+        assert document["openapi"] == "3.1.0"
+        OpenAPIV31SpecValidator(document).validate()  # raises, naming the offending place
+        assert "itemSchema" not in json.dumps(document), name

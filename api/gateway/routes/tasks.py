@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -75,7 +74,7 @@ EVENT_SCHEMAS: dict[str, Any] = _defs["$defs"]  # main.py adds them to the OpenA
 
 
 def _event(kind: dict[str, Any], data: type[BaseModel], numbered: bool = False) -> dict[str, Any]:
-    """One kind of event, as OpenAPI 3.2's `itemSchema` of `text/event-stream` describes an event."""
+    """One kind of event: its `event`, `data` (JSON, of `data`'s schema) and `id` fields."""
     content = {"type": "string", "contentMediaType": "application/json", "contentSchema": _refs[data, "serialization"]}
     return {
         "properties": {"event": kind, "data": content, "id": {"type": "string", "pattern": "^[0-9]+$"}},
@@ -92,7 +91,8 @@ def _stream_response(description: str, session_first: bool) -> dict[int | str, d
     ]
     if session_first:
         kinds.insert(0, _event({"const": "session"}, InvokeAccepted))
-    return {200: {"description": description, "content": {"text/event-stream": {"itemSchema": {"oneOf": kinds}}}}}
+    # OpenAPI 3.1 has no `itemSchema` (3.2 does): a `text/event-stream` schema describes each event, as tools read it
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": {"oneOf": kinds}}}}}
 
 
 INVOKE_STREAM = _stream_response(
@@ -227,11 +227,11 @@ async def _event_stream(
 
 
 async def _catch_up(
-    request: Request, handle: WorkflowHandle[Any, Any], after: int, client: Client, settings: Settings
+    request: Request, handle: WorkflowHandle[Any, Any], after: int, client: Client, settings: Settings, named: str
 ) -> tuple[Catchup, tuple[Feed, Watcher] | None]:
     """The events before the stream goes live and, unless the task stopped, a place on its feed. Clients arriving
-    together read once: the next ones catch up from the feed, with no Temporal call. 422 when `after` is beyond
-    the last event, 503 when the task cannot answer (no worker)."""
+    together read once: the next ones catch up from the feed, with no Temporal call. 409 when `after` (given as
+    `named`) is beyond the last event, 503 when the task cannot answer (no worker)."""
     hub: StreamHub = request.app.state.streams
     try:
         async with hub.catching_up(handle.id):
@@ -239,10 +239,8 @@ async def _catch_up(
             if catchup.last_status in STREAM_END_STATUSES:
                 return catchup, None
             return catchup, hub.join(client, handle.id, catchup)
-    except ValueError as exc:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("query", "after"), "msg": f"after={after} is beyond the stream: {exc}"}]
-        ) from None
+    except ValueError as exc:  # a well-formed position this task has not reached: its state, not the request
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{named} {after} is beyond the stream: {exc}") from None
     except WorkflowQueryFailedError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
 
@@ -348,7 +346,7 @@ async def invoke(
     response_model=None,
     response_class=Response,
     summary="Stream a task's progress events (resumable)",
-    responses={**EVENTS_STREAM, **error_responses(401, 404, 422, 429, 502, 503)},
+    responses={**EVENTS_STREAM, **error_responses(401, 404, 409, 422, 429, 502, 503)},
 )
 async def events(
     handle: OwnedRun,
@@ -364,9 +362,10 @@ async def events(
 ) -> Response:
     """The events after `after` (or `Last-Event-ID`, whichever is larger), then new ones until the task stops.
 
-    422 when that position is beyond the task's last event."""
-    start = max(after, int(last_event_id or 0))
-    catchup, joined = await _catch_up(request, handle, start, await connection.get(), settings)
+    409 when that position is beyond the task's last event (the detail names `after` or `Last-Event-ID`)."""
+    resume = int(last_event_id or 0)
+    start, named = (resume, "Last-Event-ID") if resume > after else (after, "after")
+    catchup, joined = await _catch_up(request, handle, start, await connection.get(), settings, named)
     stream = _event_stream(request, handle.id, catchup, joined, start, deltas is not False, settings)
     return EventSourceResponse(stream)
 
