@@ -215,7 +215,8 @@ class CodingTaskInput(_Strict):
         default=None,
         max_length=MAX_FILES,
         description="the code context as files, each path once; with code_context at most "
-        f"{MAX_CODE_CONTEXT:,} characters of content together",
+        f"{MAX_CODE_CONTEXT:,} characters of content together (JSON Schema can say neither: a path given twice, "
+        "or more content, is refused with 422 naming `files`)",
     )
     planner_model: ModelId | None = Field(
         default=None, description="provider:model; default PLANNER_MODEL of the worker"

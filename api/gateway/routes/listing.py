@@ -17,7 +17,6 @@ from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 from temporalio.client import WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
@@ -53,7 +52,9 @@ E = TypeVar("E", bound=StrEnum)
 responses = ErrorDocs(
     {
         **error_responses.descriptions,
-        422: "invalid filter, or a next_page_token this gateway did not issue for this key and these filters",
+        409: "a next_page_token this gateway did not issue for this key and these filters (a schema-valid string "
+        "the listing cannot continue from); start again without it",
+        422: "invalid filter",
         501: "the Temporal namespace lacks the search attributes the list needs (`Owner`, `TaskStatus`); run "
         "`python -m orchestrator.search_attributes register`",
     }
@@ -107,7 +108,8 @@ class PageTokens:
 
     Temporal gives a token that it alone can read, and a malformed one sends it into retries until the RPC
     times out. So a token goes out with an HMAC (keyed by the tenant's API key, over the query it continues), and
-    only a token that verifies goes back to Temporal: anything else is a plain 422, at once.
+    only a token that verifies goes back to Temporal: anything else is a 409 at once (it has the published shape,
+    but no listing of this key and these filters continues from it).
     """
 
     def __init__(self, key: str, query: str) -> None:
@@ -129,9 +131,10 @@ class PageTokens:
             raw = b""
         mac, token = raw[:_TOKEN_MAC_BYTES], raw[_TOKEN_MAC_BYTES:]
         if not token or not hmac.compare_digest(mac, self._mac(token)):
-            reason = "not a token this gateway issued for this key and these filters; start again without it"
-            raise RequestValidationError(
-                [{"loc": ("query", "next_page_token"), "msg": reason, "type": "page_token_invalid"}]
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "next_page_token is not a token this gateway issued for this key and these filters; "
+                "start again without it",
             )
         return token
 
@@ -200,7 +203,7 @@ async def summary(execution: WorkflowExecution) -> TaskSummary:
     "/tasks",
     response_model=TaskPage,
     summary="The caller's tasks, newest first, a page at a time",
-    responses=responses(401, 422, 429, 501, 502, 503),
+    responses=responses(401, 409, 422, 429, 501, 502, 503),
 )
 async def list_tasks(
     request: Request,

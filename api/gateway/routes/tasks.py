@@ -294,6 +294,12 @@ async def _start(
             "links": _session_links("$response.body#/session_id"),
         },
         **error_responses(401, 409, 413, 422, 429, 502, 503),
+        422: {
+            "model": ErrorOut,
+            "description": "invalid input (`errors` names each field and reason), also what JSON Schema cannot say: "
+            "a `files` path given twice, code_context and the files' contents over "
+            f"{MAX_CODE_CONTEXT:,} characters together",
+        },
     },
 )
 async def invoke(
