@@ -18,11 +18,12 @@ unchanged (histories written before encryption was turned on stay readable).
 **Per tenant.** A payload of a tenant's task is encrypted with that tenant's data key, derived from the key and
 the tenant name (HKDF-SHA256), and names the tenant in its metadata (`encryption-tenant`, also in the associated
 data), so the codec server can decode for each caller only what is theirs. Which tenant: inside
-`encrypting_for(tenant)` (the gateway, for what a caller sends), else the tenant of the last tenant payload this
-process decoded for the same workflow id (the codec is context-aware: the SDK gives it the workflow id of each
-payload, so a worker encrypts a task's commands, activity results and queries for the tenant its input was
-encrypted for). A payload with no tenant known (a task started by the `temporal` CLI, or anything written before
-tenants) is encrypted with the key itself and names no tenant: only the operator sees it through the codec server.
+`encrypting_for(tenant)` (the gateway, for what a caller sends), else the tenant of the last payload this process
+decoded for the same workflow id (the codec is context-aware: the SDK gives it the workflow id of each payload, so a
+worker encrypts a task's commands, activity results and queries for the tenant its input was encrypted for; a
+payload naming no tenant, plain or not, makes the workflow nobody's until a tenant's payload comes). A payload
+with no tenant known (a task started by the `temporal` CLI, or anything written before tenants) is encrypted with
+the key itself and names no tenant: only the operator sees it through the codec server.
 """
 
 from __future__ import annotations
@@ -218,8 +219,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         return [self.encrypt(p, tenant) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        if self.workflow_id is not None:
-            for payload in payloads:  # a tenant payload (also a stored one) says whose the workflow is
-                if (tenant := tenant_of(payload)) is not None or is_encrypted(payload):
-                    self.tenants.set(self.workflow_id, tenant)
+        if self.workflow_id is not None:  # the last payload of a workflow says whose it is (None: nobody's)
+            for payload in payloads:
+                self.tenants.set(self.workflow_id, tenant_of(payload))
         return [self.decrypt(p) for p in payloads]

@@ -146,6 +146,9 @@ async def test_a_workflows_payloads_are_encrypted_for_the_tenant_its_input_was()
     [cli_result] = await worker.with_context(other).encode([payload('"r"')])
     assert TENANT_METADATA not in cli_result.metadata
     assert (await worker.decode([result, cli_result])) == [payload('"result"'), payload('"r"')]
+    await worker.with_context(ctx).decode([payload('"a plain signal, e.g. from the CLI"')])
+    [after_plain] = await worker.with_context(ctx).encode([payload('"r"')])
+    assert TENANT_METADATA not in after_plain.metadata  # nobody's now (the operator's), never a guess
 
 
 @pytest.mark.parametrize(
