@@ -137,6 +137,12 @@ class ApiKeyRegistry:
         return found
 
 
+def trusted_proxies(environ: Mapping[str, str] | None = None) -> str:
+    """uvicorn's `forwarded_allow_ips`: the proxies whose X-Forwarded-For names the client (FORWARDED_ALLOW_IPS;
+    none by default, where uvicorn trusts every local client, which could then pick the address it is throttled as)."""
+    return (os.environ if environ is None else environ).get("FORWARDED_ALLOW_IPS", "")
+
+
 class FailedAuthThrottle:
     """Counts failed keys per client address (`limits`, moving window, in memory); past the limit, 429."""
 

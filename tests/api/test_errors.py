@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -28,6 +29,7 @@ from api.memory.settings import MemorySettings
 from api.schema import NOT_BLANK
 from orchestrator.codec import EncryptionCodec, parse_keys
 from tests.gateway.support import ALICE, ALICE_KEY, make_app
+from tests.support import TEST_API_KEY, Serve, free_port
 
 NOT_UTF8 = b'{"rating": "\xff\xfe"}'
 KEY = {"X-API-KEY": ALICE_KEY}
@@ -205,3 +207,19 @@ async def test_each_openapi_document_is_valid_openapi_3_1(built: dict[str, FastA
         assert document["openapi"] == "3.1.0"
         OpenAPIV31SpecValidator(document).validate()  # raises, naming the offending place
         assert "itemSchema" not in json.dumps(document), name
+
+
+async def test_a_client_cannot_escape_the_throttle_by_naming_another_address(serve: Serve, tmp_path: Path) -> None:
+    """The codec server as `python -m api.codec` runs it: uvicorn trusts no X-Forwarded-For unless
+    FORWARDED_ALLOW_IPS names the proxy, so a local client rotating it is still one address."""
+    port = free_port()
+    keys = f"k1={base64.b64encode(os.urandom(32)).decode()}"
+    env = {"ORCHESTRATOR_API_KEY": TEST_API_KEY, "PAYLOAD_ENCRYPTION_KEYS": keys, "CODEC_SERVER_PORT": str(port),
+           "AUTH_FAILURE_LIMIT": "5/minute"}  # fmt: skip
+    url = await asyncio.to_thread(serve, ["-m", "api.codec"], env, port)
+    async with httpx.AsyncClient(base_url=url) as http:
+        statuses = []
+        for i in range(12):
+            spoofed = {"X-Forwarded-For": f"198.51.100.{i}"}
+            statuses.append((await http.post("/decode", json={"payloads": []}, headers=spoofed)).status_code)
+    assert statuses == [401] * 5 + [429] * 7
