@@ -129,9 +129,12 @@ def test_documents_added_through_the_api_survive_the_launchers_index_at_every_st
     db = tmp_path / "memory.db"
     assert " added, " in run_launcher_index(db)  # the first `make run`
     with memory_app(db) as client:
-        add(client, ALICE, "notes/deploy.md", "alice deploys the zebracorn way")
-        add(client, SERVICE, "notes/runbook.md", RUNBOOK)
+        add(client, ALICE, "notes/deploy.md", "alice deploys the zebracorn way")  # docs/memory.md's example
     assert " 0 pruned" in run_launcher_index(db)  # the next `make run`
+    with memory_app(db) as client:
+        assert sources(client, ALICE) == ["notes/deploy.md"]
+        add(client, SERVICE, "notes/runbook.md", RUNBOOK)  # the operator's, in the shared base
+    assert " 0 pruned" in run_launcher_index(db)
     with memory_app(db) as client:
         assert sorted(sources(client, ALICE)) == ["notes/deploy.md", "notes/runbook.md"]
         assert "orchestrator/stack.py" in sources(client, ALICE, "children_env")  # the checkout is searchable
