@@ -58,6 +58,7 @@ def sources(client: TestClient, headers: dict[str, str], query: str = "zebracorn
 def test_a_tenants_documents_are_searched_by_that_tenant_and_its_tasks_only(client: TestClient) -> None:
     add(client, BOB, "notes/deploy.md", INJECTION)
     add(client, ALICE, "notes/alice.md", "alice deploys the zebracorn way")
+    assert sources(client, ALICE) == ["notes/alice.md"]  # bob's text never reaches alice
     add(client, SERVICE, "notes/runbook.md", RUNBOOK)  # the shared base
     assert sorted(sources(client, ALICE)) == ["notes/alice.md", "notes/runbook.md"]
     assert sorted(sources(client, BOB)) == ["notes/deploy.md", "notes/runbook.md"]
@@ -94,6 +95,7 @@ def test_vector_search_keeps_to_the_tenant_too(tmp_path: Path) -> None:
 
 def test_no_tenant_can_delete_or_replace_another_tenants_or_the_shared_documents(client: TestClient) -> None:
     add(client, ALICE, "notes/deploy.md", "alice deploys the zebracorn way")
+    assert client.delete("/documents", params={"source": "notes/deploy.md"}, headers=BOB).status_code == 404
     add(client, SERVICE, "notes/runbook.md", RUNBOOK)
     for source in ("notes/deploy.md", "notes/runbook.md"):
         r = client.delete("/documents", params={"source": source}, headers=BOB)
