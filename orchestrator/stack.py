@@ -113,8 +113,9 @@ def ensure_env_file(path: Path) -> dict[str, str]:
     lines = []
     if not effective.get("ORCHESTRATOR_API_KEY"):
         lines.append(f"ORCHESTRATOR_API_KEY={secrets.token_urlsafe(32)}")
-    if not effective.get("MEMORY_API_KEY") or effective.get("MEMORY_API_KEY") == effective.get("ORCHESTRATOR_API_KEY"):
-        lines.append(f"MEMORY_API_KEY={secrets.token_urlsafe(32)}")
+    memory_key = effective.get("MEMORY_API_KEY")
+    if "MEMORY_API_KEY" not in os.environ and (not memory_key or memory_key == effective.get("ORCHESTRATOR_API_KEY")):
+        lines.append(f"MEMORY_API_KEY={secrets.token_urlsafe(32)}")  # (one set in the environment is the user's)
     if lines:
         with path.open("a", encoding="utf-8") as out:
             out.write("# written by `make run`; keep it secret (MEMORY_API_KEY: the worker's key to the memory API)\n")
