@@ -24,7 +24,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 MIN_KEY_LENGTH = 16
-_TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_TENANT_RE = re.compile(TENANT_PATTERN)
 _PLACEHOLDERS = {
     "changeme",
     "change-me",
