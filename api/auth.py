@@ -43,7 +43,8 @@ MIN_KEY_LENGTH = 16
 FAILURE_LIMIT_ENV = "AUTH_FAILURE_LIMIT"
 DEFAULT_FAILURE_LIMIT = "20/minute"
 OPERATOR_TENANT = "default"
-_TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_TENANT_RE = re.compile(TENANT_PATTERN)
 _PLACEHOLDERS = {
     "changeme",
     "change-me",

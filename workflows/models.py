@@ -464,6 +464,7 @@ class TestRound(BaseModel):
 class RagQuery(BaseModel):
     query: str
     top_k: int = 3
+    owner: str | None = None  # the task's tenant: the memory API searches its documents besides the shared base
 
 
 class RagHit(BaseModel):

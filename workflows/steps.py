@@ -117,7 +117,7 @@ class Steps:
         return ChatMessage(role="tool", tool_call_id=call.id, content=text, is_error=is_error)
 
     async def _search(self, arguments: tools.SearchKnowledgeArgs) -> tuple[str, bool]:
-        query = RagQuery(query=arguments.query, top_k=arguments.top_k)
+        query = RagQuery(query=arguments.query, top_k=arguments.top_k, owner=self._journal.visibility.owner)
         try:
             found = await self._execute(calls.RAG, query, f"rag · {query.query[:60]}")
         except ActivityFailed as exc:

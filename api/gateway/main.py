@@ -13,10 +13,10 @@ from fastapi.openapi.utils import get_openapi
 from temporalio.client import Client
 
 from api.auth import ApiKeyRegistry
+from api.body_limit import BodyLimitMiddleware
 from api.docs import install_docs
 from api.schema import operation_id
 
-from .body_limit import BodyLimitMiddleware
 from .connection import TemporalConnection, TemporalUnavailable
 from .errors import install_error_handlers
 from .metrics import GatewayMetrics, MetricsMiddleware
