@@ -55,7 +55,9 @@ class Steps:
             except ActivityFailed as exc:
                 if exc.type != "BudgetExceeded":
                     raise TaskFailed(f"{request.role} model call failed: {exc}") from exc
+                usage.record_need(self._state, exc.details[0] if exc.details else None)
                 await self._await_budget(str(exc))
+        usage.record_need(self._state, None)
         usage.record_reply(self._state, request.role, reply)
         self._journal.details(f"{request.role} · {reply.model} · step {step}")
         for warning in reply.warnings:

@@ -95,7 +95,7 @@ def create_app(
 
 
 def openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the schemas only the event streams' `itemSchema` refers to (e.g. TaskEvent)."""
+    """FastAPI's document, plus the schemas only the event streams' event schemas refer to (e.g. TaskEvent)."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from api.auth import ApiKeyConfigError, ApiKeyRegistry
+from api.auth import ApiKeyConfigError, ApiKeyRegistry, trusted_proxies
 
 from .embeddings import EmbeddingError
 from .settings import MemorySettings
@@ -56,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     app = create_app(settings, registry, kb)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", forwarded_allow_ips=trusted_proxies())
     finally:
         kb.store.close()
     return 0
