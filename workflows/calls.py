@@ -114,9 +114,10 @@ class ActivityFailed(Exception):
     """An activity failed for good (its retries are spent); the message is the activity's own error, `type` its
     ApplicationError type (e.g. `BudgetExceeded`)."""
 
-    def __init__(self, message: str, type: str | None = None) -> None:
+    def __init__(self, message: str, type: str | None = None, details: tuple[Any, ...] = ()) -> None:
         super().__init__(message)
         self.type = type
+        self.details = details  # the ApplicationError's details (e.g. a BudgetExceeded call's bound)
 
 
 async def execute(activity: Activity[T], arg: Any, summary: str) -> T:
@@ -128,8 +129,8 @@ async def execute(activity: Activity[T], arg: Any, summary: str) -> T:
         if is_cancelled_exception(exc):
             raise
         root = root_cause(exc)
-        kind = root.type if isinstance(root, ApplicationError) else None
-        raise ActivityFailed(str(root) or type(root).__name__, kind) from exc
+        kind, details = (root.type, tuple(root.details)) if isinstance(root, ApplicationError) else (None, ())
+        raise ActivityFailed(str(root) or type(root).__name__, kind, details) from exc
 
 
 def root_cause(exc: BaseException) -> BaseException:

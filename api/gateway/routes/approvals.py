@@ -10,10 +10,11 @@ from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedErro
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from orchestrator.codec import encrypting_for
 from workflows.coding_task import CodingTask
 from workflows.models import PendingApproval, TaskStatus, ToolApproval
 
-from ..deps import GatewaySettings, Owned
+from ..deps import GatewaySettings, Owned, Tenant
 from ..models import error_responses
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ router = APIRouter(tags=["tasks"])
     summary="Approve or deny an MCP tool call waiting in `awaiting_approval` (the `approve_tool` update)",
     responses=error_responses(401, 404, 409, 413, 422, 429, 503),
 )
-async def approve_tool(body: ToolApproval, task: Owned, settings: GatewaySettings) -> PendingApproval:
+async def approve_tool(body: ToolApproval, task: Owned, tenant: Tenant, settings: GatewaySettings) -> PendingApproval:
     """`{"call_id", "approved", "reason"?}` for a call listed in the task's `pending_approvals`; answers the call
     decided. A denied call goes back to the model as "denied by the user: <reason>".
 
@@ -47,7 +48,8 @@ async def approve_tool(body: ToolApproval, task: Owned, settings: GatewaySetting
             raise HTTPException(status.HTTP_409_CONFLICT, f"the task waits for no approval ({state.task_status})")
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tool call {body.call_id!r} waits for approval")
     try:
-        decided = await task.handle.execute_update(CodingTask.approve_tool, body, rpc_timeout=rpc_timeout)
+        with encrypting_for(tenant):  # with PAYLOAD_ENCRYPTION_KEYS: the decision is the tenant's, like the task
+            decided = await task.handle.execute_update(CodingTask.approve_tool, body, rpc_timeout=rpc_timeout)
     except WorkflowUpdateFailedError as exc:
         reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
         if reason.startswith("no tool call"):
