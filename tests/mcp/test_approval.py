@@ -54,7 +54,7 @@ async def test_an_ask_tool_is_approved_through_the_gateway(
         call_id = pending["call_id"]
         refused = [
             (BOB, {"call_id": call_id, "approved": True}, 404),  # another tenant's task
-            (ALICE, {"call_id": "call-99", "approved": True}, 404),  # no such call waits
+            (ALICE, {"call_id": "call-99", "approved": True}, 409),  # no such call waits: a state conflict
             (ALICE, {"call_id": call_id}, 422),  # no decision
             (ALICE, {"call_id": call_id, "approved": "yes"}, 422),  # strict: a bool
             (ALICE, {"call_id": call_id, "approved": True, "extra": 1}, 422),

@@ -31,8 +31,8 @@ async def approve_tool(body: ToolApproval, task: Owned, tenant: Tenant, settings
     """`{"call_id", "approved", "reason"?}` for a call listed in the task's `pending_approvals`; answers the call
     decided. A denied call goes back to the model as "denied by the user: <reason>".
 
-    404 when no call of that id waits, 409 when the task waits for no approval (the call was decided already, or
-    the task has ended); nothing changes."""
+    409 (a state conflict; nothing changes) when no call of that id waits: none was asked, it was decided already,
+    or the task has ended."""
     closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended; its tool calls can no longer be decided")
     if not task.running:
         raise closed
@@ -43,17 +43,15 @@ async def approve_tool(body: ToolApproval, task: Owned, tenant: Tenant, settings
         state = await task.handle.query(CodingTask.status, rpc_timeout=rpc_timeout)
     except WorkflowQueryFailedError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
+    if state.task_status != TaskStatus.AWAITING_APPROVAL:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the task waits for no approval ({state.task_status})")
     if not any(pending.call_id == body.call_id for pending in state.pending_approvals):
-        if state.task_status != TaskStatus.AWAITING_APPROVAL:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"the task waits for no approval ({state.task_status})")
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tool call {body.call_id!r} waits for approval")
+        raise HTTPException(status.HTTP_409_CONFLICT, f"no tool call {body.call_id!r} waits for approval")
     try:
         with encrypting_for(tenant):  # with PAYLOAD_ENCRYPTION_KEYS: the decision is the tenant's, like the task
             decided = await task.handle.execute_update(CodingTask.approve_tool, body, rpc_timeout=rpc_timeout)
-    except WorkflowUpdateFailedError as exc:
+    except WorkflowUpdateFailedError as exc:  # decided or ended since the state was read
         reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
-        if reason.startswith("no tool call"):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, reason) from None
         raise HTTPException(status.HTTP_409_CONFLICT, reason) from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
