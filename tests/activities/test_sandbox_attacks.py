@@ -4,13 +4,17 @@ the run is left, nothing reaches the host, and the worker serves the next run (`
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import textwrap
 import uuid
 from pathlib import Path
 
 import pytest
 
+from activities.sandbox._command import Interpreter, SandboxCommand
 from tests.activities.conftest import Sandbox
 from workflows.models import SandboxLimits
 
@@ -257,3 +261,37 @@ async def test_invalid_utf8_output(sandbox: Sandbox) -> None:
 def test_host_environment_is_as_the_attacks_assume() -> None:
     """The attacks' checks read /proc of the host: they would pass vacuously without it."""
     assert Path(f"/proc/{os.getpid()}/cmdline").exists()
+
+
+def test_as_a_plain_user_the_sandbox_adds_a_user_namespace() -> None:
+    """The worker image runs as a plain user: bubblewrap then makes a user namespace, forbids nested ones, and the
+    same mounts hold (run here as uid 65534 through setpriv, with the shell as the code)."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as workdir:  # a plain user's bubblewrap must reach it
+        Path(workdir).chmod(0o755)
+        run = _as_a_plain_user(Path(workdir))
+    assert [line.strip() for line in run.stdout.splitlines()] == ["sandbox: started", "65534", "wrote inside", "7"], (
+        run.stdout,
+        run.stderr,
+    )
+
+
+def _as_a_plain_user(workdir: Path) -> subprocess.CompletedProcess[str]:
+    (workdir / "src").mkdir(mode=0o755)
+    command = SandboxCommand(
+        shutil.which("bwrap") or "bwrap", "/usr/bin/setpriv", "/usr/bin/prlimit", Interpreter("/bin/sh", ()), None
+    )
+    script = source("""
+        id -u
+        unshare -U true 2>/dev/null && echo "nested user namespace"
+        touch /x ../x /usr/x 2>/dev/null && echo "wrote outside"
+        touch /sandbox/inside && echo "wrote inside"
+        prlimit --nproc --noheadings --output SOFT
+    """)
+    plain_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    return subprocess.run(
+        [*plain_user, *command.argv(str(workdir / "src"), ["/bin/sh", "-c", script], SandboxLimits(processes=7))],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
