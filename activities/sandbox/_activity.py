@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 MAX_JUNIT = 4 * 2**20  # bytes of pytest's report read back
 OUTPUT_HARD_CAP = 10  # times limits.output_bytes: past this much output the run is stopped
 _PROBE_LIMITS = SandboxLimits(wall_seconds=30)
+_FIND_PYTEST = "import importlib.util, sys; sys.exit(importlib.util.find_spec('pytest') is None and 'no pytest')"
 
 
 class SandboxUnavailable(Exception):
@@ -54,12 +55,13 @@ class SandboxActivities:
         self._interpreter: Interpreter | None = None
 
     async def start(self) -> None:
-        """Probe once (at worker start): a trivial run that imports pytest. Logs the outcome either way."""
+        """Probe once (at worker start): a trivial run that finds pytest. Logs the outcome either way."""
         report = await self.run(RunTestsRequest(code="", tests="", limits=_PROBE_LIMITS), probe=True)
         if report.outcome == "unavailable":
             logger.error("%s: run_tests will report `unavailable` and run nothing", report.error)
         elif report.exit_code != 0:
-            logger.error("sandbox probe failed (exit %s): %s", report.exit_code, report.output_tail[-300:])
+            output = (report.output_head + report.output_tail).strip()[-300:]
+            logger.error("sandbox probe failed (exit %s): %s", report.exit_code, output)
         else:
             logger.info("sandbox ready (%d ms a run): %s", report.duration_ms, self._describe())
 
@@ -84,11 +86,8 @@ class SandboxActivities:
             await asyncio.to_thread(write_files, source, files)
             report_fd = os.memfd_create("junit")
             try:
-                inside = (
-                    [command.interpreter.executable, "-c", "import pytest"]
-                    if probe
-                    else pytest_argv(command.interpreter.executable, request.tests_file, report_fd)
-                )
+                python = command.interpreter.executable
+                inside = [python, "-c", _FIND_PYTEST] if probe else pytest_argv(python, request.tests_file, report_fd)
                 try:
                     run = await run_bounded(
                         command.argv(str(source), inside, limits),
@@ -107,6 +106,8 @@ class SandboxActivities:
         if not started and run.stopped_by is None:
             output = bytes(run.capture.head + run.capture.tail).decode("utf-8", "replace").strip()
             return unavailable(" / ".join(output.splitlines()[-3:]) or f"exit code {run.exit_code}")
+        if not junit and b"No module named pytest" in run.capture.head:
+            return unavailable(f"{self._python} has no pytest (SANDBOX_PYTHON)")
         return build_report(run, junit, started)
 
     async def _command(self) -> SandboxCommand:

@@ -81,6 +81,7 @@ class SandboxCommand:
     def _namespaces(self) -> list[str]:
         common = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup"]
         user = [] if self.uid is not None else ["--unshare-user", "--disable-userns"]
+        # --die-with-parent: bubblewrap and the run die with the worker (a SIGKILLed worker leaves nothing)
         return [*common, *user, "--hostname", "sandbox", "--die-with-parent", "--new-session"]
 
     def _environment(self) -> list[str]:
