@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -27,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.config import WorkerSettings
 from activities.sandbox._command import SANDBOX_DIR, STARTED, Interpreter, SandboxCommand, find_interpreter
-from activities.sandbox._process import run_bounded
+from activities.sandbox._process import Finished, run_bounded
 from activities.sandbox._report import build_report
 from workflows.models import RUN_TESTS_ACTIVITY, RunTestsRequest, SandboxLimits, TestReport
 
@@ -75,35 +76,25 @@ class SandboxActivities:
         return report
 
     async def run(self, request: RunTestsRequest, probe: bool = False) -> TestReport:
+        """The request's tests in the sandbox (`probe`: only look pytest up)."""
         files = files_of(request)
         try:
             command = await self._command()
         except SandboxUnavailable as exc:
             return unavailable(str(exc))
-        limits = request.limits
-        with tempfile.TemporaryDirectory(prefix="sandbox-") as base:
-            source = Path(base, "src")
-            await asyncio.to_thread(write_files, source, files)
-            report_fd = os.memfd_create("junit")
+        python = command.interpreter.executable
+        report_fd = os.memfd_create("junit")  # pytest's JUnit XML, written inside through /proc/self/fd
+        try:
+            inside = [python, "-c", _FIND_PYTEST] if probe else pytest_argv(python, request.tests_file, report_fd)
             try:
-                python = command.interpreter.executable
-                inside = [python, "-c", _FIND_PYTEST] if probe else pytest_argv(python, request.tests_file, report_fd)
-                try:
-                    run = await run_bounded(
-                        command.argv(str(source), inside, limits),
-                        wall_seconds=limits.wall_seconds,
-                        keep=limits.output_bytes // 2,
-                        hard_cap=OUTPUT_HARD_CAP * limits.output_bytes,
-                        pass_fds=(report_fd,),
-                        heartbeat=_heartbeat,
-                    )
-                except (FileNotFoundError, PermissionError) as exc:
-                    return unavailable(f"cannot start {command.bwrap}: {exc.strerror}")
-                junit = os.pread(report_fd, MAX_JUNIT, 0)
-            finally:
-                os.close(report_fd)
+                run = await _run_in(command, files, inside, request.limits, report_fd)
+            except (FileNotFoundError, PermissionError) as exc:
+                return unavailable(f"cannot start {command.bwrap}: {exc.strerror}")
+            junit = os.pread(report_fd, MAX_JUNIT, 0)
+        finally:
+            os.close(report_fd)
         started = run.capture.head.startswith(STARTED)
-        if not started and run.stopped_by is None:
+        if not started and run.stopped_by is None:  # bubblewrap (or the copy into the sandbox) failed
             output = bytes(run.capture.head + run.capture.tail).decode("utf-8", "replace").strip()
             return unavailable(" / ".join(output.splitlines()[-3:]) or f"exit code {run.exit_code}")
         if not junit and b"No module named pytest" in run.capture.head:
@@ -118,7 +109,7 @@ class SandboxActivities:
         if self._interpreter is None:
             try:
                 self._interpreter = await asyncio.to_thread(find_interpreter, self._python)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
                 raise SandboxUnavailable(f"cannot run the sandbox's python {self._python}: {exc}") from exc
         bwrap, setpriv, prlimit = (str(t) for t in tools)
         return SandboxCommand(bwrap, setpriv, prlimit, self._interpreter, self._uid)
@@ -126,6 +117,23 @@ class SandboxActivities:
     def _describe(self) -> str:
         who = f"uid {self._uid}" if self._uid is not None else f"uid {os.geteuid()} in a user namespace"
         return f"bubblewrap {self._bwrap}, python {self._python}, code runs as {who}"
+
+
+async def _run_in(
+    command: SandboxCommand, files: dict[str, str], inside: list[str], limits: SandboxLimits, report_fd: int
+) -> Finished:
+    """`inside` in the sandbox, with `files` in a fresh host directory (read-only to the run) removed after."""
+    with tempfile.TemporaryDirectory(prefix="sandbox-") as base:
+        source = Path(base, "src")
+        await asyncio.to_thread(write_files, source, files)
+        return await run_bounded(
+            command.argv(str(source), inside, limits),
+            wall_seconds=limits.wall_seconds,
+            keep=limits.output_bytes // 2,
+            hard_cap=OUTPUT_HARD_CAP * limits.output_bytes,
+            pass_fds=(report_fd,),
+            heartbeat=_heartbeat,
+        )
 
 
 def pytest_argv(python: str, tests_file: str, report_fd: int) -> list[str]:

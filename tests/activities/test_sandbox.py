@@ -255,3 +255,9 @@ async def test_a_python_without_pytest_is_unavailable(sandbox: Sandbox, tmp_path
     sandbox.activities = SandboxActivities(settings(sandbox_python=str(venv / "bin" / "python")))
     report = await sandbox.run(PASSING_TESTS)
     assert report.outcome == "unavailable" and report.error and "has no pytest" in report.error, report
+
+
+async def test_a_missing_sandbox_python_is_unavailable(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.activities = SandboxActivities(settings(sandbox_python=str(tmp_path / "no-python")))
+    report = await sandbox.run(PASSING_TESTS)
+    assert report.outcome == "unavailable" and report.error and "cannot run the sandbox's python" in report.error
