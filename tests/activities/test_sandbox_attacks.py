@@ -16,6 +16,7 @@ import pytest
 
 from activities.sandbox._command import Interpreter, SandboxCommand
 from tests.activities.conftest import Sandbox
+from tests.support import ROOT
 from workflows.models import SandboxLimits
 
 # Writes `n` bytes straight to the run's output pipe, past pytest's capture of fd 1 and 2 (which it keeps as a
@@ -295,3 +296,18 @@ def _as_a_plain_user(workdir: Path) -> subprocess.CompletedProcess[str]:
         env={"PATH": "/usr/bin:/bin"},
         timeout=60,
     )
+
+
+async def test_the_workers_source_data_and_home_are_out_of_sight(sandbox: Sandbox) -> None:
+    paths = [ROOT / "activities" / "config.py", ROOT / ".env", ROOT / "data", Path("/var"), Path("/etc/passwd")]
+    assert paths[0].exists()  # on the host
+    tests = source(f"""
+        import importlib.util, os
+
+        def test_look():
+            seen = [p for p in {[str(p) for p in paths]!r} if os.path.exists(p)]
+            assert seen == [] and importlib.util.find_spec('activities') is None, seen
+    """)
+    report = await sandbox.run(tests)
+    assert (report.outcome, report.passed) == ("passed", 1), report
+    await sandbox.serves()
