@@ -69,6 +69,7 @@ bench: $(STAMP)  ## benchmarks; prints figures and ratios (JSON in bench/results
 	$(BIN)/python -m bench.llm_transport
 	$(BIN)/python -m bench.history_size --json bench/results/history_size.json
 	$(BIN)/python -m bench.feedback_scale --json bench/results/feedback_scale.json
+	$(BIN)/python -m bench.sandbox_cost --json bench/results/sandbox_cost.json
 
 bench-quick: $(STAMP)  ## the same benchmarks with small N (CI runs it so they cannot rot)
 	$(BIN)/python -m bench.harness --quick
@@ -76,6 +77,7 @@ bench-quick: $(STAMP)  ## the same benchmarks with small N (CI runs it so they c
 	$(BIN)/python -m bench.encoder_speed --against HEAD --rounds 1
 	$(BIN)/python -m bench.llm_transport --calls 20 --rounds 2
 	$(BIN)/python -m bench.feedback_scale --quick
+	$(BIN)/python -m bench.sandbox_cost --runs 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
