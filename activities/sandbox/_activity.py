@@ -1,4 +1,4 @@
-"""The `run_tests` activity: a request's files in a fresh directory, pytest on them in the sandbox, a TestReport.
+"""The `run_tests` activity: a request's files in a fresh tmpfs, pytest on them in the sandbox, a TestReport.
 
 The request carries everything (code, tests, files, limits), so a retry on another worker needs no shared disk.
 What is a result and what is an error:
@@ -15,13 +15,14 @@ What is a result and what is an error:
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path, PurePosixPath
+import tarfile
+from pathlib import PurePosixPath
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -122,18 +123,22 @@ class SandboxActivities:
 async def _run_in(
     command: SandboxCommand, files: dict[str, str], inside: list[str], limits: SandboxLimits, report_fd: int
 ) -> Finished:
-    """`inside` in the sandbox, with `files` in a fresh host directory (read-only to the run) removed after."""
-    with tempfile.TemporaryDirectory(prefix="sandbox-") as base:
-        source = Path(base, "src")
-        await asyncio.to_thread(write_files, source, files)
+    """`inside` in the sandbox, given `files` as a tar archive on a memfd: nothing is written to the host's disk,
+    so a worker killed mid-run leaves nothing behind."""
+    archive = await asyncio.to_thread(tar_of, files)
+    files_fd = os.memfd_create("files")
+    try:
+        os.write(files_fd, archive)
         return await run_bounded(
-            command.argv(str(source), inside, limits),
+            command.argv(files_fd, inside, limits),
             wall_seconds=limits.wall_seconds,
             keep=limits.output_bytes // 2,
             hard_cap=OUTPUT_HARD_CAP * limits.output_bytes,
-            pass_fds=(report_fd,),
+            pass_fds=(files_fd, report_fd),
             heartbeat=_heartbeat,
         )
+    finally:
+        os.close(files_fd)
 
 
 def pytest_argv(python: str, tests_file: str, report_fd: int) -> list[str]:
@@ -177,17 +182,20 @@ def files_of(request: RunTestsRequest) -> dict[str, str]:
     return files
 
 
-def write_files(root: Path, files: dict[str, str]) -> None:
-    """Write the files under `root`, readable by the sandbox's uid; a path that leaves `root` is refused."""
-    root.mkdir(mode=0o755)
-    for path, content in files.items():
-        target = root.joinpath(path)
-        if not target.resolve().is_relative_to(root.resolve()) or PurePosixPath(path).is_absolute():
-            raise _invalid(f"{path!r} leaves the sandbox's directory")
-        for directory in reversed(target.relative_to(root).parents[:-1]):
-            root.joinpath(directory).mkdir(mode=0o755, exist_ok=True)
-        target.write_text(content, encoding="utf-8", errors="replace")
-        target.chmod(0o644)
+def tar_of(files: dict[str, str]) -> bytes:
+    """The files as a tar archive, each readable by the sandbox's uid; a path that would leave the directory
+    it is unpacked in is refused (the request's paths are already checked: this is the second lock)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, content in files.items():
+            parts = PurePosixPath(path).parts
+            if PurePosixPath(path).is_absolute() or ".." in parts or not parts:
+                raise _invalid(f"{path!r} leaves the sandbox's directory")
+            data = content.encode("utf-8", "replace")
+            member = tarfile.TarInfo(path)
+            member.size, member.mode = len(data), 0o644
+            tar.addfile(member, io.BytesIO(data))
+    return out.getvalue()
 
 
 def _invalid(message: str) -> ApplicationError:
