@@ -15,6 +15,7 @@ What is a result and what is an error:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import os
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 
 from temporalio import activity
@@ -29,7 +31,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.config import WorkerSettings
 from activities.sandbox._command import SANDBOX_DIR, STARTED, Interpreter, SandboxCommand, find_interpreter
-from activities.sandbox._process import Finished, run_bounded
+from activities.sandbox._process import HEARTBEAT_SECONDS, Finished, run_bounded
 from activities.sandbox._report import build_report
 from workflows.models import RUN_TESTS_ACTIVITY, RunTestsRequest, SandboxLimits, TestReport
 
@@ -55,6 +57,7 @@ class SandboxActivities:
         self._python = settings.sandbox_python or sys.executable
         self._uid = settings.sandbox_uid if os.geteuid() == 0 else None
         self._interpreter: Interpreter | None = None
+        self._slots = asyncio.Semaphore(settings.sandbox_max_runs)
 
     async def start(self) -> None:
         """Probe once (at worker start): a trivial run that finds pytest. Logs the outcome either way."""
@@ -88,7 +91,8 @@ class SandboxActivities:
         try:
             inside = [python, "-c", _FIND_PYTEST] if probe else pytest_argv(python, request.tests_file, report_fd)
             try:
-                run = await _run_in(command, files, inside, request.limits, report_fd)
+                async with _held(self._slots):
+                    run = await _run_in(command, files, inside, request.limits, report_fd)
             except (FileNotFoundError, PermissionError) as exc:
                 return unavailable(f"cannot start {command.bwrap}: {exc.strerror}")
             junit = os.pread(report_fd, MAX_JUNIT, 0)
@@ -196,6 +200,26 @@ def tar_of(files: dict[str, str]) -> bytes:
             member.size, member.mode = len(data), 0o644
             tar.addfile(member, io.BytesIO(data))
     return out.getvalue()
+
+
+@contextlib.asynccontextmanager
+async def _held(slots: asyncio.Semaphore) -> AsyncIterator[None]:
+    """A slot among the worker's SANDBOX_MAX_RUNS; waiting for one heartbeats, so Temporal does not think the
+    activity lost."""
+    acquiring = asyncio.ensure_future(slots.acquire())
+    try:
+        while not acquiring.done():
+            await asyncio.wait({acquiring}, timeout=HEARTBEAT_SECONDS)
+            _heartbeat()
+    except BaseException:
+        acquiring.cancel()
+        if acquiring.done() and not acquiring.cancelled():
+            slots.release()
+        raise
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _invalid(message: str) -> ApplicationError:

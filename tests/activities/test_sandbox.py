@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -261,3 +262,12 @@ async def test_a_missing_sandbox_python_is_unavailable(sandbox: Sandbox, tmp_pat
     sandbox.activities = SandboxActivities(settings(sandbox_python=str(tmp_path / "no-python")))
     report = await sandbox.run(PASSING_TESTS)
     assert report.outcome == "unavailable" and report.error and "cannot run the sandbox's python" in report.error
+
+
+async def test_runs_beyond_sandbox_max_runs_wait_their_turn(sandbox: Sandbox) -> None:
+    sandbox.activities = SandboxActivities(settings(sandbox_max_runs=1))
+    tests = "import time\n\n\ndef test_slow():\n    time.sleep(3)\n"
+    began = time.monotonic()
+    first, second = await asyncio.gather(sandbox.run(tests), sandbox.run(tests))
+    assert first.outcome == second.outcome == "passed", (first, second)
+    assert time.monotonic() - began > first.duration_ms / 1000 + second.duration_ms / 1000 - 0.5  # one after the other
