@@ -1,8 +1,8 @@
 """The command line of one sandboxed run: bubblewrap's namespaces and mounts, the uid drop, the limits.
 
 Inside, the run sees a read-only system (/usr and the interpreter with its site-packages), a new /proc and /dev,
-and one writable directory, /sandbox: a tmpfs of `disk_bytes` that is
-HOME, the working directory and TMPDIR. There is no /tmp, no /etc beyond the loader's cache, no network (a new
+and one writable directory, /sandbox: a tmpfs of `disk_bytes` that is HOME, the working directory and TMPDIR.
+There is no /tmp, no /etc beyond the loader's cache, no network (a new
 network namespace: its own loopback, nothing else), and no environment but PATH, HOME, TMPDIR, LANG and
 PYTHONDONTWRITEBYTECODE. The request's files come in as a tar archive on an inherited memfd (nothing of them
 touches the host's disk); a shell unpacks it into /sandbox, prints `STARTED` and execs pytest; output that
