@@ -26,6 +26,7 @@ from activities.lint import LintActivities
 from activities.llm import LlmActivities
 from activities.mcp_tools import McpActivities
 from activities.rag import RagActivities
+from activities.sandbox import SandboxActivities
 from orchestrator.telemetry import worker_interceptors
 from orchestrator.temporal import data_converter
 from workflows.coding_task import CodingTask
@@ -56,19 +57,28 @@ class WorkerActivities:
     def __init__(self, settings: WorkerSettings) -> None:
         compile_workflow_modules(CodingTask)
         self.llm, self.lint, self.rag = LlmActivities(settings), LintActivities(settings), RagActivities(settings)
+        self.sandbox = SandboxActivities(settings)
         self.mcp = McpActivities(settings)
-        self.functions: list[Callable[..., Any]] = [self.llm.chat, self.lint.lint, self.rag.search_knowledge]
-        self.functions += [self.mcp.list_tools, self.mcp.call_tool]
+        self.functions: list[Callable[..., Any]] = [
+            self.llm.chat,
+            self.lint.lint,
+            self.rag.search_knowledge,
+            self.sandbox.run_tests,
+            self.mcp.list_tools,
+            self.mcp.call_tool,
+        ]
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The warm pylint pool starts while the worker already polls (the first lint waits for it); on the way
-        out the provider clients and the pool are closed."""
+        """The warm pylint pool starts, and the sandbox is probed, while the worker already polls (the first lint
+        waits for the pool); on the way out the provider clients and the pool are closed."""
         warm_up = asyncio.create_task(self.lint.start())
+        probe = asyncio.create_task(self.sandbox.start())
         try:
             yield
         finally:
-            await asyncio.gather(warm_up, return_exceptions=True)
+            probe.cancel()
+            await asyncio.gather(warm_up, probe, return_exceptions=True)
             await self.llm.aclose()
             await self.rag.aclose()
             await self.lint.aclose()
