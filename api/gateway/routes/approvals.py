@@ -6,13 +6,13 @@ import logging
 from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException, status
-from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.codec import encrypting_for
 from workflows.coding_task import CodingTask
-from workflows.models import PendingApproval, TaskStatus, ToolApproval
+from workflows.models import SA_TASK_STATUS, PendingApproval, TaskStatus, ToolApproval
 
 from ..deps import GatewaySettings, Owned, Tenant
 from ..models import error_responses
@@ -36,21 +36,17 @@ async def approve_tool(body: ToolApproval, task: Owned, tenant: Tenant, settings
     closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended; its tool calls can no longer be decided")
     if not task.running:
         raise closed
+    # The task's status as the describe the ownership check made reads it (the server's own record, current): a
+    # task that waits for no approval is answered without a call to the workflow, so refused decisions cost it
+    # nothing. A task without search attributes is asked (its validator decides).
+    waiting = task.description.typed_search_attributes.get(SA_TASK_STATUS)
+    if waiting is not None and waiting != TaskStatus.AWAITING_APPROVAL:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the task waits for no approval ({waiting})")
     rpc_timeout = timedelta(seconds=settings.gateway_rpc_timeout)
-    try:
-        # A decision no call waits for is answered from the state: only real decisions become updates (a task
-        # holds few updates in flight, and a refused one costs a workflow task). The validator decides races.
-        state = await task.handle.query(CodingTask.status, rpc_timeout=rpc_timeout)
-    except WorkflowQueryFailedError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
-    if state.task_status != TaskStatus.AWAITING_APPROVAL:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"the task waits for no approval ({state.task_status})")
-    if not any(pending.call_id == body.call_id for pending in state.pending_approvals):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"no tool call {body.call_id!r} waits for approval")
     try:
         with encrypting_for(tenant):  # with PAYLOAD_ENCRYPTION_KEYS: the decision is the tenant's, like the task
             decided = await task.handle.execute_update(CodingTask.approve_tool, body, rpc_timeout=rpc_timeout)
-    except WorkflowUpdateFailedError as exc:  # decided or ended since the state was read
+    except WorkflowUpdateFailedError as exc:  # no such call waits, decided already, or ended since
         reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
         raise HTTPException(status.HTTP_409_CONFLICT, reason) from None
     except RPCError as exc:
