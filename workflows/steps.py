@@ -49,6 +49,7 @@ class Steps:
         doing = f"{request.role} · {request.model or 'default model'} · step {step}"
         while True:
             request.allowance = usage.allowance(self._state)
+            self._journal.calling = request.role  # its llm_delta events are taken while it runs
             try:
                 reply = await self._execute(calls.LLM, request, doing)
                 break
@@ -56,6 +57,8 @@ class Steps:
                 if exc.type != "BudgetExceeded":
                     raise TaskFailed(f"{request.role} model call failed: {exc}") from exc
                 await self._await_budget(str(exc))
+            finally:
+                self._journal.calling = None
         usage.record_reply(self._state, request.role, reply)
         self._journal.details(f"{request.role} · {reply.model} · step {step}")
         for warning in reply.warnings:
