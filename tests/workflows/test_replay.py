@@ -20,7 +20,7 @@ HISTORY_TEXT = {path: path.read_text(encoding="utf-8") for path in HISTORIES}
 
 def test_histories_are_committed() -> None:
     names = {"completed_with_feedback", "revised", "cancelled", "started_bare", "gate_round"}
-    stored = {"budget_raised", "stored_context"}
+    stored = {"budget_raised", "stored_context", "early_feedback", "early_feedback_before_feedback_when_awaited"}
     assert {p.stem for p in HISTORIES} >= {*names, *stored} | {f"{name}_before_lint_gate" for name in names}
     assert all(p.with_suffix(".sqlite").exists() for p in HISTORIES if p.stem.startswith("stored_"))
 
@@ -53,6 +53,21 @@ async def test_the_lint_gate_patch_is_what_keeps_a_task_from_before_it_replaying
     because `workflow.patched("lint-gate")` is False for it: forced True, the gate asks for a fix round the history
     never had, and the replay fails. (The patch lifecycle of "Changing the workflow" in the README, shown working.)"""
     path = next(p for p in HISTORIES if p.stem == "gate_round_before_lint_gate")
+    history = WorkflowHistory.from_json(path.stem, HISTORY_TEXT[path])
+    replayer = Replayer(workflows=[], plugins=[OrchestratorPlugin()])
+    assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
+    monkeypatch.setattr(workflow, "patched", lambda patch_id: True)
+    failure = (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure
+    assert failure is not None and "nondetermin" in str(failure).lower(), failure
+
+
+async def test_the_feedback_patch_is_what_keeps_an_early_rating_from_before_it_replaying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task recorded before feedback was refused outside `awaiting_feedback` took a rating sent while its code
+    agent ran and revised the code with it; it replays only because `workflow.patched("feedback-when-awaited")` is
+    False for it: forced True, the rating is ignored, no revision runs, and the replay fails."""
+    path = next(p for p in HISTORIES if p.stem == "early_feedback_before_feedback_when_awaited")
     history = WorkflowHistory.from_json(path.stem, HISTORY_TEXT[path])
     replayer = Replayer(workflows=[], plugins=[OrchestratorPlugin()])
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
