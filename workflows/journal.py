@@ -61,7 +61,7 @@ class Journal:
             return True
         payload = Payload.FromString(base64.b64decode(entry.data))  # the stream's wire form of an item
         delta = workflow.payload_converter().from_payload(payload, TaskEvent)
-        return self.calling is not None and delta.agent == self.calling
+        return self.calling is not None and delta.data.get("role") == self.calling  # data.role: whose call
 
     def _reset_seen(self, _seed: int) -> None:
         """A reset gives the run a new random seed, at the reset point, on replay too. The clock cannot be read
