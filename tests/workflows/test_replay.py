@@ -46,28 +46,24 @@ async def test_history_replays_deterministically(path: Path, tmp_path: Path, mon
     assert result.replay_failure is None
 
 
-async def test_the_lint_gate_patch_is_what_keeps_a_task_from_before_it_replaying(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    "stem",
+    [
+        # Recorded before the quality gate, with code that failed pylint: forced True, the gate asks for a fix
+        # round the history never had.
+        "gate_round_before_lint_gate",
+        # Recorded before feedback was refused outside `awaiting_feedback`, with a rating sent while the code agent
+        # ran, applied as a revision: forced True, the rating is ignored and no revision runs.
+        "early_feedback_before_feedback_when_awaited",
+    ],
+)
+async def test_the_patch_is_what_keeps_a_task_from_before_it_replaying(
+    stem: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A task recorded before the quality gate, whose code failed pylint, replays against the gated code only
-    because `workflow.patched("lint-gate")` is False for it: forced True, the gate asks for a fix round the history
-    never had, and the replay fails. (The patch lifecycle of "Changing the workflow" in the README, shown working.)"""
-    path = next(p for p in HISTORIES if p.stem == "gate_round_before_lint_gate")
-    history = WorkflowHistory.from_json(path.stem, HISTORY_TEXT[path])
-    replayer = Replayer(workflows=[], plugins=[OrchestratorPlugin()])
-    assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
-    monkeypatch.setattr(workflow, "patched", lambda patch_id: True)
-    failure = (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure
-    assert failure is not None and "nondetermin" in str(failure).lower(), failure
-
-
-async def test_the_feedback_patch_is_what_keeps_an_early_rating_from_before_it_replaying(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A task recorded before feedback was refused outside `awaiting_feedback` took a rating sent while its code
-    agent ran and revised the code with it; it replays only because `workflow.patched("feedback-when-awaited")` is
-    False for it: forced True, the rating is ignored, no revision runs, and the replay fails."""
-    path = next(p for p in HISTORIES if p.stem == "early_feedback_before_feedback_when_awaited")
+    """A task recorded before a change replays against the changed code only because `workflow.patched(...)` is
+    False for it: forced True, the replay fails. (The patch lifecycle of "Changing the workflow" in the README,
+    shown working.)"""
+    path = next(p for p in HISTORIES if p.stem == stem)
     history = WorkflowHistory.from_json(path.stem, HISTORY_TEXT[path])
     replayer = Replayer(workflows=[], plugins=[OrchestratorPlugin()])
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
