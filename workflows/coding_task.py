@@ -280,9 +280,11 @@ class CodingTask:
                 return
             self._state.revisions += 1
             if self._pending_feedback and workflow.patched(FEEDBACK_AWAITED_PATCH):  # sent with this one
+                stale = len(self._pending_feedback)
                 self._ignore_feedback(
                     self._pending_feedback, f"it rated the code revision {self._state.revisions} replaces"
                 )
+                del self._state.feedback[-stale:]  # received with it, last: the ratings kept are those applied
                 self._pending_feedback.clear()
             self._revision_comment = feedback.comment
             self._journal.event(

@@ -8,7 +8,9 @@ import asyncio
 import json
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -225,20 +227,25 @@ async def test_feedback_before_there_is_code_is_ignored_not_applied_later(
 
 
 async def test_feedback_sent_with_the_one_that_starts_a_revision_is_ignored(
-    client: Client, stub_worker: Worker, stubs: GatedStubs
+    client: Client, task_queue: str, stubs: GatedStubs
 ) -> None:
-    handle = await start_task(client, stub_worker.task_queue, max_revisions=2)
-    await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
-    stubs.gate.clear()
+    """Two ratings the task receives together (here: sent while no worker ran, so one workflow task gets both)
+    rate the same code: the first starts the revision, the second is ignored, not applied to the revised code."""
+    activities: list[Callable[..., Any]] = [stubs.chat, stubs.lint, stubs.search_knowledge]
+    async with Worker(client, task_queue=task_queue, workflows=[CodingTask], activities=activities):
+        handle = await start_task(client, task_queue, max_revisions=2)
+        await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
     await handle.signal(CodingTask.feedback, FeedbackInput(rating=1, comment="validate the input"))
     await handle.signal(CodingTask.feedback, FeedbackInput(rating=2, comment="and a docstring"))
-    state = await wait_for_state(handle, lambda s: any("feedback (rating 2) ignored" in line for line in s.logs))
-    assert state.revisions == 1  # one of two reasons: sent with the first, or arrived once the revision ran
-    stubs.gate.set()
-    final = await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK and s.revisions == 1)
-    await asyncio.sleep(0.5)
-    assert (await handle.query(CodingTask.status)).revisions == 1
-    assert final.feedback[0].rating == 1
+    async with Worker(client, task_queue=task_queue, workflows=[CodingTask], activities=activities):
+        final = await wait_for_state(
+            handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK and s.revisions == 1
+        )
+        await asyncio.sleep(0.5)  # were it queued, the second revision would start now
+        final = await handle.query(CodingTask.status)
+    assert final.revisions == 1 and [f.rating for f in final.feedback] == [1]  # the ignored one is not kept
+    assert any("feedback (rating 2) ignored: it rated the code revision 1 replaces" in line for line in final.logs)
+    assert stubs.roles().count(AgentRole.CODE_GENERATION) == 2
 
 
 async def test_a_misspelt_signal_is_recorded_naming_the_known_one(client: Client, stub_worker: Worker) -> None:
