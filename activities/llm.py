@@ -29,7 +29,7 @@ from activities.metrics import instruments, outcome
 from activities.prices import ModelPrice, load_prices
 from activities.providers import REGISTRY, ChatProvider
 from activities.providers.base import ProviderError, estimated_input_tokens
-from workflows.models import LLM_ACTIVITY, AgentRole, LlmRequest, LlmResponse, Provider, parse_model_id
+from workflows.models import LLM_ACTIVITY, AgentRole, CallAllowance, LlmRequest, LlmResponse, Provider, parse_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,9 @@ CHUNK_HEARTBEAT_EVERY = timedelta(seconds=1)
 class BudgetExceeded(ApplicationError):
     """The call could exceed what is left of the task's budget; the workflow asks for more before it is made."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, type="BudgetExceeded", non_retryable=True)
+    def __init__(self, message: str, bound: CallAllowance) -> None:
+        """`bound`: what the call may spend at most (in the unit that is short), the failure's detail."""
+        super().__init__(message, bound.model_dump(exclude_none=True), type="BudgetExceeded", non_retryable=True)
 
 
 def check_allowance(request: LlmRequest, model: str, price: ModelPrice | None) -> None:
@@ -51,7 +52,10 @@ def check_allowance(request: LlmRequest, model: str, price: ModelPrice | None) -
         return
     tokens = estimated_input_tokens(request) + request.max_tokens
     if allowance.tokens is not None and tokens > allowance.tokens:
-        raise BudgetExceeded(f"the next {request.role} call may use up to {tokens} tokens; {allowance.tokens} are left")
+        raise BudgetExceeded(
+            f"the next {request.role} call may use up to {tokens} tokens; {allowance.tokens} are left",
+            CallAllowance(tokens=tokens),
+        )
     if allowance.usd is None:
         return
     if price is None:
@@ -64,7 +68,8 @@ def check_allowance(request: LlmRequest, model: str, price: ModelPrice | None) -
     if bound > allowance.usd:
         left = max(0.0, allowance.usd)
         raise BudgetExceeded(
-            f"the next {request.role} call on {model} may cost up to ${bound:.6f}; ${left:.6f} is left"
+            f"the next {request.role} call on {model} may cost up to ${bound:.6f}; ${left:.6f} is left",
+            CallAllowance(usd=bound),
         )
 
 

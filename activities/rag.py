@@ -1,4 +1,5 @@
-"""The `search_knowledge` activity: a RAG query on the memory API (`POST {MEMORY_API_URL}/rag_query`).
+"""The `search_knowledge` activity: a RAG query on the memory API (`POST {MEMORY_API_URL}/rag_query`), with the
+service key MEMORY_API_KEY, for the task's owner (its documents and the shared base).
 
 Connection errors and 5xx are raised so Temporal retries them; when retries run out the workflow tells the
 agent "knowledge base unavailable" and the task goes on.
@@ -44,7 +45,7 @@ class RagActivities:
 
     async def _query(self, query: RagQuery) -> RagResult:
         try:
-            response = await self._client.post(self._url, json=query.model_dump())
+            response = await self._client.post(self._url, json=query.model_dump(exclude_none=True))
         except httpx.HTTPError as exc:
             raise ApplicationError(f"memory API unreachable at {self._url}: {exc!r}", type="MemoryApiDown") from None
         if response.status_code >= 500 or response.status_code == 429:

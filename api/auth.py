@@ -8,13 +8,24 @@ Keys come from the environment, one per tenant:
 
 Keys are compared in constant time. A service refuses to start with no key, or with a key that is too short or
 looks like a placeholder. Only the tenant name is ever stored anywhere (memo, search attribute, logs): never the key.
+
+The tenant `default` (the key of ORCHESTRATOR_API_KEY, the one `make run` writes) is the operator's: it owns the
+tasks started without an owner (the `temporal` CLI) and sees, through the codec server, the payloads encrypted for
+no tenant.
+
+Every refusal is logged (client address, method, route, reason; never the key), and an address that presents
+AUTH_FAILURE_LIMIT wrong or missing keys (default 20 a minute, `limits` notation) is answered 429 with Retry-After
+until its window has room again, whatever key it sends meanwhile. The counts are per process.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import math
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +33,18 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from limits import parse_many
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+logger = logging.getLogger(__name__)
 
 MIN_KEY_LENGTH = 16
-_TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+FAILURE_LIMIT_ENV = "AUTH_FAILURE_LIMIT"
+DEFAULT_FAILURE_LIMIT = "20/minute"
+OPERATOR_TENANT = "default"
+TENANT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_TENANT_RE = re.compile(TENANT_PATTERN)
 _PLACEHOLDERS = {
     "changeme",
     "change-me",
@@ -118,6 +138,68 @@ class ApiKeyRegistry:
         return found
 
 
+def trusted_proxies(environ: Mapping[str, str] | None = None) -> str:
+    """uvicorn's `forwarded_allow_ips`: the proxies whose X-Forwarded-For names the client (FORWARDED_ALLOW_IPS;
+    none by default, where uvicorn trusts every local client, which could then pick the address it is throttled as)."""
+    return (os.environ if environ is None else environ).get("FORWARDED_ALLOW_IPS", "")
+
+
+class FailedAuthThrottle:
+    """Counts failed keys per client address (`limits`, moving window, in memory); past the limit, 429."""
+
+    def __init__(self, spec: str = DEFAULT_FAILURE_LIMIT) -> None:
+        self.items = parse_many(spec)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> FailedAuthThrottle:
+        env = os.environ if environ is None else environ
+        return cls(env.get(FAILURE_LIMIT_ENV, "").strip() or DEFAULT_FAILURE_LIMIT)
+
+    async def retry_after(self, address: str) -> int | None:
+        """Seconds until `address` may try again, or None while it is under the limit."""
+        for item in self.items:
+            if not await self._limiter.test(item, "auth-failures", address):
+                stats = await self._limiter.get_window_stats(item, "auth-failures", address)
+                return max(1, math.ceil(stats.reset_time - time.time()))
+        return None
+
+    async def failed(self, address: str) -> None:
+        for item in self.items:
+            await self._limiter.hit(item, "auth-failures", address)
+
+
+def _throttle(request: Request) -> FailedAuthThrottle:
+    """The app's throttle (`app.state.auth_throttle`), made from the environment on first use."""
+    state = request.app.state
+    if getattr(state, "auth_throttle", None) is None:
+        state.auth_throttle = FailedAuthThrottle.from_env()
+    throttle: FailedAuthThrottle = state.auth_throttle
+    return throttle
+
+
+async def authenticate(request: Request, presented: str | None, refusal: HTTPException) -> str:
+    """The tenant owning `presented`; else `refusal` (a 401), logged and counted against the client's address,
+    or a 429 while that address is over its limit of failures."""
+    address = request.client.host if request.client else "unknown"
+    route = f"{request.method} {request.url.path}"
+    throttle = _throttle(request)
+    if (retry_after := await throttle.retry_after(address)) is not None:
+        logger.warning("auth refused: %s from %s: too many failed API keys; retry in %d s", route, address, retry_after)
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many requests with a missing or unknown API key from this address; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+    registry: ApiKeyRegistry = request.app.state.registry
+    tenant = registry.tenant_for(presented)
+    if tenant is None:
+        await throttle.failed(address)
+        logger.warning("auth refused: %s from %s: %s API key", route, address, "unknown" if presented else "no")
+        raise refusal
+    return tenant
+
+
 API_KEY_HEADER = APIKeyHeader(
     name="X-API-KEY", auto_error=False, description="a key from ORCHESTRATOR_API_KEY / ORCHESTRATOR_API_KEYS(_FILE)"
 )
@@ -125,12 +207,10 @@ API_KEY_HEADER = APIKeyHeader(
 
 async def request_tenant(request: Request, key: Annotated[str | None, Depends(API_KEY_HEADER)]) -> str:
     """FastAPI dependency: the tenant behind the request's X-API-KEY (the app keeps its registry in
-    `app.state.registry`), or 401."""
-    registry: ApiKeyRegistry = request.app.state.registry
-    tenant = registry.tenant_for(key)
-    if tenant is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-KEY header")
-    return tenant
+    `app.state.registry`), or 401 (429 after too many failures from the client's address)."""
+    return await authenticate(
+        request, key, HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-KEY header")
+    )
 
 
 BEARER = HTTPBearer(
@@ -144,12 +224,9 @@ async def request_tenant_key_or_bearer(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
 ) -> str:
     """Like `request_tenant`, with the key in X-API-KEY or as a bearer token (what browsers and the CLI send)."""
-    registry: ApiKeyRegistry = request.app.state.registry
-    tenant = registry.tenant_for(key or (bearer.credentials if bearer else None))
-    if tenant is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing or unknown API key (X-API-KEY or Authorization: Bearer)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return tenant
+    refusal = HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "missing or unknown API key (X-API-KEY or Authorization: Bearer)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    return await authenticate(request, key or (bearer.credentials if bearer else None), refusal)

@@ -53,6 +53,10 @@ def field_errors(exc: RequestValidationError) -> list[FieldError]:
         field = ".".join(str(part) for part in error.get("loc", ())) or "body"
         reason = str(error.get("msg", "invalid"))
         kind = str(error.get("type", "value_error"))
+        if kind == "json_invalid":  # FastAPI puts the character position where a field goes: `body.12`
+            position = error.get("loc", ())[-1]
+            why = error.get("ctx", {}).get("error", reason)
+            field, reason = "body", f"the body is not valid JSON: {why} (at character {position})"
         found.setdefault((field, reason), FieldError(field=field, reason=reason, type=kind))
     return list(found.values())
 
@@ -93,12 +97,18 @@ def install_error_handlers(app: FastAPI, service: str) -> None:
         return error_response(500, f"internal error ({type(exc).__name__}); see the {service} log")
 
 
+AUTH_THROTTLED = "too many missing or unknown API keys from this address (see Retry-After)"
+
+
 class ErrorDocs:
     """An app's error statuses and what each means; `docs(401, 422)` are the OpenAPI `responses` entries of a
-    route that answers them (all `ErrorOut`)."""
+    route that answers them (all `ErrorOut`). A route that answers 401 also answers 429 (`api.auth` throttles
+    failed keys)."""
 
     def __init__(self, descriptions: Mapping[int, str]) -> None:
-        self.descriptions = dict(descriptions)
+        self.descriptions = {429: AUTH_THROTTLED, **descriptions}
 
     def __call__(self, *codes: int) -> dict[int | str, dict[str, object]]:
+        if 401 in codes and 429 not in codes:
+            codes = (*codes, 429)
         return {code: {"model": ErrorOut, "description": self.descriptions[code]} for code in codes}

@@ -71,7 +71,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.codec import ENCODING as ENCRYPTED
-from orchestrator.codec import KEY_ID_METADATA, EncryptionCodec
+from orchestrator.codec import KEY_ID_METADATA, TENANT_METADATA, EncryptionCodec, tenant_of
 from orchestrator.processes import exit_now
 
 logger = logging.getLogger(__name__)
@@ -425,6 +425,8 @@ class ChunkStorageDriver(StorageDriver):
         claims = []
         for payload in payloads:
             plain = self.sealer.codec.decrypt(payload) if self.sealer.codec else payload
+            if (tenant := tenant_of(payload)) is not None:  # the codec server shows a stored value to its tenant only
+                plain.metadata[TENANT_METADATA] = tenant.encode()
             data = plain.SerializeToString(deterministic=True)
             key, size = await self.put(task, data)
             claims.append(StorageDriverClaim(claim_data={"task": task, "manifest": key, "bytes": str(size)}))

@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from orchestrator.processes import ProcessInfo, all_processes, ancestors, die_with_parent, port_holder
 from orchestrator.search_attributes import start_dev_flags
@@ -105,19 +106,62 @@ def load_env_file(path: Path) -> dict[str, str]:
 
 
 def ensure_env_file(path: Path) -> dict[str, str]:
-    """Create `.env` with a random API key on first use; return its values."""
+    """Create `.env` with a random API key on first use, and a service key of its own for the memory API (an
+    older `.env` gave the memory API the tenant's key); return its values."""
     values = load_env_file(path)
-    if not (values.get("ORCHESTRATOR_API_KEY") or os.environ.get("ORCHESTRATOR_API_KEY")):
-        key = secrets.token_urlsafe(32)
+    effective = {**values, **os.environ}
+    lines = []
+    if not effective.get("ORCHESTRATOR_API_KEY"):
+        lines.append(f"ORCHESTRATOR_API_KEY={secrets.token_urlsafe(32)}")
+    memory_key = effective.get("MEMORY_API_KEY")
+    if "MEMORY_API_KEY" not in os.environ and (not memory_key or memory_key == effective.get("ORCHESTRATOR_API_KEY")):
+        lines.append(f"MEMORY_API_KEY={secrets.token_urlsafe(32)}")  # (one set in the environment is the user's)
+    if lines:
         with path.open("a", encoding="utf-8") as out:
-            out.write(
-                "# written by `make run` on first use; keep it secret\n"
-                f"ORCHESTRATOR_API_KEY={key}\nMEMORY_API_KEY={key}\n"
-            )
+            out.write("# written by `make run`; keep it secret (MEMORY_API_KEY: the worker's key to the memory API)\n")
+            out.write("".join(line + "\n" for line in lines))
         path.chmod(0o600)
-        say(f"[stack] wrote a new API key to {path.name}")
+        say(f"[stack] wrote {' and '.join(line.partition('=')[0] for line in lines)} to {path.name}")
         values = load_env_file(path)
     return values
+
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def children_env(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The environment of every child: `env` with the addresses the worker and the gateway connect to derived from
+    the ports this stack's Temporal and memory API listen on, and a warning for each explicit address that names
+    another place (the stack's own wins: its children use what it started, never whatever else holds 7233)."""
+    derived = {
+        "TEMPORAL_ADDRESS": ("Temporal", f"localhost:{env.get('TEMPORAL_PORT', '7233')}"),
+        "MEMORY_API_URL": ("memory API", f"http://localhost:{env.get('MEMORY_API_PORT', '8001')}"),
+    }
+    result, warnings = dict(env), []
+    for name, (what, value) in derived.items():
+        given = env.get(name, "").strip()
+        if given and same_endpoint(given, value):
+            continue
+        if given:
+            warnings.append(
+                f"{name}={given} ignored: the worker and the gateway use the {what} this stack starts, {value}"
+            )
+        result[name] = value
+    return result, warnings
+
+
+def same_endpoint(a: str, b: str) -> bool:
+    """Both name the same port on this machine (`localhost:7233`, `http://127.0.0.1:8001`, ...)."""
+
+    def endpoint(address: str) -> tuple[str | None, int | None]:
+        parts = urlsplit(address if "//" in address else f"//{address}")
+        try:
+            return parts.hostname, parts.port
+        except ValueError:
+            return parts.hostname, None
+
+    (host_a, port_a), (host_b, port_b) = endpoint(a), endpoint(b)
+    return host_a in LOCAL_HOSTS and host_b in LOCAL_HOSTS and port_a is not None and port_a == port_b
 
 
 MIN_FREE_BYTES = 50_000_000  # below this on the disk of a database, the stack refuses to start
@@ -414,6 +458,8 @@ def index_command(python: str) -> list[str]:
 
 def banner(env: dict[str, str]) -> str:
     gateway = f"http://localhost:{env.get('GATEWAY_PORT', '8002')}"
+    address = env.get("TEMPORAL_ADDRESS", "localhost:7233")
+    flag = "" if address == "localhost:7233" else f" --address {address}"
     return f"""
 [stack] everything is up (Ctrl-C stops it all)
   Temporal Web UI  http://localhost:{env.get("TEMPORAL_UI_PORT", "8233")}
@@ -425,10 +471,10 @@ def banner(env: dict[str, str]) -> str:
 
 Submit a task from another terminal:
   source .venv/bin/activate
-  temporal workflow start --type CodingTask --task-queue {TASK_QUEUE} --workflow-id demo-$$ \\
+  temporal workflow start{flag} --type CodingTask --task-queue {TASK_QUEUE} --workflow-id demo-$$ \\
     --search-attribute 'TaskStatus="planning"' \\
     --input '{{"task_description": "write a function that parses ISO-8601 durations"}}'
-  temporal workflow query --workflow-id demo-$$ --name status
+  temporal workflow query{flag} --workflow-id demo-$$ --name status
 or over HTTP:
   curl -N -H "X-API-KEY: $(grep ^ORCHESTRATOR_API_KEY= .env | cut -d= -f2)" -H 'Content-Type: application/json' \\
     -d '{{"task_description": "write a function that parses ISO-8601 durations"}}' {gateway}/invoke
@@ -442,7 +488,10 @@ def main() -> int:
         file_values = ensure_env_file(ENV_FILE)
     except OSError as exc:
         raise SystemExit(f"[stack] cannot start: cannot write {ENV_FILE}: {exc.strerror or exc}") from None
-    stack.env = env = {**file_values, **os.environ, "PYTHONUNBUFFERED": "1"}
+    env, warnings = children_env({**file_values, **os.environ, "PYTHONUNBUFFERED": "1"})
+    stack.env = env
+    for warning in warnings:
+        say(f"[stack] warning: {warning}")
     env.setdefault("PAYLOAD_STORE", str(DATA / "payloads.sqlite"))  # large values out of history; empty: off
     check_databases(env)
     python = sys.executable

@@ -1,7 +1,8 @@
 """Worker observability: Prometheus metrics, the project's own metrics, JSON logs and optional tracing.
 
 * **Metrics**: `install_runtime()` makes the SDK's Runtime export every metric on `WORKER_METRICS_PORT`
-  (default 9464, `GET /metrics`; `0` turns it off): Temporal's own (`temporal_*`: task latencies, slots,
+  (default 9464, `GET /metrics`; `0` turns it off) of `WORKER_METRICS_HOST` (default 127.0.0.1; the compose file
+  sets 0.0.0.0 so Prometheus reaches each replica): Temporal's own (`temporal_*`: task latencies, slots,
   polls, activity and workflow outcomes) and the project's (`activities.metrics`: each activity records its
   own; `MetricsInterceptor` adds the generic failure and retry counts of every activity).
 * **Logs**: `configure_logging()`; `LOG_FORMAT=json` writes one JSON object per line with `workflow_id`,
@@ -39,7 +40,7 @@ class TelemetrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     worker_metrics_port: int = DEFAULT_METRICS_PORT  # 0: no metrics endpoint
-    worker_metrics_host: str = "0.0.0.0"
+    worker_metrics_host: str = "127.0.0.1"  # this machine only, like every service; 0.0.0.0 where Prometheus scrapes
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     otel_enabled: bool = False

@@ -26,7 +26,7 @@ from api.memory.settings import MemorySettings
 from orchestrator.temporal import data_converter
 from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer
 from tests.fakes.server import ThreadedServer
-from tests.support import PROVIDER_KEYS, ROOT, TEST_API_KEY, SecretScan, binary, product_worker
+from tests.support import MEMORY_SERVICE_KEY, PROVIDER_KEYS, ROOT, TEST_API_KEY, SecretScan, binary, product_worker
 from workflows.models import SEARCH_ATTRIBUTES
 
 
@@ -86,14 +86,16 @@ def task_queue() -> str:
 
 @pytest.fixture(scope="session")
 def memory_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
-    """The real memory API (SQLite FTS5) on a free port, seeded with one small module."""
+    """The real memory API (SQLite FTS5) on a free port, its shared base seeded with one small module (workers
+    use the service key, as `make run`'s do)."""
     db = tmp_path_factory.mktemp("memory") / "memory.db"
-    app = create_app(MemorySettings(memory_db_path=db), ApiKeyRegistry({"tests": TEST_API_KEY}))
+    settings = MemorySettings(memory_db_path=db, memory_api_key=MEMORY_SERVICE_KEY)
+    app = create_app(settings, ApiKeyRegistry({"tests": TEST_API_KEY}))
     server = ThreadedServer(app).start()
     response = httpx.post(
         f"{server.base_url}/documents",
         json={"documents": [{"source": "examples/arith.py", "content": GOOD_CODE}]},
-        headers={"X-API-KEY": TEST_API_KEY},
+        headers={"X-API-KEY": MEMORY_SERVICE_KEY},
     )
     response.raise_for_status()
     yield server
@@ -157,7 +159,7 @@ def worker_settings(fake_llm: FakeLlmServer, task_queue: str, memory_api_url: st
         anthropic_base_url=fake_llm.base_url,
         llm_request_timeout_seconds=2,
         memory_api_url=memory_api_url,
-        memory_api_key=TEST_API_KEY,
+        memory_api_key=MEMORY_SERVICE_KEY,
         rag_request_timeout_seconds=2,
     )
 
@@ -181,7 +183,7 @@ def worker_env(client: Client, fake_llm: FakeLlmServer, task_queue: str, memory_
         "ANTHROPIC_BASE_URL": fake_llm.base_url,
         "LLM_REQUEST_TIMEOUT_SECONDS": "5",
         "MEMORY_API_URL": memory_api_url,
-        "MEMORY_API_KEY": TEST_API_KEY,
+        "MEMORY_API_KEY": MEMORY_SERVICE_KEY,
         "WORKER_METRICS_PORT": "0",
     }
 

@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_API_KEY = "test-tenant-key-0123456789abcdef"
 ALICE_KEY = "alice-key-0123456789abcdefXYZ"  # the gateway tests' two tenants
 BOB_KEY = "bob-key-abcdef0123456789QRSTU"
+MEMORY_SERVICE_KEY = "memory-service-key-0123456789abcdef"  # MEMORY_API_KEY: the worker's key to the memory API
 PROVIDER_KEYS = ("sk-test-openai", "sk-test-anthropic")
 Serve = Callable[[list[str], dict[str, str], int], str]  # tests/api's `serve` fixture: (args, env, port) -> URL
 # Every provider and tenant key the suite hands to a worker, a gateway or a memory API: none may reach a history.
-SECRETS = (*PROVIDER_KEYS, TEST_API_KEY, ALICE_KEY, BOB_KEY)
+SECRETS = (*PROVIDER_KEYS, TEST_API_KEY, ALICE_KEY, BOB_KEY, MEMORY_SERVICE_KEY)
 
 
 def binary(name: str) -> str:

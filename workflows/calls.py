@@ -16,7 +16,16 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityConfig
 
-from workflows.models import LINT_ACTIVITY, LLM_ACTIVITY, RAG_ACTIVITY, LintResult, LlmResponse, RagResult
+from workflows.models import (
+    LINT_ACTIVITY,
+    LLM_ACTIVITY,
+    RAG_ACTIVITY,
+    RUN_TESTS_ACTIVITY,
+    LintResult,
+    LlmResponse,
+    RagResult,
+    TestReport,
+)
 
 T = TypeVar("T")
 
@@ -61,6 +70,24 @@ RAG = Activity(
         retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3),
     ),
 )
+# The sandbox's own limits stop a run (wall time at most 600 s, SandboxLimits); a test failure or a sandbox that
+# cannot be set up is a report (`outcome`), not an error. A retry is for a lost worker (no heartbeat for 30 s:
+# the run is re-run elsewhere from the request alone) or a transient failure to start it; a bad request is not.
+RUN_TESTS = Activity(
+    RUN_TESTS_ACTIVITY,
+    TestReport,
+    ActivityConfig(
+        start_to_close_timeout=timedelta(minutes=11),
+        schedule_to_close_timeout=timedelta(minutes=30),
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_attempts=3,
+            non_retryable_error_types=["InvalidRequest"],
+        ),
+    ),
+)
 
 
 class TaskFailed(Exception):
@@ -71,9 +98,10 @@ class ActivityFailed(Exception):
     """An activity failed for good (its retries are spent); the message is the activity's own error, `type` its
     ApplicationError type (e.g. `BudgetExceeded`)."""
 
-    def __init__(self, message: str, type: str | None = None) -> None:
+    def __init__(self, message: str, type: str | None = None, details: tuple[Any, ...] = ()) -> None:
         super().__init__(message)
         self.type = type
+        self.details = details  # the ApplicationError's details (e.g. a BudgetExceeded call's bound)
 
 
 async def execute(activity: Activity[T], arg: Any, summary: str) -> T:
@@ -85,8 +113,8 @@ async def execute(activity: Activity[T], arg: Any, summary: str) -> T:
         if is_cancelled_exception(exc):
             raise
         root = root_cause(exc)
-        kind = root.type if isinstance(root, ApplicationError) else None
-        raise ActivityFailed(str(root) or type(root).__name__, kind) from exc
+        kind, details = (root.type, tuple(root.details)) if isinstance(root, ApplicationError) else (None, ())
+        raise ActivityFailed(str(root) or type(root).__name__, kind, details) from exc
 
 
 def root_cause(exc: BaseException) -> BaseException:

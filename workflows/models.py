@@ -167,7 +167,7 @@ def parse_model_id(model: str) -> tuple[Provider, str]:
 class _Strict(SchemaStrict):
     """What callers send (the workflow input, the signal, the update): exactly what its JSON Schema allows."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- workflow input
@@ -215,7 +215,8 @@ class CodingTaskInput(_Strict):
         default=None,
         max_length=MAX_FILES,
         description="the code context as files, each path once; with code_context at most "
-        f"{MAX_CODE_CONTEXT:,} characters of content together",
+        f"{MAX_CODE_CONTEXT:,} characters of content together (JSON Schema can say neither: a path given twice, "
+        "or more content, is refused with 422 naming `files`)",
     )
     planner_model: ModelId | None = Field(
         default=None, description="provider:model; default PLANNER_MODEL of the worker"
@@ -394,6 +395,7 @@ class SandboxLimits(BaseModel):
     open_files: int = Field(default=256, gt=0)
     file_bytes: int = Field(default=16 * 2**20, gt=0)  # the largest file a process may write
     output_bytes: int = Field(default=64 * 2**10, gt=0)  # of stdout + stderr kept; the rest is counted and cut
+    disk_bytes: int = Field(default=64 * 2**20, gt=0)  # the run's own directory (a tmpfs: held in memory)
 
 
 class RunTestsRequest(BaseModel):
@@ -463,6 +465,7 @@ class TestRound(BaseModel):
 class RagQuery(BaseModel):
     query: str
     top_k: int = 3
+    owner: str | None = None  # the task's tenant: the memory API searches its documents besides the shared base
 
 
 class RagHit(BaseModel):
@@ -509,6 +512,21 @@ class Budget(BaseModel):
     budget_tokens: int | None = None
     spent_usd: float | None = 0.0  # None when a model without a price was called
     spent_tokens: int = 0
+    needed_usd: float | None = Field(
+        default=None, description="while a model call waits for budget: the least budget_usd it needs (spent + bound)"
+    )
+    needed_tokens: int | None = Field(
+        default=None, description="while a model call waits for budget: the least budget_tokens it needs"
+    )
+
+    def shortfall(self) -> str | None:
+        """Why the waiting model call still cannot go ahead under these limits, or None."""
+        short = []
+        if self.needed_usd is not None and (self.budget_usd or 0.0) < self.needed_usd:
+            short.append(f"budget_usd {self.budget_usd or 0:g} is below the ${self.needed_usd:.6f} it needs")
+        if self.needed_tokens is not None and (self.budget_tokens or 0) < self.needed_tokens:
+            short.append(f"budget_tokens {self.budget_tokens} is below the {self.needed_tokens} tokens it needs")
+        return f"the waiting model call still cannot go ahead: {'; '.join(short)}" if short else None
 
 
 class CodeResult(BaseModel):

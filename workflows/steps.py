@@ -56,9 +56,11 @@ class Steps:
             except ActivityFailed as exc:
                 if exc.type != "BudgetExceeded":
                     raise TaskFailed(f"{request.role} model call failed: {exc}") from exc
+                usage.record_need(self._state, exc.details[0] if exc.details else None)
                 await self._await_budget(str(exc))
             finally:
                 self._journal.calling = None
+        usage.record_need(self._state, None)
         usage.record_reply(self._state, request.role, reply)
         self._journal.details(f"{request.role} · {reply.model} · step {step}")
         for warning in reply.warnings:
@@ -118,7 +120,7 @@ class Steps:
         return ChatMessage(role="tool", tool_call_id=call.id, content=text, is_error=is_error)
 
     async def _search(self, arguments: tools.SearchKnowledgeArgs) -> tuple[str, bool]:
-        query = RagQuery(query=arguments.query, top_k=arguments.top_k)
+        query = RagQuery(query=arguments.query, top_k=arguments.top_k, owner=self._journal.visibility.owner)
         try:
             found = await self._execute(calls.RAG, query, f"rag · {query.query[:60]}")
         except ActivityFailed as exc:

@@ -19,7 +19,7 @@ NOT_BLANK = f"[^{PYTHON_WHITESPACE}]"  # published next to validators that refus
 
 
 class SchemaStrict(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)  # JSON has no NaN or Infinity (Python's json does)
 
     @model_validator(mode="before")
     @classmethod

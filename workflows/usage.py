@@ -3,6 +3,8 @@ left of the budget."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from workflows.models import AgentRole, BudgetRaise, CallAllowance, LlmResponse, ModelUsage, TaskState
 
 
@@ -50,6 +52,15 @@ def check_raise(state: TaskState, raise_: BudgetRaise) -> None:
         raise ValueError(f"budget_usd must be above what is spent (${spent.spent_usd or 0.0:.6f})")
     if raise_.budget_tokens is not None and raise_.budget_tokens <= spent.spent_tokens:
         raise ValueError(f"budget_tokens must be above what is spent ({spent.spent_tokens} tokens)")
+
+
+def record_need(state: TaskState, bound: Any) -> None:
+    """`budget.needed_*`: the least limits a refused call needs (spent + its bound, from the BudgetExceeded
+    details), until a call goes ahead (`bound` None)."""
+    call = CallAllowance.model_validate(bound) if isinstance(bound, dict) else CallAllowance()
+    budget = state.budget
+    budget.needed_usd = None if call.usd is None else (budget.spent_usd or 0.0) + call.usd
+    budget.needed_tokens = None if call.tokens is None else budget.spent_tokens + call.tokens
 
 
 def apply_raise(state: TaskState, raise_: BudgetRaise) -> None:

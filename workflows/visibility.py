@@ -61,6 +61,11 @@ class SearchAttributeSync:
         # the memo's tenant (the CLI's `--memo owner=...`); the gateway also sets `Owner` at start
         self._owner = owner[:255] if owner else started_with.get(SA_OWNER)
 
+    @property
+    def owner(self) -> str | None:
+        """The task's tenant, if it has one."""
+        return self._owner
+
     def updates(self, state: TaskState) -> list[SearchAttributeUpdate[Any]]:
         if not self.enabled:
             return []

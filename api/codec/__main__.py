@@ -9,6 +9,8 @@ import sys
 
 import uvicorn
 
+from api.auth import trusted_proxies
+
 from .main import create_app
 from .settings import CodecSettings
 
@@ -24,7 +26,11 @@ def main() -> None:
         logging.getLogger("api.codec").error("refusing to start: %s", exc)
         sys.exit(2)
     uvicorn.run(
-        app, host=settings.codec_server_host, port=settings.codec_server_port, log_level=settings.log_level.lower()
+        app,
+        host=settings.codec_server_host,
+        port=settings.codec_server_port,
+        log_level=settings.log_level.lower(),
+        forwarded_allow_ips=trusted_proxies(),
     )
 
 

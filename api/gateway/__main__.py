@@ -9,6 +9,8 @@ import sys
 import uvicorn
 from limits.errors import ConfigurationError
 
+from api.auth import trusted_proxies
+
 from .main import create_app
 from .settings import Settings
 
@@ -22,7 +24,13 @@ def main() -> None:
     except (ValueError, ConfigurationError) as exc:  # bad settings, unsafe API keys, bad rate limit or storage
         logging.getLogger("api.gateway").error("refusing to start: %s", exc)
         sys.exit(2)
-    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_level=settings.log_level.lower(),
+        forwarded_allow_ips=trusted_proxies(),
+    )
 
 
 if __name__ == "__main__":

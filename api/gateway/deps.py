@@ -6,10 +6,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, status
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth import request_tenant
+from api.auth import OPERATOR_TENANT, request_tenant
 from workflows.models import OWNER_MEMO, SESSION_ID_PATTERN
 
 from .connection import TemporalConnection
@@ -58,6 +64,13 @@ class OwnedTask:
         return self.description.status == WorkflowExecutionStatus.RUNNING
 
 
+async def task_owner(execution: WorkflowExecution) -> Any:
+    """The tenant a task belongs to: its memo's `owner`; a task started without one (the `temporal` CLI, as the
+    README shows) is the operator's (`OPERATOR_TENANT`, the key of ORCHESTRATOR_API_KEY)."""
+    owner = await execution.memo_value(OWNER_MEMO, default=None)
+    return OPERATOR_TENANT if owner is None else owner
+
+
 def not_found(session_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no task with session id {session_id!r}")
 
@@ -70,8 +83,7 @@ async def get_owned_task(session_id: SessionId, tenant: Tenant, client: Temporal
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise not_found(session_id) from None
         raise
-    owner = await description.memo_value(OWNER_MEMO, default=None)
-    if owner != tenant:
+    if await task_owner(description) != tenant:
         raise not_found(session_id)
     # Not bound to the run described: a session is a chain of runs (continue-as-new, `temporal workflow reset`),
     # and reads, streams, signals and cancels act on whichever run is current; the owner was just checked on it.

@@ -13,10 +13,10 @@ from fastapi.openapi.utils import get_openapi
 from temporalio.client import Client
 
 from api.auth import ApiKeyRegistry
+from api.body_limit import BodyLimitMiddleware
 from api.docs import install_docs
 from api.schema import operation_id
 
-from .body_limit import BodyLimitMiddleware
 from .connection import TemporalConnection, TemporalUnavailable
 from .errors import install_error_handlers
 from .metrics import GatewayMetrics, MetricsMiddleware
@@ -95,7 +95,7 @@ def create_app(
 
 
 def openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the schemas only the event streams' `itemSchema` refers to (e.g. TaskEvent)."""
+    """FastAPI's document, plus the schemas only the event streams' event schemas refer to (e.g. TaskEvent)."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})

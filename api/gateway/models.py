@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from api.errors import ErrorDocs
-from workflows.models import SESSION_ID_PATTERN, CodingTaskInput
+from workflows.models import SESSION_ID_PATTERN, Budget, CodingTaskInput
 
 
 class InvokeRequest(CodingTaskInput):
@@ -51,6 +51,16 @@ class CancelResult(BaseModel):
     workflow_status: str = Field(description="Temporal's execution status when the request arrived, e.g. RUNNING")
 
 
+class BudgetRaised(Budget):
+    """The task's budget after the raise."""
+
+    warning: str | None = Field(
+        default=None,
+        description="set when a model call is waiting for budget and the new limits are still below what it needs "
+        "(`needed_usd`, `needed_tokens`): the task stays `awaiting_budget` until a raise covers it",
+    )
+
+
 class StreamGap(BaseModel):
     """Data of a `gap` event: the workflow's event buffer dropped these before the stream could read them."""
 
@@ -73,7 +83,8 @@ error_responses = ErrorDocs(
         409: "conflict; see detail",
         413: "request body too large",
         422: "invalid input; `errors` names each field and reason",
-        429: "rate limit of this API key exceeded; see Retry-After",
+        429: "rate limit of this API key exceeded, or too many missing or unknown keys from this address; see "
+        "Retry-After",
         502: "Temporal refused the request",
         503: "Temporal is unreachable or did not answer in time; retry later",
     }

@@ -2,11 +2,11 @@
 
     python -m api.memory serve                      # the HTTP API on MEMORY_API_HOST:MEMORY_API_PORT
     python -m api.memory index PATH [--source-prefix P] [--prune] [--no-embed]
-    python -m api.memory query "how are retries handled" [--top-k 5] [--json]
+    python -m api.memory query "how are retries handled" [--top-k 5] [--json] [--tenant NAME]
     python -m api.memory stats
 
-The database is MEMORY_DB_PATH (or --db); vectors are made by EMBEDDING_MODEL (default local:all-MiniLM-L6-v2,
-empty for BM25 only).
+`index` writes the shared base every tenant searches. The database is MEMORY_DB_PATH (or --db); vectors are made
+by EMBEDDING_MODEL (default local:all-MiniLM-L6-v2, empty for BM25 only).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from api.auth import ApiKeyConfigError, ApiKeyRegistry
+from api.auth import ApiKeyConfigError, ApiKeyRegistry, trusted_proxies
 
 from .embeddings import EmbeddingError
 from .settings import MemorySettings
@@ -56,7 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     app = create_app(settings, registry, kb)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", forwarded_allow_ips=trusted_proxies())
     finally:
         kb.store.close()
     return 0
@@ -113,7 +113,7 @@ def _query(args: argparse.Namespace) -> int:
 
     kb = open_knowledge_base(_settings(args))
     try:
-        found = kb.search(args.text, args.top_k)
+        found = kb.search(args.text, args.top_k, args.tenant)
     finally:
         kb.store.close()
     if args.json:
@@ -180,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     index = sub.add_parser("index", help="index a folder, a git checkout or a file", parents=[common])
     index.add_argument("path")
     index.add_argument("--source-prefix", default="", help="prepended to each relative path to form its source")
-    index.add_argument("--prune", action="store_true", help="delete indexed sources under the prefix that are gone")
+    index.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete what indexing PATH stored earlier (under the prefix) whose file is gone; documents added "
+        "otherwise are kept",
+    )
     index.add_argument(
         "--exclude", action="append", default=[], metavar="DIR", help="also skip folders with this name (repeatable)"
     )
@@ -192,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("text")
     query.add_argument("--top-k", type=int, default=5)
     query.add_argument("--json", action="store_true")
+    query.add_argument("--tenant", help="also search this tenant's documents (default: the shared base alone)")
     query.set_defaults(run=_query)
     stats = sub.add_parser("stats", help="counts and size", parents=[common])
     stats.set_defaults(run=_stats)

@@ -3,7 +3,9 @@
 Python source is split with :mod:`ast`: one chunk per function or method (qualified name, decorators and
 docstring included), one per class holding its header, docstring and class-level statements, and one for
 the module's own top-level code. Anything else (and Python that does not parse) is split by paragraphs,
-packed up to a size limit, with the previous chunk's last paragraph repeated as overlap.
+packed up to a size limit, with the previous chunk's last paragraph repeated as overlap. Whatever the text (a
+minified file, a document with no line breaks), no chunk is longer than ``MAX_STORED_CHUNK_CHARS``: a longer one
+is cut, at line breaks where it has them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 MAX_CHUNK_CHARS = 1500
 MAX_CHUNK_LINES = 60
 MAX_DEF_LINES = 200  # a longer function is split into windows of this many lines
+MAX_STORED_CHUNK_CHARS = 6000  # the hard bound of any chunk (a search answers at most top_k of them)
 PYTHON_SUFFIXES = (".py", ".pyi")
 
 
@@ -36,11 +39,28 @@ class Chunk:
 def chunk_document(source: str, text: str, kind: str | None = None) -> list[Chunk]:
     """Chunks of ``text``; ``kind`` is "python", "text" or None to guess from the ``source`` suffix."""
     is_python = kind == "python" or (kind is None and source.endswith(PYTHON_SUFFIXES))
-    if is_python:
-        chunks = chunk_python(text)
-        if chunks is not None:
-            return chunks
-    return chunk_text(text)
+    chunks = chunk_python(text) if is_python else None
+    if chunks is None:
+        chunks = chunk_text(text)
+    return [piece for chunk in chunks for piece in bounded(chunk)]
+
+
+def bounded(chunk: Chunk, limit: int = MAX_STORED_CHUNK_CHARS) -> Iterator[Chunk]:
+    """``chunk`` in pieces of at most ``limit`` characters, cut after a line break where one is near enough
+    (within the piece's last half), else inside the line; each piece keeps the lines it spans."""
+    if len(chunk.content) <= limit:
+        yield chunk
+        return
+    text, line, part = chunk.content, chunk.start_line, 0
+    while text:
+        cut = len(text) if len(text) <= limit else text.rfind("\n", limit // 2, limit) + 1 or limit
+        piece, text = text[:cut], text[cut:]
+        part += 1
+        end = line + piece.count("\n", 0, len(piece) - 1)
+        name = chunk.name if part == 1 or not chunk.name else f"{chunk.name} (part {part})"
+        if piece.strip():
+            yield Chunk(piece.rstrip("\n"), line, end, chunk.kind, name)
+        line = end + (1 if piece.endswith("\n") else 0)
 
 
 def _def_start(node: ast.AST) -> int:

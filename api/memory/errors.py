@@ -17,7 +17,9 @@ logger = logging.getLogger(__name__)
 error_responses = ErrorDocs(
     {
         401: "missing or unknown X-API-KEY",
+        403: "a tenant's key names another tenant",
         404: "no document with this source",
+        413: "request body larger than MEMORY_MAX_BODY_BYTES",
         422: "invalid input; `errors` names each field and reason",
         503: "database locked by another writer (Retry-After) or unusable; see detail",
     }

@@ -233,7 +233,9 @@ def index_path(
     progress: Callable[[str, int], ProgressBar] | None = None,
     embed: bool = True,
 ) -> IndexSummary:
-    """Index every text file under ``root``; sources are ``source_prefix`` + the path relative to ``root``.
+    """Index every text file under ``root`` into the shared base; sources are ``source_prefix`` + the path
+    relative to ``root``. ``prune`` deletes what indexing ``root`` stored earlier (under the prefix) whose file is
+    gone; documents added any other way (the HTTP API, another folder's index) are never pruned.
 
     Files are stored first, then every chunk still without a vector is embedded in large batches (sorted by
     length, so short chunks pay no padding); ``embed=False`` leaves that to a later run or to ``serve``.
@@ -242,6 +244,7 @@ def index_path(
     started = time.perf_counter()
     summary = IndexSummary()
     root = root.resolve()
+    origin = str(root)
     files = list(iter_files(root, exclude))
     base = root.parent if root.is_file() else root
     seen: set[str] = set()
@@ -258,7 +261,7 @@ def index_path(
         if not clean:
             summary.undecodable.append(source)
             log.warning("%s is not valid UTF-8; indexed with replacement characters", source)
-        result = kb.add(source, text, embed=False)
+        result = kb.add(source, text, embed=False, origin=origin)
         summary.files += 1
         summary.embedded += result.embedded
         summary.chunks += result.chunks
@@ -271,7 +274,7 @@ def index_path(
         if result.warning:
             summary.errors.append(f"{source}: {result.warning}")
     if prune:
-        for source in kb.store.sources(source_prefix):
+        for source in kb.store.sources(source_prefix, origin=origin):
             if source not in seen and kb.delete(source) is not None:
                 summary.pruned += 1
     bar.close()

@@ -18,12 +18,12 @@ from .chunking import chunk_document
 from .embeddings import Embedder, EmbeddingError, make_embedder
 from .messages import Message, best_match, parse_message
 from .settings import MemorySettings
-from .store import SQLiteStore, Store, StoredChunk, StoreError
+from .store import SHARED, SQLiteStore, Store, StoredChunk, StoreError
 from .tokens import names_code, query_tokens
 
 log = logging.getLogger(__name__)
 
-CHUNKER_VERSION = "2"  # bump when chunking changes, so re-indexing replaces old chunks
+CHUNKER_VERSION = "3"  # bump when chunking changes, so re-indexing replaces old chunks
 CANDIDATES = 50  # depth of each ranking fed to the fusion
 # Threads that embed queries beside the lexical search; daemon-like, they end with the process.
 _QUERY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-embedding")
@@ -83,8 +83,19 @@ class KnowledgeBase:
     def model(self) -> str | None:
         return self.embedder.name if self.embedder else None
 
-    def add(self, source: str, content: str, kind: str | None = None, embed: bool = True) -> AddResult:
-        """Add or replace ``source``; a no-op when its content (and the chunker) did not change.
+    def add(
+        self,
+        source: str,
+        content: str,
+        kind: str | None = None,
+        embed: bool = True,
+        tenant: str = SHARED,
+        origin: str = "",
+    ) -> AddResult:
+        """Add or replace ``tenant``'s ``source``; a no-op when its content (and the chunker) did not change.
+
+        ``origin`` is the folder whose indexing stored it ("" for a document added otherwise): pruning that
+        folder's index may delete it, nothing else does. An unchanged document takes the new origin.
 
         The chunks are stored even if the embedder fails (or ``embed`` is False); their vectors are filled in
         later by :meth:`embed_missing` (the CLI's ``index`` and ``serve`` call it), so no document is lost to an
@@ -92,8 +103,10 @@ class KnowledgeBase:
         """
         source, content = clean_text(source), clean_text(content)
         digest = document_hash(content, kind)
-        previous = self.store.document(source)
+        previous = self.store.document(source, tenant)
         if previous is not None and previous[0] == digest:
+            if origin and previous[2] != origin:
+                self.store.set_origin(source, tenant, origin)
             return AddResult(source, "unchanged", chunks=previous[1], embedded=0)
         chunks = chunk_document(source, content, kind)
         vectors: dict[str, np.ndarray] = {}
@@ -109,12 +122,12 @@ class KnowledgeBase:
                 except EmbeddingError as exc:
                     warning = f"stored without vectors (search falls back to BM25 for it): {exc}"
                     log.warning("%s: %s", source, warning)
-        self.store.replace_document(source, digest, chunks, vectors, self.model)
+        self.store.replace_document(source, digest, chunks, vectors, self.model, tenant, origin)
         status: Status = "added" if previous is None else "replaced"
         return AddResult(source, status, chunks=len(chunks), embedded=len(vectors), warning=warning)
 
-    def delete(self, source: str) -> int | None:
-        return self.store.delete_document(source)
+    def delete(self, source: str, tenant: str = SHARED) -> int | None:
+        return self.store.delete_document(source, tenant)
 
     def pending_vectors(self) -> int:
         """How many chunks have no vector for the current model yet."""
@@ -141,23 +154,25 @@ class KnowledgeBase:
                 progress(len(rows))
         return done
 
-    def search(self, query: str, top_k: int) -> SearchResult:
-        """The ``top_k`` best chunks for ``query``: BM25, vectors and, for a pasted error message, the string
-        literals it was made from, fused by weighted reciprocal rank fusion."""
+    def search(self, query: str, top_k: int, tenant: str | None = None) -> SearchResult:
+        """The ``top_k`` best chunks for ``query`` among the shared base's and ``tenant``'s: BM25, vectors and,
+        for a pasted error message, the string literals it was made from, fused by weighted reciprocal rank
+        fusion."""
         query = clean_text(query)
+        scope = (SHARED, tenant) if tenant else (SHARED,)
         started = time.perf_counter()
         # The query's embedding (numpy, which releases the GIL) runs while SQLite does the lexical searches.
         embedding = _QUERY_POOL.submit(self.embedder.embed, [query]) if self.embedder is not None else None
         message = parse_message(query)
         # An error message's quoted values and numbers are the user's, not the code's: leave them out.
         tokens = query_tokens(self._lexical_text(query, message))
-        lexical = self.store.lexical_search(tokens, CANDIDATES) if tokens else []
-        literal = self._literal_ranking(message) if message else []
+        lexical = self.store.lexical_search(tokens, CANDIDATES, scope) if tokens else []
+        literal = self._literal_ranking(message, scope) if message else []
         warnings: list[str] = []
         vector: list[tuple[int, float]] = []
         if self.embedder is not None and embedding is not None:
             try:
-                vector = self.store.vector_search(self.embedder.name, embedding.result()[0], CANDIDATES)
+                vector = self.store.vector_search(self.embedder.name, embedding.result()[0], CANDIDATES, scope)
             except EmbeddingError as exc:
                 warnings.append(f"vector search unavailable, BM25 only: {exc}")
                 log.warning("query embedding failed: %s", exc)
@@ -184,11 +199,11 @@ class KnowledgeBase:
         specific = exception if exception not in GENERIC_EXCEPTIONS else ""
         return f"{specific} {message.text}"
 
-    def _literal_ranking(self, message: Message) -> list[tuple[int, float]]:
+    def _literal_ranking(self, message: Message, scope: Sequence[str]) -> list[tuple[int, float]]:
         """Chunks whose string literals the message fills best, best first (weak matches left out)."""
         scored = [
             (cid, score)
-            for cid, text in self.store.literal_search(message.words, CANDIDATES)
+            for cid, text in self.store.literal_search(message.words, CANDIDATES, scope)
             if (score := best_match(text, message.words)) >= MIN_LITERAL_SCORE
         ]
         scored.sort(key=lambda item: (-item[1], item[0]))

@@ -1,7 +1,8 @@
 """The memory API: `create_app()` wires the settings, the keys, the knowledge base and the routers.
 
-Run it with ``python -m api.memory serve``. Every route but ``/health`` needs a registered ``X-API-KEY``
-(any tenant: the knowledge base is shared).
+Run it with ``python -m api.memory serve``. Every route but ``/health`` needs an ``X-API-KEY``: a tenant's (the
+gateway's keys: that tenant's documents plus the shared base) or the service key ``MEMORY_API_KEY`` (the worker's:
+the shared base, and any tenant's documents in its searches).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth import ApiKeyRegistry
+from api.body_limit import BodyLimitMiddleware
 from api.docs import install_docs
 from api.schema import operation_id
 
+from .deps import service_key
 from .errors import install_error_handlers
 from .kb import KnowledgeBase, VectorFiller, open_knowledge_base
 from .routes import documents, ops, search
@@ -33,6 +36,7 @@ def create_app(
     served (and left open); otherwise one is opened in the lifespan from the settings."""
     settings = settings or MemorySettings()
     registry = registry or ApiKeyRegistry.from_env()
+    key = service_key(settings, registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,10 +64,12 @@ def create_app(
     install_docs(app)
     app.state.settings = settings
     app.state.registry = registry
+    app.state.service_key = key
     if kb is not None:
         app.state.kb = kb
     install_error_handlers(app)
     app.include_router(search.router)
     app.include_router(documents.router)
     app.include_router(ops.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.memory_max_body_bytes)
     return app

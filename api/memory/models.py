@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import TENANT_PATTERN
 from api.schema import NotBlankStr, SchemaStrict
 
 MAX_QUERY_CHARS = 2_000
@@ -14,11 +15,23 @@ MAX_DOCUMENT_CHARS = 2_000_000
 MAX_DOCUMENTS_PER_REQUEST = 100
 
 
-class RagQuery(SchemaStrict):
+class Body(SchemaStrict):
+    """A request body: exactly its fields (an unknown one is a 422 naming it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RagQuery(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"query": "how are retries handled", "top_k": 5}]})
 
     query: NotBlankStr = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="a question or identifiers")
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, description=f"how many results, 1..{MAX_TOP_K}")
+    owner: str | None = Field(
+        None,
+        pattern=TENANT_PATTERN,
+        description="the tenant whose documents are searched besides the shared base: any, with the service key "
+        "(MEMORY_API_KEY, the worker's); only the key's own tenant with a tenant's key (the default)",
+    )
 
 
 class RagResult(BaseModel):
@@ -41,13 +54,13 @@ class RagResponse(BaseModel):
     took_ms: float
 
 
-class DocumentIn(SchemaStrict):
+class DocumentIn(Body):
     source: str = Field(min_length=1, max_length=1_000, description="path or URI; the document's identity")
     content: str = Field(max_length=MAX_DOCUMENT_CHARS)
     kind: Literal["python", "text"] | None = Field(None, description="chunking; default: from the source suffix")
 
 
-class DocumentsIn(SchemaStrict):
+class DocumentsIn(Body):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"documents": [{"source": "docs/retries.md", "content": "Activities retry with backoff."}]}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,3 +24,11 @@ class MemorySettings(BaseSettings):
         "numpy", description="what runs a local model: numpy (default) or sentence-transformers (the extra)"
     )
     memory_busy_timeout: float = Field(10.0, gt=0, description="seconds a writer waits for another")
+    memory_api_key: SecretStr | None = Field(
+        None,
+        description="the service key (the worker's, the operator's): searches any tenant's documents with the "
+        "shared base and writes the shared base; must differ from every tenant's key",
+    )
+    memory_max_body_bytes: int = Field(
+        4_194_304, ge=1_024, description="larger request bodies get 413 (a 2 MB text document, JSON-escaped, fits)"
+    )

@@ -2,7 +2,9 @@
 
 One SQLite file holds the documents, their chunks, an FTS5 index over identifier-expanded tokens (BM25
 ranking) and the chunks' vectors (float32 blobs keyed by chunk key, a hash of source + content, and model, so
-an unchanged chunk is never embedded twice). WAL mode lets readers run while one writer commits; writers
+an unchanged chunk is never embedded twice). Every document belongs to a tenant's namespace or to the shared base
+(:data:`SHARED`), and remembers the folder that indexed it, if any (its ``origin``), so that pruning a folder's index
+deletes only what indexing that folder stored. WAL mode lets readers run while one writer commits; writers
 wait up to ``busy_timeout`` for each other, across threads and processes.
 """
 
@@ -26,7 +28,8 @@ from .tokens import index_text, tokenize
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # 5 added strings_fts (the string literals of code chunks); 4 is upgraded in place
+SCHEMA_VERSION = 6  # 6: documents and chunks per tenant, documents' origin; 5: strings_fts; 4 and 5 upgrade in place
+SHARED = ""  # the tenant of the shared base (what the operator indexes); every tenant's search includes it
 # Column weights for bm25(): a hit in the qualified name counts most, then the path, then the body.
 BM25_WEIGHTS = (4.0, 1.5, 1.0)
 ROW_BUDGET = 3000  # at most about this many matching rows are scored per query (see _selective_tokens)
@@ -66,7 +69,9 @@ class StoreStats:
 class Store(Protocol):
     """What the knowledge base needs from storage; implement it to move to another engine."""
 
-    def document(self, source: str) -> tuple[str, int] | None: ...
+    def document(self, source: str, tenant: str = SHARED) -> tuple[str, int, str] | None: ...
+
+    def set_origin(self, source: str, tenant: str, origin: str) -> None: ...
 
     def replace_document(
         self,
@@ -75,11 +80,13 @@ class Store(Protocol):
         chunks: Sequence[Chunk],
         vectors: Mapping[str, np.ndarray],
         model: str | None,
+        tenant: str = SHARED,
+        origin: str = "",
     ) -> None: ...
 
-    def delete_document(self, source: str) -> int | None: ...
+    def delete_document(self, source: str, tenant: str = SHARED) -> int | None: ...
 
-    def sources(self, prefix: str = "") -> list[str]: ...
+    def sources(self, prefix: str = "", tenant: str = SHARED, origin: str | None = None) -> list[str]: ...
 
     def keys_without_vectors(self, model: str, hashes: Sequence[str]) -> set[str]: ...
 
@@ -89,11 +96,17 @@ class Store(Protocol):
 
     def put_vectors(self, model: str, vectors: Mapping[str, np.ndarray]) -> None: ...
 
-    def lexical_search(self, tokens: Sequence[str], limit: int) -> list[tuple[int, float]]: ...
+    def lexical_search(
+        self, tokens: Sequence[str], limit: int, tenants: Sequence[str] = (SHARED,)
+    ) -> list[tuple[int, float]]: ...
 
-    def literal_search(self, words: Sequence[str], limit: int) -> list[tuple[int, str]]: ...
+    def literal_search(
+        self, words: Sequence[str], limit: int, tenants: Sequence[str] = (SHARED,)
+    ) -> list[tuple[int, str]]: ...
 
-    def vector_search(self, model: str, query: np.ndarray, limit: int) -> list[tuple[int, float]]: ...
+    def vector_search(
+        self, model: str, query: np.ndarray, limit: int, tenants: Sequence[str] = (SHARED,)
+    ) -> list[tuple[int, float]]: ...
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]: ...
 
@@ -104,17 +117,22 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+_DOCUMENTS = """CREATE TABLE IF NOT EXISTS documents (
+    tenant TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    origin TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (tenant, source)
+)"""
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', {SCHEMA_VERSION}), ('generation', 0);
-CREATE TABLE IF NOT EXISTS documents (
-    source TEXT PRIMARY KEY,
-    content_hash TEXT NOT NULL,
-    chunks INTEGER NOT NULL,
-    updated_at REAL NOT NULL
-);
+{_DOCUMENTS};
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL DEFAULT '',
     source TEXT NOT NULL,
     kind TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -151,7 +169,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._matrix_cache: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._matrix_cache: dict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._errors("open"):
             conn = self._conn()
@@ -161,6 +179,8 @@ class SQLiteStore:
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
             if version == 4:
                 version = self._upgrade_from_4()
+            if version == 5:
+                version = self._upgrade_from_5()
             if version != SCHEMA_VERSION:
                 raise StoreCorruptError(
                     f"{self.path} has schema version {version}, this code expects {SCHEMA_VERSION}; "
@@ -177,8 +197,26 @@ class SQLiteStore:
                     "INSERT INTO strings_fts(rowid, templates) VALUES (?, ?)",
                     ((cid, text) for cid, content in rows if (text := template_text(content))),
                 )
-                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-                log.info("%s: upgraded to schema %d (%d code chunks)", self.path, SCHEMA_VERSION, len(rows))
+                conn.execute("UPDATE meta SET value = 5 WHERE key = 'schema_version'")
+                log.info("%s: upgraded to schema 5 (%d code chunks)", self.path, len(rows))
+        return 5
+
+    def _upgrade_from_5(self) -> int:
+        """Version 5 had one namespace: its documents become the shared base's, with no origin (so no index prunes
+        them until indexing a folder finds them among its files)."""
+        with self._transaction("upgrade") as conn:
+            if "tenant" not in {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}:
+                conn.execute("ALTER TABLE chunks ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
+            if "tenant" not in {row[1] for row in conn.execute("PRAGMA table_info(documents)")}:
+                conn.execute("ALTER TABLE documents RENAME TO documents_5")
+                conn.execute(_DOCUMENTS)
+                conn.execute(
+                    "INSERT INTO documents(source, content_hash, chunks, updated_at) "
+                    "SELECT source, content_hash, chunks, updated_at FROM documents_5"
+                )
+                conn.execute("DROP TABLE documents_5")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+            log.info("%s: upgraded to schema %d (tenants)", self.path, SCHEMA_VERSION)
         return SCHEMA_VERSION
 
     # -- connections and errors -------------------------------------------------------------------
@@ -258,22 +296,31 @@ class SQLiteStore:
 
     # -- documents ------------------------------------------------------------------------------
 
-    def document(self, source: str) -> tuple[str, int] | None:
-        """(content hash, chunk count) of ``source``, or None."""
+    def document(self, source: str, tenant: str = SHARED) -> tuple[str, int, str] | None:
+        """(content hash, chunk count, origin) of ``tenant``'s ``source``, or None."""
         with self._errors("read"):
             row = (
                 self._conn()
-                .execute("SELECT content_hash, chunks FROM documents WHERE source = ?", (source,))
+                .execute(
+                    "SELECT content_hash, chunks, origin FROM documents WHERE tenant = ? AND source = ?",
+                    (tenant, source),
+                )
                 .fetchone()
             )
-        return (row[0], int(row[1])) if row else None
+        return (row[0], int(row[1]), row[2]) if row else None
 
-    def sources(self, prefix: str = "") -> list[str]:
+    def set_origin(self, source: str, tenant: str, origin: str) -> None:
+        with self._transaction("write") as conn:
+            conn.execute("UPDATE documents SET origin = ? WHERE tenant = ? AND source = ?", (origin, tenant, source))
+
+    def sources(self, prefix: str = "", tenant: str = SHARED, origin: str | None = None) -> list[str]:
+        """``tenant``'s sources starting with ``prefix`` (and, unless None, stored by indexing ``origin``)."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self._errors("read"):
             rows = self._conn().execute(
-                "SELECT source FROM documents WHERE source LIKE ? ESCAPE '\\' ORDER BY source",
-                (escaped + "%",),
+                "SELECT source FROM documents WHERE tenant = ? AND source LIKE ? ESCAPE '\\' "
+                "AND (? IS NULL OR origin = ?) ORDER BY source",
+                (tenant, escaped + "%", origin, origin),
             )
             return [r[0] for r in rows]
 
@@ -284,15 +331,18 @@ class SQLiteStore:
         chunks: Sequence[Chunk],
         vectors: Mapping[str, np.ndarray],
         model: str | None,
+        tenant: str = SHARED,
+        origin: str = "",
     ) -> None:
         path_tokens = index_text(source)
         with self._transaction("write") as conn:
-            _, old_hashes = self._delete(conn, source)
+            _, old_hashes = self._delete(conn, source, tenant)
             for chunk in chunks:
                 cur = conn.execute(
-                    "INSERT INTO chunks(source, kind, name, start_line, end_line, content, chunk_key) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO chunks(tenant, source, kind, name, start_line, end_line, content, chunk_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
+                        tenant,
                         source,
                         chunk.kind,
                         chunk.name,
@@ -309,30 +359,35 @@ class SQLiteStore:
                 if chunk.kind != "text" and (literals := template_text(chunk.content)):
                     conn.execute("INSERT INTO strings_fts(rowid, templates) VALUES (?, ?)", (cur.lastrowid, literals))
             conn.execute(
-                "INSERT INTO documents(source, content_hash, chunks, updated_at) VALUES (?, ?, ?, ?)",
-                (source, content_hash, len(chunks), time.time()),
+                "INSERT INTO documents(tenant, source, content_hash, chunks, updated_at, origin) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (tenant, source, content_hash, len(chunks), time.time(), origin),
             )
             if model and vectors:
                 self._put_vectors(conn, model, vectors)
             self._drop_unused_vectors(conn, old_hashes)
 
-    def delete_document(self, source: str) -> int | None:
+    def delete_document(self, source: str, tenant: str = SHARED) -> int | None:
         with self._transaction("delete") as conn:
-            count, hashes = self._delete(conn, source)
+            count, hashes = self._delete(conn, source, tenant)
             self._drop_unused_vectors(conn, hashes)
             return count
 
     @staticmethod
-    def _delete(conn: sqlite3.Connection, source: str) -> tuple[int | None, list[str]]:
-        """Remove ``source``; returns its chunk count (None if absent) and its chunks' content hashes."""
-        row = conn.execute("SELECT chunks FROM documents WHERE source = ?", (source,)).fetchone()
+    def _delete(conn: sqlite3.Connection, source: str, tenant: str) -> tuple[int | None, list[str]]:
+        """Remove ``tenant``'s ``source``; returns its chunk count (None if absent) and its chunks' content hashes."""
+        key = (tenant, source)
+        row = conn.execute("SELECT chunks FROM documents WHERE tenant = ? AND source = ?", key).fetchone()
         if row is None:
             return None, []
-        hashes = [r[0] for r in conn.execute("SELECT DISTINCT chunk_key FROM chunks WHERE source = ?", (source,))]
-        conn.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE source = ?)", (source,))
-        conn.execute("DELETE FROM strings_fts WHERE rowid IN (SELECT id FROM chunks WHERE source = ?)", (source,))
-        conn.execute("DELETE FROM chunks WHERE source = ?", (source,))
-        conn.execute("DELETE FROM documents WHERE source = ?", (source,))
+        of_it = "SELECT id FROM chunks WHERE tenant = ? AND source = ?"
+        hashes = [
+            r[0] for r in conn.execute("SELECT DISTINCT chunk_key FROM chunks WHERE tenant = ? AND source = ?", key)
+        ]
+        conn.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({of_it})", key)
+        conn.execute(f"DELETE FROM strings_fts WHERE rowid IN ({of_it})", key)
+        conn.execute("DELETE FROM chunks WHERE tenant = ? AND source = ?", key)
+        conn.execute("DELETE FROM documents WHERE tenant = ? AND source = ?", key)
         return int(row[0]), hashes
 
     @staticmethod
@@ -401,27 +456,28 @@ class SQLiteStore:
     def _generation(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
-    def _matrix(self, model: str) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids, unit-norm float32 matrix) of every chunk with a vector for ``model``; cached."""
+    def _matrix(self, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(chunk ids, their tenants, unit-norm float32 matrix) of every chunk with a vector for ``model``; cached."""
         conn = self._conn()
         generation = self._generation(conn)
         cached = self._matrix_cache.get(model)
         if cached is not None and cached[0] == generation:
-            return cached[1], cached[2]
+            return cached[1:]
         rows = conn.execute(
-            "SELECT c.id, v.vector FROM chunks c JOIN vectors v "
+            "SELECT c.id, c.tenant, v.vector FROM chunks c JOIN vectors v "
             "ON v.chunk_key = c.chunk_key AND v.model = ? ORDER BY c.id",
             (model,),
         ).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        tenants = np.array([r[1] for r in rows], dtype=str)  # compared whole-array per query: fast
         if rows:
-            raw = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            raw = np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
             norms = np.linalg.norm(raw, axis=1, keepdims=True)
             matrix = (raw / np.where(norms == 0, 1, norms)).astype(np.float32)
         else:
             matrix = np.zeros((0, 0), dtype=np.float32)
-        self._matrix_cache[model] = (generation, ids, matrix)
-        return ids, matrix
+        self._matrix_cache[model] = (generation, ids, tenants, matrix)
+        return ids, tenants, matrix
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -448,8 +504,11 @@ class SQLiteStore:
             rows += frequency[token]
         return kept
 
-    def lexical_search(self, tokens: Sequence[str], limit: int) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score: higher is better) of the best ``limit`` chunks matching any of ``tokens``.
+    def lexical_search(
+        self, tokens: Sequence[str], limit: int, tenants: Sequence[str] = (SHARED,)
+    ) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score: higher is better) of the best ``limit`` chunks of ``tenants`` matching any of
+        ``tokens``.
 
         ``tokens`` must come from :func:`~.tokens.query_tokens` (``[a-z0-9]`` only); each is quoted, so no
         FTS5 operator can be formed from user input.
@@ -461,14 +520,18 @@ class SQLiteStore:
                 return []
             expression = " OR ".join(f'"{t}"' for t in selective)
             rows = conn.execute(
-                "SELECT rowid, bm25(chunks_fts, ?, ?, ?) AS rank FROM chunks_fts WHERE chunks_fts MATCH ? "
-                "ORDER BY rank LIMIT ?",
-                (*BM25_WEIGHTS, expression, limit),
+                "SELECT chunks_fts.rowid, bm25(chunks_fts, ?, ?, ?) AS rank FROM chunks_fts "
+                "JOIN chunks ON chunks.id = chunks_fts.rowid "
+                f"WHERE chunks_fts MATCH ? AND chunks.tenant IN ({_marks(tenants)}) ORDER BY rank LIMIT ?",
+                (*BM25_WEIGHTS, expression, *tenants, limit),
             )
             return [(int(r[0]), -float(r[1])) for r in rows]
 
-    def literal_search(self, words: Sequence[str], limit: int) -> list[tuple[int, str]]:
-        """(chunk id, its templates) of the ``limit`` chunks whose string literals best match ``words`` (BM25).
+    def literal_search(
+        self, words: Sequence[str], limit: int, tenants: Sequence[str] = (SHARED,)
+    ) -> list[tuple[int, str]]:
+        """(chunk id, its templates) of the ``limit`` chunks of ``tenants`` whose string literals best match
+        ``words`` (BM25).
 
         ``words`` are :func:`~.messages.words` (``[a-z0-9]`` or ``*``); the wildcards are left out.
         """
@@ -480,16 +543,20 @@ class SQLiteStore:
                 return []
             expression = " OR ".join(f'"{t}"' for t in selective)
             rows = conn.execute(
-                "SELECT rowid, templates FROM strings_fts WHERE strings_fts MATCH ? ORDER BY rank LIMIT ?",
-                (expression, limit),
+                "SELECT strings_fts.rowid, templates FROM strings_fts JOIN chunks ON chunks.id = strings_fts.rowid "
+                f"WHERE strings_fts MATCH ? AND chunks.tenant IN ({_marks(tenants)}) ORDER BY rank LIMIT ?",
+                (expression, *tenants, limit),
             )
             return [(int(r[0]), str(r[1])) for r in rows]
 
-    def vector_search(self, model: str, query: np.ndarray, limit: int) -> list[tuple[int, float]]:
-        """(chunk id, cosine similarity) of the ``limit`` nearest chunks."""
+    def vector_search(
+        self, model: str, query: np.ndarray, limit: int, tenants: Sequence[str] = (SHARED,)
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the ``limit`` nearest chunks of ``tenants``."""
         with self._errors("search"):
-            ids, matrix = self._matrix(model)
-        if len(ids) == 0:
+            ids, owners, matrix = self._matrix(model)
+        allowed = np.logical_or.reduce([owners == tenant for tenant in tenants])
+        if not allowed.any():
             return []
         q = np.asarray(query, dtype=np.float32).ravel()
         if q.shape[0] != matrix.shape[1]:
@@ -497,8 +564,8 @@ class SQLiteStore:
                 f"query vector has {q.shape[0]} dimensions, stored vectors of {model!r} have {matrix.shape[1]}"
             )
         q = q / (np.linalg.norm(q) or 1.0)
-        scores = matrix @ q
-        k = min(limit, len(scores))
+        scores = np.where(allowed, matrix @ q, -np.inf)  # other tenants' chunks never rank
+        k = min(limit, int(allowed.sum()))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
         return [(int(ids[i]), float(scores[i])) for i in top]
@@ -506,10 +573,9 @@ class SQLiteStore:
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         if not ids:
             return {}
-        marks = ",".join("?" * len(ids))
         with self._errors("read"):
             rows = self._conn().execute(
-                f"SELECT id, source, kind, name, start_line, end_line, content FROM chunks WHERE id IN ({marks})",
+                f"SELECT id, source, kind, name, start_line, end_line, content FROM chunks WHERE id IN ({_marks(ids)})",
                 tuple(ids),
             )
             return {r[0]: StoredChunk(*r) for r in rows}
@@ -524,3 +590,8 @@ class SQLiteStore:
             )
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
         return StoreStats(documents=documents, chunks=chunks, vectors=vectors, db_bytes=size)
+
+
+def _marks(values: Sequence[object]) -> str:
+    """The SQL placeholders of an ``IN (...)`` list of ``values``."""
+    return ",".join("?" * len(values))

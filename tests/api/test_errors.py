@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -13,6 +16,7 @@ import httpx
 import jsonschema_rs
 import pytest
 from fastapi import FastAPI
+from openapi_spec_validator import OpenAPIV31SpecValidator
 from temporalio.client import Client
 
 from api.auth import ApiKeyRegistry
@@ -25,6 +29,7 @@ from api.memory.settings import MemorySettings
 from api.schema import NOT_BLANK
 from orchestrator.codec import EncryptionCodec, parse_keys
 from tests.gateway.support import ALICE, ALICE_KEY, make_app
+from tests.support import TEST_API_KEY, Serve, free_port
 
 NOT_UTF8 = b'{"rating": "\xff\xfe"}'
 KEY = {"X-API-KEY": ALICE_KEY}
@@ -34,7 +39,9 @@ JSON = {"Content-Type": "application/json"}
 CASES: list[tuple[str, str, str, Any, dict[str, str], int, str | None]] = [
     ("gateway", "POST", "/invoke?stream=false", NOT_UTF8, {**KEY, **JSON}, 422, "body"),
     ("gateway", "POST", "/feedback/task-1", NOT_UTF8, {**KEY, **JSON}, 422, "body"),
-    ("gateway", "POST", "/feedback/task-1", b"{not json", {**KEY, **JSON}, 422, "body.1"),
+    ("gateway", "POST", "/feedback/task-1", b"{not json", {**KEY, **JSON}, 422, "body"),
+    ("memory", "POST", "/rag_query", b'{"query": "x",', {**KEY, **JSON}, 422, "body"),
+    ("codec", "POST", "/encode", b"payloads", {**KEY, **JSON}, 422, "body"),
     ("gateway", "POST", "/invoke?stream=1", {"task_description": "x"}, KEY, 422, "query.stream"),
     ("gateway", "GET", "/invoke", None, KEY, 405, "POST"),
     ("gateway", "POST", "/status/task-1", None, KEY, 405, "GET"),
@@ -58,23 +65,29 @@ CASES: list[tuple[str, str, str, Any, dict[str, str], int, str | None]] = [
 
 
 @pytest.fixture
-async def apps(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+async def built(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[dict[str, FastAPI]]:
     registry = ApiKeyRegistry({"alice": ALICE_KEY})
     kb = open_knowledge_base(MemorySettings(memory_db_path=tmp_path / "kb.db"))
     codec = EncryptionCodec(parse_keys(f"k1={base64.b64encode(os.urandom(32)).decode()}"))
-    built: dict[str, FastAPI] = {
+    yield {
         "gateway": make_app(task_queue, client),
         "memory": memory_app(MemorySettings(memory_db_path=tmp_path / "kb.db"), registry, kb),
         "codec": codec_app(CodecSettings(), registry, codec),
     }
-    http = {
-        name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-        for name, app in built.items()
-    }
+    kb.store.close()
+
+
+def from_address(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://app")
+
+
+@pytest.fixture
+async def apps(built: dict[str, FastAPI]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    http = {name: from_address(app) for name, app in built.items()}
     yield http
     for each in http.values():
         await each.aclose()
-    kb.store.close()
 
 
 @pytest.mark.parametrize(("app", "method", "path", "body", "headers", "status", "named"), CASES)
@@ -121,3 +134,92 @@ def test_the_published_not_blank_pattern_is_what_the_validators_check() -> None:
             continue  # lone surrogates are not text (and are refused as such)
         char = chr(code)
         assert published.is_valid(char) == bool(python.search(char)) == (not char.isspace()), hex(code)
+
+
+# a route of each app that needs a key; what a good key gets there
+AUTHENTICATED: dict[str, tuple[str, str, Any, int]] = {
+    "gateway": ("GET", "/status/no-such-task", None, 404),
+    "memory": ("GET", "/stats", None, 200),
+    "codec": ("POST", "/decode", {"payloads": []}, 200),
+}
+
+
+@pytest.mark.parametrize("app", list(AUTHENTICATED))
+async def test_failed_keys_are_throttled_per_address_and_each_refusal_logged(
+    built: dict[str, FastAPI], app: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1,400 requests with a wrong or no key: the first AUTH_FAILURE_LIMIT (20 a minute) are 401, the rest 429
+    with Retry-After (a good key from that address too); one log line per refusal, naming the address and the
+    route, never the key. Another address, with a good key, goes on as usual."""
+    method, path, body, good = AUTHENTICATED[app]
+    wrong = "wrong-key-0123456789abcdef-SECRET"
+    caplog.set_level(logging.WARNING, logger="api.auth")
+    statuses = []
+    async with from_address(built[app], "203.0.113.7") as attacker:
+        for i in range(1400):
+            headers = {"X-API-KEY": wrong} if i % 2 else {}
+            response = await attacker.request(method, path, json=body, headers=headers)
+            statuses.append(response.status_code)
+        assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+        assert ErrorOut.model_validate(response.json()).detail
+        assert (await attacker.request(method, path, json=body, headers=KEY)).status_code == 429
+    refusals = [r.getMessage() for r in caplog.records if r.name == "api.auth"]
+    assert len(refusals) == 1401
+    assert all("203.0.113.7" in line and path in line for line in refusals)
+    assert "unknown API key" in refusals[1] and "no API key" in refusals[0] and "too many" in refusals[-1]
+    assert wrong not in caplog.text and ALICE_KEY not in caplog.text
+    async with from_address(built[app], "198.51.100.2") as other:
+        assert (await other.request(method, path, json=body, headers=KEY)).status_code == good
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+async def test_a_number_that_is_not_finite_is_named_so(
+    apps: dict[str, httpx.AsyncClient], client: Client, number: str
+) -> None:
+    """Python's JSON parser takes NaN and Infinity (JSON has neither); refused as what they are, not as too large."""
+    started = await apps["gateway"].post("/invoke?stream=false", json={"task_description": "x"}, headers=KEY)
+    assert started.status_code == 202  # no worker: it stays put, and is the caller's task to raise a budget on
+    for path, body in (
+        ("/invoke?stream=false", f'{{"task_description": "x", "budget_usd": {number}}}'),
+        (f"/budget/{started.json()['session_id']}", f'{{"budget_usd": {number}}}'),
+    ):
+        response = await apps["gateway"].post(path, content=body.encode(), headers={**KEY, **JSON})
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"] == [
+            {"field": "body.budget_usd", "reason": "Input should be a finite number", "type": "finite_number"}
+        ]
+    await client.get_workflow_handle(started.json()["session_id"]).terminate("test over")
+
+
+async def test_a_body_that_is_not_json_is_named_the_body(apps: dict[str, httpx.AsyncClient]) -> None:
+    response = await apps["gateway"].post("/feedback/task-1", content=b'{"rating": 5,', headers={**KEY, **JSON})
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "body" and error["type"] == "json_invalid"
+    assert error["reason"].startswith("the body is not valid JSON: ") and "at character 13" in error["reason"]
+
+
+async def test_each_openapi_document_is_valid_openapi_3_1(built: dict[str, FastAPI]) -> None:
+    """The documents say 3.1.0 and are 3.1 (no 3.2 `itemSchema`: an event stream's `schema` describes each event)."""
+    for name, app in built.items():
+        document = app.openapi()
+        assert document["openapi"] == "3.1.0"
+        OpenAPIV31SpecValidator(document).validate()  # raises, naming the offending place
+        assert "itemSchema" not in json.dumps(document), name
+
+
+async def test_a_client_cannot_escape_the_throttle_by_naming_another_address(serve: Serve, tmp_path: Path) -> None:
+    """The codec server as `python -m api.codec` runs it: uvicorn trusts no X-Forwarded-For unless
+    FORWARDED_ALLOW_IPS names the proxy, so a local client rotating it is still one address."""
+    port = free_port()
+    keys = f"k1={base64.b64encode(os.urandom(32)).decode()}"
+    env = {"ORCHESTRATOR_API_KEY": TEST_API_KEY, "PAYLOAD_ENCRYPTION_KEYS": keys, "CODEC_SERVER_PORT": str(port),
+           "AUTH_FAILURE_LIMIT": "5/minute"}  # fmt: skip
+    url = await asyncio.to_thread(serve, ["-m", "api.codec"], env, port)
+    async with httpx.AsyncClient(base_url=url) as http:
+        statuses = []
+        for i in range(12):
+            spoofed = {"X-Forwarded-For": f"198.51.100.{i}"}
+            statuses.append((await http.post("/decode", json={"payloads": []}, headers=spoofed)).status_code)
+    assert statuses == [401] * 5 + [429] * 7

@@ -23,7 +23,7 @@ from tests.support import TEST_API_KEY, Serve, binary, free_port, product_worker
 
 GATEWAY_CONFIG = Path(__file__).with_name("schemathesis.toml")  # its per-route exceptions, each with its reason
 EXAMPLES = 15  # per operation and phase: about a minute for the three apps together
-KEY_ENV = {"ORCHESTRATOR_API_KEY": TEST_API_KEY, "LOG_LEVEL": "WARNING"}
+KEY_ENV = {"ORCHESTRATOR_API_KEY": TEST_API_KEY, "LOG_LEVEL": "WARNING", "AUTH_FAILURE_LIMIT": "100000/minute"}
 
 
 async def schemathesis(url: str, tmp_path: Path, config: Path | None = None) -> None:

@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
-from temporalio.converter import StorageDriverStoreContext, StorageDriverWorkflowInfo
+from temporalio.converter import StorageDriverStoreContext, StorageDriverWorkflowInfo, WorkflowSerializationContext
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
@@ -29,19 +29,22 @@ from api.codec.settings import CodecSettings
 from orchestrator.codec import (
     ENCODING,
     KEY_ID_METADATA,
+    TENANT_METADATA,
     DecryptionError,
     EncryptionCodec,
     EncryptionConfigError,
+    encrypting_for,
     parse_keys,
 )
 from orchestrator.payload_store import REFERENCE_TYPE, STORE_ENV
 from orchestrator.temporal import data_converter
 from tests.fakes.server import ThreadedServer
-from tests.support import SECRETS, binary, product_worker, secrets_in_histories
+from tests.gateway.support import ALICE, BOB, QUICK_TASK, asgi_client, make_app
+from tests.support import ALICE_KEY, BOB_KEY, SECRETS, binary, product_worker, secrets_in_histories
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, TaskStatus
 
-CODEC_API_KEY = "codec-tenant-key-0123456789abcdef"
+CODEC_API_KEY = "codec-tenant-key-0123456789abcdef"  # the operator's (tenant `default`)
 SDK_MARKER_DETAILS = re.compile(r"marker_recorded_event_attributes\.details\[(patch-data|data)\]")
 
 
@@ -107,6 +110,47 @@ async def test_plain_payloads_pass_through_decode() -> None:
     assert await codec.decode([payload("plain")]) == [payload("plain")]
 
 
+async def test_a_tenant_payload_needs_that_tenants_key() -> None:
+    """Each tenant has its own data key (derived from the key and the tenant): a payload relabelled to another
+    tenant, or to none, fails authentication."""
+    codec = EncryptionCodec(parse_keys(f"k1={K1}"))
+    with encrypting_for("alice"):
+        [sealed] = await codec.encode([payload('"alice secret"')])
+    assert sealed.metadata[TENANT_METADATA] == b"alice"
+    assert codec.decrypt(sealed) == payload('"alice secret"')
+    for label in (b"bob", None):
+        relabelled = Payload()
+        relabelled.CopyFrom(sealed)
+        if label is None:
+            del relabelled.metadata[TENANT_METADATA]
+        else:
+            relabelled.metadata[TENANT_METADATA] = label
+        with pytest.raises(DecryptionError):
+            codec.decrypt(relabelled)
+
+
+async def test_a_workflows_payloads_are_encrypted_for_the_tenant_its_input_was() -> None:
+    """What a worker does: it decodes a task's input (encrypted for alice by the gateway) in that workflow's
+    context, and encrypts what it sends for that workflow (commands, results) for alice too; a workflow whose
+    payloads name no tenant (started by the CLI) gets payloads for no tenant."""
+    gateway, worker = EncryptionCodec(parse_keys(f"k1={K1}")), EncryptionCodec(parse_keys(f"k1={K1}"))
+    ctx = WorkflowSerializationContext(namespace="default", workflow_id="task-a")
+    with encrypting_for("alice"):
+        [task_input] = await gateway.with_context(ctx).encode([payload('"input"')])
+    await worker.with_context(ctx).decode([task_input])
+    [result] = await worker.with_context(ctx).encode([payload('"result"')])
+    assert result.metadata[TENANT_METADATA] == b"alice"
+    other = WorkflowSerializationContext(namespace="default", workflow_id="task-cli")
+    [cli_input] = await EncryptionCodec(parse_keys(f"k1={K1}")).encode([payload('"cli"')])
+    await worker.with_context(other).decode([cli_input])
+    [cli_result] = await worker.with_context(other).encode([payload('"r"')])
+    assert TENANT_METADATA not in cli_result.metadata
+    assert (await worker.decode([result, cli_result])) == [payload('"result"'), payload('"r"')]
+    await worker.with_context(ctx).decode([payload('"a plain signal, e.g. from the CLI"')])
+    [after_plain] = await worker.with_context(ctx).encode([payload('"r"')])
+    assert TENANT_METADATA not in after_plain.metadata  # nobody's now (the operator's), never a guess
+
+
 @pytest.mark.parametrize(
     "text",
     ["k1", "k1=", "=abc", f"k1={K1},k1={K2}", "k1=not-base64!", f"k1={base64.b64encode(b'short').decode()}", "a b=x"],
@@ -127,7 +171,8 @@ def test_encryption_is_off_without_keys() -> None:
 
 
 def codec_app(keys: str) -> Any:
-    return create_app(CodecSettings(), ApiKeyRegistry({"ops": CODEC_API_KEY}), EncryptionCodec(parse_keys(keys)))
+    registry = ApiKeyRegistry({"default": CODEC_API_KEY, "alice": ALICE_KEY, "bob": BOB_KEY})
+    return create_app(CodecSettings(), registry, EncryptionCodec(parse_keys(keys)))
 
 
 def codec_http(keys: str) -> httpx.AsyncClient:
@@ -171,6 +216,48 @@ async def test_codec_server_needs_the_api_key(headers: dict[str, str]) -> None:
         assert response.status_code == 401
 
 
+WEB_UI_HEADERS = {"X-Namespace": "default", "Origin": "http://localhost:8233"}  # what the Web UI sends with a batch
+
+
+async def test_codec_server_decodes_only_the_callers_payloads() -> None:
+    """A Web UI-style batch of everyone's payloads: each caller gets as many back, its own in plain, the others as
+    they were sent; payloads encrypted for no tenant (tasks started by the CLI, or before tenants) are the
+    operator's."""
+    codec = EncryptionCodec(parse_keys(f"k1={K1}"))
+    batch = [
+        codec.encrypt(payload('"alice 1"'), "alice"),
+        codec.encrypt(payload('"bob 1"'), "bob"),
+        codec.encrypt(payload('"no tenant"')),
+        payload('"plain"'),
+        codec.encrypt(payload('"alice 2"'), "alice"),
+    ]
+    callers = {"alice": ALICE_KEY, "bob": BOB_KEY, "default": CODEC_API_KEY}
+    readable = {"alice": {0, 4, 3}, "bob": {1, 3}, "default": {2, 3}}
+    async with codec_http(f"k1={K1}") as http:
+        for tenant, key in callers.items():
+            auth = {**WEB_UI_HEADERS, "Authorization": f"Bearer {key}"}
+            response = await http.post("/default/decode", json=as_json(batch), headers=auth)
+            assert response.status_code == 200, response.text
+            got = response.json()["payloads"]
+            assert len(got) == len(batch)
+            for i, (sent, back) in enumerate(zip(as_json(batch)["payloads"], got, strict=True)):
+                if i in readable[tenant]:
+                    assert base64.b64decode(back["metadata"]["encoding"]) == b"json/plain", (tenant, i)
+                else:
+                    assert back == sent, (tenant, i)  # left encoded, byte for byte
+
+
+async def test_codec_server_encodes_for_the_caller() -> None:
+    async with codec_http(f"k1={K1}") as http:
+        encoded = await http.post("/encode", json=as_json([payload('"mine"')]), headers=ALICE)
+        assert encoded.status_code == 200
+        assert base64.b64decode(encoded.json()["payloads"][0]["metadata"][TENANT_METADATA]) == b"alice"
+        by_bob = await http.post("/decode", json=encoded.json(), headers=BOB)
+        assert by_bob.json() == encoded.json()
+        by_alice = await http.post("/decode", json=encoded.json(), headers=ALICE)
+        assert base64.b64decode(by_alice.json()["payloads"][0]["data"]) == b'"mine"'
+
+
 async def test_codec_server_cors_for_the_ui_origin() -> None:
     async with codec_http(f"k1={K1}") as http:
         preflight = await http.options(
@@ -198,8 +285,8 @@ async def test_codec_server_rejects_garbage_and_unknown_keys() -> None:
         not_base64 = await http.post("/decode", json={"payloads": [{"data": "%%%"}]}, headers=auth)
         assert not_base64.status_code == 422
         assert [e["field"] for e in not_base64.json()["errors"]] == ["body.payloads.0.data"]
-        foreign = await EncryptionCodec(parse_keys(f"k9={K2}")).encode([payload("1")])
-        response = await http.post("/decode", json=as_json(foreign), headers=auth)
+        foreign = EncryptionCodec(parse_keys(f"k9={K2}")).encrypt(payload("1"), "default")
+        response = await http.post("/decode", json=as_json([foreign]), headers=auth)
         assert response.status_code == 422
         assert "k9" in response.json()["detail"]
 
@@ -306,6 +393,47 @@ async def test_encrypted_run_history_is_ciphertext_and_decodes_through_the_codec
     assert b"def add" in everything
     for secret in SECRETS:  # not even in the decrypted history
         assert secret.encode() not in everything
+
+
+async def test_a_task_started_by_alice_decodes_for_alice_only(
+    temporal_env: WorkflowEnvironment, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    """Through the gateway, every payload of alice's task (her input, the worker's commands, activity inputs and
+    results, the final state) is encrypted for alice: the Web UI's batch of the whole history decodes for her, and
+    for bob (or the operator) comes back exactly as sent."""
+    keys = f"k1={K1}"
+    description = f"write an add function, alice marker {uuid.uuid4().hex}"
+    gateway_client, worker_client = (
+        await encrypted_client(temporal_env, keys),
+        await encrypted_client(temporal_env, keys),
+    )
+    async with (
+        product_worker(worker_client, worker_settings),
+        asgi_client(make_app(task_queue, gateway_client)) as http,
+    ):
+        started = await http.post(
+            "/invoke?stream=false", json={**QUICK_TASK, "task_description": description}, headers=ALICE
+        )
+        assert started.status_code == 202, started.text
+        workflow_id = started.json()["session_id"]
+        state = await gateway_client.get_workflow_handle_for(CodingTask.run, workflow_id).result()
+    assert state.task_status == TaskStatus.COMPLETED
+
+    history = await raw_history(temporal_env, workflow_id)
+    payloads = [
+        pl for p, pl in iter_payloads(history) if ".search_attributes" not in p and not SDK_MARKER_DETAILS.search(p)
+    ]
+    assert len(payloads) > 10
+    assert {pl.metadata.get(TENANT_METADATA) for pl in payloads} == {b"alice"}
+    batch = as_json(payloads)
+    async with codec_http(keys) as http:
+        for other in (BOB, {"X-API-KEY": CODEC_API_KEY}):
+            refused = await http.post("/default/decode", json=batch, headers={**WEB_UI_HEADERS, **other})
+            assert refused.status_code == 200 and refused.json() == batch
+        decoded = await http.post("/default/decode", json=batch, headers={**WEB_UI_HEADERS, **ALICE})
+    assert decoded.status_code == 200
+    plain = b"\n".join(base64.b64decode(p.get("data", "")) for p in decoded.json()["payloads"])
+    assert description.encode() in plain and b"def add" in plain
 
 
 async def test_key_rotation_on_the_dev_server(
@@ -427,6 +555,13 @@ async def test_codec_server_shows_values_kept_in_the_payload_store(
     assert decoded.status_code == 200, decoded.text
     [plain] = decoded.json()["payloads"]
     assert json.loads(base64.b64decode(plain["data"])) == big
+    with encrypting_for("alice"):  # a value of alice's task: shown to her, to bob as the reference it is
+        [alices] = await converter.encode(["alice's " + big])
+    async with codec_http(f"k1={K1}") as http:
+        by_bob = await http.post("/decode", json=as_json([alices]), headers=BOB)
+        by_alice = await http.post("/decode", json=as_json([alices]), headers=ALICE)
+    assert by_bob.json() == as_json([alices])
+    assert json.loads(base64.b64decode(by_alice.json()["payloads"][0]["data"])) == "alice's " + big
     elsewhere = store[STORE_ENV] + "-elsewhere" if backend == "s3" else str(tmp_path / "elsewhere.sqlite")
     monkeypatch.setenv(STORE_ENV, elsewhere)  # a store without the value: a clear 422
     async with codec_http(f"k1={K1}") as http:

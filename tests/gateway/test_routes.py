@@ -235,9 +235,10 @@ async def test_a_budget_raise_through_the_gateway(http: httpx.AsyncClient, worke
     body = {"task_description": "write an add function", "session_id": session_id, "budget_tokens": 4_400}
     assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
     waiting = await wait_for_status(http, session_id, {"awaiting_budget"}, ALICE)
-    spent = waiting["budget"]["spent_tokens"]
+    spent, needed = waiting["budget"]["spent_tokens"], waiting["budget"]["needed_tokens"]
     assert waiting["budget"] == {"budget_usd": None, "budget_tokens": 4_400, "spent_usd": waiting["cost_usd"],
-                                 "spent_tokens": spent} and spent > 0  # fmt: skip
+                                 "spent_tokens": spent, "needed_usd": None, "needed_tokens": needed}  # fmt: skip
+    assert 0 < spent < 4_400 < needed
 
     malformed = [
         ({"budget_tokens": "lots"}, "body.budget_tokens"),
@@ -249,12 +250,18 @@ async def test_a_budget_raise_through_the_gateway(http: httpx.AsyncClient, worke
         refused = await http.post(f"/budget/{session_id}", json=bad, headers=ALICE)
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field, refused.text
     lower = await http.post(f"/budget/{session_id}", json={"budget_tokens": spent}, headers=ALICE)
-    assert lower.status_code == 422
+    assert lower.status_code == 409  # schema-valid; refused for the task's state (its spend)
     assert lower.json()["detail"] == f"budget not raised: budget_tokens must be above what is spent ({spent} tokens)"
     assert (await http.get(f"/status/{session_id}", headers=ALICE)).json()["budget"] == waiting["budget"]
 
+    too_small = await http.post(f"/budget/{session_id}", json={"budget_tokens": needed - 1}, headers=ALICE)
+    assert too_small.status_code == 200 and too_small.json()["budget_tokens"] == needed - 1
+    assert too_small.json()["warning"] == "the waiting model call still cannot go ahead: " + (
+        f"budget_tokens {needed - 1} is below the {needed} tokens it needs"
+    )
     raised = await http.post(f"/budget/{session_id}", json={"budget_tokens": 1_000_000}, headers=ALICE)
     assert raised.status_code == 200 and raised.json()["budget_tokens"] == 1_000_000
+    assert raised.json()["warning"] is None
     await wait_for_status(http, session_id, {"awaiting_feedback"}, ALICE)
     assert (await http.post(f"/cancel/{session_id}", headers=ALICE)).status_code == 202
     await wait_for_status(http, session_id, {"cancelled"}, ALICE)

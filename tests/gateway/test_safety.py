@@ -138,7 +138,7 @@ async def test_bad_event_positions_are_422(http: httpx.AsyncClient, alice_task: 
 @pytest.mark.parametrize(
     ("content", "field"),
     [
-        (b"{not json", "body.1"),
+        (b"{not json", "body"),  # not JSON at all: the body, not a field
         (b"[1, 2]", "body"),
         (b'{"task_description": 5}', "body.task_description"),
         (b'{"task_description": "   "}', "body.task_description"),

@@ -138,7 +138,7 @@ async def wait_until_offset(client: Client, session_id: str, offset: int) -> Non
     raise AssertionError("the task published nothing")
 
 
-async def test_bad_deltas_and_a_position_past_the_last_event_are_clear_422s(
+async def test_bad_deltas_are_422s_and_a_position_past_the_last_event_a_409_naming_it(
     client: Client, task_queue: str, worker: Worker
 ) -> None:
     session_id = new_id()
@@ -153,9 +153,13 @@ async def test_bad_deltas_and_a_position_past_the_last_event_are_clear_422s(
         done = await http.get(f"/events/{session_id}?deltas=false", headers=ALICE)
         last = max(e.id for e in parse_sse(done.text) if e.id is not None)
         assert (await http.get(f"/events/{session_id}?after={last}", headers=ALICE)).status_code == 200
-        for headers, query in ((ALICE, f"?after={last + 1}"), ({**ALICE, "Last-Event-ID": str(last + 50)}, "")):
+        beyond_by = {
+            "after": (ALICE, f"?after={last + 1}"),
+            "Last-Event-ID": ({**ALICE, "Last-Event-ID": str(last + 50)}, ""),
+        }
+        for named, (headers, query) in beyond_by.items():  # well-formed, but past this task's stream: a 409
             beyond = await http.get(f"/events/{session_id}{query}", headers=headers)
-            assert beyond.status_code == 422
-            error: dict[str, Any] = beyond.json()["errors"][0]
-            assert error["field"] == "query.after"
-            assert f"the task's last event has id {last}" in error["reason"], error
+            assert beyond.status_code == 409
+            error: dict[str, Any] = beyond.json()
+            assert error["detail"].startswith(f"{named} {last + (1 if named == 'after' else 50)} is beyond the stream")
+            assert f"the task's last event has id {last}" in error["detail"], error

@@ -181,9 +181,8 @@ async def test_page_tokens_work_only_for_the_key_and_filters_they_were_issued_fo
         (carol, {"next_page_token": "bm90IGEgdG9rZW4"}),  # well-formed base64, not issued here
     ]:
         response = await http.get("/tasks", params={"page_size": 1, **params}, headers=headers)
-        assert response.status_code == 422, params
-        error = response.json()["errors"][0]
-        assert error["field"] == "query.next_page_token" and "not a token this gateway issued" in error["reason"]
+        assert response.status_code == 409, params  # the published shape, but no listing continues from it
+        assert response.json()["detail"].startswith("next_page_token is not a token this gateway issued"), params
     assert (await http.get("/tasks")).status_code == 401
 
 
@@ -201,6 +200,39 @@ async def test_a_task_whose_memo_names_another_owner_is_never_listed(
         search_attributes=start_search_attributes(owner=f"carol-{suffix}"),
     )
     assert [t["session_id"] for t in (await listed(http, carol))["tasks"]] == [mine]
+
+
+async def test_a_task_started_by_the_cli_without_an_owner_is_the_operators(
+    client: Client, task_queue: str, worker: Worker, suffix: str
+) -> None:
+    """The README's `temporal workflow start` (a `TaskStatus` search attribute, no owner memo): the operator's key
+    (tenant `default`) reads, lists, rates and cancels it like its own; any other key gets 404 and an empty list."""
+    operator, other = (
+        {"X-API-KEY": f"operator-{suffix}-key-0123456789abcdef"},
+        {"X-API-KEY": f"eve-{suffix}-0123456789abcdef"},
+    )
+    registry = ApiKeyRegistry({"default": operator["X-API-KEY"], f"eve-{suffix}": other["X-API-KEY"]})
+    since = datetime.now(UTC).isoformat()
+    session_id = f"cli-{uuid.uuid4().hex[:12]}"
+    await client.start_workflow(
+        "CodingTask",
+        {"task_description": "write a function that parses ISO-8601 durations", "code_context": None},
+        id=session_id,
+        task_queue=task_queue,
+        search_attributes=start_search_attributes(),
+    )
+    async with asgi_client(create_app(gateway_settings(task_queue), client=client, registry=registry)) as http:
+        state = await wait_for_status(http, session_id, {"awaiting_feedback"}, operator)
+        assert state["session_id"] == session_id
+        assert (await http.get(f"/tasks/{session_id}/view", headers=operator)).status_code == 200
+        mine = await listed(http, operator, since=since, page_size=100)
+        assert session_id in [t["session_id"] for t in mine["tasks"]]
+        for path in (f"/status/{session_id}", f"/tasks/{session_id}/view", f"/events/{session_id}"):
+            assert (await http.get(path, headers=other)).status_code == 404, path
+        assert (await listed(http, other, since=since))["tasks"] == []
+        assert (await http.post(f"/feedback/{session_id}", json={"rating": 5}, headers=other)).status_code == 404
+        assert (await http.post(f"/feedback/{session_id}", json={"rating": 5}, headers=operator)).status_code == 202
+        await wait_for_status(http, session_id, {"completed"}, operator)
 
 
 async def test_a_namespace_without_the_search_attributes_answers_501(tmp_path: Any) -> None:

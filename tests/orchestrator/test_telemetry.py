@@ -5,9 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +30,7 @@ from orchestrator.telemetry import (
     worker_interceptors,
 )
 from tests.fakes.llm_server import FakeLlmServer, Fault
-from tests.support import product_worker
+from tests.support import ROOT, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskStatus
 
@@ -157,3 +162,36 @@ def test_a_taken_metrics_port_does_not_stop_the_worker() -> None:
         log.removeHandler(handler)
     assert "no worker metrics" in stream.getvalue()
     del holder
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp shows them) of the sockets listening on `port`."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_the_worker_metrics_listen_on_this_machine_only_by_default(tmp_path: Path) -> None:
+    port = free_port()
+    code = (
+        "import sys, time; from orchestrator.telemetry import TelemetrySettings, install_runtime; "
+        f"install_runtime(TelemetrySettings(_env_file=None, worker_metrics_port={port})); "
+        "print('up', flush=True); time.sleep(60)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKER_METRICS_")}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+        deadline = time.monotonic() + 10
+        while not listening_addresses(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, not 0.0.0.0 (00000000)
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+    finally:
+        proc.kill()
+        proc.wait()

@@ -22,7 +22,7 @@ import pytest
 
 from orchestrator.processes import all_processes, process_info
 from orchestrator.stack import port_open
-from tests.support import ROOT, TEST_API_KEY, free_port
+from tests.support import MEMORY_SERVICE_KEY, ROOT, TEST_API_KEY, free_port
 
 PORT_VARIABLES = ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MEMORY_API_PORT", "GATEWAY_PORT", "WORKER_METRICS_PORT")
 UP = "everything is up"
@@ -40,7 +40,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "PAYLOAD_STORE": str(tmp_path / "payloads.sqlite"),
         "MEMORY_API_URL": f"http://127.0.0.1:{ports['MEMORY_API_PORT']}",
         "ORCHESTRATOR_API_KEY": TEST_API_KEY,
-        "MEMORY_API_KEY": TEST_API_KEY,
+        "MEMORY_API_KEY": MEMORY_SERVICE_KEY,
         "LLM_MODE": "auto",
         "OPENAI_API_KEY": "",
         "ANTHROPIC_API_KEY": "",

@@ -17,17 +17,15 @@ from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth import ApiKeyRegistry
+from api.auth import OPERATOR_TENANT, ApiKeyRegistry
 from api.errors import ErrorDocs
 from workflows.models import (
     DESCRIPTION_MEMO,
     DESCRIPTION_MEMO_CHARS,
-    OWNER_MEMO,
     SA_COST_USD,
     SA_FEEDBACK_RATING,
     SA_LINT_GATE,
@@ -40,7 +38,7 @@ from workflows.models import (
     TaskStatus,
 )
 
-from ..deps import GatewaySettings, TemporalClient, Tenant
+from ..deps import GatewaySettings, TemporalClient, Tenant, task_owner
 from ..models import error_responses
 
 logger = logging.getLogger(__name__)
@@ -54,7 +52,9 @@ E = TypeVar("E", bound=StrEnum)
 responses = ErrorDocs(
     {
         **error_responses.descriptions,
-        422: "invalid filter, or a next_page_token this gateway did not issue for this key and these filters",
+        409: "a next_page_token this gateway did not issue for this key and these filters (a schema-valid string "
+        "the listing cannot continue from); start again without it",
+        422: "invalid filter",
         501: "the Temporal namespace lacks the search attributes the list needs (`Owner`, `TaskStatus`); run "
         "`python -m orchestrator.search_attributes register`",
     }
@@ -108,7 +108,8 @@ class PageTokens:
 
     Temporal gives a token that it alone can read, and a malformed one sends it into retries until the RPC
     times out. So a token goes out with an HMAC (keyed by the tenant's API key, over the query it continues), and
-    only a token that verifies goes back to Temporal: anything else is a plain 422, at once.
+    only a token that verifies goes back to Temporal: anything else is a 409 at once (it has the published shape,
+    but no listing of this key and these filters continues from it).
     """
 
     def __init__(self, key: str, query: str) -> None:
@@ -130,9 +131,10 @@ class PageTokens:
             raw = b""
         mac, token = raw[:_TOKEN_MAC_BYTES], raw[_TOKEN_MAC_BYTES:]
         if not token or not hmac.compare_digest(mac, self._mac(token)):
-            reason = "not a token this gateway issued for this key and these filters; start again without it"
-            raise RequestValidationError(
-                [{"loc": ("query", "next_page_token"), "msg": reason, "type": "page_token_invalid"}]
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "next_page_token is not a token this gateway issued for this key and these filters; "
+                "start again without it",
             )
         return token
 
@@ -159,11 +161,10 @@ def _literal(value: str) -> str:
 
 def visibility_query(tenant: str, statuses: list[TaskStatus] | None, since: datetime | None) -> str:
     """The caller's CodingTask runs, the last run of each (a continued-as-new run is not listed twice)."""
-    clauses = [
-        f"WorkflowType = {_literal(WORKFLOW_TYPE)}",
-        f"{SA_OWNER.name} = {_literal(tenant)}",
-        'ExecutionStatus != "ContinuedAsNew"',
-    ]
+    owner = f"{SA_OWNER.name} = {_literal(tenant)}"
+    if tenant == OPERATOR_TENANT:  # and the tasks started without an owner (`deps.task_owner`)
+        owner = f"({owner} OR {SA_OWNER.name} IS NULL)"
+    clauses = [f"WorkflowType = {_literal(WORKFLOW_TYPE)}", owner, 'ExecutionStatus != "ContinuedAsNew"']
     if statuses:
         clauses.append(f"{SA_TASK_STATUS.name} IN ({', '.join(_literal(s.value) for s in sorted(set(statuses)))})")
     if since is not None:
@@ -202,7 +203,7 @@ async def summary(execution: WorkflowExecution) -> TaskSummary:
     "/tasks",
     response_model=TaskPage,
     summary="The caller's tasks, newest first, a page at a time",
-    responses=responses(401, 422, 429, 501, 502, 503),
+    responses=responses(401, 409, 422, 429, 501, 502, 503),
 )
 async def list_tasks(
     request: Request,
@@ -266,5 +267,4 @@ async def _current_run(client: Client, execution: WorkflowExecution, rpc_timeout
 
 async def _owned_by(execution: WorkflowExecution, tenant: str) -> bool:
     """The memo's owner agrees with the search attribute (a run whose memo says otherwise is never shown)."""
-    owner: Any = await execution.memo_value(OWNER_MEMO, default=None)
-    return bool(owner == tenant)
+    return bool(await task_owner(execution) == tenant)

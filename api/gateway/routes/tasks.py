@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -27,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ErrorOut
 from api.schema import OptionalQueryBool
+from orchestrator.codec import encrypting_for
 from workflows.coding_task import CodingTask
 from workflows.models import (
     DESCRIPTION_MEMO,
@@ -35,7 +35,6 @@ from workflows.models import (
     MAX_INLINE_CODE_CONTEXT,
     OWNER_MEMO,
     STREAM_END_STATUSES,
-    Budget,
     BudgetRaise,
     CodingTaskInput,
     EventType,
@@ -50,6 +49,7 @@ from ..connection import TemporalConnection
 from ..deps import Connection, GatewaySettings, Owned, OwnedRun, SessionId, Tenant, not_found
 from ..metrics import GatewayMetrics
 from ..models import (
+    BudgetRaised,
     CancelResult,
     FeedbackAccepted,
     InvokeAccepted,
@@ -74,7 +74,7 @@ EVENT_SCHEMAS: dict[str, Any] = _defs["$defs"]  # main.py adds them to the OpenA
 
 
 def _event(kind: dict[str, Any], data: type[BaseModel], numbered: bool = False) -> dict[str, Any]:
-    """One kind of event, as OpenAPI 3.2's `itemSchema` of `text/event-stream` describes an event."""
+    """One kind of event: its `event`, `data` (JSON, of `data`'s schema) and `id` fields."""
     content = {"type": "string", "contentMediaType": "application/json", "contentSchema": _refs[data, "serialization"]}
     return {
         "properties": {"event": kind, "data": content, "id": {"type": "string", "pattern": "^[0-9]+$"}},
@@ -91,7 +91,8 @@ def _stream_response(description: str, session_first: bool) -> dict[int | str, d
     ]
     if session_first:
         kinds.insert(0, _event({"const": "session"}, InvokeAccepted))
-    return {200: {"description": description, "content": {"text/event-stream": {"itemSchema": {"oneOf": kinds}}}}}
+    # OpenAPI 3.1 has no `itemSchema` (3.2 does): a `text/event-stream` schema describes each event, as tools read it
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": {"oneOf": kinds}}}}}
 
 
 INVOKE_STREAM = _stream_response(
@@ -226,11 +227,11 @@ async def _event_stream(
 
 
 async def _catch_up(
-    request: Request, handle: WorkflowHandle[Any, Any], after: int, client: Client, settings: Settings
+    request: Request, handle: WorkflowHandle[Any, Any], after: int, client: Client, settings: Settings, named: str
 ) -> tuple[Catchup, tuple[Feed, Watcher] | None]:
     """The events before the stream goes live and, unless the task stopped, a place on its feed. Clients arriving
-    together read once: the next ones catch up from the feed, with no Temporal call. 422 when `after` is beyond
-    the last event, 503 when the task cannot answer (no worker)."""
+    together read once: the next ones catch up from the feed, with no Temporal call. 409 when `after` (given as
+    `named`) is beyond the last event, 503 when the task cannot answer (no worker)."""
     hub: StreamHub = request.app.state.streams
     try:
         async with hub.catching_up(handle.id):
@@ -238,10 +239,8 @@ async def _catch_up(
             if catchup.last_status in STREAM_END_STATUSES:
                 return catchup, None
             return catchup, hub.join(client, handle.id, catchup)
-    except ValueError as exc:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("query", "after"), "msg": f"after={after} is beyond the stream: {exc}"}]
-        ) from None
+    except ValueError as exc:  # a well-formed position this task has not reached: its state, not the request
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{named} {after} is beyond the stream: {exc}") from None
     except WorkflowQueryFailedError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
 
@@ -257,17 +256,18 @@ async def _start(
     client = await connection.get()
     with_attributes = connection.search_attributes_registered
     try:
-        return await client.start_workflow(
-            CodingTask.run,
-            task,
-            id=session_id,
-            task_queue=settings.temporal_task_queue,
-            memo={OWNER_MEMO: tenant, DESCRIPTION_MEMO: task.task_description[:DESCRIPTION_MEMO_CHARS]},
-            search_attributes=start_search_attributes(owner=tenant) if with_attributes else None,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            rpc_timeout=_rpc_timeout(settings),
-        )
+        with encrypting_for(tenant):  # with PAYLOAD_ENCRYPTION_KEYS: the task's payloads are the tenant's
+            return await client.start_workflow(
+                CodingTask.run,
+                task,
+                id=session_id,
+                task_queue=settings.temporal_task_queue,
+                memo={OWNER_MEMO: tenant, DESCRIPTION_MEMO: task.task_description[:DESCRIPTION_MEMO_CHARS]},
+                search_attributes=start_search_attributes(owner=tenant) if with_attributes else None,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                rpc_timeout=_rpc_timeout(settings),
+            )
     except RPCError as exc:
         if not (with_attributes and exc.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in str(exc)):
             raise
@@ -294,6 +294,12 @@ async def _start(
             "links": _session_links("$response.body#/session_id"),
         },
         **error_responses(401, 409, 413, 422, 429, 502, 503),
+        422: {
+            "model": ErrorOut,
+            "description": "invalid input (`errors` names each field and reason), also what JSON Schema cannot say: "
+            "a `files` path given twice, code_context and the files' contents over "
+            f"{MAX_CODE_CONTEXT:,} characters together",
+        },
     },
 )
 async def invoke(
@@ -346,7 +352,7 @@ async def invoke(
     response_model=None,
     response_class=Response,
     summary="Stream a task's progress events (resumable)",
-    responses={**EVENTS_STREAM, **error_responses(401, 404, 422, 429, 502, 503)},
+    responses={**EVENTS_STREAM, **error_responses(401, 404, 409, 422, 429, 502, 503)},
 )
 async def events(
     handle: OwnedRun,
@@ -362,9 +368,10 @@ async def events(
 ) -> Response:
     """The events after `after` (or `Last-Event-ID`, whichever is larger), then new ones until the task stops.
 
-    422 when that position is beyond the task's last event."""
-    start = max(after, int(last_event_id or 0))
-    catchup, joined = await _catch_up(request, handle, start, await connection.get(), settings)
+    409 when that position is beyond the task's last event (the detail names `after` or `Last-Event-ID`)."""
+    resume = int(last_event_id or 0)
+    start, named = (resume, "Last-Event-ID") if resume > after else (after, "after")
+    catchup, joined = await _catch_up(request, handle, start, await connection.get(), settings, named)
     stream = _event_stream(request, handle.id, catchup, joined, start, deltas is not False, settings)
     return EventSourceResponse(stream)
 
@@ -394,7 +401,9 @@ async def get_status(session_id: SessionId, handle: OwnedRun, settings: GatewayS
     summary="Rate the task's result (1..5) with an optional comment",
     responses=error_responses(401, 404, 409, 413, 422, 429, 502, 503),
 )
-async def feedback(body: FeedbackInput, task: Owned, request: Request, settings: GatewaySettings) -> FeedbackAccepted:
+async def feedback(
+    body: FeedbackInput, task: Owned, tenant: Tenant, request: Request, settings: GatewaySettings
+) -> FeedbackAccepted:
     """Sends the `feedback` signal. A rating below 3 with a comment asks for a revision (bounded).
 
     409 unless the task awaits feedback (`task_status` `awaiting_feedback`): while it plans, runs or revises there
@@ -413,7 +422,8 @@ async def feedback(body: FeedbackInput, task: Owned, request: Request, settings:
             "once it has a result to rate; send it then",
         )
     try:
-        await task.handle.signal(CodingTask.feedback, body, rpc_timeout=_rpc_timeout(settings))
+        with encrypting_for(tenant):
+            await task.handle.signal(CodingTask.feedback, body, rpc_timeout=_rpc_timeout(settings))
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the signal
             raise closed from None
@@ -447,29 +457,31 @@ async def cancel(task: Owned, settings: GatewaySettings) -> CancelResult:
 
 @router.post(
     "/budget/{session_id}",
-    response_model=Budget,
+    response_model=BudgetRaised,
     summary="Raise the task's budget (the `raise_budget` update)",
     responses=error_responses(401, 404, 409, 413, 422, 429, 503),
 )
-async def raise_budget(body: BudgetRaise, task: Owned, settings: GatewaySettings) -> Budget:
-    """New limits, each above what the task has spent; a task in `awaiting_budget` goes on. Answers the new budget.
+async def raise_budget(body: BudgetRaise, task: Owned, tenant: Tenant, settings: GatewaySettings) -> BudgetRaised:
+    """New limits, each above what the task has spent; a task in `awaiting_budget` goes on. Answers the new budget,
+    with a `warning` when the model call waiting for budget needs more than that (the task then stays waiting).
 
-    422 when a limit is not above the spend (the workflow's own validator says so, nothing changes); 409 when the
-    task has ended.
+    409 when a limit is not above what the task has spent by now (the workflow's own validator says so, nothing
+    changes) and when the task has ended.
     """
     closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended; its budget can no longer change")
     if not task.running:
         raise closed
     try:
-        budget = await task.handle.execute_update(CodingTask.raise_budget, body, rpc_timeout=_rpc_timeout(settings))
+        with encrypting_for(tenant):
+            budget = await task.handle.execute_update(CodingTask.raise_budget, body, rpc_timeout=_rpc_timeout(settings))
     except WorkflowUpdateFailedError as exc:
         reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
         if reason.startswith("the task has ended"):
             raise closed from None
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"budget not raised: {reason}") from None
+        raise HTTPException(status.HTTP_409_CONFLICT, f"budget not raised: {reason}") from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
             raise closed from None
         raise
     logger.info("budget of %s raised to %s", task.session_id, budget.model_dump())
-    return budget
+    return BudgetRaised(**budget.model_dump(), warning=budget.shortfall())

@@ -388,8 +388,9 @@ function showTask(sessionId) {
 
   async function act(path, body, message) {
     try {
-      await api(path, { method: "POST", body, signal: controller.signal });
-      say(message, "ok");
+      const answer = await api(path, { method: "POST", body, signal: controller.signal });
+      if (answer?.warning) say(answer.warning, "error");  // e.g. a budget still below what the waiting call needs
+      else say(message, "ok");
       await refresh();
       if (!view.following) follow();
       return true;

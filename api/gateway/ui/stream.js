@@ -52,7 +52,7 @@ export function sseParser() {
 // ---------------------------------------------------------------- following with resume
 
 export class StreamRefused extends Error {
-  // The gateway answered the stream request with a status that retrying cannot change (401, 404, 422).
+  // The gateway answered the stream request with a status that retrying cannot change (401, 404, 409, 422).
   constructor(status, detail) {
     super(detail);
     this.status = status;
@@ -109,7 +109,7 @@ export async function followTask({
       await retry("the gateway cannot be reached");
       continue;
     }
-    if ([401, 404, 422].includes(response.status)) {
+    if ([401, 404, 409, 422].includes(response.status)) {
       const body = await response.json().catch(() => null);
       throw new StreamRefused(response.status, body?.detail ?? `${response.status} ${response.statusText}`);
     }

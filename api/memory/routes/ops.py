@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import KB, Settings, Tenant
+from ..deps import KB, Settings, Who
 from ..errors import error_responses
 from ..models import Health, Stats
 
@@ -17,7 +17,7 @@ def health() -> Health:
 
 
 @router.get("/stats", response_model=Stats, summary="Counts and size", responses=error_responses(401, 503))
-def stats(_: Tenant, kb: KB, settings: Settings) -> Stats:
+def stats(_: Who, kb: KB, settings: Settings) -> Stats:
     s = kb.store.stats(kb.model)
     return Stats(
         documents=s.documents,

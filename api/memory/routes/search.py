@@ -7,7 +7,7 @@ import time
 
 from fastapi import APIRouter
 
-from ..deps import KB, Tenant
+from ..deps import KB, Who
 from ..errors import error_responses
 from ..models import RagQuery, RagResponse, RagResult
 
@@ -19,11 +19,14 @@ router = APIRouter(tags=["search"])
     "/rag_query",
     response_model=RagResponse,
     summary="The chunks most relevant to a query (BM25, fused with vectors when embeddings are on)",
-    responses=error_responses(401, 422, 503),
+    description="Searches the shared base and one tenant's documents: the key's own tenant, or with the service key "
+    "the `owner` named (none: the shared base alone).",
+    responses=error_responses(401, 403, 413, 422, 503),
 )
-def rag_query(body: RagQuery, who: Tenant, kb: KB) -> RagResponse:
+def rag_query(body: RagQuery, who: Who, kb: KB) -> RagResponse:
     started = time.perf_counter()
-    found = kb.search(body.query, body.top_k)
+    tenant = who.search_scope(body.owner)
+    found = kb.search(body.query, body.top_k, tenant)
     results = [
         RagResult(
             content=h.chunk.content,
@@ -40,5 +43,13 @@ def rag_query(body: RagQuery, who: Tenant, kb: KB) -> RagResponse:
         for h in found.hits
     ]
     took = round(1000 * (time.perf_counter() - started), 3)
-    log.info("rag_query tenant=%s top_k=%d hits=%d mode=%s %.1fms", who, body.top_k, len(results), found.mode, took)
+    log.info(
+        "rag_query by %s for %s: top_k=%d hits=%d mode=%s %.1fms",
+        who,
+        tenant or "the shared base",
+        body.top_k,
+        len(results),
+        found.mode,
+        took,
+    )
     return RagResponse(results=results, mode=found.mode, warnings=found.warnings, took_ms=took)

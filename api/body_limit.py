@@ -1,4 +1,5 @@
-"""ASGI middleware answering 413 for request bodies over the limit, declared or streamed (chunked)."""
+"""ASGI middleware answering 413 for request bodies over the limit, declared or streamed (chunked): the gateway and
+the memory API both use it."""
 
 from __future__ import annotations
 
