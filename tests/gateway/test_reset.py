@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
+from activities.config import WorkerSettings
 from tests.fakes.llm_server import FakeLlmServer
 from tests.gateway.support import ALICE, asgi_client, make_app, parse_sse, wait_for_status
-from tests.support import ROOT, binary
+from tests.support import ROOT, binary, product_worker
 
 
 @pytest.fixture
@@ -27,11 +27,9 @@ async def http(client: Client, task_queue: str) -> Any:
         yield http
 
 
-def temporal(client: Client, *args: str, stdin: str | None = None) -> str:
+def temporal(client: Client, *args: str) -> str:
     address = client.service_client.config.target_host
-    done = subprocess.run(
-        [binary("temporal"), *args, "--address", address], input=stdin, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([binary("temporal"), *args, "--address", address], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -49,9 +47,19 @@ def reset_as_the_docs_show(client: Client, session: str) -> str:
 
 
 async def test_a_reset_run_shows_no_old_text_reuses_no_id_and_resumes_from_an_old_id(
-    http: httpx.AsyncClient, client: Client, worker: Worker, fake_llm: FakeLlmServer
+    http: httpx.AsyncClient, client: Client, worker_settings: WorkerSettings, fake_llm: FakeLlmServer
 ) -> None:
     fake_llm.piece_chars, fake_llm.chunk_delay = 6, 0.03  # model text in pieces: several llm_delta events a call
+    async with product_worker(client, worker_settings):
+        session, streamed = await reset_and_read(http, client)
+    # a worker restarted with no cache replays the reset run from its history: the same stream, id for id
+    async with product_worker(client, worker_settings, max_cached_workflows=0):
+        again = parse_sse((await http.get(f"/events/{session}", headers=ALICE)).text)
+    assert [(e.id, e.data) for e in again if e.id is not None] == streamed
+
+
+async def reset_and_read(http: httpx.AsyncClient, client: Client) -> tuple[str, list[tuple[int | None, str]]]:
+    """Run a task to awaiting_feedback, reset it as the docs show, check its stream; its session and events."""
     session = f"reset-{uuid.uuid4().hex[:10]}"
     body = {"task_description": "write an add function", "session_id": session, "feedback_window_seconds": 600}
     assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
@@ -93,3 +101,4 @@ async def test_a_reset_run_shows_no_old_text_reuses_no_id_and_resumes_from_an_ol
     await asyncio.sleep(1.0)  # and the old run's end
     listed = [t for t in (await http.get("/tasks", headers=ALICE)).json()["tasks"] if t["session_id"] == session]
     assert [t["run_id"] for t in listed] == [new_run], listed
+    return session, [(e.id, e.data) for e in numbered]
