@@ -298,9 +298,18 @@ class CodingTaskInput(_Strict):
         """The module is written beside the task's files and the tests: its path must be its own."""
         if module == TESTS_FILE:
             raise ValueError(f"{module!r} is where the tests are written")
-        if any(file.path == module for file in info.data.get("files") or []):
-            raise ValueError(f"{module!r} is also the path of one of `files`")
+        for file in info.data.get("files") or []:
+            if file.path == module:
+                raise ValueError(f"{module!r} is also the path of one of `files`")
+            if module.startswith(f"{file.path}/") or file.path.startswith(f"{module}/"):
+                raise ValueError(f"{module!r} and the file {file.path!r} cannot both exist (a file and a directory)")
         return module
+
+    @model_validator(mode="after")
+    def _tests_file_is_free(self) -> CodingTaskInput:
+        if self.test_gate_mode is not TestGateMode.OFF and any(f.path == TESTS_FILE for f in self.files or []):
+            raise ValueError(f"files: {TESTS_FILE!r} is where the tests are written; rename that file")
+        return self
 
     @property
     def test_gate_mode(self) -> TestGateMode:

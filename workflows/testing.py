@@ -133,7 +133,7 @@ def verdict(plan: TestPlan, report: TestReport | None, rounds: int) -> tuple[Tes
     if not plan.on:
         return TestGate.OFF, None
     if report is not None and report.outcome == "unavailable":
-        return TestGate.UNAVAILABLE, f"test gate: sandbox unavailable, the code was never run: {report.error}"
+        return TestGate.UNAVAILABLE, f"test gate: the code was never run ({report.error})"
     if report is not None and report.outcome == "passed":
         return TestGate.PASSED, None
     if plan.tests_by == "user" and plan.mode is TestGateMode.REQUIRED:

@@ -176,14 +176,14 @@ async def test_an_unavailable_sandbox_is_reported_once_and_the_task_goes_on(
 ) -> None:
     """The sandbox could not be set up: the code was never run, `TestGate=unavailable` with a warning; a lint
     round still happens, without asking the sandbox again."""
-    stubs.test_reports = [TestReport(outcome="unavailable", error="user namespaces are not allowed")]
+    stubs.test_reports = [TestReport(outcome="unavailable", error="sandbox unavailable: no user namespaces")]
     stubs.lint_result = lambda code: LintResult(score=5.0) if len(stubs.lints) == 1 else LintResult(score=10.0)
     handle, final = await run(client, stub_worker, tests=TESTS)
     code = final.results.code_generation
     assert final.task_status == TaskStatus.COMPLETED and code is not None
     assert code.test_gate == TestGate.UNAVAILABLE and code.tests is not None and code.tests.outcome == "unavailable"
     assert len(stubs.test_runs) == 1 and len(code.lint_rounds) == 1
-    assert final.warnings == ["test gate: sandbox unavailable, the code was never run: user namespaces are not allowed"]
+    assert final.warnings == ["test gate: the code was never run (sandbox unavailable: no user namespaces)"]
     fix = [r for r in stubs.requests if r.role == CODE][1]
     assert "tests did not pass" not in fix.messages[-1].content  # only pylint's verdict went back
     assert (await handle.describe()).typed_search_attributes.get(SA_TEST_GATE) == "unavailable"
@@ -245,6 +245,8 @@ async def test_run_tests_is_refused_when_the_gate_is_off(
         ({"module": "../solution.py"}, "must not have a '..' part"),
         ({"module": "test_solution.py"}, "is where the tests are written"),
         ({"module": "src/a.py", "files": [{"path": "src/a.py", "content": ""}]}, "is also the path of one of `files`"),
+        ({"module": "src/a.py", "files": [{"path": "src", "content": ""}]}, "cannot both exist"),
+        ({"files": [{"path": "test_solution.py", "content": ""}], "tests": TESTS}, "is where the tests are written"),
         ({"test_gate": "strict"}, "Input should be 'off', 'advisory' or 'required'"),
     ],
 )
