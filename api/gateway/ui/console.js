@@ -20,8 +20,8 @@ const STATUSES = [
 const STATUS_LABEL = Object.fromEntries(STATUSES);
 const ENDED = new Set(["completed", "failed", "cancelled"]);
 const REFRESH_ON = new Set([
-  "status", "plan", "code_ready", "lint", "lint_gate", "tests", "test_gate", "docs_ready", "feedback", "revision", "budget_exhausted",
-  "budget_raised", "warning", "gap",
+  "status", "plan", "code_ready", "lint", "lint_gate", "tests", "test_gate", "docs_ready", "feedback", "revision",
+  "budget_exhausted", "budget_raised", "warning", "gap",
 ]);
 const LIST_REFRESH_MS = 5000;
 const MAX_PROGRESS_ITEMS = 300;
