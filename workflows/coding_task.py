@@ -319,7 +319,7 @@ class CodingTask:
             lint_gate=gates.lint,
             lint_rounds=gates.lint_rounds,
             tests=draft.report,
-            tests_by=plan.tests_by if test_gate else None,
+            tests_by=plan.tests_by,
             test_gate=test_gate,
             test_rounds=gates.test_rounds,
         )
@@ -364,8 +364,8 @@ class CodingTask:
         self, messages: list[ChatMessage], plan: testing.TestPlan, draft: Draft, gates: Gates
     ) -> Draft:
         """The quality gate and the test gate share `max_fix_rounds`: each round sends back whatever failed (pylint's
-        messages below the bar, the failing tests) in one turn, and the new answer is judged by both again. Below the
-        bar after the rounds, the task goes on with a warning; the tests' verdict is `testing.verdict`'s."""
+        messages below the bar, the failing tests) in one turn, and the new answer is judged by both again. After the
+        rounds each gate's verdict (`quality.verdict`, `testing.verdict`) says how it ended."""
         bar = self._input.min_lint_score
         for number in range(1, self._input.max_fix_rounds + 1):
             lint_fix = bar is not None and quality.needs_fix(draft.lint, bar)
@@ -389,15 +389,9 @@ class CodingTask:
                 self._journal.event(EventType.TEST_GATE, text, role, test_round.model_dump())
                 gates.test_rounds.append(test_round)
             draft = fixed
-        if bar is None:
-            gates.lint = LintGate.OFF
-        elif quality.passes(draft.lint, bar):
-            gates.lint = LintGate.PASSED
-        else:
-            verdict = draft.lint.error or f"pylint {draft.lint.score}/10, {quality.errors(draft.lint)} error(s)"
-            rounds = len(gates.lint_rounds)
-            self._journal.warn(f"quality gate failed after {rounds} fix round(s) (bar {bar:g}): {verdict}")
-            gates.lint = LintGate.FAILED
+        gates.lint, warning = quality.verdict(draft.lint, bar, len(gates.lint_rounds))
+        if warning:
+            self._journal.warn(warning)
         return draft
 
     async def _doc_agent(self) -> None:
