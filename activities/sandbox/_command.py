@@ -111,7 +111,7 @@ class SandboxCommand:
             args += ["--ro-bind", host, inside]
         args += ["--ro-bind", source, SOURCE_DIR]
         args += ["--perms", "01777", "--size", str(limits.disk_bytes), "--tmpfs", SANDBOX_DIR, "--chdir", SANDBOX_DIR]
-        return args
+        return [*args, "--remount-ro", "/"]  # bubblewrap's own root (a tmpfs) too: only /sandbox takes writes
 
     def _drop_uid(self) -> list[str]:
         if self.uid is None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 HEARTBEAT_SECONDS = 5.0
 _CHUNK = 1 << 16
+_DRAIN_SECONDS = 60.0
 
 
 @dataclass
@@ -62,47 +63,75 @@ async def run_bounded(
 ) -> Finished:
     """Run `argv` with an empty environment but PATH; on cancellation the run is killed before this returns."""
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={"PATH": "/usr/bin:/bin"},
-        start_new_session=True,
-        pass_fds=tuple(pass_fds),
-    )
-    assert proc.stdout is not None
+    read_end, write_end = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=write_end,
+            env={"PATH": "/usr/bin:/bin"},
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+        )
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    stopped_by: list[str] = []
+
+    def stop(reason: str) -> None:
+        if not stopped_by:
+            stopped_by.append(reason)
+        _kill(proc.pid)
+
     capture = Capture(keep)
-    reader = asyncio.create_task(_pump(proc.stdout, capture, hard_cap))
+    stream, transport = await _read_pipe(read_end)
+    reader = asyncio.create_task(_pump(stream, capture, hard_cap, stop))
     waiter = asyncio.create_task(proc.wait())
-    stopped_by = None
     try:
         deadline = started + wall_seconds
         while not (reader.done() and waiter.done()):
             left = deadline - time.monotonic()
             if left <= 0:
-                stopped_by = "wall time"
+                stop("wall time")
                 break
             pending = {t for t in (reader, waiter) if not t.done()}
             await asyncio.wait(pending, timeout=min(left, HEARTBEAT_SECONDS), return_when=asyncio.FIRST_COMPLETED)
             heartbeat()
-            if reader.done() and capture.total > hard_cap:
-                stopped_by = "output"
-                break
     finally:
         if not waiter.done():
             _kill(proc.pid)
         await asyncio.shield(waiter)
+        # Every writer was in the killed session or namespace, so the pipe ends; a minute's grace, then close.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(reader), timeout=5)
+            await asyncio.wait_for(asyncio.shield(reader), timeout=_DRAIN_SECONDS)
         reader.cancel()
-    exit_code = None if stopped_by else proc.returncode
-    return Finished(exit_code, stopped_by, capture, int((time.monotonic() - started) * 1000))
+        transport.close()
+    reason = stopped_by[0] if stopped_by else None
+    exit_code = None if reason else proc.returncode
+    return Finished(exit_code, reason, capture, int((time.monotonic() - started) * 1000))
 
 
-async def _pump(stream: asyncio.StreamReader, capture: Capture, hard_cap: int) -> None:
-    while capture.total <= hard_cap and (chunk := await stream.read(_CHUNK)):
+async def _read_pipe(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    loop = asyncio.get_running_loop()
+    stream = asyncio.StreamReader(limit=_CHUNK, loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream, loop=loop), os.fdopen(fd, "rb", buffering=0)
+    )
+    return stream, transport
+
+
+async def _pump(stream: asyncio.StreamReader, capture: Capture, hard_cap: int, stop: Callable[[str], None]) -> None:
+    """Read to the end; past `hard_cap` bytes the run is stopped and the rest only counted."""
+    while chunk := await stream.read(_CHUNK):
+        if capture.total > hard_cap:
+            capture.total += len(chunk)
+            continue
         capture.add(chunk)
+        if capture.total > hard_cap:
+            stop("output")
 
 
 def _kill(pid: int) -> None:
