@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Worker
 
-from tests.support import start_task
+from tests.support import start_task, wait_for_state
 from tests.workflows.stubs import StubActivities, calls
 from workflows import prompts
 from workflows.coding_task import CodingTask
@@ -23,6 +23,7 @@ from workflows.models import (
     CodingTaskInput,
     EventsQueryInput,
     EventType,
+    FeedbackInput,
     LintResult,
     LlmResponse,
     TaskState,
@@ -264,3 +265,20 @@ async def test_a_bad_test_input_fails_the_task_at_once_naming_the_field(
         await handle.result()
     assert named in str(failure.value.cause) and next(iter(fields)) in str(failure.value.cause)
     assert stubs.requests == [] and stubs.test_runs == []
+
+
+async def test_a_revision_goes_through_the_same_test_gate(
+    client: Client, stub_worker: Worker, stubs: StubActivities
+) -> None:
+    stubs.script(CODE, answer(RIGHT), answer(WRONG), answer(RIGHT))
+    stubs.test_reports = [stubs.passing(), FAILING, stubs.passing()]
+    handle = await start_task(client, stub_worker.task_queue, tests=TESTS, max_revisions=1)
+    await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
+    await handle.signal(CodingTask.feedback, FeedbackInput(rating=1, comment="name the parameters better"))
+    state = await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK and s.revisions == 1)
+    await handle.terminate("test over")
+    code = state.results.code_generation
+    assert code is not None and code.revision == 1 and code.code == RIGHT and code.test_gate == TestGate.PASSED
+    assert len(code.test_rounds) == 1 and [r.code for r in stubs.test_runs] == [RIGHT, WRONG, RIGHT]
+    revision = [r for r in stubs.requests if r.role == CODE][1].messages[0].content
+    assert "name the parameters better" in revision and TESTS in revision  # the tests are in the revision's prompt
