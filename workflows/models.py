@@ -319,8 +319,8 @@ class CodingTaskInput(_Strict):
         return TestGateMode.REQUIRED if self.tests is not None else TestGateMode.OFF
 
     def context_size(self) -> int:
-        """Characters of code context: code_context and every file's content."""
-        return _context_size(self.code_context, self.files)
+        """Characters every code-agent call carries: code_context, every file's content and the tests."""
+        return _context_size(self.code_context, self.files) + len(self.tests or "")
 
     @property
     def feedback_window(self) -> timedelta:

@@ -290,6 +290,13 @@ async def test_code_context_limits(client: Client, task_queue: str, tmp_path: Pa
         files = [{"path": "a.py", "content": biggest[:half]}, {"path": "b/c.py", "content": biggest[:half]}]
         as_files = await http.post("/invoke?stream=false", json={**QUICK_TASK, "files": files}, headers=ALICE)
         assert as_files.status_code == 413 and "files" in as_files.json()["detail"], as_files.text
+        with_tests = {
+            **QUICK_TASK,
+            "code_context": biggest[:MAX_INLINE_CODE_CONTEXT],
+            "tests": "def test_x():\n    pass\n",
+        }
+        as_tests = await http.post("/invoke?stream=false", json=with_tests, headers=ALICE)  # the tests count too
+        assert as_tests.status_code == 413 and "tests" in as_tests.json()["detail"], as_tests.text
     stored_client = await Client.connect(
         client.service_client.config.target_host,
         namespace="default",
