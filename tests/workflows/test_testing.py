@@ -6,7 +6,17 @@ from __future__ import annotations
 import pytest
 
 from workflows import prompts, testing
-from workflows.models import CodingTaskInput, TestGate, TestGateMode, TestReport
+from workflows.models import (
+    SA_TEST_GATE,
+    CodeResult,
+    CodingTaskInput,
+    LintResult,
+    TaskState,
+    TestGate,
+    TestGateMode,
+    TestReport,
+)
+from workflows.visibility import details_line, search_attribute_values
 
 TESTS = "from solution import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
 PASSED = TestReport(outcome="passed", passed=2)
@@ -78,3 +88,14 @@ def test_the_tests_block_is_the_one_importing_the_module() -> None:
     assert prompts.split_tested_answer(only_code, "solution.py") == (code, None, "")
     # a block that merely mentions test_ functions without importing the module is code, not tests
     assert prompts.split_tested_answer("```python\ndef test_add():\n    pass\n```", "solution.py")[1] is None
+
+
+def test_the_details_line_and_the_search_attribute_follow_the_gate() -> None:
+    state = TaskState(session_id="s", task_description="x", created_at="t", updated_at="t")
+    state.results.code_generation = CodeResult(
+        code="", model="m", lint=LintResult(score=9.5), tests=FAILED, test_gate=TestGate.FAILED
+    )
+    assert " · lint 9.5 · tests 1 passed, 1 failed · " in details_line(state)
+    assert search_attribute_values(state)[SA_TEST_GATE] == "failed"
+    state.results.code_generation = CodeResult(code="", model="m")
+    assert "tests" not in details_line(state) and search_attribute_values(state)[SA_TEST_GATE] is None
