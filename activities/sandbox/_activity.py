@@ -1,4 +1,4 @@
-"""The `run_tests` activity: a request's files in a fresh directory, pytest on them in the sandbox, a TestReport.
+"""The `run_tests` activity: a request's files in a fresh tmpfs, pytest on them in the sandbox, a TestReport.
 
 The request carries everything (code, tests, files, limits), so a retry on another worker needs no shared disk.
 What is a result and what is an error:
@@ -15,19 +15,23 @@ What is a result and what is an error:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
 import os
 import shutil
+import subprocess
 import sys
-import tempfile
-from pathlib import Path, PurePosixPath
+import tarfile
+from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.config import WorkerSettings
 from activities.sandbox._command import SANDBOX_DIR, STARTED, Interpreter, SandboxCommand, find_interpreter
-from activities.sandbox._process import run_bounded
+from activities.sandbox._process import HEARTBEAT_SECONDS, Finished, run_bounded
 from activities.sandbox._report import build_report
 from workflows.models import RUN_TESTS_ACTIVITY, RunTestsRequest, SandboxLimits, TestReport
 
@@ -36,6 +40,7 @@ logger = logging.getLogger(__name__)
 MAX_JUNIT = 4 * 2**20  # bytes of pytest's report read back
 OUTPUT_HARD_CAP = 10  # times limits.output_bytes: past this much output the run is stopped
 _PROBE_LIMITS = SandboxLimits(wall_seconds=30)
+_FIND_PYTEST = "import importlib.util, sys; sys.exit(importlib.util.find_spec('pytest') is None and 'no pytest')"
 
 
 class SandboxUnavailable(Exception):
@@ -52,14 +57,16 @@ class SandboxActivities:
         self._python = settings.sandbox_python or sys.executable
         self._uid = settings.sandbox_uid if os.geteuid() == 0 else None
         self._interpreter: Interpreter | None = None
+        self._slots = asyncio.Semaphore(settings.sandbox_max_runs)
 
     async def start(self) -> None:
-        """Probe once (at worker start): a trivial run that imports pytest. Logs the outcome either way."""
+        """Probe once (at worker start): a trivial run that finds pytest. Logs the outcome either way."""
         report = await self.run(RunTestsRequest(code="", tests="", limits=_PROBE_LIMITS), probe=True)
         if report.outcome == "unavailable":
             logger.error("%s: run_tests will report `unavailable` and run nothing", report.error)
         elif report.exit_code != 0:
-            logger.error("sandbox probe failed (exit %s): %s", report.exit_code, report.output_tail[-300:])
+            output = (report.output_head + report.output_tail).strip()[-300:]
+            logger.error("sandbox probe failed (exit %s): %s", report.exit_code, output)
         else:
             logger.info("sandbox ready (%d ms a run): %s", report.duration_ms, self._describe())
 
@@ -73,40 +80,30 @@ class SandboxActivities:
         return report
 
     async def run(self, request: RunTestsRequest, probe: bool = False) -> TestReport:
+        """The request's tests in the sandbox (`probe`: only look pytest up)."""
         files = files_of(request)
         try:
             command = await self._command()
         except SandboxUnavailable as exc:
             return unavailable(str(exc))
-        limits = request.limits
-        with tempfile.TemporaryDirectory(prefix="sandbox-") as base:
-            source = Path(base, "src")
-            await asyncio.to_thread(write_files, source, files)
-            report_fd = os.memfd_create("junit")
+        python = command.interpreter.executable
+        report_fd = os.memfd_create("junit")  # pytest's JUnit XML, written inside through /proc/self/fd
+        try:
+            inside = [python, "-c", _FIND_PYTEST] if probe else pytest_argv(python, request.tests_file, report_fd)
             try:
-                inside = (
-                    [command.interpreter.executable, "-c", "import pytest"]
-                    if probe
-                    else pytest_argv(command.interpreter.executable, request.tests_file, report_fd)
-                )
-                try:
-                    run = await run_bounded(
-                        command.argv(str(source), inside, limits),
-                        wall_seconds=limits.wall_seconds,
-                        keep=limits.output_bytes // 2,
-                        hard_cap=OUTPUT_HARD_CAP * limits.output_bytes,
-                        pass_fds=(report_fd,),
-                        heartbeat=_heartbeat,
-                    )
-                except (FileNotFoundError, PermissionError) as exc:
-                    return unavailable(f"cannot start {command.bwrap}: {exc.strerror}")
-                junit = os.pread(report_fd, MAX_JUNIT, 0)
-            finally:
-                os.close(report_fd)
+                async with _held(self._slots):
+                    run = await _run_in(command, files, inside, request.limits, report_fd)
+            except (FileNotFoundError, PermissionError) as exc:
+                return unavailable(f"cannot start {command.bwrap}: {exc.strerror}")
+            junit = os.pread(report_fd, MAX_JUNIT, 0)
+        finally:
+            os.close(report_fd)
         started = run.capture.head.startswith(STARTED)
-        if not started and run.stopped_by is None:
+        if not started and run.stopped_by is None:  # bubblewrap (or the copy into the sandbox) failed
             output = bytes(run.capture.head + run.capture.tail).decode("utf-8", "replace").strip()
             return unavailable(" / ".join(output.splitlines()[-3:]) or f"exit code {run.exit_code}")
+        if not junit and b"No module named pytest" in run.capture.head:
+            return unavailable(f"{self._python} has no pytest (SANDBOX_PYTHON)")
         return build_report(run, junit, started)
 
     async def _command(self) -> SandboxCommand:
@@ -117,7 +114,7 @@ class SandboxActivities:
         if self._interpreter is None:
             try:
                 self._interpreter = await asyncio.to_thread(find_interpreter, self._python)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
                 raise SandboxUnavailable(f"cannot run the sandbox's python {self._python}: {exc}") from exc
         bwrap, setpriv, prlimit = (str(t) for t in tools)
         return SandboxCommand(bwrap, setpriv, prlimit, self._interpreter, self._uid)
@@ -125,6 +122,27 @@ class SandboxActivities:
     def _describe(self) -> str:
         who = f"uid {self._uid}" if self._uid is not None else f"uid {os.geteuid()} in a user namespace"
         return f"bubblewrap {self._bwrap}, python {self._python}, code runs as {who}"
+
+
+async def _run_in(
+    command: SandboxCommand, files: dict[str, str], inside: list[str], limits: SandboxLimits, report_fd: int
+) -> Finished:
+    """`inside` in the sandbox, given `files` as a tar archive on a memfd: nothing is written to the host's disk,
+    so a worker killed mid-run leaves nothing behind."""
+    archive = await asyncio.to_thread(tar_of, files)
+    files_fd = os.memfd_create("files")
+    try:
+        os.write(files_fd, archive)
+        return await run_bounded(
+            command.argv(files_fd, inside, limits),
+            wall_seconds=limits.wall_seconds,
+            keep=limits.output_bytes // 2,
+            hard_cap=OUTPUT_HARD_CAP * limits.output_bytes,
+            pass_fds=(files_fd, report_fd),
+            heartbeat=_heartbeat,
+        )
+    finally:
+        os.close(files_fd)
 
 
 def pytest_argv(python: str, tests_file: str, report_fd: int) -> list[str]:
@@ -168,17 +186,40 @@ def files_of(request: RunTestsRequest) -> dict[str, str]:
     return files
 
 
-def write_files(root: Path, files: dict[str, str]) -> None:
-    """Write the files under `root`, readable by the sandbox's uid; a path that leaves `root` is refused."""
-    root.mkdir(mode=0o755)
-    for path, content in files.items():
-        target = root.joinpath(path)
-        if not target.resolve().is_relative_to(root.resolve()) or PurePosixPath(path).is_absolute():
-            raise _invalid(f"{path!r} leaves the sandbox's directory")
-        for directory in reversed(target.relative_to(root).parents[:-1]):
-            root.joinpath(directory).mkdir(mode=0o755, exist_ok=True)
-        target.write_text(content, encoding="utf-8", errors="replace")
-        target.chmod(0o644)
+def tar_of(files: dict[str, str]) -> bytes:
+    """The files as a tar archive, each readable by the sandbox's uid; a path that would leave the directory
+    it is unpacked in is refused (the request's paths are already checked: this is the second lock)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, content in files.items():
+            parts = PurePosixPath(path).parts
+            if PurePosixPath(path).is_absolute() or ".." in parts or not parts:
+                raise _invalid(f"{path!r} leaves the sandbox's directory")
+            data = content.encode("utf-8", "replace")
+            member = tarfile.TarInfo(path)
+            member.size, member.mode = len(data), 0o644
+            tar.addfile(member, io.BytesIO(data))
+    return out.getvalue()
+
+
+@contextlib.asynccontextmanager
+async def _held(slots: asyncio.Semaphore) -> AsyncIterator[None]:
+    """A slot among the worker's SANDBOX_MAX_RUNS; waiting for one heartbeats, so Temporal does not think the
+    activity lost."""
+    acquiring = asyncio.ensure_future(slots.acquire())
+    try:
+        while not acquiring.done():
+            await asyncio.wait({acquiring}, timeout=HEARTBEAT_SECONDS)
+            _heartbeat()
+    except BaseException:
+        acquiring.cancel()
+        if acquiring.done() and not acquiring.cancelled():
+            slots.release()
+        raise
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _invalid(message: str) -> ApplicationError:

@@ -1,10 +1,11 @@
 """The command line of one sandboxed run: bubblewrap's namespaces and mounts, the uid drop, the limits.
 
 Inside, the run sees a read-only system (/usr and the interpreter with its site-packages), a new /proc and /dev,
-the request's files read-only at /src, and one writable directory, /sandbox: a tmpfs of `disk_bytes` that is
-HOME, the working directory and TMPDIR. There is no /tmp, no /etc beyond the loader's cache, no network (a new
+and one writable directory, /sandbox: a tmpfs of `disk_bytes` that is HOME, the working directory and TMPDIR.
+There is no /tmp, no /etc beyond the loader's cache, no network (a new
 network namespace: its own loopback, nothing else), and no environment but PATH, HOME, TMPDIR, LANG and
-PYTHONDONTWRITEBYTECODE. A shell copies /src into /sandbox, prints `STARTED` and execs pytest; output that
+PYTHONDONTWRITEBYTECODE. The request's files come in as a tar archive on an inherited memfd (nothing of them
+touches the host's disk); a shell unpacks it into /sandbox, prints `STARTED` and execs pytest; output that
 does not begin with `STARTED` means the sandbox never came up, and the code never ran.
 
 As root, bubblewrap makes the namespaces with root's own rights and `setpriv` drops to `uid` (no groups, no
@@ -24,11 +25,10 @@ from pathlib import PurePosixPath
 from workflows.models import SandboxLimits
 
 SANDBOX_DIR = "/sandbox"
-SOURCE_DIR = "/src"
 STARTED = b"sandbox: started\n"
 PATH = "/usr/local/bin:/usr/bin:/bin"
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-_SHELL = 'cp -R /src/. /sandbox/ && mkdir -p /sandbox/.tmp && printf "sandbox: started\\n" && exec "$@"'
+_SHELL = 'tar -xf "/proc/self/fd/$0" -C /sandbox && mkdir -p /sandbox/.tmp && printf "sandbox: started\\n" && exec "$@"'
 
 
 @dataclass(frozen=True)
@@ -61,26 +61,28 @@ class SandboxCommand:
     interpreter: Interpreter
     uid: int | None  # the uid the code runs as when the worker is root; None: the worker's own (not root)
 
-    def argv(self, source: str, argv: list[str], limits: SandboxLimits) -> list[str]:
-        """The whole command: `argv` (e.g. python -m pytest ...) run inside, with `source` as /src."""
+    def argv(self, files_fd: int, argv: list[str], limits: SandboxLimits) -> list[str]:
+        """The whole command: `argv` (e.g. python -m pytest ...) run inside, in the files of the tar archive
+        that `files_fd` (inherited) holds."""
         return [
             self.bwrap,
             *self._namespaces(),
             *self._environment(),
-            *self._mounts(source, limits),
+            *self._mounts(limits),
             "--",
             *self._drop_uid(),
             *self._limits(limits),
             "/bin/sh",
             "-c",
             _SHELL,
-            "sandbox",
+            str(files_fd),  # the shell's $0
             *argv,
         ]
 
     def _namespaces(self) -> list[str]:
         common = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup"]
         user = [] if self.uid is not None else ["--unshare-user", "--disable-userns"]
+        # --die-with-parent: bubblewrap and the run die with the worker (a SIGKILLed worker leaves nothing)
         return [*common, *user, "--hostname", "sandbox", "--die-with-parent", "--new-session"]
 
     def _environment(self) -> list[str]:
@@ -94,7 +96,7 @@ class SandboxCommand:
         }
         return ["--clearenv", *[a for name, value in env.items() for a in ("--setenv", name, value)]]
 
-    def _mounts(self, source: str, limits: SandboxLimits) -> list[str]:
+    def _mounts(self, limits: SandboxLimits) -> list[str]:
         args = ["--ro-bind", "/usr", "/usr"]
         for path in _SYSTEM_LINKS:
             if os.path.islink(path):
@@ -109,7 +111,6 @@ class SandboxCommand:
                     made.add(str(parent))
                     args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--ro-bind", host, inside]
-        args += ["--ro-bind", source, SOURCE_DIR]
         args += ["--perms", "01777", "--size", str(limits.disk_bytes), "--tmpfs", SANDBOX_DIR, "--chdir", SANDBOX_DIR]
         return [*args, "--remount-ro", "/"]  # bubblewrap's own root (a tmpfs) too: only /sandbox takes writes
 

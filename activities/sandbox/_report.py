@@ -53,6 +53,8 @@ def parse_junit(xml: bytes) -> JunitCounts | None:
 def _node_id(case: ET.Element) -> str:
     """pytest's node id (`test_solution.py::TestX::test_y[1]`) from a testcase's file, classname and name."""
     file, classname, name = case.get("file") or "", case.get("classname") or "", case.get("name") or ""
+    if not classname:  # a collection error: the module itself
+        return file or name or "?"
     module = file.removesuffix(".py").replace("/", ".")
     classes = classname[len(module) :].strip(".") if module and classname.startswith(module) else ""
     parts = [file or classname, *filter(None, classes.split(".")), name]

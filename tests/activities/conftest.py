@@ -40,7 +40,7 @@ class Sandbox:
     """The activity as a worker runs it (ActivityEnvironment: heartbeats, cancellation), plus after-checks."""
 
     activities: SandboxActivities
-    workdir: Path  # where the activity stages its files (tempfile.tempdir for the test)
+    workdir: Path  # the test's tempfile.tempdir: a run writes nothing to the host's disk, here neither
 
     async def run(self, tests: str, code: str = PASSING_CODE, **fields: Any) -> TestReport:
         fields.setdefault("limits", FAST)
@@ -48,7 +48,7 @@ class Sandbox:
         request = RunTestsRequest(code=code, tests=tests, tests_file=tests_file, **fields)
         report: TestReport = await ActivityEnvironment().run(self.activities.run_tests, request)
         assert processes_mentioning(tests_file) == [], "a process of the run outlived it"
-        assert list(self.workdir.iterdir()) == [], "the run's staging directory is still there"
+        assert list(self.workdir.iterdir()) == [], "the run left files on the host"
         return report
 
     async def serves(self) -> None:

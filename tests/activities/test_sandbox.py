@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from activities.sandbox import SandboxActivities
 from activities.sandbox._report import parse_junit
 from orchestrator.plugin import WorkerActivities
 from tests.activities.conftest import PASSING_CODE, PASSING_TESTS, Sandbox, processes_mentioning, settings
+from tests.support import ROOT, wait_until
 from workflows.calls import RUN_TESTS, execute
 from workflows.models import RUN_TESTS_ACTIVITY, ContextFile, RunTestsRequest, SandboxLimits, TestReport
 
@@ -184,3 +187,87 @@ def test_junit_that_is_not_a_report_is_a_failed_run() -> None:
     )
     assert counts is not None and (counts.passed, counts.failed, counts.errors) == (1, 0, 1)
     assert counts.failures[0].test == "t.py::b" and counts.failures[0].message == "E   boom"
+
+
+ACTIVITY_WORKER = """
+import asyncio, sys
+from temporalio.client import Client
+from temporalio.worker import Worker
+from activities.config import WorkerSettings
+from activities.sandbox import SandboxActivities
+from orchestrator.temporal import data_converter
+
+async def main():
+    client = await Client.connect(sys.argv[1], data_converter=data_converter())
+    sandbox = SandboxActivities(WorkerSettings(_env_file=None))
+    async with Worker(client, task_queue=sys.argv[2], activities=[sandbox.run_tests]):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_worker_takes_its_run_along_and_another_worker_reruns_it(client: Client) -> None:
+    """SIGKILL of the worker mid-run: nothing of the run outlives it (bubblewrap's --die-with-parent), and after
+    the heartbeat timeout another worker runs the request again from the request alone."""
+    queue = f"sandbox-{uuid.uuid4().hex[:8]}"
+    tests_file = f"test_{uuid.uuid4().hex}.py"
+    tests = "import time\n\n\ndef test_slow():\n    time.sleep(10)\n"  # outlives the check below, unless killed
+    first = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-c", ACTIVITY_WORKER, client.service_client.config.target_host, queue],
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    workflows = Worker(client, task_queue=queue, workflows=[RunTestsOnce], workflow_runner=UnsandboxedWorkflowRunner())
+    try:
+        assert first.stdout is not None and (await first.stdout.readline()).strip() == b"ready"
+        async with workflows:
+            handle = await client.start_workflow(
+                RunTestsOnce.run,
+                RunTestsRequest(code="", tests=tests, tests_file=tests_file),
+                id=f"sandbox-{uuid.uuid4().hex[:8]}",
+                task_queue=queue,
+            )
+            await wait_until(lambda: bool(processes_mentioning(tests_file)), within=60)
+            first.kill()
+            await first.wait()
+            await wait_until(lambda: not processes_mentioning(tests_file), within=3)
+            second = SandboxActivities(settings())
+            async with Worker(client, task_queue=queue, activities=[second.run_tests]):
+                report = await handle.result()
+    finally:
+        if first.returncode is None:
+            first.kill()
+            await first.wait()
+    assert (report.outcome, report.passed) == ("passed", 1), report
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        async for e in handle.fetch_history_events()
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert attempts == [2]
+
+
+async def test_a_python_without_pytest_is_unavailable(sandbox: Sandbox, tmp_path: Path) -> None:
+    venv = tmp_path / "bare"
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "venv", "--without-pip", str(venv))
+    assert await proc.wait() == 0
+    sandbox.activities = SandboxActivities(settings(sandbox_python=str(venv / "bin" / "python")))
+    report = await sandbox.run(PASSING_TESTS)
+    assert report.outcome == "unavailable" and report.error and "has no pytest" in report.error, report
+
+
+async def test_a_missing_sandbox_python_is_unavailable(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.activities = SandboxActivities(settings(sandbox_python=str(tmp_path / "no-python")))
+    report = await sandbox.run(PASSING_TESTS)
+    assert report.outcome == "unavailable" and report.error and "cannot run the sandbox's python" in report.error
+
+
+async def test_runs_beyond_sandbox_max_runs_wait_their_turn(sandbox: Sandbox) -> None:
+    sandbox.activities = SandboxActivities(settings(sandbox_max_runs=1))
+    tests = "import time\n\n\ndef test_slow():\n    time.sleep(3)\n"
+    began = time.monotonic()
+    first, second = await asyncio.gather(sandbox.run(tests), sandbox.run(tests))
+    assert first.outcome == second.outcome == "passed", (first, second)
+    assert time.monotonic() - began > first.duration_ms / 1000 + second.duration_ms / 1000 - 0.5  # one after the other

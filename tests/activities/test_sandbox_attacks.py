@@ -7,15 +7,16 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import textwrap
 import uuid
 from pathlib import Path
 
 import pytest
 
+from activities.sandbox._activity import tar_of
 from activities.sandbox._command import Interpreter, SandboxCommand
 from tests.activities.conftest import Sandbox
+from tests.support import ROOT
 from workflows.models import SandboxLimits
 
 # Writes `n` bytes straight to the run's output pipe, past pytest's capture of fd 1 and 2 (which it keeps as a
@@ -266,17 +267,6 @@ def test_host_environment_is_as_the_attacks_assume() -> None:
 def test_as_a_plain_user_the_sandbox_adds_a_user_namespace() -> None:
     """The worker image runs as a plain user: bubblewrap then makes a user namespace, forbids nested ones, and the
     same mounts hold (run here as uid 65534 through setpriv, with the shell as the code)."""
-    with tempfile.TemporaryDirectory(dir="/tmp") as workdir:  # a plain user's bubblewrap must reach it
-        Path(workdir).chmod(0o755)
-        run = _as_a_plain_user(Path(workdir))
-    assert [line.strip() for line in run.stdout.splitlines()] == ["sandbox: started", "65534", "wrote inside", "7"], (
-        run.stdout,
-        run.stderr,
-    )
-
-
-def _as_a_plain_user(workdir: Path) -> subprocess.CompletedProcess[str]:
-    (workdir / "src").mkdir(mode=0o755)
     command = SandboxCommand(
         shutil.which("bwrap") or "bwrap", "/usr/bin/setpriv", "/usr/bin/prlimit", Interpreter("/bin/sh", ()), None
     )
@@ -285,13 +275,37 @@ def _as_a_plain_user(workdir: Path) -> subprocess.CompletedProcess[str]:
         unshare -U true 2>/dev/null && echo "nested user namespace"
         touch /x ../x /usr/x 2>/dev/null && echo "wrote outside"
         touch /sandbox/inside && echo "wrote inside"
+        cat /sandbox/given/file.txt
         prlimit --nproc --noheadings --output SOFT
     """)
     plain_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-    return subprocess.run(
-        [*plain_user, *command.argv(str(workdir / "src"), ["/bin/sh", "-c", script], SandboxLimits(processes=7))],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-        timeout=60,
-    )
+    files_fd = os.memfd_create("files")
+    try:
+        os.write(files_fd, tar_of({"given/file.txt": "given\n"}))
+        run = subprocess.run(
+            [*plain_user, *command.argv(files_fd, ["/bin/sh", "-c", script], SandboxLimits(processes=7))],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"},
+            timeout=60,
+            pass_fds=(files_fd,),
+        )
+    finally:
+        os.close(files_fd)
+    lines = [line.strip() for line in run.stdout.splitlines()]
+    assert lines == ["sandbox: started", "65534", "wrote inside", "given", "7"], (run.stdout, run.stderr)
+
+
+async def test_the_workers_source_data_and_home_are_out_of_sight(sandbox: Sandbox) -> None:
+    paths = [ROOT / "activities" / "config.py", ROOT / ".env", ROOT / "data", Path("/var"), Path("/etc/passwd")]
+    assert paths[0].exists()  # on the host
+    tests = source(f"""
+        import importlib.util, os
+
+        def test_look():
+            seen = [p for p in {[str(p) for p in paths]!r} if os.path.exists(p)]
+            assert seen == [] and importlib.util.find_spec('activities') is None, seen
+    """)
+    report = await sandbox.run(tests)
+    assert (report.outcome, report.passed) == ("passed", 1), report
+    await sandbox.serves()

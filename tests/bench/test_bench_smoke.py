@@ -100,3 +100,18 @@ def test_payload_store_backends_benchmark_runs() -> None:
     for row in rows:
         objects, new = int(row.split(" objects")[0].rsplit(" ", 1)[1]), int(row.split(" new)")[0].rsplit("(", 1)[1])
         assert 0 < new < objects / 2, row
+
+
+def test_sandbox_cost_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "sandbox.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.sandbox_cost", "--runs", "2", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["runs"] == 2 and figures["run_tests"]["p50_ms"] > 0 and figures["lint"]["p50_ms"] > 0
+    assert "run_tests / warm lint (p50)" in proc.stdout
