@@ -20,7 +20,13 @@ HISTORY_TEXT = {path: path.read_text(encoding="utf-8") for path in HISTORIES}
 
 def test_histories_are_committed() -> None:
     names = {"completed_with_feedback", "revised", "cancelled", "started_bare", "gate_round"}
-    stored = {"budget_raised", "stored_context", "early_feedback", "early_feedback_before_feedback_when_awaited"}
+    stored = {
+        "budget_raised",
+        "stored_context",
+        "test_gate_round",
+        "early_feedback",
+        "early_feedback_before_feedback_when_awaited",
+    }
     assert {p.stem for p in HISTORIES} >= {*names, *stored} | {f"{name}_before_lint_gate" for name in names}
     assert all(p.with_suffix(".sqlite").exists() for p in HISTORIES if p.stem.startswith("stored_"))
 

@@ -321,8 +321,8 @@ async def invoke(
     if context > MAX_INLINE_CODE_CONTEXT and (await connection.get()).data_converter.external_storage is None:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"code_context and files hold {context} characters; without the payload store (PAYLOAD_STORE) at most "
-            f"{MAX_INLINE_CODE_CONTEXT} fit in a task's history (with it, {MAX_CODE_CONTEXT})",
+            f"code_context, files and tests hold {context} characters; without the payload store (PAYLOAD_STORE) "
+            f"at most {MAX_INLINE_CODE_CONTEXT} fit in a task's history (with it, {MAX_CODE_CONTEXT})",
         )
     try:
         await _start(connection, task, session_id, tenant, settings)
