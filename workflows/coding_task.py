@@ -11,19 +11,20 @@ what each records (`steps`, with the options in `calls`), the task's record of e
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from workflows import prompts, quality, testing, tools, usage
+    from workflows import inputs, prompts, quality, testing, usage
     from workflows.calls import TaskFailed
     from workflows.events import MAX_EVENTS, EventLog
     from workflows.journal import Journal
@@ -64,6 +65,8 @@ with workflow.unsafe.imports_passed_through():
 
 TOOLS = [ToolName.SEARCH_KNOWLEDGE, ToolName.LINT]
 LINT_GATE_PATCH = "lint-gate"  # tasks started before the quality gate replay without it (README: Changing the workflow)
+# Feedback is taken only while the task awaits it; tasks started before this rule replay with the old one (queued).
+FEEDBACK_AWAITED_PATCH = "feedback-when-awaited"
 
 
 @dataclass
@@ -91,6 +94,15 @@ class Gates:
 # workflow at once with pydantic's message naming each field, instead of a workflow task retried forever.
 @workflow.defn(name=WORKFLOW_TYPE, failure_exception_types=[ValidationError])
 class CodingTask:
+    def __new__(cls, *task: object) -> Self:
+        """The SDK builds the workflow with the start's inputs before `__init__` runs: a start with no input or
+        several (`temporal workflow start` without `--input`, or with two) fails the workflow at once here, where
+        Python's own `TypeError` would fail its first workflow task forever."""
+        if len(task) != 1:
+            shape = 'one input, a JSON object such as {"task_description": "write a slugify function"}'
+            raise inputs.invalid(f"{WORKFLOW_TYPE} takes {shape}; got {len(task)}")
+        return super().__new__(cls)
+
     @workflow.init
     def __init__(self, task: CodingTaskInput) -> None:
         self._input = task
@@ -151,21 +163,26 @@ class CodingTask:
         return self.status()
 
     @workflow.signal(name=FEEDBACK_SIGNAL)
-    def feedback(self, payload: Any) -> None:
-        """Rating 1..5 and an optional comment (`FeedbackInput`).
+    def feedback(self, *payloads: Any) -> None:
+        """Rating 1..5 and an optional comment (`FeedbackInput`), taken while the task awaits feedback.
 
-        The payload is validated here rather than by the SDK, so a malformed one is recorded in `errors`
-        (where the user can see it) instead of being dropped silently; it never fails the workflow.
+        The payload is checked here rather than by the SDK, so a malformed one, or none, or two, is recorded in
+        `errors` (where the user can see it) and never fails a workflow task. Feedback sent while there is no
+        result to rate (planning, running, a revision under way) is recorded as ignored, never applied later.
         """
-        if self._state.task_status in TERMINAL_STATUSES:
+        status = self._state.task_status
+        if status in TERMINAL_STATUSES:
             self._journal.event(EventType.FEEDBACK_IGNORED, "feedback arrived after the task ended and was ignored")
             return
         try:
-            feedback = FeedbackInput.model_validate(payload)
-        except ValidationError as exc:
-            message = f"invalid feedback ignored: {tools.validation_problems(exc)}"
+            feedback = inputs.one_input(FEEDBACK_SIGNAL, payloads, FeedbackInput)
+        except ApplicationError as exc:
+            message = f"invalid feedback ignored: {exc.message}"
             self._state.errors.append(message)
             self._journal.event(EventType.FEEDBACK_INVALID, message)
+            return
+        if status != TaskStatus.AWAITING_FEEDBACK and workflow.patched(FEEDBACK_AWAITED_PATCH):
+            self._ignore_feedback([feedback], f"it arrived while the task was {status}, with no result to rate yet")
             return
         received = Feedback(rating=feedback.rating, comment=feedback.comment, received_at=workflow.now().isoformat())
         self._state.feedback.append(received)
@@ -174,24 +191,39 @@ class CodingTask:
             EventType.FEEDBACK, f"feedback received: rating {feedback.rating}", data={"rating": feedback.rating}
         )
 
+    def _ignore_feedback(self, ignored: list[FeedbackInput], reason: str) -> None:
+        for feedback in ignored:
+            message = f"feedback (rating {feedback.rating}) ignored: {reason}"
+            self._journal.event(EventType.FEEDBACK_IGNORED, message, data={"rating": feedback.rating})
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, _payloads: Sequence[RawValue]) -> None:
+        """A signal this workflow does not take (`--name Feedback`) is recorded as a warning, not dropped silently.
+        Names starting with `__` are Temporal's own (the stream's publish signal before its handler exists)."""
+        if not name.startswith("__"):
+            self._journal.warn(f"unknown signal {name!r} ignored; this task takes the signal {FEEDBACK_SIGNAL!r}")
+
     @workflow.query(name=STATUS_QUERY)
-    def status(self) -> TaskState:
+    def status(self, *none: Any) -> TaskState:
+        inputs.no_input(STATUS_QUERY, none)
         return self._state.model_copy(update={"logs": self._log.log_lines()})
 
     @workflow.query(name=EVENTS_QUERY)
-    def events(self, query: EventsQueryInput) -> EventsPage:
-        return self._log.page(query.after, self._state.task_status)
+    def events(self, *query: Any) -> EventsPage:
+        """The events after `after`; with no input, all of them (`after` 0)."""
+        after = inputs.one_input(EVENTS_QUERY, query, EventsQueryInput, default=EventsQueryInput()).after
+        return self._log.page(after, self._state.task_status)
 
     @workflow.update(name=RAISE_BUDGET_UPDATE)
-    def raise_budget(self, raise_: BudgetRaise) -> Budget:
+    def raise_budget(self, *raise_: Any) -> Budget:
         """New limits (each above what is spent); a task waiting in `awaiting_budget` goes on."""
-        return self._steps.raise_budget(raise_)
+        return self._steps.raise_budget(inputs.one_input(RAISE_BUDGET_UPDATE, raise_, BudgetRaise))
 
     @raise_budget.validator
-    def _validate_raise(self, raise_: BudgetRaise) -> None:
+    def _validate_raise(self, *raise_: Any) -> None:
         if self._state.task_status in TERMINAL_STATUSES:
             raise ValueError(f"the task has ended ({self._state.task_status})")
-        usage.check_raise(self._state, raise_)
+        usage.check_raise(self._state, inputs.one_input(RAISE_BUDGET_UPDATE, raise_, BudgetRaise))
 
     async def _release_watchers(self) -> None:
         """Hand the waiting stream polls their last events and let them finish before the run ends (issues no
@@ -260,6 +292,13 @@ class CodingTask:
                 self._journal.event(EventType.REVISION_LIMIT, f"revision limit ({limit}) reached; finishing")
                 return
             self._state.revisions += 1
+            if self._pending_feedback and workflow.patched(FEEDBACK_AWAITED_PATCH):  # sent with this one
+                stale = len(self._pending_feedback)
+                self._ignore_feedback(
+                    self._pending_feedback, f"it rated the code revision {self._state.revisions} replaces"
+                )
+                del self._state.feedback[-stale:]  # received with it, last: the ratings kept are those applied
+                self._pending_feedback.clear()
             self._revision_comment = feedback.comment
             self._journal.event(
                 EventType.REVISION, f"revision {self._state.revisions} requested: {feedback.comment[:200]}"

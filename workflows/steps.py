@@ -52,6 +52,7 @@ class Steps:
         doing = f"{request.role} · {request.model or 'default model'} · step {step}"
         while True:
             request.allowance = usage.allowance(self._state)
+            self._journal.calling = request.role  # its llm_delta events are taken while it runs
             try:
                 reply = await self._execute(calls.LLM, request, doing)
                 break
@@ -60,6 +61,8 @@ class Steps:
                     raise TaskFailed(f"{request.role} model call failed: {exc}") from exc
                 usage.record_need(self._state, exc.details[0] if exc.details else None)
                 await self._await_budget(str(exc))
+            finally:
+                self._journal.calling = None
         usage.record_need(self._state, None)
         usage.record_reply(self._state, request.role, reply)
         self._journal.details(f"{request.role} · {reply.model} · step {step}")

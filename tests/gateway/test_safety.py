@@ -14,10 +14,11 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from orchestrator.payload_store import STORE_ENV
 from orchestrator.temporal import data_converter
-from tests.gateway.support import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, make_app
+from tests.gateway.support import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, make_app, wait_for_status
 from tests.support import free_port
 from workflows.models import MAX_CODE_CONTEXT, MAX_INLINE_CODE_CONTEXT, MAX_TESTS
 
@@ -223,8 +224,12 @@ async def test_odd_unicode_is_refused_or_stored_intact(
     await handle.terminate("test over")
 
 
-async def test_feedback_ratings_are_json_schema_integers(http: httpx.AsyncClient, alice_task: str) -> None:
+async def test_feedback_ratings_are_json_schema_integers(http: httpx.AsyncClient, worker: Worker) -> None:
     """3.0 is the integer 3 in JSON Schema, as the published document says; "3", true and 3.5 are not integers."""
+    alice_task = f"alice-{uuid.uuid4().hex[:10]}"
+    body = {**QUICK_TASK, "session_id": alice_task, "feedback_window_seconds": 60}
+    assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+    await wait_for_status(http, alice_task, {"awaiting_feedback"}, ALICE)  # feedback is taken then only
     accepted = await http.post(f"/feedback/{alice_task}", json={"rating": 3.0}, headers=ALICE)
     assert accepted.status_code == 202, accepted.text
     for rating in ("3", True, 3.5):

@@ -42,6 +42,7 @@ SCENARIOS = (
     "gate_round",
     "budget_raised",
     "stored_context",
+    "early_feedback",
     "test_gate_round",
 )
 STORED = "stored_context"  # recorded with the payload store on; its values in histories/<name>.sqlite
@@ -148,6 +149,20 @@ async def main() -> None:
             await handle.cancel()
             return handle
 
+        async def early_feedback():  # a rating sent while the code agent runs, then one once the task awaits it
+            fake.hold_after = 1
+            handle = await start_task(client, queue, task_description="write an add function")
+            await wait_until(lambda: fake.held >= 1)
+            await handle.signal(CodingTask.feedback, FeedbackInput(rating=1, comment="validate input"))
+            fake.hold_after = None
+            fake.release()  # the held call is answered 503 and retried
+            # before feedback-when-awaited the early rating is applied once the task awaits feedback (a revision)
+            await wait_for_state(
+                handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK and (s.revisions == 1 or not s.feedback)
+            )
+            await handle.signal(CodingTask.feedback, FeedbackInput(rating=5))
+            return handle
+
         scenarios = {
             "completed_with_feedback": completed_with_feedback,
             "revised": revised,
@@ -156,6 +171,7 @@ async def main() -> None:
             "gate_round": gate_round,
             "budget_raised": budget_raised,
             "stored_context": stored_context,
+            "early_feedback": early_feedback,
             "test_gate_round": test_gate_round,
         }
         for name in args.scenarios or [s for s in SCENARIOS if s != STORED]:

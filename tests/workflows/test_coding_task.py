@@ -281,7 +281,8 @@ async def test_a_budget_that_stops_before_a_call_waits_for_a_raise(
     ):
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update("raise_budget", payload, result_type=Budget)
-        assert "validation error for BudgetRaise" in str(refused.value.cause)
+        cause = refused.value.cause
+        assert isinstance(cause, ApplicationError) and cause.message.startswith("raise_budget: "), cause  # field: why
     assert (await handle.query(CodingTask.status)).budget == state.budget
 
     raised = await handle.execute_update(CodingTask.raise_budget, BudgetRaise(budget_tokens=100_000))

@@ -404,10 +404,23 @@ async def get_status(session_id: SessionId, handle: OwnedRun, settings: GatewayS
 async def feedback(
     body: FeedbackInput, task: Owned, tenant: Tenant, request: Request, settings: GatewaySettings
 ) -> FeedbackAccepted:
-    """Sends the `feedback` signal. A rating below 3 with a comment asks for a revision (bounded)."""
+    """Sends the `feedback` signal. A rating below 3 with a comment asks for a revision (bounded).
+
+    409 unless the task awaits feedback (`task_status` `awaiting_feedback`): while it plans, runs or revises there
+    is no result to rate, and after it ended nothing can change."""
     closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended and no longer accepts feedback")
     if not task.running:
         raise closed
+    try:
+        state = await task.handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings))
+    except WorkflowQueryFailedError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
+    if state.task_status != TaskStatus.AWAITING_FEEDBACK:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"the task is {state.task_status}: it takes feedback only while it awaits it (awaiting_feedback), "
+            "once it has a result to rate; send it then",
+        )
     try:
         with encrypting_for(tenant):
             await task.handle.signal(CodingTask.feedback, body, rpc_timeout=_rpc_timeout(settings))
