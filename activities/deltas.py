@@ -41,17 +41,12 @@ def wait_before(published: int, interval: timedelta) -> timedelta:
     return interval * 2 ** min(published // DOUBLE_EVERY, 10)
 
 
-def step_of(request: LlmRequest) -> int:
-    """The agent-loop step a request is (1 for the first call; each earlier step left one assistant turn)."""
-    return 1 + sum(1 for m in request.messages if m.role == "assistant")
-
-
 class DeltaPublisher:
     """Gathers one call's text chunks and publishes them in batches (an async context manager)."""
 
     def __init__(self, request: LlmRequest, interval: timedelta) -> None:
         self.role: AgentRole = request.role
-        self.step = step_of(request)
+        self.step = request.step  # the workflow's number for the call, which its llm_call event carries too
         self.interval = interval
         self.attempt = 1
         self.published = 0  # events published
@@ -70,8 +65,13 @@ class DeltaPublisher:
             # Not entered as a context manager, so the client's own background flusher never starts: this
             # publisher sends each batch itself. Cancelling that flusher at the end of a call, just after a forced
             # flush had woken it, is lost inside asyncio.wait_for on Python 3.11, and the end of every call then
-            # waited out FLUSH_TIMEOUT (2 s).
-            self._client = WorkflowStreamClient.from_within_activity(max_retry_duration=PUBLISH_RETRY)
+            # waited out FLUSH_TIMEOUT (2 s). The handle names the run that made the call: once a reset replaced
+            # that run, the batches fail instead of reaching the new run.
+            if info.workflow_id is None:
+                raise RuntimeError("a standalone activity: no workflow to publish to")
+            client = activity.client()
+            handle = client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+            self._client = WorkflowStreamClient(handle, client=client, max_retry_duration=PUBLISH_RETRY)
         except Exception as exc:  # no workflow to publish to, or no client: the call goes on without deltas
             self._client = None
             self._give_up(exc)

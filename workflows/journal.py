@@ -7,15 +7,19 @@ Runs inside the workflow (it reads the workflow clock and sends upserts); the pi
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
-from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowTopicHandle
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.workflow_streams import PublishEntry, PublishInput, WorkflowStream, WorkflowTopicHandle
 
 from workflows.events import MAX_STREAM_ITEMS, EventLog
-from workflows.models import EVENTS_TOPIC, AgentRole, EventType, TaskEvent, TaskState, TaskStatus
+from workflows.models import DELTA_TOPIC, EVENTS_TOPIC, AgentRole, EventType, TaskEvent, TaskState, TaskStatus
 from workflows.visibility import SearchAttributeSync, details_line
+
+PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"  # how activities publish to the stream (WorkflowStream's)
 
 
 def stream_offset(stream: WorkflowStream) -> Callable[[], int]:
@@ -37,6 +41,47 @@ class Journal:
         self.stream = stream
         self._topic: WorkflowTopicHandle[TaskEvent] = stream.topic(EVENTS_TOPIC, type=TaskEvent)
         self.stream_offset = stream_offset(stream)
+        self.calling: AgentRole | None = None  # the agent whose model call is in flight (Steps.llm sets it)
+        self._stream_publish = workflow.get_signal_handler(PUBLISH_SIGNAL)
+        workflow.set_signal_handler(PUBLISH_SIGNAL, self._publish)
+        self._was_reset = False
+        workflow.register_random_seed_callback(self._reset_seen)  # the SDK's only word of a reset
+
+    def _publish(self, batch: PublishInput) -> None:
+        """An activity's `llm_delta` batch, taken only from the model call in flight. A reset re-applies the
+        replaced run's signals to the new run, its calls' text among them, before the new run makes those calls
+        again: that text, like any from a call that ended, never enters this run's stream."""
+        self._start_after_reset()
+        batch.items = [entry for entry in batch.items if self._from_call_in_flight(entry)]
+        if batch.items and self._stream_publish is not None:
+            self._stream_publish(batch)
+
+    def _from_call_in_flight(self, entry: PublishEntry) -> bool:
+        if entry.topic != DELTA_TOPIC:
+            return True
+        payload = Payload.FromString(base64.b64decode(entry.data))  # the stream's wire form of an item
+        delta = workflow.payload_converter().from_payload(payload, TaskEvent)
+        return self.calling is not None and delta.data.get("role") == self.calling  # data.role: whose call
+
+    def _reset_seen(self, _seed: int) -> None:
+        """A reset gives the run a new random seed, at the reset point, on replay too. The clock cannot be read
+        here: the next event starts the new run's ids."""
+        self._was_reset = True
+
+    def _start_after_reset(self) -> None:
+        """After a reset, ids go on from the reset's time in milliseconds (about 1.7e12), above every id the
+        replaced run gave (it gave fewer than one a millisecond), so no id is given twice and a reader resuming
+        with one of the replaced run's ids skips nothing of the new run. The stream's retained items go."""
+        if not self._was_reset:
+            return
+        self._was_reset = False
+        offset = self.stream_offset()
+        first = max(offset, int(workflow.now().timestamp() * 1000))
+        self.stream.truncate(offset)
+        self.stream._base_offset = first  # WorkflowStream has no public way to move its offsets on
+        self.event(
+            EventType.RESUMED, f"the task was reset: this run goes on from the reset point; ids from {first + 1}"
+        )
 
     def event(
         self, type: EventType, message: str, agent: AgentRole | None = None, data: dict[str, Any] | None = None
@@ -46,6 +91,7 @@ class Journal:
         Its id is the stream offset it lands on plus one, so ids stay one sequence with the `llm_delta` events
         activities publish on the same stream. Publishing issues no command: the stream lives in the workflow's
         memory and a replay rebuilds it, so no patch guards it (README: Changing the workflow)."""
+        self._start_after_reset()
         self.state.updated_at = workflow.now().isoformat()
         offset = self.stream_offset()
         self.log.next_id = offset + 1

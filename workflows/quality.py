@@ -5,7 +5,7 @@ Pure functions of a `LintResult`, so unit tests check them without a server.
 
 from __future__ import annotations
 
-from workflows.models import LintResult, LintRound
+from workflows.models import LintGate, LintResult, LintRound
 
 ERROR_TYPES = frozenset({"error", "fatal"})  # pylint's E and F messages: undefined names, syntax, imports
 MAX_MESSAGES_SHOWN = 20
@@ -18,6 +18,11 @@ def errors(lint: LintResult) -> int:
 def passes(lint: LintResult, bar: float) -> bool:
     """At or above the bar and no error-class message; code pylint could not judge does not pass."""
     return lint.error is None and lint.score is not None and lint.score >= bar and errors(lint) == 0
+
+
+def needs_fix(lint: LintResult, bar: float) -> bool:
+    """Below the bar with a verdict to act on (code pylint could not judge is not sent back)."""
+    return not passes(lint, bar) and lint.error is None
 
 
 def fix_prompt(lint: LintResult, bar: float) -> str:
@@ -42,3 +47,13 @@ def lint_round(number: int, before: LintResult, after: LintResult) -> LintRound:
         errors_before=errors(before),
         errors_after=errors(after),
     )
+
+
+def verdict(lint: LintResult, bar: float | None, rounds: int) -> tuple[LintGate, str | None]:
+    """How the quality gate ended for the final code, and the warning it raises (None: none)."""
+    if bar is None:
+        return LintGate.OFF, None
+    if passes(lint, bar):
+        return LintGate.PASSED, None
+    found = lint.error or f"pylint {lint.score}/10, {errors(lint)} error(s)"
+    return LintGate.FAILED, f"quality gate failed after {rounds} fix round(s) (bar {bar:g}): {found}"

@@ -11,7 +11,17 @@ from playwright.async_api import Route, expect
 
 from api.gateway.routes.console import TaskView, render
 from tests.console.conftest import OpenPage, fulfill_ui, open_stubbed_task
-from workflows.models import CodeResult, LintMessage, LintResult, TaskState, TaskStatus
+from workflows.models import (
+    CodeResult,
+    LintMessage,
+    LintResult,
+    TaskState,
+    TaskStatus,
+    TestFailure,
+    TestGate,
+    TestReport,
+    TestRound,
+)
 
 ORIGIN = "http://console.test"
 CODE = "def add(a, b):\n    return a + secnd\n"
@@ -26,7 +36,12 @@ def view() -> str:
         LintMessage(line=2, column=15, symbol="undefined-variable", message_id="E0602", type="error",
                     message="Undefined variable 'secnd'"),
     ])  # fmt: skip
-    state.results.code_generation = CodeResult(code=CODE, model="offline", lint=lint)
+    failure = TestFailure(test="test_solution.py::test_add", message="assert add(1, 2) == 3\n<script>alert(1)</script>")
+    tests = TestReport(outcome="failed", passed=3, failed=1, failures=[failure], duration_ms=812)
+    state.results.code_generation = CodeResult(
+        code=CODE, model="offline", lint=lint, tests=tests, tests_by="user", test_gate=TestGate.FAILED,
+        test_rounds=[TestRound(round=1, passed_before=2, failed_before=2, passed_after=3, failed_after=1)],
+    )  # fmt: skip
     page = TaskView(session_id="s-1", run_id="r-1", workflow_status="RUNNING", state=state, rendered=render(state),
                     web_ui_url="http://localhost:8233/namespaces/default/workflows/s-1/r-1/history")  # fmt: skip
     return page.model_dump_json()
@@ -82,5 +97,13 @@ async def test_the_task_page_shows_live_output_and_pylint_messages_per_line(open
     await expect(flagged.locator(".lint")).to_contain_text("E0602 undefined-variable Undefined variable 'secnd'")
     await expect(page.locator("#code-line-1 .lint")).to_have_count(0)
     await expect(page.locator(".rendered.plan strong")).to_have_text("Add")
+    report = page.locator(".test-report")  # beside pylint's verdict, above the code
+    await expect(report.locator(".facts")).to_have_text(
+        "tests 3 passed, 1 failed · the task's tests · test gate failed · 812 ms"
+    )
+    await expect(report.locator("tbody tr td")).to_have_text(["1", "2", "2", "3", "1"])
+    await expect(report.locator(".test-id")).to_have_text("test_solution.py::test_add")
+    await expect(report.locator(".test-failures pre")).to_have_text("assert add(1, 2) == 3\n<script>alert(1)</script>")
+    await expect(report.locator("script")).to_have_count(0)  # the test output's markup stays text
     assert any(c.startswith("/events/s-1?after=1") for c in calls)  # the `timeout` reconnected after event 1
     watch.assert_clean()

@@ -42,6 +42,28 @@ DRAFT_CODE = "def add(a,b):\n  return a+b\n"
 NEEDS_ONE_FIX = "[needs one fix]"
 NEVER_FIXES = "[never fixes]"
 BAD_CODE = '"""Arithmetic helpers."""\n\n\ndef add(first: int, second: int) -> int:\n    return first + secnd\n'
+# A task whose description holds this marker gets a product that is wrong but lint-clean, and the right one once
+# failing tests came back to it (the test gate's fix round).
+WRONG_PRODUCT_FIRST = "[wrong product first]"
+PRODUCT_CODE = '''"""Arithmetic helpers."""
+
+
+def product(first: int, second: int) -> int:
+    """Return the product of two integers."""
+    return first * second{}
+'''
+WRONG_PRODUCT, RIGHT_PRODUCT = PRODUCT_CODE.format(" + first + 1"), PRODUCT_CODE.format("")
+# The tests it writes when asked for its own: the wrong product fails the first and passes the second.
+PRODUCT_TESTS = """from solution import product
+
+
+def test_product():
+    assert product(2, 3) == 6
+
+
+def test_product_of_minus_one():
+    assert product(-1, 5) == -5
+"""
 
 
 @dataclass
@@ -239,6 +261,10 @@ def _final_text(system: str, messages: list[dict[str, Any]]) -> str:
     if "technical writer" in system:
         return "# add\n\n`add(first, second)` returns the sum of two integers.\n"
     conversation = json.dumps(messages)
+    if WRONG_PRODUCT_FIRST in conversation:
+        code = RIGHT_PRODUCT if "The tests did not pass" in conversation else WRONG_PRODUCT
+        own_tests = f"```python\n{PRODUCT_TESTS}```\n" if "second ```python block" in conversation else ""
+        return f"```python\n{code}```\n{own_tests}\nA product."
     shown_pylint = "pylint scored" in conversation
     if NEVER_FIXES in conversation or (NEEDS_ONE_FIX in conversation and not shown_pylint):
         return f"```python\n{BAD_CODE}```\n\nA helper."

@@ -186,6 +186,22 @@ async def test_feedback_valid_invalid_and_after_the_end(http: httpx.AsyncClient,
     assert 'gateway_feedback_received_total{rating="5"} 1.0' in metrics
 
 
+async def test_feedback_before_there_is_a_result_to_rate_is_refused(
+    http: httpx.AsyncClient, worker: Worker, fake_llm: FakeLlmServer
+) -> None:
+    fake_llm.hold_after = 1  # the planner answered, the code agent's call waits: the task is running
+    session_id = new_id()
+    body = {**QUICK_TASK, "session_id": session_id}
+    assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+    await wait_for_status(http, session_id, {"running"}, ALICE)
+    early = await http.post(f"/feedback/{session_id}", json={"rating": 1, "comment": "redo"}, headers=ALICE)
+    assert early.status_code == 409
+    assert early.json()["detail"].startswith("the task is running: it takes feedback only while it awaits it")
+    state = (await http.get(f"/status/{session_id}", headers=ALICE)).json()
+    assert state["feedback"] == [] and state["errors"] == []  # nothing was sent to the task
+    assert (await http.post(f"/cancel/{session_id}", headers=ALICE)).status_code == 202
+
+
 async def test_cancel_is_idempotent_and_keeps_the_state_readable(
     http: httpx.AsyncClient, worker: Worker, fake_llm: FakeLlmServer
 ) -> None:

@@ -14,12 +14,13 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from orchestrator.payload_store import STORE_ENV
 from orchestrator.temporal import data_converter
-from tests.gateway.support import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, make_app
+from tests.gateway.support import ALICE, BOB, QUICK_TASK, TcpProxy, asgi_client, make_app, wait_for_status
 from tests.support import free_port
-from workflows.models import MAX_CODE_CONTEXT, MAX_INLINE_CODE_CONTEXT
+from workflows.models import MAX_CODE_CONTEXT, MAX_INLINE_CODE_CONTEXT, MAX_TESTS
 
 SID = "safety-unknown-id"
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -167,6 +168,12 @@ async def test_bad_event_positions_are_422(http: httpx.AsyncClient, alice_task: 
         (b'{"task_description": "ok", "owner": "bob"}', "body.owner"),
         (b'{"task_description": "ok", "max_agent_steps": 1000}', "body.max_agent_steps"),
         (b'{"task_description": "ok", "code_model": "evil:model"}', "body.code_model"),
+        (b'{"task_description": "ok", "tests": "' + b"x" * (MAX_TESTS + 1) + b'"}', "body.tests"),
+        (b'{"task_description": "ok", "tests": " "}', "body.tests"),
+        (b'{"task_description": "ok", "module": "../solution.py"}', "body.module"),
+        (b'{"task_description": "ok", "module": "my-module.py"}', "body.module"),
+        (b'{"task_description": "ok", "module": "a.py", "files": [{"path": "a.py", "content": ""}]}', "body.module"),
+        (b'{"task_description": "ok", "test_gate": "strict"}', "body.test_gate"),
     ],
 )
 async def test_malformed_invoke_bodies_get_422_naming_the_field(
@@ -178,6 +185,15 @@ async def test_malformed_invoke_bodies_get_422_naming_the_field(
     body = response.json()
     assert body["errors"][0]["field"] == field
     assert len(response.content) < 5000  # nothing echoed back
+
+
+async def test_tests_over_the_size_limit_get_a_clear_422(http: httpx.AsyncClient) -> None:
+    body = {**QUICK_TASK, "tests": "def test_x():\n    pass\n" + "#" * MAX_TESTS}
+    response = await http.post("/invoke?stream=false", json=body, headers=ALICE)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "body.tests" and error["type"] == "string_too_long", error
+    assert error["reason"] == f"String should have at most {MAX_TESTS} characters"
 
 
 @pytest.mark.parametrize(
@@ -208,8 +224,12 @@ async def test_odd_unicode_is_refused_or_stored_intact(
     await handle.terminate("test over")
 
 
-async def test_feedback_ratings_are_json_schema_integers(http: httpx.AsyncClient, alice_task: str) -> None:
+async def test_feedback_ratings_are_json_schema_integers(http: httpx.AsyncClient, worker: Worker) -> None:
     """3.0 is the integer 3 in JSON Schema, as the published document says; "3", true and 3.5 are not integers."""
+    alice_task = f"alice-{uuid.uuid4().hex[:10]}"
+    body = {**QUICK_TASK, "session_id": alice_task, "feedback_window_seconds": 60}
+    assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+    await wait_for_status(http, alice_task, {"awaiting_feedback"}, ALICE)  # feedback is taken then only
     accepted = await http.post(f"/feedback/{alice_task}", json={"rating": 3.0}, headers=ALICE)
     assert accepted.status_code == 202, accepted.text
     for rating in ("3", True, 3.5):
@@ -275,6 +295,13 @@ async def test_code_context_limits(client: Client, task_queue: str, tmp_path: Pa
         files = [{"path": "a.py", "content": biggest[:half]}, {"path": "b/c.py", "content": biggest[:half]}]
         as_files = await http.post("/invoke?stream=false", json={**QUICK_TASK, "files": files}, headers=ALICE)
         assert as_files.status_code == 413 and "files" in as_files.json()["detail"], as_files.text
+        with_tests = {
+            **QUICK_TASK,
+            "code_context": biggest[:MAX_INLINE_CODE_CONTEXT],
+            "tests": "def test_x():\n    pass\n",
+        }
+        as_tests = await http.post("/invoke?stream=false", json=with_tests, headers=ALICE)  # the tests count too
+        assert as_tests.status_code == 413 and "tests" in as_tests.json()["detail"], as_tests.text
     stored_client = await Client.connect(
         client.service_client.config.target_host,
         namespace="default",

@@ -74,7 +74,8 @@ async def test_read_tools_results_reach_the_model(
     assert results["web__pid"].isdigit()  # over streamable HTTP
     workflow_id, run_id, activity_id = results["web__key"].split("/")  # the idempotency key each call carries
     assert (workflow_id, run_id) == (handle.id, handle.result_run_id) and activity_id.isdigit()
-    offered = [t["function"]["name"] for t in fake_llm.requests[1]["body"]["tools"]]
+    first_code_turn = next(r["body"] for r in fake_llm.requests if r["provider"] == "openai" and r["body"].get("tools"))
+    offered = [t["function"]["name"] for t in first_code_turn["tools"]]
     assert {"git__git_log", "time__get_current_time", "time__convert_time", "web__note"} <= set(offered)
     assert "git__git_commit" not in offered  # only git.git_log was selected
     assert final.tool_usage["git.git_log"].calls == 1 and final.tool_usage["web.pid"].calls == 1

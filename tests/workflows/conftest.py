@@ -20,6 +20,6 @@ def stubs() -> StubActivities:
 
 @pytest.fixture
 async def stub_worker(client: Client, task_queue: str, stubs: StubActivities) -> AsyncIterator[Worker]:
-    activities: list[Callable[..., Any]] = [stubs.chat, stubs.lint, stubs.search_knowledge]
+    activities: list[Callable[..., Any]] = [stubs.chat, stubs.lint, stubs.search_knowledge, stubs.run_tests]
     async with Worker(client, task_queue=task_queue, workflows=[CodingTask], activities=activities) as worker:
         yield worker

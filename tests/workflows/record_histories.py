@@ -26,7 +26,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.config import WorkerSettings
 from orchestrator import payload_store
-from tests.fakes.llm_server import NEEDS_ONE_FIX, FakeLlmServer
+from tests.fakes.llm_server import NEEDS_ONE_FIX, PRODUCT_TESTS, WRONG_PRODUCT_FIRST, FakeLlmServer
 from tests.support import dev_server, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import BudgetRaise, FeedbackInput, TaskStatus
@@ -42,6 +42,8 @@ SCENARIOS = (
     "gate_round",
     "budget_raised",
     "stored_context",
+    "early_feedback",
+    "test_gate_round",
 )
 STORED = "stored_context"  # recorded with the payload store on; its values in histories/<name>.sqlite
 STORED_THRESHOLD = 1024  # small, so that a small context and the conversation are stored
@@ -118,6 +120,12 @@ async def main() -> None:
             handle = await start_task(client, queue, task_description=description, feedback_window_seconds=0)
             return handle
 
+        async def test_gate_round():  # wrong but lint-clean code, caught by the tests in the sandbox, fixed once
+            description = f"write a product function {WRONG_PRODUCT_FIRST}"
+            return await start_task(
+                client, queue, task_description=description, tests=PRODUCT_TESTS, feedback_window_seconds=0
+            )
+
         async def budget_raised():  # waits in awaiting_budget before the code agent, then the update lets it go on
             handle = await start_task(client, queue, task_description="write an add function", budget_tokens=4_400)
             await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_BUDGET)
@@ -141,6 +149,20 @@ async def main() -> None:
             await handle.cancel()
             return handle
 
+        async def early_feedback():  # a rating sent while the code agent runs, then one once the task awaits it
+            fake.hold_after = 1
+            handle = await start_task(client, queue, task_description="write an add function")
+            await wait_until(lambda: fake.held >= 1)
+            await handle.signal(CodingTask.feedback, FeedbackInput(rating=1, comment="validate input"))
+            fake.hold_after = None
+            fake.release()  # the held call is answered 503 and retried
+            # before feedback-when-awaited the early rating is applied once the task awaits feedback (a revision)
+            await wait_for_state(
+                handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK and (s.revisions == 1 or not s.feedback)
+            )
+            await handle.signal(CodingTask.feedback, FeedbackInput(rating=5))
+            return handle
+
         scenarios = {
             "completed_with_feedback": completed_with_feedback,
             "revised": revised,
@@ -149,6 +171,8 @@ async def main() -> None:
             "gate_round": gate_round,
             "budget_raised": budget_raised,
             "stored_context": stored_context,
+            "early_feedback": early_feedback,
+            "test_gate_round": test_gate_round,
         }
         for name in args.scenarios or [s for s in SCENARIOS if s != STORED]:
             fake.reset()

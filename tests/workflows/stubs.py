@@ -17,6 +17,7 @@ from workflows.models import (
     LINT_ACTIVITY,
     LLM_ACTIVITY,
     RAG_ACTIVITY,
+    RUN_TESTS_ACTIVITY,
     AgentRole,
     LintRequest,
     LintResult,
@@ -25,6 +26,8 @@ from workflows.models import (
     RagHit,
     RagQuery,
     RagResult,
+    RunTestsRequest,
+    TestReport,
     ToolCall,
 )
 
@@ -44,6 +47,11 @@ class StubActivities:
     lints: list[str] = field(default_factory=list)
     queries: list[RagQuery] = field(default_factory=list)
     lint_result: Callable[[str], LintResult] = lambda code: LintResult(score=10.0)
+    test_runs: list[RunTestsRequest] = field(default_factory=list)
+    test_reports: list[TestReport] = field(default_factory=list)  # scripted, in order; then every run passes
+
+    def passing(self, passed: int = 1) -> TestReport:
+        return TestReport(outcome="passed", passed=passed, exit_code=0)
 
     def script(self, role: AgentRole, *replies: LlmResponse) -> None:
         self.replies.setdefault(role, []).extend(replies)
@@ -64,6 +72,12 @@ class StubActivities:
     async def lint(self, request: LintRequest) -> LintResult:
         self.lints.append(request.code)
         return self.lint_result(request.code)
+
+    @activity.defn(name=RUN_TESTS_ACTIVITY)
+    async def run_tests(self, request: RunTestsRequest) -> TestReport:
+        """Runs nothing (the real activity is the sandbox's): answers with the scripted reports."""
+        self.test_runs.append(request)
+        return self.test_reports.pop(0) if self.test_reports else self.passing()
 
     @activity.defn(name=RAG_ACTIVITY)
     async def search_knowledge(self, query: RagQuery) -> RagResult:

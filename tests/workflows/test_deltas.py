@@ -18,10 +18,11 @@ from activities import deltas as deltas_module
 from activities.config import WorkerSettings
 from activities.deltas import TICKER_NAME
 from activities.llm import LlmActivities
-from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer, Fault
+from tests.fakes.llm_server import GOOD_CODE, NEEDS_ONE_FIX, FakeLlmServer, Fault
 from tests.support import product_worker, start_task
 from workflows.models import (
     DELTA_TOPIC,
+    STREAM_TOPICS,
     AgentRole,
     ChatMessage,
     EventType,
@@ -130,3 +131,46 @@ async def test_a_call_whose_delta_publish_fails_still_answers(
         await llm.aclose()
     assert reply.content == PLAN and fake_llm.total_served == 1
     assert any("llm_delta events of planner step 1 dropped" in r.getMessage() for r in caplog.records), caplog.text
+
+
+async def test_each_live_block_of_a_quality_gate_round_opens_and_closes_once(
+    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    """The console opens a live block on a call's first `llm_delta` (role, step) and closes it on the `llm_call`
+    event of the same role and step (ui/stream.js). Through a fix round of the quality gate the two carry one step
+    number, the workflow's, so every block closes, and no (role, step) is used twice in the task."""
+    fake_llm.piece_chars = 8
+    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 20})
+    async with product_worker(client, settings):
+        handle = await start_task(
+            client, task_queue, feedback_window_seconds=0, task_description=f"write an add function {NEEDS_ONE_FIX}"
+        )
+        stream = WorkflowStreamClient.create(client, handle.id)
+
+        async def collect() -> list[TaskEvent]:
+            return [item.data async for item in stream.subscribe(STREAM_TOPICS, result_type=TaskEvent)]
+
+        reader = asyncio.create_task(collect())
+        final = await asyncio.wait_for(handle.result(), 60)
+        items = await asyncio.wait_for(reader, 30)
+    code = final.results.code_generation
+    assert code is not None and len(code.lint_rounds) == 1  # a fix round happened
+    opened: list[tuple[str, int]] = []
+    closed: list[tuple[str, int]] = []
+    live: set[tuple[str, int]] = set()
+    for item in items:
+        if item.type == EventType.LLM_DELTA:
+            key = (item.data["role"], item.data["step"])
+            if key not in live:
+                assert key not in opened, f"{key} opened twice"
+                opened.append(key)
+                live.add(key)
+        elif item.type == EventType.LLM_CALL and item.agent is not None:
+            key = (item.agent.value, item.data["step"])
+            if key in live:
+                live.remove(key)
+                closed.append(key)
+    assert live == set(), f"blocks never closed: {live}"
+    assert opened == closed
+    # The round's answer is step 3 of the code agent (steps 1-2 before it), as its llm_call event says.
+    assert ("code_generation", 3) in opened and code.steps == 3

@@ -20,7 +20,13 @@ HISTORY_TEXT = {path: path.read_text(encoding="utf-8") for path in HISTORIES}
 
 def test_histories_are_committed() -> None:
     names = {"completed_with_feedback", "revised", "cancelled", "started_bare", "gate_round"}
-    stored = {"budget_raised", "stored_context"}
+    stored = {
+        "budget_raised",
+        "stored_context",
+        "test_gate_round",
+        "early_feedback",
+        "early_feedback_before_feedback_when_awaited",
+    }
     assert {p.stem for p in HISTORIES} >= {*names, *stored} | {f"{name}_before_lint_gate" for name in names}
     assert all(p.with_suffix(".sqlite").exists() for p in HISTORIES if p.stem.startswith("stored_"))
 
@@ -46,13 +52,24 @@ async def test_history_replays_deterministically(path: Path, tmp_path: Path, mon
     assert result.replay_failure is None
 
 
-async def test_the_lint_gate_patch_is_what_keeps_a_task_from_before_it_replaying(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    "stem",
+    [
+        # Recorded before the quality gate, with code that failed pylint: forced True, the gate asks for a fix
+        # round the history never had.
+        "gate_round_before_lint_gate",
+        # Recorded before feedback was refused outside `awaiting_feedback`, with a rating sent while the code agent
+        # ran, applied as a revision: forced True, the rating is ignored and no revision runs.
+        "early_feedback_before_feedback_when_awaited",
+    ],
+)
+async def test_the_patch_is_what_keeps_a_task_from_before_it_replaying(
+    stem: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A task recorded before the quality gate, whose code failed pylint, replays against the gated code only
-    because `workflow.patched("lint-gate")` is False for it: forced True, the gate asks for a fix round the history
-    never had, and the replay fails. (The patch lifecycle of "Changing the workflow" in the README, shown working.)"""
-    path = next(p for p in HISTORIES if p.stem == "gate_round_before_lint_gate")
+    """A task recorded before a change replays against the changed code only because `workflow.patched(...)` is
+    False for it: forced True, the replay fails. (The patch lifecycle of "Changing the workflow" in the README,
+    shown working.)"""
+    path = next(p for p in HISTORIES if p.stem == stem)
     history = WorkflowHistory.from_json(path.stem, HISTORY_TEXT[path])
     replayer = Replayer(workflows=[], plugins=[OrchestratorPlugin()])
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None

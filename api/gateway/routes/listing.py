@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
-from temporalio.client import WorkflowExecution
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import OPERATOR_TENANT, ApiKeyRegistry
@@ -247,8 +247,22 @@ async def list_tasks(
                 "an operator runs `python -m orchestrator.search_attributes register` once",
             ) from None
         raise
-    mine = [execution for execution in listing.current_page or () if await _owned_by(execution, tenant)]
+    timeout = timedelta(seconds=settings.gateway_rpc_timeout)
+    mine = [
+        execution
+        for execution in listing.current_page or ()
+        if await _owned_by(execution, tenant) and await _current_run(client, execution, timeout)
+    ]
     return TaskPage(tasks=[await summary(e) for e in mine], next_page_token=tokens.issue(listing.next_page_token))
+
+
+async def _current_run(client: Client, execution: WorkflowExecution, rpc_timeout: timedelta) -> bool:
+    """A session is listed once, as its current run: a run a reset replaced (terminated, no longer the session's
+    current run) is left out. (A run continued as new is left out by the query.)"""
+    if execution.status != WorkflowExecutionStatus.TERMINATED:
+        return True
+    current = await client.get_workflow_handle(execution.id).describe(rpc_timeout=rpc_timeout)
+    return current.run_id == execution.run_id
 
 
 async def _owned_by(execution: WorkflowExecution, tenant: str) -> bool:

@@ -321,8 +321,8 @@ async def invoke(
     if context > MAX_INLINE_CODE_CONTEXT and (await connection.get()).data_converter.external_storage is None:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"code_context and files hold {context} characters; without the payload store (PAYLOAD_STORE) at most "
-            f"{MAX_INLINE_CODE_CONTEXT} fit in a task's history (with it, {MAX_CODE_CONTEXT})",
+            f"code_context, files and tests hold {context} characters; without the payload store (PAYLOAD_STORE) "
+            f"at most {MAX_INLINE_CODE_CONTEXT} fit in a task's history (with it, {MAX_CODE_CONTEXT})",
         )
     try:
         await _start(connection, task, session_id, tenant, settings)
@@ -404,10 +404,23 @@ async def get_status(session_id: SessionId, handle: OwnedRun, settings: GatewayS
 async def feedback(
     body: FeedbackInput, task: Owned, tenant: Tenant, request: Request, settings: GatewaySettings
 ) -> FeedbackAccepted:
-    """Sends the `feedback` signal. A rating below 3 with a comment asks for a revision (bounded)."""
+    """Sends the `feedback` signal. A rating below 3 with a comment asks for a revision (bounded).
+
+    409 unless the task awaits feedback (`task_status` `awaiting_feedback`): while it plans, runs or revises there
+    is no result to rate, and after it ended nothing can change."""
     closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended and no longer accepts feedback")
     if not task.running:
         raise closed
+    try:
+        state = await task.handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings))
+    except WorkflowQueryFailedError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
+    if state.task_status != TaskStatus.AWAITING_FEEDBACK:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"the task is {state.task_status}: it takes feedback only while it awaits it (awaiting_feedback), "
+            "once it has a result to rate; send it then",
+        )
     try:
         with encrypting_for(tenant):
             await task.handle.signal(CodingTask.feedback, body, rpc_timeout=_rpc_timeout(settings))

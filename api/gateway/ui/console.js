@@ -7,6 +7,7 @@ import { approvalForms, toolsSection } from "./approval.js";
 import { append, h, replace, setSanitizedHtml } from "./dom.js";
 import { fieldRow, formBody, invokeFields, showFieldErrors } from "./form.js";
 import { LiveOutput, StreamRefused, followTask } from "./stream.js";
+import { testReport } from "./tests.js";
 
 const STATUSES = [
   ["planning", "Planning"],
@@ -21,8 +22,8 @@ const STATUSES = [
 const STATUS_LABEL = Object.fromEntries(STATUSES);
 const ENDED = new Set(["completed", "failed", "cancelled"]);
 const REFRESH_ON = new Set([
-  "status", "plan", "code_ready", "lint", "lint_gate", "docs_ready", "feedback", "revision", "budget_exhausted",
-  "budget_raised", "warning", "gap", "approval_requested", "approval_decided", "tool_call",
+  "status", "plan", "code_ready", "lint", "lint_gate", "tests", "test_gate", "docs_ready", "feedback", "revision",
+  "budget_exhausted", "budget_raised", "warning", "gap", "approval_requested", "approval_decided", "tool_call",
 ]);
 const LIST_REFRESH_MS = 5000;
 const MAX_PROGRESS_ITEMS = 300;
@@ -567,6 +568,7 @@ function codeSection(state, rendered) {
       h("thead", {}, h("tr", {}, ["Round", "Score before", "Score after", "Errors before", "Errors after"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, code.lint_rounds.map((r) => h("tr", {}, [r.round, r.score_before ?? "—", r.score_after ?? "—", r.errors_before, r.errors_after].map((v) => h("td", {}, String(v)))))))]);
   }
+  append(section, [testReport(code)]);
   append(section, [setSanitizedHtml(h("div", { class: "rendered code-view", tabindex: "0", "aria-label": "Code with pylint messages" }), rendered.code_html)]);
   if (code.explanation) append(section, [h("details", {}, h("summary", {}, "The model's explanation"), h("pre", { class: "plain" }, code.explanation))]);
   return section;
