@@ -27,6 +27,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamClient, WorkflowStreamItem
 
+from api.gateway.poll_ids import with_poll_ids
 from workflows.coding_task import CodingTask
 from workflows.models import STREAM_TOPICS, EventsQueryInput, EventType, TaskEvent, TaskState, TaskStatus
 
@@ -143,7 +144,7 @@ class Feed:
     async def _run(self, start: int) -> None:
         closed = Closed()
         try:
-            stream = WorkflowStreamClient.create(self._client, self.session_id)
+            stream = WorkflowStreamClient.create(with_poll_ids(self._client), self.session_id)
             cooldown = timedelta(seconds=self.hub.poll_cooldown)
             async for item in stream.subscribe(STREAM_TOPICS, start, result_type=TaskEvent, poll_cooldown=cooldown):
                 self.recent.append(item)
