@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from bench.watch import API_KEY, gateway
-from orchestrator.processes import exit_now
+from orchestrator.temporal import exit_now
 from tests.fakes.llm_server import FakeLlmServer
 from tests.support import dev_server, product_worker
 from workflows.coding_task import CodingTask

@@ -54,9 +54,8 @@ from bench.lint_sample import SAMPLE_MODULE
 from bench.noop import NOOP_ACTIVITIES_PER_WORKFLOW, NOOP_WORKFLOW
 from bench.watch import rows as watch_rows
 from bench.watch import watch_phase
-from orchestrator.processes import exit_now
 from orchestrator.search_attributes import start_dev_flags
-from orchestrator.temporal import data_converter
+from orchestrator.temporal import data_converter, exit_now
 from tests.fakes.llm_server import NEEDS_ONE_FIX
 from workflows.coding_task import CodingTask
 from workflows.models import (

@@ -19,7 +19,7 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
-from orchestrator.processes import exit_now
+from orchestrator.temporal import exit_now
 from tests.fakes.llm_server import FakeLlmServer
 from tests.support import dev_server, product_worker, start_task
 

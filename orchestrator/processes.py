@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 PROC = Path("/proc")
 _TCP_LISTEN = "0A"
@@ -113,15 +112,3 @@ def die_with_parent(parent_pid: int) -> Callable[[], None]:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     return setup
-
-
-def exit_now(code: int = 0) -> NoReturn:
-    """Leave a short-lived client process without finalizing the interpreter, once its work is done.
-
-    Such a process can abort while the interpreter finalizes, when the SDK's core threads still hold the GIL
-    ("PyGILState_Release: thread state must be current", temporalio/sdk-python#300): exit code 134 after a
-    run that succeeded. Output is flushed first.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

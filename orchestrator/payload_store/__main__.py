@@ -11,8 +11,7 @@ from pathlib import Path
 
 from orchestrator.codec import EncryptionCodec
 from orchestrator.payload_store import STORE_ENV, parse_args, prune_round, store_driver
-from orchestrator.processes import exit_now
-from orchestrator.temporal import connect_client
+from orchestrator.temporal import connect_client, exit_now
 
 logger = logging.getLogger(__name__)
 
