@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install the project with its dev tools
 
 run: $(STAMP)  ## Temporal dev server + memory API + worker + gateway; Ctrl-C stops them all
-	$(BIN)/python -m orchestrator.stack
+	$(BIN)/python -m launcher.stack
 
 test: $(STAMP)  ## the whole test suite, against a real Temporal dev server
 	$(BIN)/python -m pytest -q --ignore=tests/faults

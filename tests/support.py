@@ -23,9 +23,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
+from launcher.stack import port_open
 from orchestrator.plugin import OrchestratorPlugin
 from orchestrator.search_attributes import start_dev_flags
-from orchestrator.stack import port_open
 from orchestrator.temporal import data_converter
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, start_search_attributes

@@ -23,7 +23,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from api.gateway.routes.console import SECURITY_HEADERS
-from orchestrator.stack import ensure_env_file, load_env_file
+from launcher.stack import ensure_env_file, load_env_file
 from tests.console.conftest import LAPTOP, PHONE, OpenPage
 from tests.gateway.support import TcpProxy
 from tests.stack.launcher import RunningStack, stack_env
@@ -327,7 +327,7 @@ def test_the_readme_console_commands_run_as_written(base: str, stack: RunningSta
     opening, listing = readme_section_blocks("console")
     start, key_line = [line.split("#")[0].strip() for line in opening.strip().splitlines()]
     assert start == "make run"  # what the `stack` fixture runs: the Makefile's `run` target, the launcher
-    assert "$(BIN)/python -m orchestrator.stack" in (ROOT / "Makefile").read_text().split("\nrun:", 1)[1]
+    assert "$(BIN)/python -m launcher.stack" in (ROOT / "Makefile").read_text().split("\nrun:", 1)[1]
     ensure_env_file(tmp_path / ".env")  # the .env `make run` writes on first use, read by the README's line
     written = load_env_file(tmp_path / ".env")["ORCHESTRATOR_API_KEY"]
     shown = subprocess.run(["bash", "-euo", "pipefail", "-c", key_line], cwd=tmp_path, capture_output=True, text=True)

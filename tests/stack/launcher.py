@@ -20,8 +20,8 @@ from typing import IO, Any
 
 import pytest
 
-from orchestrator.processes import all_processes, process_info
-from orchestrator.stack import port_open
+from launcher.processes import all_processes, process_info
+from launcher.stack import port_open
 from tests.support import ROOT, TEST_API_KEY, free_port
 
 PORT_VARIABLES = ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MEMORY_API_PORT", "GATEWAY_PORT", "WORKER_METRICS_PORT")
@@ -90,7 +90,7 @@ class RunningStack:
         log = tmp_path / f"stack-{time.monotonic_ns()}.log"
         out = log.open("wb") if stdout is None else stdout
         proc = subprocess.Popen(
-            command or [sys.executable, "-m", "orchestrator.stack"],
+            command or [sys.executable, "-m", "launcher.stack"],
             cwd=ROOT,
             env=env,
             stdin=stdin,
