@@ -4,7 +4,7 @@ directly from the workflow stream and through the gateway's SSE, side by side; a
 
     python -m bench.delta_latency [--interval-ms 200] [--tasks 2] [--chunk-ms 20] [--via both|direct|sse]
 
-One worker (in this process) on a local dev server, every model the fake provider (tests/fakes), which streams
+One worker (in this process) on a local dev server, every model the fake provider (testbed), which streams
 each reply in pieces of 4 characters, `--chunk-ms` apart, and a gateway (`python -m api.gateway`, its own process,
 as `make run` starts it). Each task is started with `POST /invoke`, whose response is its SSE stream (the `sse`
 client, deltas included); the `direct` client reads the task's `llm_delta` topic with
@@ -30,7 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.config import WorkerSettings
 from bench.watch import API_KEY, gateway
 from orchestrator.temporal import exit_now
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.support import dev_server, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import DELTA_TOPIC, TaskEvent

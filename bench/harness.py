@@ -56,7 +56,7 @@ from bench.watch import rows as watch_rows
 from bench.watch import watch_phase
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter, exit_now
-from tests.fakes.llm_server import NEEDS_ONE_FIX
+from testbed.llm_server import NEEDS_ONE_FIX
 from workflows.coding_task import CodingTask
 from workflows.models import (
     LINT_ACTIVITY,

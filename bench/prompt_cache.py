@@ -2,7 +2,7 @@
 
     python -m bench.prompt_cache [--context-kb 24] [--tasks 3]
 
-Every role runs on `anthropic:claude-sonnet-4-6` against the fake provider (tests/fakes), which caches a marked
+Every role runs on `anthropic:claude-sonnet-4-6` against the fake provider (testbed), which caches a marked
 prefix as Anthropic does: written at its cache-write price the first time, read at the cache-read price after.
 The code agent's conversation starts with the task, the plan and a code context of `--context-kb` KB, and each
 agent re-sends it on every step of its loop: the saving grows with the context and the steps. Prices are the
@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator.temporal import exit_now
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.support import dev_server, product_worker, start_task
 
 MODEL = "anthropic:claude-sonnet-4-6"

@@ -24,8 +24,8 @@ from api.auth import ApiKeyRegistry
 from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from orchestrator.temporal import data_converter
-from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer
-from tests.fakes.server import ThreadedServer
+from testbed.llm_server import GOOD_CODE, FakeLlmServer
+from testbed.server import ThreadedServer
 from tests.support import PROVIDER_KEYS, ROOT, TEST_API_KEY, SecretScan, binary, product_worker
 from workflows.models import SEARCH_ATTRIBUTES
 

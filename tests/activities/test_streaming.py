@@ -12,7 +12,7 @@ from activities.deltas import DOUBLE_EVERY, wait_before
 from activities.providers.anthropic import AnthropicProvider
 from activities.providers.base import ChatProvider, ProviderError
 from activities.providers.openai import OpenAIProvider
-from tests.fakes.llm_server import FakeLlmServer, Fault
+from testbed.llm_server import FakeLlmServer, Fault
 from tests.support import PROVIDER_KEYS
 from workflows.models import AgentRole, ChatMessage, LlmRequest, LlmResponse, ToolName
 

@@ -36,7 +36,7 @@ from orchestrator.codec import (
 )
 from orchestrator.payload_store import REFERENCE_TYPE, STORE_ENV
 from orchestrator.temporal import data_converter
-from tests.fakes.server import ThreadedServer
+from testbed.server import ThreadedServer
 from tests.support import SECRETS, binary, product_worker, secrets_in_histories
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, TaskStatus

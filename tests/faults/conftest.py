@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.llm_server import GOOD_CODE
+from testbed.llm_server import GOOD_CODE
 from tests.support import TEST_API_KEY, Services
 
 

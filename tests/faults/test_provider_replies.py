@@ -12,7 +12,7 @@ from activities.config import WorkerSettings
 from activities.providers.anthropic import AnthropicProvider
 from activities.providers.base import ChatProvider, ProviderError
 from activities.providers.openai import OpenAIProvider
-from tests.fakes.broken_http import BrokenHttpServer
+from testbed.broken_http import BrokenHttpServer
 from tests.support import product_worker, start_task
 from workflows.coding_task import CodingTask
 from workflows.models import AgentRole, ChatMessage, LlmRequest, TaskStatus

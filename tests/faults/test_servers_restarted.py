@@ -15,7 +15,7 @@ import pytest
 from temporalio.client import Client
 
 from orchestrator.temporal import data_converter
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.faults.stack import Event, ProcessStack, end_state, sse
 from tests.support import SecretScan, Services, wait_until
 

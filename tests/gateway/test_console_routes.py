@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.gateway.routes.console import CONSOLE_CSP, UI_DIR
-from tests.fakes.llm_server import FakeLlmServer, Fault
+from testbed.llm_server import FakeLlmServer, Fault
 from tests.gateway.support import ALICE, BOB, asgi_client, assert_inert, make_app, wait_for_status
 
 PAYLOAD = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'

@@ -24,7 +24,7 @@ from orchestrator.telemetry import (
     metrics_runtime,
     worker_interceptors,
 )
-from tests.fakes.llm_server import FakeLlmServer, Fault
+from testbed.llm_server import FakeLlmServer, Fault
 from tests.support import product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskStatus

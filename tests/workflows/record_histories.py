@@ -26,7 +26,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.config import WorkerSettings
 from orchestrator import payload_store
-from tests.fakes.llm_server import NEEDS_ONE_FIX, FakeLlmServer
+from testbed.llm_server import NEEDS_ONE_FIX, FakeLlmServer
 from tests.support import dev_server, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import BudgetRaise, FeedbackInput, TaskStatus
