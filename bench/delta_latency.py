@@ -31,7 +31,7 @@ from activities.config import WorkerSettings
 from bench.watch import API_KEY, gateway
 from orchestrator.temporal import exit_now
 from testbed.llm_server import FakeLlmServer
-from tests.support import dev_server, product_worker
+from testbed.product import dev_server, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import DELTA_TOPIC, TaskEvent
 

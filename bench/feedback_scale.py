@@ -34,7 +34,7 @@ import httpx
 from temporalio.client import WorkflowHandle
 
 from bench.harness import Bench, _pct, _rss_kb, environment, machine, run_and_report, stop_on_signals
-from tests.support import free_port
+from testbed.server import free_port
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, FeedbackInput, TaskStatus
 

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.config import WorkerSettings
 from orchestrator.temporal import exit_now
 from testbed.llm_server import FakeLlmServer
-from tests.support import dev_server, product_worker, start_task
+from testbed.product import dev_server, product_worker, start_task
 
 MODEL = "anthropic:claude-sonnet-4-6"
 

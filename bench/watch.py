@@ -25,7 +25,7 @@ import httpx
 from temporalio.api.history.v1 import History
 
 from bench.service import service
-from tests.support import free_port
+from testbed.server import free_port
 from workflows.coding_task import CodingTask
 
 if TYPE_CHECKING:

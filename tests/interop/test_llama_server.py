@@ -21,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.config import WorkerSettings
 from activities.llm import LlmActivities
+from testbed.server import free_port
 from tests.interop.llama_server import API_KEY, LlamaServer, LlamaServerError, ensure_port_free, running_llama_server
 from tests.interop.promises import Exchange, check_agent, describe, llm_exchanges
 from tests.interop.support import MODEL, PRICES, SpawnWorker, worker_environment
@@ -161,12 +162,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- the provider code, one call at a time

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -25,15 +24,10 @@ from orchestrator.telemetry import (
     worker_interceptors,
 )
 from testbed.llm_server import FakeLlmServer, Fault
+from testbed.server import free_port
 from tests.support import product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskStatus
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
