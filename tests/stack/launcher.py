@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import pytest
 
-from launcher.processes import all_processes, process_info
+from launcher.processes import all_processes, process_info, start_time
 from launcher.stack import port_open
 from tests.support import ROOT, TEST_API_KEY, free_port
 
@@ -45,15 +45,6 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "OPENAI_API_KEY": "",
         "ANTHROPIC_API_KEY": "",
     }
-
-
-def start_time(pid: int) -> int | None:
-    """The kernel's start time of `pid` (clock ticks since boot), None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2 :].split()[19])
 
 
 def descendants(root: int) -> set[int]:
