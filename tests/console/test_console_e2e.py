@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -335,14 +336,24 @@ def test_the_readme_console_commands_run_as_written(base: str, stack: RunningSta
     ui = httpx.get(f"{base}/ui", follow_redirects=True, timeout=10)  # the address the README names, on our port
     assert ui.status_code == 200 and "console.js" in ui.text
 
-    outputs = []
-    for command in curl_commands(listing):
-        script = command.replace("localhost:8002", f"127.0.0.1:{stack.env['GATEWAY_PORT']}")
-        run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env={**os.environ, "KEY": TEST_API_KEY},
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert run.returncode == 0 and '"detail"' not in run.stdout, (script, run.stdout, run.stderr)
-        outputs.append(json.loads(run.stdout))
-    assert len(outputs) == 2 and outputs[0]["tasks"], outputs  # the earlier tests left tasks
+    # a task of this test's own, so the listing has one whatever ran before
+    with httpx.Client(base_url=base, headers={"X-API-KEY": TEST_API_KEY}, timeout=30) as http:
+        mine = http.post("/invoke?stream=false", json={"task_description": "write an add function"}).json()
+    commands = curl_commands(listing)
+    assert len(commands) == 2, listing
+    for _ in range(400):  # until the task waits for feedback and visibility lists it (a minute or two at worst)
+        outputs = []
+        for command in commands:
+            script = command.replace("localhost:8002", f"127.0.0.1:{stack.env['GATEWAY_PORT']}")
+            run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env={**os.environ, "KEY": TEST_API_KEY},
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert run.returncode == 0 and '"detail"' not in run.stdout, (script, run.stdout, run.stderr)
+            outputs.append(json.loads(run.stdout))
+        if all(mine["session_id"] in {t["session_id"] for t in output["tasks"]} for output in outputs):
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"{mine} never listed as awaiting feedback: {outputs}")
     assert {t["task_status"] for t in outputs[1]["tasks"]} <= {"awaiting_feedback", "awaiting_budget"}
 
 
