@@ -21,6 +21,7 @@ from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskState, start_search_attributes
 
 TEST_API_KEY = "test-tenant-key-0123456789abcdef"  # the memory API's tenant key in tests and benchmarks
+PROVIDER_KEYS = ("sk-test-openai", "sk-test-anthropic")  # the OpenAI and Anthropic keys workers send the fakes
 
 
 def binary(name: str) -> str:
@@ -60,4 +61,18 @@ async def start_task(
         id=f"task-{uuid.uuid4().hex[:12]}",
         task_queue=task_queue,
         search_attributes=start_search_attributes() if search_attributes else None,
+    )
+
+
+def fake_provider_settings(base_url: str, **fields: Any) -> WorkerSettings:
+    """A worker's settings in live mode against fake providers at `base_url` (the real SDKs; OpenAI's under /v1),
+    reading no .env file; `fields` set the rest (task queue, models, memory API, timeouts)."""
+    return WorkerSettings(
+        _env_file=None,
+        llm_mode="live",
+        openai_api_key=PROVIDER_KEYS[0],
+        openai_base_url=f"{base_url}/v1",
+        anthropic_api_key=PROVIDER_KEYS[1],
+        anthropic_base_url=base_url,
+        **fields,
     )

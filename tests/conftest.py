@@ -25,8 +25,9 @@ from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from orchestrator.temporal import data_converter
 from testbed.llm_server import GOOD_CODE, FakeLlmServer
+from testbed.product import fake_provider_settings
 from testbed.server import ThreadedServer
-from tests.support import PROVIDER_KEYS, ROOT, TEST_API_KEY, SecretScan, binary, product_worker
+from tests.support import ROOT, TEST_API_KEY, SecretScan, binary, product_worker
 from workflows.models import SEARCH_ATTRIBUTES
 
 
@@ -144,17 +145,12 @@ def memory_api_url(memory_api: ThreadedServer) -> str:
 @pytest.fixture
 def worker_settings(fake_llm: FakeLlmServer, task_queue: str, memory_api_url: str) -> WorkerSettings:
     """Live mode against the fake providers: the real SDKs, fast timeouts, no .env file."""
-    return WorkerSettings(
-        _env_file=None,  # read no .env file
+    return fake_provider_settings(
+        fake_llm.base_url,
         temporal_task_queue=task_queue,
-        llm_mode="live",
         planner_model="openai:gpt-4o-mini",
         code_model="openai:gpt-4o",
         doc_model="anthropic:claude-sonnet-4-6",
-        openai_api_key=PROVIDER_KEYS[0],
-        openai_base_url=f"{fake_llm.base_url}/v1",
-        anthropic_api_key=PROVIDER_KEYS[1],
-        anthropic_base_url=fake_llm.base_url,
         llm_request_timeout_seconds=2,
         memory_api_url=memory_api_url,
         memory_api_key=TEST_API_KEY,

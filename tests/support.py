@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowHandle
 from launcher.stack import port_open
 
 # The tests take these from here as from testbed (the benchmarks take them from testbed).
-from testbed.product import TEST_API_KEY, binary, dev_server, product_worker, start_task  # noqa: F401
+from testbed.product import PROVIDER_KEYS, TEST_API_KEY, binary, dev_server, product_worker, start_task  # noqa: F401
 from testbed.server import free_port  # noqa: F401
 from workflows.coding_task import CodingTask
 from workflows.models import TaskState
@@ -28,7 +28,6 @@ from workflows.models import TaskState
 ROOT = Path(__file__).resolve().parent.parent
 ALICE_KEY = "alice-key-0123456789abcdefXYZ"  # the gateway tests' two tenants
 BOB_KEY = "bob-key-abcdef0123456789QRSTU"
-PROVIDER_KEYS = ("sk-test-openai", "sk-test-anthropic")
 Serve = Callable[[list[str], dict[str, str], int], str]  # tests/api's `serve` fixture: (args, env, port) -> URL
 # Every provider and tenant key the suite hands to a worker, a gateway or a memory API: none may reach a history.
 SECRETS = (*PROVIDER_KEYS, TEST_API_KEY, ALICE_KEY, BOB_KEY)

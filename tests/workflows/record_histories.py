@@ -24,9 +24,9 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.config import WorkerSettings
 from orchestrator import payload_store
 from testbed.llm_server import NEEDS_ONE_FIX, FakeLlmServer
+from testbed.product import fake_provider_settings
 from tests.support import dev_server, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import BudgetRaise, FeedbackInput, TaskStatus
@@ -79,16 +79,7 @@ async def main() -> None:
     fake = FakeLlmServer().start()
     env = await dev_server(log_level="warn")
     queue = f"record-{uuid.uuid4().hex[:8]}"
-    settings = WorkerSettings(
-        _env_file=None,
-        temporal_task_queue=queue,
-        llm_mode="live",
-        openai_api_key="sk-record",
-        openai_base_url=f"{fake.base_url}/v1",
-        anthropic_api_key="sk-record",
-        anthropic_base_url=fake.base_url,
-        memory_api_url="http://127.0.0.1:9",
-    )
+    settings = fake_provider_settings(fake.base_url, temporal_task_queue=queue, memory_api_url="http://127.0.0.1:9")
     async with env, product_worker(env.client, settings):
         client = env.client
 
