@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import httpx
-import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -26,12 +24,6 @@ from tests.gateway.support import (
 
 def new_id() -> str:
     return f"gw-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def http(client: Client, task_queue: str) -> Any:
-    async with asgi_client(make_app(task_queue, client)) as http:
-        yield http
 
 
 # ---------------------------------------------------------------- start, stream, status
