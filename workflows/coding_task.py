@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         LlmRequest,
         LlmResponse,
         ResumeState,
+        TaskEnded,
         TaskState,
         TaskStatus,
         ToolName,
@@ -177,7 +178,7 @@ class CodingTask:
     @raise_budget.validator
     def _validate_raise(self, raise_: BudgetRaise) -> None:
         if self._state.task_status in TERMINAL_STATUSES:
-            raise ValueError(f"the task has ended ({self._state.task_status})")
+            raise TaskEnded(self._state.task_status)
         usage.check_raise(self._state, raise_)
 
     async def _release_watchers(self) -> None:
