@@ -3,7 +3,7 @@
     python -m tests.workflows.record_histories [SCENARIO ...] [--suffix _before_lint_gate]
 
 Before a change of the workflow's shape, record with a `--suffix` naming the change and commit the files: after
-the change (guarded with `workflow.patched`, see "Changing the workflow" in the README), they must keep replaying.
+the change (guarded with `workflow.patched`, see docs/operations.md), they must keep replaying.
 The server has the search attributes registered, as `make run`'s has, and tasks start as the gateway starts
 them, so the histories hold the upserts production makes.
 

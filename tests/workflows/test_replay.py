@@ -51,7 +51,7 @@ async def test_the_lint_gate_patch_is_what_keeps_a_task_from_before_it_replaying
 ) -> None:
     """A task recorded before the quality gate, whose code failed pylint, replays against the gated code only
     because `workflow.patched("lint-gate")` is False for it: forced True, the gate asks for a fix round the history
-    never had, and the replay fails. (The patch lifecycle of "Changing the workflow" in the README, shown working.)"""
+    never had, and the replay fails. (The patch lifecycle of docs/operations.md, shown working.)"""
     path = next(p for p in HISTORIES if p.stem == "gate_round_before_lint_gate")
     history = WorkflowHistory.from_json(path.stem, HISTORY_TEXT[path])
     replayer = Replayer(workflows=[], plugins=[OrchestratorPlugin()])
