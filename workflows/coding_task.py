@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import MAX_EVENTS, EventLog
     from workflows.journal import Journal
     from workflows.models import (
+        ACCEPTED_RATING,
         EVENTS_QUERY,
         FEEDBACK_SIGNAL,
         OWNER_MEMO,
@@ -241,7 +242,7 @@ class CodingTask:
                 self._journal.event(EventType.FEEDBACK_WINDOW_CLOSED, "feedback window closed without feedback")
                 return
             feedback = self._pending_feedback.pop(0)
-            if feedback.rating >= 3 or not feedback.comment:
+            if feedback.rating >= ACCEPTED_RATING or not feedback.comment:
                 return
             if self._state.revisions >= self._input.max_revisions:
                 limit = self._input.max_revisions

@@ -71,6 +71,9 @@ TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStat
 STREAM_END_STATUSES = TERMINAL_STATUSES | {TaskStatus.AWAITING_FEEDBACK}
 
 
+ACCEPTED_RATING = 3  # a rating this high completes the task; a lower one with a comment asks for a revision
+
+
 class TaskEnded(ApplicationError):
     """What an update's validator raises when the task has ended (a client answers 409, not 422): the rejection's
     `type` is this class's name."""
