@@ -19,18 +19,41 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 from temporalio.api.history.v1 import History
+from temporalio.client import Client
 
 from bench.service import service
 from launcher.processes import cpu_seconds
 from testbed.server import free_port
 from workflows.coding_task import CodingTask
 
-if TYPE_CHECKING:
-    from bench.harness import Bench
+
+class _Processes(Protocol):
+    def cpu(self) -> dict[str, float]: ...
+
+
+class Bench(Protocol):
+    """What this phase uses of the harness's bench (`bench.harness.Bench`)."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def task_queue(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def procs(self) -> _Processes: ...
+
+    async def set_latency(self, latency: float) -> None: ...
+
+    def task_ok(self, state: Any) -> bool: ...
+
 
 API_KEY = "bench-gateway-key-0123456789abcdef"
 FANOUT = (1, 10, 50)
