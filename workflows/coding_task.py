@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import MAX_EVENTS, EventLog
     from workflows.journal import Journal
     from workflows.models import (
+        ACCEPTED_RATING,
         EVENTS_QUERY,
         FEEDBACK_SIGNAL,
         OWNER_MEMO,
@@ -54,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         LlmRequest,
         LlmResponse,
         ResumeState,
+        TaskEnded,
         TaskState,
         TaskStatus,
         TestReport,
@@ -222,7 +224,7 @@ class CodingTask:
     @raise_budget.validator
     def _validate_raise(self, *raise_: Any) -> None:
         if self._state.task_status in TERMINAL_STATUSES:
-            raise ValueError(f"the task has ended ({self._state.task_status})")
+            raise TaskEnded(self._state.task_status)
         usage.check_raise(self._state, inputs.one_input(RAISE_BUDGET_UPDATE, raise_, BudgetRaise))
 
     async def _release_watchers(self) -> None:
@@ -285,7 +287,7 @@ class CodingTask:
                 self._journal.event(EventType.FEEDBACK_WINDOW_CLOSED, "feedback window closed without feedback")
                 return
             feedback = self._pending_feedback.pop(0)
-            if feedback.rating >= 3 or not feedback.comment:
+            if feedback.rating >= ACCEPTED_RATING or not feedback.comment:
                 return
             if self._state.revisions >= self._input.max_revisions:
                 limit = self._input.max_revisions

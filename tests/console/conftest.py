@@ -1,7 +1,7 @@
 """Fixtures of the console's browser tests: Debian's Chromium driven by Playwright, pages that fail on any script
 error, CSP violation or request to another origin.
 
-Nothing downloads a browser: Playwright's Python package drives the `chromium` binary from apt (`.ci/run`
+Nothing downloads a browser: Playwright's Python package drives the `chromium` binary from apt (`make test`
 installs it). Without that binary the tests fail and say how to install it; they never skip.
 """
 
@@ -27,7 +27,7 @@ def chromium_path() -> str:
     if not found:
         pytest.fail(
             "Chromium is not installed, and the console's browser tests need it: `apt-get install -y chromium` "
-            "(Debian's package; .ci/run installs it), or set CHROMIUM_PATH to a Chromium binary"
+            "(Debian's package; `make test` installs it as root), or set CHROMIUM_PATH to a Chromium binary"
         )
     return found
 

@@ -9,8 +9,7 @@ import json
 
 from playwright.async_api import Route, expect
 
-from api.gateway.rendering import highlight_css
-from api.gateway.routes.console import SECURITY_HEADERS, UI_DIR, TaskView, render
+from api.gateway.routes.console import GENERATED, SECURITY_HEADERS, UI_DIR, TaskView, render
 from tests.console.conftest import OpenPage
 from workflows.models import (
     CodeResult,
@@ -79,7 +78,7 @@ async def test_the_task_page_shows_live_output_and_pylint_messages_per_line(open
         if path.startswith("/ui/"):
             name = path.removeprefix("/ui/") or "index.html"
             kind = {"js": "text/javascript", "css": "text/css", "html": "text/html", "svg": "image/svg+xml"}
-            body = highlight_css() if name == "highlight.css" else (UI_DIR / name).read_text()
+            body = GENERATED[name][1]() if name in GENERATED else (UI_DIR / name).read_text()
             await route.fulfill(body=body, content_type=kind[name.rsplit(".", 1)[1]], headers=headers)
         elif path == "/tasks/s-1/view":
             await route.fulfill(body=view(), content_type="application/json")

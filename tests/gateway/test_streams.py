@@ -13,7 +13,7 @@ from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.worker import Worker
 
 from api.gateway.streams import Catchup, Closed, StreamHub
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.gateway.support import (
     ALICE,
     QUICK_TASK,
