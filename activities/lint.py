@@ -23,13 +23,13 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.config import WorkerSettings
-from activities.lint_pool import LintPool, LintPoolError
+from activities.lint_pool import POOL_PYLINT_ARGS, LintPool, LintPoolError
 from activities.metrics import instruments
 from workflows.models import LINT_ACTIVITY, LintMessage, LintRequest, LintResult
 
 logger = logging.getLogger(__name__)
 
-PYLINT_ARGS = ("--output-format=json2", "--persistent=n", "--score=y", "--rcfile=/dev/null", "--jobs=1")
+PYLINT_ARGS = ("--output-format=json2", *POOL_PYLINT_ARGS)  # the pool passes a JSON2 reporter object instead
 
 
 def _memory_limiter(limit_mb: int) -> Callable[[], None]:

@@ -38,7 +38,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-# The same options as the cold path minus --output-format (the child passes a JSON2 reporter object instead).
+# pylint's options in the pool and, with --output-format=json2, on the cold path (activities.lint).
 POOL_PYLINT_ARGS = ("--persistent=n", "--score=y", "--rcfile=/dev/null", "--jobs=1")
 STARTUP_TIMEOUT = 60.0
 _WARM_UP_CODE = (

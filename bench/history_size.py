@@ -41,11 +41,10 @@ from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from orchestrator.payload_store import STORE_ENV, THRESHOLD_ENV
 from orchestrator.plugin import OrchestratorPlugin, WorkerActivities
-from orchestrator.processes import exit_now
 from orchestrator.search_attributes import SEARCH_ATTRIBUTES
-from orchestrator.temporal import data_converter
-from tests.fakes.server import ThreadedServer
-from tests.support import TEST_API_KEY, binary
+from orchestrator.temporal import data_converter, exit_now
+from testbed.product import TEST_API_KEY, binary
+from testbed.server import ThreadedServer
 from workflows.coding_task import CodingTask
 from workflows.models import (
     LLM_ACTIVITY,

@@ -92,7 +92,7 @@ MCP_TASK = (
 
 
 async def task_cpu(tasks: int) -> None:
-    from bench.harness import _children_of, _cpu_seconds, environment  # the harness's processes and their CPU
+    from bench.harness import children_of, cpu_seconds, environment  # the harness's processes and their CPU
     from workflows.coding_task import CodingTask
     from workflows.models import CodingTaskInput, TaskStatus
 
@@ -105,9 +105,9 @@ async def task_cpu(tasks: int) -> None:
             procs = bench.procs
 
             def cpu() -> dict[str, float]:
-                children = _children_of(procs.worker)
-                return {"worker": _cpu_seconds(procs.worker), "worker children": sum(map(_cpu_seconds, children)),
-                        "temporal server": _cpu_seconds(procs.server)}  # fmt: skip
+                children = children_of(procs.worker)
+                return {"worker": cpu_seconds(procs.worker), "worker children": sum(map(cpu_seconds, children)),
+                        "temporal server": cpu_seconds(procs.server)}  # fmt: skip
 
             async def batch(description: str, mcp_tools: list[str] | None) -> dict[str, float]:
                 before = cpu()

@@ -25,7 +25,7 @@ from temporalio.converter import (
 )
 
 from orchestrator.payload_store import ChunkStorageDriver, SqliteStorageDriver
-from orchestrator.payload_store_s3 import S3ChunkStorageDriver
+from orchestrator.payload_store.s3 import S3ChunkStorageDriver
 from workflows.models import ChatMessage, LlmRequest
 
 

@@ -2,7 +2,7 @@
 
     python -m bench.prompt_cache [--context-kb 24] [--tasks 3]
 
-Every role runs on `anthropic:claude-sonnet-4-6` against the fake provider (tests/fakes), which caches a marked
+Every role runs on `anthropic:claude-sonnet-4-6` against the fake provider (testbed), which caches a marked
 prefix as Anthropic does: written at its cache-write price the first time, read at the cache-read price after.
 The code agent's conversation starts with the task, the plan and a code context of `--context-kb` KB, and each
 agent re-sends it on every step of its loop: the saving grows with the context and the steps. Prices are the
@@ -18,10 +18,9 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from activities.config import WorkerSettings
-from orchestrator.processes import exit_now
-from tests.fakes.llm_server import FakeLlmServer
-from tests.support import dev_server, product_worker, start_task
+from orchestrator.temporal import exit_now
+from testbed.llm_server import FakeLlmServer
+from testbed.product import dev_server, fake_provider_settings, product_worker, start_task
 
 MODEL = "anthropic:claude-sonnet-4-6"
 
@@ -39,15 +38,12 @@ async def measure(
     env: WorkflowEnvironment, fake: FakeLlmServer, caching: bool, code_context: str, tasks: int
 ) -> dict[str, Any]:
     queue = f"cache-{uuid.uuid4().hex[:8]}"
-    settings = WorkerSettings(
-        _env_file=None,
+    settings = fake_provider_settings(
+        fake.base_url,
         temporal_task_queue=queue,
-        llm_mode="live",
         planner_model=MODEL,
         code_model=MODEL,
         doc_model=MODEL,
-        anthropic_api_key="sk-bench",
-        anthropic_base_url=fake.base_url,
         memory_api_url="http://127.0.0.1:9",
         rag_request_timeout_seconds=0.2,
         anthropic_prompt_caching=caching,

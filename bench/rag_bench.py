@@ -47,7 +47,7 @@ from api.memory.settings import MemorySettings  # noqa: E402
 from api.memory.store import SQLiteStore  # noqa: E402
 from api.memory.tokens import tokenize  # noqa: E402
 from bench.service import service  # noqa: E402
-from tests.support import free_port  # noqa: E402
+from testbed.server import free_port  # noqa: E402
 
 SETS = {
     "httpx": Path(__file__).with_name("rag_queries.json"),

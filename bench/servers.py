@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import Request
 
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 
 RAG_RESULTS = {
     "results": [

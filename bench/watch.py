@@ -19,17 +19,41 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 from temporalio.api.history.v1 import History
+from temporalio.client import Client
 
 from bench.service import service
-from tests.support import free_port
+from launcher.processes import cpu_seconds
+from testbed.server import free_port
 from workflows.coding_task import CodingTask
 
-if TYPE_CHECKING:
-    from bench.harness import Bench
+
+class _Processes(Protocol):
+    def cpu(self) -> dict[str, float]: ...
+
+
+class Bench(Protocol):
+    """What this phase uses of the harness's bench (`bench.harness.Bench`)."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def task_queue(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def procs(self) -> _Processes: ...
+
+    async def set_latency(self, latency: float) -> None: ...
+
+    def task_ok(self, state: Any) -> bool: ...
+
 
 API_KEY = "bench-gateway-key-0123456789abcdef"
 FANOUT = (1, 10, 50)
@@ -81,7 +105,7 @@ async def _batch(
     bench: Bench, http: httpx.AsyncClient, gateway_pid: int, n: int, watchers: int, tag: str
 ) -> dict[str, Any]:
     """N tasks started through the gateway, each watched by `watchers` SSE clients: stack CPU per task."""
-    before = {**bench.procs.cpu(), "gateway": _cpu(gateway_pid)}
+    before = {**bench.procs.cpu(), "gateway": cpu_seconds(gateway_pid)}
     ids = [f"bench-{bench.run_id}-{tag}-{i}-{uuid.uuid4().hex[:4]}" for i in range(n)]
     body = {"task_description": "Write a function add(first, second) with docs.", "feedback_window_seconds": 0}
     began = time.perf_counter()
@@ -94,7 +118,7 @@ async def _batch(
     states = await asyncio.gather(*(bench.client.get_workflow_handle_for(CodingTask.run, s).result() for s in ids))
     events = await asyncio.gather(*clients)
     wall = time.perf_counter() - began
-    after = {**bench.procs.cpu(), "gateway": _cpu(gateway_pid)}
+    after = {**bench.procs.cpu(), "gateway": cpu_seconds(gateway_pid)}
     cpu = {k: (after[k] - before[k]) / n for k in after if k != "harness"}
     history = await asyncio.gather(*(_history(bench, s) for s in ids))
     return {
@@ -108,12 +132,6 @@ async def _batch(
         "history_events_per_task": sum(h[0] for h in history) / n,
         "history_bytes_per_task": sum(h[1] for h in history) / n,
     }
-
-
-def _cpu(pid: int) -> float:
-    from bench.harness import _cpu_seconds
-
-    return _cpu_seconds(pid)
 
 
 async def watch_phase(bench: Bench, address: str, n: int, latency: float) -> dict[str, Any]:

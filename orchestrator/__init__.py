@@ -1,1 +1,2 @@
-"""Infrastructure shared by the worker, the gateway, scripts and benchmarks (Temporal client, data converter)."""
+"""The Temporal wiring every process shares: the connection and data converter, payload encryption, the payload
+store, search attributes, telemetry, and the worker's plugin."""

@@ -17,8 +17,7 @@ import sys
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 
-from orchestrator.processes import exit_now
-from orchestrator.temporal import connect_client
+from orchestrator.temporal import connect_client, exit_now
 from workflows.models import SEARCH_ATTRIBUTES
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import sys
 import time
 from collections.abc import Mapping
+from typing import NoReturn
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -78,3 +81,15 @@ async def connect_client(attempts: int | None = 1, delay: float = 1.0) -> Client
         if attempt > 1:
             logger.info("connected to %s after %.0fs", target, time.monotonic() - started)
         return client
+
+
+def exit_now(code: int = 0) -> NoReturn:
+    """Leave a short-lived client process without finalizing the interpreter, once its work is done.
+
+    Such a process can abort while the interpreter finalizes, when the SDK's core threads still hold the GIL
+    ("PyGILState_Release: thread state must be current", temporalio/sdk-python#300): exit code 134 after a
+    run that succeeded. Output is flushed first.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -24,9 +24,10 @@ from api.auth import ApiKeyRegistry
 from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from orchestrator.temporal import data_converter
-from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer
-from tests.fakes.server import ThreadedServer
-from tests.support import MEMORY_SERVICE_KEY, PROVIDER_KEYS, ROOT, TEST_API_KEY, SecretScan, binary, product_worker
+from testbed.llm_server import GOOD_CODE, FakeLlmServer
+from testbed.product import fake_provider_settings
+from testbed.server import ThreadedServer
+from tests.support import MEMORY_SERVICE_KEY, ROOT, TEST_API_KEY, SecretScan, binary, product_worker
 from workflows.models import SEARCH_ATTRIBUTES
 
 
@@ -146,17 +147,12 @@ def memory_api_url(memory_api: ThreadedServer) -> str:
 @pytest.fixture
 def worker_settings(fake_llm: FakeLlmServer, task_queue: str, memory_api_url: str) -> WorkerSettings:
     """Live mode against the fake providers: the real SDKs, fast timeouts, no .env file."""
-    return WorkerSettings(
-        _env_file=None,  # read no .env file
+    return fake_provider_settings(
+        fake_llm.base_url,
         temporal_task_queue=task_queue,
-        llm_mode="live",
         planner_model="openai:gpt-4o-mini",
         code_model="openai:gpt-4o",
         doc_model="anthropic:claude-sonnet-4-6",
-        openai_api_key=PROVIDER_KEYS[0],
-        openai_base_url=f"{fake_llm.base_url}/v1",
-        anthropic_api_key=PROVIDER_KEYS[1],
-        anthropic_base_url=fake_llm.base_url,
         llm_request_timeout_seconds=2,
         memory_api_url=memory_api_url,
         memory_api_key=MEMORY_SERVICE_KEY,

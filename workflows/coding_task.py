@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import MAX_EVENTS, EventLog
     from workflows.journal import Journal
     from workflows.models import (
+        ACCEPTED_RATING,
         APPROVE_TOOL_UPDATE,
         EVENTS_QUERY,
         FEEDBACK_SIGNAL,
@@ -56,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         LlmResponse,
         PendingApproval,
         ResumeState,
+        TaskEnded,
         TaskState,
         TaskStatus,
         TestReport,
@@ -225,7 +227,7 @@ class CodingTask:
     @raise_budget.validator
     def _validate_raise(self, *raise_: Any) -> None:
         if self._state.task_status in TERMINAL_STATUSES:
-            raise ValueError(f"the task has ended ({self._state.task_status})")
+            raise TaskEnded(self._state.task_status)
         usage.check_raise(self._state, inputs.one_input(RAISE_BUDGET_UPDATE, raise_, BudgetRaise))
 
     @workflow.update(name=APPROVE_TOOL_UPDATE)
@@ -299,7 +301,7 @@ class CodingTask:
                 self._journal.event(EventType.FEEDBACK_WINDOW_CLOSED, "feedback window closed without feedback")
                 return
             feedback = self._pending_feedback.pop(0)
-            if feedback.rating >= 3 or not feedback.comment:
+            if feedback.rating >= ACCEPTED_RATING or not feedback.comment:
                 return
             if self._state.revisions >= self._input.max_revisions:
                 limit = self._input.max_revisions

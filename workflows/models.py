@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.workflow_streams import WorkflowStreamState
+from temporalio.exceptions import ApplicationError
 
 from workflows.strict import NOT_BLANK, NotBlankStr, SchemaStrict
 
@@ -81,6 +82,17 @@ class TaskStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 # A stream of progress ends when the task stops for the user: it waits for feedback, or it ended.
 STREAM_END_STATUSES = TERMINAL_STATUSES | {TaskStatus.AWAITING_FEEDBACK}
+
+
+ACCEPTED_RATING = 3  # a rating this high completes the task; a lower one with a comment asks for a revision
+
+
+class TaskEnded(ApplicationError):
+    """What an update's validator raises when the task has ended (a client answers 409, not 422): the rejection's
+    `type` is this class's name."""
+
+    def __init__(self, task_status: TaskStatus) -> None:
+        super().__init__(f"the task has ended ({task_status})", type=TaskEnded.__name__, non_retryable=True)
 
 
 class AgentRole(StrEnum):

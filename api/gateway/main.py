@@ -69,7 +69,10 @@ def create_app(
     app.state.limiter = KeyRateLimiter(settings.gateway_rate_limit, settings.gateway_rate_limit_storage)
     app.state.metrics = GatewayMetrics()
     app.state.streams = StreamHub(
-        settings.gateway_stream_queue_size, settings.gateway_poll_interval, settings.gateway_rpc_timeout
+        settings.gateway_stream_queue_size,
+        settings.gateway_poll_interval,
+        settings.gateway_rpc_timeout,
+        settings.gateway_stream_max_seconds,
     )
 
     install_error_handlers(app)

@@ -10,6 +10,11 @@ last client leaves or the workflow closes.
 A client first catches up with one query (`catch_up`: the stream's retained items after its position, and the
 task's status), then joins the feed from where that read stopped; items are identified by their stream offset, so
 none is sent twice and none is skipped (a `gap` says when the workflow's retention dropped some).
+
+The SSE protocol (`StreamHub.events`): a client's events are numbered by stream offset (`id:` = offset + 1, what
+Last-Event-ID resumes from); the gateway's own events (`GATEWAY_EVENTS`) carry no id. A stream ends with `end` (the
+task's state) when the task stops for feedback or ends, `error` when the client fell too far behind or the task
+could not be read, `timeout` at the gateway's time limit.
 """
 
 from __future__ import annotations
@@ -19,21 +24,36 @@ import base64
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sse_starlette import ServerSentEvent
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamClient, WorkflowStreamItem
+from temporalio.service import RPCError
 
+from api.errors import ErrorOut
+from api.gateway.poll_ids import with_poll_ids
 from workflows.coding_task import CodingTask
-from workflows.models import STREAM_TOPICS, EventsQueryInput, EventType, TaskEvent, TaskState, TaskStatus
+from workflows.models import (
+    STREAM_END_STATUSES,
+    STREAM_TOPICS,
+    EventsQueryInput,
+    EventType,
+    TaskEvent,
+    TaskState,
+    TaskStatus,
+)
+
+from .models import StreamGap
 
 logger = logging.getLogger(__name__)
 
 POLL_QUERY = "__temporal_workflow_stream_poll"  # the stream's immediate read (WorkflowStream registers it)
 RECENT_ITEMS = 256  # a feed keeps its last items for the clients joining it after their catch-up read
+GATEWAY_EVENTS = ("session", "end", "gap", "error", "timeout")  # the workflow's own events have other types
 NO_EVENTS = 2**53  # `events` query position past any event: it answers the task status only
 
 Item = WorkflowStreamItem[TaskEvent]
@@ -65,6 +85,57 @@ def status_of(item: Item) -> TaskStatus | None:
     if event.type == EventType.STATUS and "task_status" in event.data:
         return TaskStatus(event.data["task_status"])
     return None
+
+
+def sse(kind: str, data: str, event_id: int | None = None) -> ServerSentEvent:
+    return ServerSentEvent(data=data, event=kind, id=None if event_id is None else str(event_id))
+
+
+def _error(detail: str) -> str:
+    return ErrorOut(detail=detail).model_dump_json(exclude_none=True)
+
+
+@dataclass
+class Place:
+    """Where one SSE client is in a task's stream: what it caught up on, its place on the feed (None when the task
+    had stopped: nothing more comes), the offset of the next event it should see, and whether it wants the
+    `llm_delta` events."""
+
+    session_id: str
+    catchup: Catchup
+    joined: tuple[Feed, Watcher] | None
+    expected: int
+    deltas: bool = True
+    task_status: TaskStatus = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.task_status = self.catchup.task_status
+
+    @property
+    def stopped(self) -> bool:
+        return self.task_status in STREAM_END_STATUSES
+
+    def send(self, item: Item) -> list[ServerSentEvent]:
+        """The SSE events of one stream item for this client: none when it had it, a `gap` before it when items
+        between were dropped, the event itself (numbered) unless it is a delta the client does not want."""
+        if item.offset < self.expected:  # read by the catch-up already
+            return []
+        out = []
+        if item.offset > self.expected:
+            out.append(sse("gap", StreamGap(missed_from=self.expected + 1, missed_to=item.offset).model_dump_json()))
+        self.expected = item.offset + 1
+        event = item.data.model_copy(update={"id": self.expected})
+        self.task_status = status_of(item) or self.task_status
+        if self.deltas or event.type != EventType.LLM_DELTA:
+            out.append(sse(event.type, event.model_dump_json(), event.id))
+        return out
+
+
+async def _end(state: Awaitable[TaskState]) -> ServerSentEvent:
+    try:
+        return sse("end", (await state).model_dump_json())
+    except (RPCError, WorkflowQueryFailedError) as exc:
+        return sse("error", _error(f"cannot read the task's state: {exc}; reconnect to resume"))
 
 
 def _decode(client: Client, result: PollResult) -> list[Item]:
@@ -143,7 +214,7 @@ class Feed:
     async def _run(self, start: int) -> None:
         closed = Closed()
         try:
-            stream = WorkflowStreamClient.create(self._client, self.session_id)
+            stream = WorkflowStreamClient.create(with_poll_ids(self._client), self.session_id)
             cooldown = timedelta(seconds=self.hub.poll_cooldown)
             async for item in stream.subscribe(STREAM_TOPICS, start, result_type=TaskEvent, poll_cooldown=cooldown):
                 self.recent.append(item)
@@ -184,10 +255,11 @@ class Feed:
 class StreamHub:
     """The gateway's feeds, by session id (`app.state.streams`)."""
 
-    def __init__(self, queue_size: int, poll_cooldown: float, rpc_timeout: float) -> None:
+    def __init__(self, queue_size: int, poll_cooldown: float, rpc_timeout: float, max_seconds: float) -> None:
         self.queue_size = queue_size
         self.poll_cooldown = poll_cooldown
         self.rpc_timeout = rpc_timeout
+        self.max_seconds = max_seconds  # one stream's time limit
         self._feeds: dict[str, Feed] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -234,6 +306,50 @@ class StreamHub:
         if not feed.watchers and self._feeds.get(feed.session_id) is feed:
             del self._feeds[feed.session_id]
             feed.stop()
+
+    async def events(
+        self, client: Client, place: Place, first: ServerSentEvent | None = None
+    ) -> AsyncIterator[ServerSentEvent]:
+        """`first`, the caught-up events, then those the task's feed pushes, each once, until the task stops for
+        feedback or ends (`end`), the client falls too far behind (`error`), or the time limit (`timeout`)."""
+        if first is not None:
+            yield first
+        try:
+            for item in place.catchup.items:
+                for event in place.send(item):
+                    yield event
+            if place.joined is None:  # the task had stopped: nothing more comes
+                handle: WorkflowHandle[CodingTask, TaskState] = client.get_workflow_handle(place.session_id)
+                yield await _end(handle.query(CodingTask.status, rpc_timeout=timedelta(seconds=self.rpc_timeout)))
+                return
+        except BaseException:
+            if place.joined is not None:
+                self.leave(*place.joined)
+            raise
+        feed, watcher = place.joined
+        try:
+            async with asyncio.timeout(self.max_seconds):
+                while True:
+                    got = await watcher.queue.get()
+                    batch = [got]
+                    while not watcher.queue.empty():  # a poll's items arrive together: send them all, then judge
+                        batch.append(watcher.queue.get_nowait())
+                    for got in batch:
+                        if isinstance(got, Closed):
+                            if got.error is not None:
+                                yield sse("error", _error(got.error))
+                            else:  # the workflow closed (e.g. terminated): no event says so
+                                yield await _end(feed.end_state(place.expected))
+                            return
+                        for event in place.send(got):
+                            yield event
+                    if place.stopped:
+                        yield await _end(feed.end_state(place.expected))
+                        return
+        except TimeoutError:
+            yield sse("timeout", _error("stream time limit reached; reconnect with Last-Event-ID"))
+        finally:
+            self.leave(feed, watcher)
 
     def forget(self, feed: Feed) -> None:
         if self._feeds.get(feed.session_id) is feed:

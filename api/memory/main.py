@@ -51,6 +51,9 @@ def create_app(
             filler.stop()
             if kb is None:
                 app.state.kb.store.close()
+                # FastAPI's caches keep an app's endpoints, and so the app, after it stopped: let its
+                # knowledge base (the model's weights, ~100 MB) go with its lifespan
+                del app.state.kb
 
     app = FastAPI(
         title="Memory API",

@@ -12,8 +12,8 @@ from activities.deltas import DOUBLE_EVERY, wait_before
 from activities.providers.anthropic import AnthropicProvider
 from activities.providers.base import ChatProvider, ProviderError
 from activities.providers.openai import OpenAIProvider
-from tests.fakes.llm_server import FakeLlmServer, Fault
-from tests.support import PROVIDER_KEYS
+from testbed.llm_server import FakeLlmServer, Fault
+from testbed.product import fake_provider_settings
 from workflows.models import AgentRole, ChatMessage, LlmRequest, LlmResponse, ToolName
 
 PROVIDERS: dict[str, tuple[type[ChatProvider], str]] = {
@@ -31,15 +31,7 @@ TEXT_ONLY = WITH_TOOLS.model_copy(update={"tools": []})
 
 
 def settings(fake: FakeLlmServer) -> WorkerSettings:
-    return WorkerSettings(
-        _env_file=None,
-        llm_mode="live",
-        openai_api_key=PROVIDER_KEYS[0],
-        openai_base_url=f"{fake.base_url}/v1",
-        anthropic_api_key=PROVIDER_KEYS[1],
-        anthropic_base_url=fake.base_url,
-        llm_request_timeout_seconds=5,
-    )
+    return fake_provider_settings(fake.base_url, llm_request_timeout_seconds=5)
 
 
 async def call(fake: FakeLlmServer, provider: str, request: LlmRequest, chunks: list[str] | None = None) -> LlmResponse:

@@ -67,11 +67,13 @@ CASES: list[tuple[str, str, str, Any, dict[str, str], int, str | None]] = [
 @pytest.fixture
 async def built(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[dict[str, FastAPI]]:
     registry = ApiKeyRegistry({"alice": ALICE_KEY})
-    kb = open_knowledge_base(MemorySettings(memory_db_path=tmp_path / "kb.db"))
+    # BM25 only: error shapes need no model, and a model per test would be ~90 MB each that FastAPI's caches keep
+    settings = MemorySettings(memory_db_path=tmp_path / "kb.db", embedding_model="")
+    kb = open_knowledge_base(settings)
     codec = EncryptionCodec(parse_keys(f"k1={base64.b64encode(os.urandom(32)).decode()}"))
     yield {
         "gateway": make_app(task_queue, client),
-        "memory": memory_app(MemorySettings(memory_db_path=tmp_path / "kb.db"), registry, kb),
+        "memory": memory_app(settings, registry, kb),
         "codec": codec_app(CodecSettings(), registry, codec),
     }
     kb.store.close()

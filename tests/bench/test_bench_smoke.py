@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.processes import process_info
+from launcher.processes import process_info
 from tests.stack.launcher import descendants, start_time
 from tests.support import wait_until
 

@@ -38,7 +38,7 @@ from orchestrator.codec import (
 )
 from orchestrator.payload_store import REFERENCE_TYPE, STORE_ENV
 from orchestrator.temporal import data_converter
-from tests.fakes.server import ThreadedServer
+from testbed.server import ThreadedServer
 from tests.gateway.support import ALICE, BOB, QUICK_TASK, asgi_client, make_app
 from tests.support import ALICE_KEY, BOB_KEY, SECRETS, binary, product_worker, secrets_in_histories
 from workflows.coding_task import CodingTask

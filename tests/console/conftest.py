@@ -1,7 +1,7 @@
 """Fixtures of the console's browser tests: Debian's Chromium driven by Playwright, pages that fail on any script
 error, CSP violation or request to another origin.
 
-Nothing downloads a browser: Playwright's Python package drives the `chromium` binary from apt (`.ci/run`
+Nothing downloads a browser: Playwright's Python package drives the `chromium` binary from apt (`make test`
 installs it). Without that binary the tests fail and say how to install it; they never skip.
 """
 
@@ -16,8 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Route, async_playwright
 
-from api.gateway.rendering import highlight_css
-from api.gateway.routes.console import SECURITY_HEADERS, UI_DIR
+from api.gateway.routes.console import GENERATED, SECURITY_HEADERS, UI_DIR
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 LAPTOP = {"width": 1280, "height": 860}
@@ -30,7 +29,7 @@ def chromium_path() -> str:
     if not found:
         pytest.fail(
             "Chromium is not installed, and the console's browser tests need it: `apt-get install -y chromium` "
-            "(Debian's package; .ci/run installs it), or set CHROMIUM_PATH to a Chromium binary"
+            "(Debian's package; `make test` installs it as root), or set CHROMIUM_PATH to a Chromium binary"
         )
     return found
 
@@ -123,7 +122,7 @@ async def fulfill_ui(route: Route, path: str) -> bool:
         return False
     name = path.removeprefix("/ui/") or "index.html"
     kind = {"js": "text/javascript", "css": "text/css", "html": "text/html", "svg": "image/svg+xml"}
-    body = highlight_css() if name == "highlight.css" else (UI_DIR / name).read_text()
+    body = GENERATED[name][1]() if name in GENERATED else (UI_DIR / name).read_text()
     await route.fulfill(body=body, content_type=kind[name.rsplit(".", 1)[1]], headers=dict(SECURITY_HEADERS))
     return True
 

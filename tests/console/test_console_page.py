@@ -9,8 +9,8 @@ import json
 
 from playwright.async_api import Route, expect
 
-from api.gateway.routes.console import TaskView, render
-from tests.console.conftest import OpenPage, fulfill_ui, open_stubbed_task
+from api.gateway.routes.console import GENERATED, SECURITY_HEADERS, UI_DIR, TaskView, render
+from tests.console.conftest import OpenPage
 from workflows.models import (
     CodeResult,
     LintMessage,
@@ -74,9 +74,13 @@ async def test_the_task_page_shows_live_output_and_pylint_messages_per_line(open
     async def gateway(route: Route) -> None:
         path = route.request.url.removeprefix(ORIGIN)
         calls.append(path)
-        if await fulfill_ui(route, path):
-            return
-        if path == "/tasks/s-1/view":
+        headers = dict(SECURITY_HEADERS)
+        if path.startswith("/ui/"):
+            name = path.removeprefix("/ui/") or "index.html"
+            kind = {"js": "text/javascript", "css": "text/css", "html": "text/html", "svg": "image/svg+xml"}
+            body = GENERATED[name][1]() if name in GENERATED else (UI_DIR / name).read_text()
+            await route.fulfill(body=body, content_type=kind[name.rsplit(".", 1)[1]], headers=headers)
+        elif path == "/tasks/s-1/view":
             await route.fulfill(body=view(), content_type="application/json")
         elif (
             path.startswith("/events/s-1")
@@ -87,7 +91,11 @@ async def test_the_task_page_shows_live_output_and_pylint_messages_per_line(open
         else:  # later stream requests: nothing more yet (the page keeps retrying; the test is done by then)
             await route.fulfill(body="", content_type="text/event-stream")
 
-    page, watch = await open_stubbed_task(open_page, ORIGIN, "s-1", gateway)
+    page, watch = await open_page(ORIGIN)
+    await page.route(f"{ORIGIN}/**", gateway)
+    await page.goto(f"{ORIGIN}/ui/")
+    await page.evaluate("sessionStorage.setItem('orchestrator.apiKey', 'k')")
+    await page.goto(f"{ORIGIN}/ui/#/tasks/s-1")
 
     live = page.locator(".live-block pre")
     await expect(live).to_have_text("def add(a, b):\n    return a + b\n")  # attempt 2 only, nothing of attempt 1

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, Route
 
-from api.gateway.routes.console import UI_DIR
+from api.gateway.routes.console import GENERATED, UI_DIR
 from tests.console.conftest import OpenPage
 
 ORIGIN = "http://console.test"
@@ -51,7 +51,10 @@ export const event = (id, type, extra = {}) =>
 
 async def _serve(route: Route) -> None:
     path = route.request.url.removeprefix(ORIGIN)
-    if path.startswith("/ui/"):
+    if path.startswith("/ui/") and path.removeprefix("/ui/") in GENERATED:
+        media_type, make = GENERATED[path.removeprefix("/ui/")]
+        await route.fulfill(body=make(), content_type=media_type)
+    elif path.startswith("/ui/"):
         file = UI_DIR / path.removeprefix("/ui/")
         await route.fulfill(body=file.read_bytes(), content_type="text/javascript")
     elif path == "/test/stubs.js":

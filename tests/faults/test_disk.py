@@ -15,7 +15,7 @@ from api.memory.kb import KnowledgeBase
 from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from api.memory.store import SQLiteStore
-from tests.fakes.llm_server import GOOD_CODE
+from testbed.llm_server import GOOD_CODE
 from tests.stack.launcher import RunningStack, stack_env
 from tests.support import TEST_API_KEY
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from activities.config import WorkerSettings
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.faults.conftest import start_memory_api
 from tests.support import Services, free_port, product_worker, start_task, wait_until
 from workflows.models import TaskStatus

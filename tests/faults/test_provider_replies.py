@@ -12,7 +12,8 @@ from activities.config import WorkerSettings
 from activities.providers.anthropic import AnthropicProvider
 from activities.providers.base import ChatProvider, ProviderError
 from activities.providers.openai import OpenAIProvider
-from tests.fakes.broken_http import BrokenHttpServer
+from testbed.broken_http import BrokenHttpServer
+from testbed.product import fake_provider_settings
 from tests.support import product_worker, start_task
 from workflows.coding_task import CodingTask
 from workflows.models import AgentRole, ChatMessage, LlmRequest, TaskStatus
@@ -43,14 +44,7 @@ def broken(request: pytest.FixtureRequest) -> Iterator[BrokenHttpServer]:
 async def test_a_broken_reply_is_a_retryable_error_naming_the_provider_and_the_fault(
     broken: BrokenHttpServer, provider: str
 ) -> None:
-    settings = WorkerSettings(
-        _env_file=None,
-        openai_api_key="sk-test-openai",
-        anthropic_api_key="sk-test-anthropic",
-        openai_base_url=f"{broken.base_url}/v1",
-        anthropic_base_url=broken.base_url,
-        llm_request_timeout_seconds=5,
-    )
+    settings = fake_provider_settings(broken.base_url, llm_request_timeout_seconds=5)
     client = PROVIDERS[provider](settings)
     request = LlmRequest(role=AgentRole.PLANNER, system="plan", messages=[ChatMessage(role="user", content="x")])
     try:

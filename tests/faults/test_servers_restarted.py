@@ -4,34 +4,15 @@ worker, gateway): the Temporal server restarted mid-task, and the gateway restar
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.client import Client
 
-from orchestrator.temporal import data_converter
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.faults.stack import Event, ProcessStack, end_state, sse
-from tests.support import SecretScan, Services, wait_until
-
-
-@pytest.fixture
-async def stack(
-    services: Services,
-    spawn_worker: Callable[..., subprocess.Popen[bytes]],
-    tmp_path: Path,
-    task_queue: str,
-    secret_scan: SecretScan,
-) -> AsyncIterator[ProcessStack]:
-    running = ProcessStack(services, spawn_worker, tmp_path / "temporal.db", task_queue).start()
-    yield running
-    if running.temporal is not None and running.temporal.poll() is None:
-        await secret_scan.scan(await Client.connect(running.address, data_converter=data_converter()))
+from tests.support import wait_until
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["restarted", "crashed"])

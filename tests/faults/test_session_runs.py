@@ -5,36 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from orchestrator.temporal import data_converter
 from tests.faults.stack import ProcessStack, end_state, sse
-from tests.support import SecretScan, Services, binary
+from tests.support import binary
 
 
 @pytest.fixture
-async def stack(
-    services: Services,
-    spawn_worker: Callable[..., subprocess.Popen[bytes]],
-    tmp_path: Path,
-    task_queue: str,
-    secret_scan: SecretScan,
-) -> AsyncIterator[ProcessStack]:
-    running = ProcessStack(
-        services,
-        spawn_worker,
-        tmp_path / "temporal.db",
-        task_queue,
+def stack_options() -> dict[str, Any]:
+    return {
         # continue-as-new is suggested after 40 history events (the default is thousands)
-        temporal_args=("--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"),
-        worker_env={"LLM_MODE": "offline"},
-    ).start()
-    yield running
-    await secret_scan.scan(await Client.connect(running.address, data_converter=data_converter()))
+        "temporal_args": ("--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"),
+        "worker_env": {"LLM_MODE": "offline"},
+    }
 
 
 def event_ids(stack: ProcessStack, session: str, after: int = 0) -> tuple[list[int], dict[str, object]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.support import start_task, wait_until
 from workflows.models import LLM_ACTIVITY, TaskStatus
 

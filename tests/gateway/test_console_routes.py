@@ -16,8 +16,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.gateway.routes.console import CONSOLE_CSP, UI_DIR
-from tests.fakes.llm_server import FakeLlmServer, Fault
+from testbed.llm_server import FakeLlmServer, Fault
 from tests.gateway.support import ALICE, BOB, asgi_client, assert_inert, make_app, wait_for_status
+from workflows.models import ACCEPTED_RATING, TERMINAL_STATUSES, EventType, TaskStatus
 
 PAYLOAD = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 HOSTILE_DOCS = f"# Docs {PAYLOAD}\n\n[run](javascript:window.pwned=3)\n\n<iframe src=https://evil.example></iframe>\n"
@@ -34,6 +35,22 @@ def anthropic_text(text: str) -> str:
     reply: dict[str, object] = {"id": "msg_x", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6"}
     reply |= {"content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None}
     return json.dumps(reply | {"usage": {"input_tokens": 10, "output_tokens": 10}})
+
+
+async def test_the_page_reads_the_task_contract_from_the_models_and_restates_none_of_it(
+    http: httpx.AsyncClient,
+) -> None:
+    reply = await http.get("/ui/contract.js")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/javascript")
+    assert reply.headers["content-security-policy"] == CONSOLE_CSP
+    exports = {name: json.loads(value) for name, value in re.findall(r"^export const (\w+) = (.*);$", reply.text, re.M)}
+    assert exports["STATUS"] == {status.name: status.value for status in TaskStatus}
+    assert set(exports["ENDED"]) == TERMINAL_STATUSES
+    assert exports["EVENT"]["LLM_DELTA"] == EventType.LLM_DELTA and exports["EVENT"]["GAP"] == "gap"
+    assert exports["RATING"] == {"min": 1, "max": 5, "accepted": ACCEPTED_RATING}
+    page = "".join(path.read_text(encoding="utf-8") for path in UI_DIR.glob("*.js"))
+    restated = [status.value for status in TaskStatus if f'"{status.value}"' in page]
+    assert not restated, f"task statuses written in the page instead of read from contract.js: {restated}"
 
 
 async def test_the_console_files_come_with_a_strict_policy(http: httpx.AsyncClient) -> None:

@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import Client
 
 from activities.config import WorkerSettings
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.gateway.support import ALICE, asgi_client, make_app, parse_sse, wait_for_status
 from tests.support import ROOT, binary, product_worker
 

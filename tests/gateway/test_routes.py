@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import httpx
-import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.gateway.support import (
     ALICE,
     QUICK_TASK,
@@ -26,12 +24,6 @@ from tests.gateway.support import (
 
 def new_id() -> str:
     return f"gw-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def http(client: Client, task_queue: str) -> Any:
-    async with asgi_client(make_app(task_queue, client)) as http:
-        yield http
 
 
 # ---------------------------------------------------------------- start, stream, status

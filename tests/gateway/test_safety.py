@@ -34,12 +34,6 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
 
 
 @pytest.fixture
-async def http(client: Client, task_queue: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(make_app(task_queue, client)) as http:
-        yield http
-
-
-@pytest.fixture
 async def alice_task(http: httpx.AsyncClient, client: Client) -> AsyncIterator[str]:
     """A task of tenant alice that stays running (no worker polls its queue); terminated afterwards."""
     session_id = f"alice-{uuid.uuid4().hex[:10]}"

@@ -13,7 +13,7 @@ from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.worker import Worker
 
 from api.gateway.streams import Catchup, Closed, StreamHub
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.gateway.support import (
     ALICE,
     QUICK_TASK,
@@ -91,6 +91,31 @@ async def test_watchers_share_one_subscription_deltas_filter_and_a_disconnect_fr
     assert numbered(steps) == [i for i in numbered(every) if i not in delta_ids]  # the same events, deltas left out
     assert every[-1].event == steps[-1].event == "end"
     assert steps[-1].json()["task_status"] == "completed"
+
+
+async def test_watchers_that_come_and_go_on_a_quiet_task_leave_its_updates_free(
+    client: Client, task_queue: str, worker: Worker, fake_llm: FakeLlmServer
+) -> None:
+    """A leaving watcher's long-poll stays in flight until the task publishes; a task that publishes nothing for a
+    while must not collect one per watcher, or past ten the server refuses its every update (`raise_budget`)."""
+    fake_llm.hold_after = 1  # the planner answers, then the code agent's first model call waits: nothing is published
+    session_id = new_id()
+    app = make_app(task_queue, client)
+    hub: StreamHub = app.state.streams
+    try:
+        async with live_server(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            body = {**QUICK_TASK, "session_id": session_id}
+            assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+            for _ in range(12):
+                async with http.stream("GET", f"/events/{session_id}", headers=ALICE) as response:
+                    await Reader(response).until(lambda e: e.event == "plan")
+                    await wait_until(lambda: hub.subscriptions == 1, within=5)
+                await wait_until(lambda: hub.subscriptions == 0, within=5)
+            raised = await http.post(f"/budget/{session_id}", json={"budget_usd": 50}, headers=ALICE)
+            assert raised.status_code == 200, raised.text
+            assert raised.json()["budget_usd"] == 50
+    finally:
+        fake_llm.release()
 
 
 async def test_a_slow_client_is_dropped_with_an_error_past_its_bound(

@@ -21,6 +21,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.config import WorkerSettings
 from activities.llm import LlmActivities
+from launcher.processes import alive
+from testbed.server import free_port
 from tests.interop.llama_server import API_KEY, LlamaServer, LlamaServerError, ensure_port_free, running_llama_server
 from tests.interop.promises import Exchange, check_agent, describe, llm_exchanges
 from tests.interop.support import MODEL, PRICES, SpawnWorker, worker_environment
@@ -152,21 +154,6 @@ def test_the_server_does_not_outlive_a_killed_test_process(tmp_path: Path) -> No
     while alive(server_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(server_pid)
-
-
-def alive(pid: int) -> bool:
-    """Running, and not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- the provider code, one call at a time

@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from orchestrator.plugin import OrchestratorPlugin
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.mcp.conftest import git
 from tests.support import start_task, wait_for_state
 from workflows.coding_task import CodingTask

@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.gateway.support import ALICE, BOB, asgi_client, make_app, wait_for_status
 from tests.mcp.conftest import git
 from tests.mcp.test_agent_tools import approval_state, finish, tool_results

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.mcp.test_agent_tools import tool_results, wait_for_event
 from tests.mcp.test_pool import alive
 from tests.support import ROOT, start_task, wait_until

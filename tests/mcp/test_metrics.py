@@ -11,7 +11,7 @@ from temporalio.worker import Worker
 from activities.config import WorkerSettings
 from orchestrator.plugin import OrchestratorPlugin
 from orchestrator.telemetry import metrics_runtime
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.mcp.test_agent_tools import tool_results
 from tests.support import free_port, start_task
 from workflows.models import TaskStatus

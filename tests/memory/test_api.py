@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import threading
 import time
@@ -22,6 +21,7 @@ from api.auth import ApiKeyConfigError, ApiKeyRegistry
 from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from api.memory.tokens import tokenize
+from testbed.server import free_port
 from workflows.models import RagQuery
 
 KEY = "memory-test-key-0123456789abcdef"
@@ -42,12 +42,6 @@ def parse_iso_duration(text):
     """Seconds in an ISO-8601 duration."""
     return 0
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServerThread:

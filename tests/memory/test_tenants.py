@@ -23,7 +23,7 @@ from api.memory.kb import KnowledgeBase
 from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from api.memory.store import SCHEMA_VERSION, SQLiteStore
-from orchestrator.stack import index_command
+from launcher.stack import index_command
 from tests.memory.test_api import ServerThread
 from tests.support import ALICE_KEY, BOB_KEY, MEMORY_SERVICE_KEY, ROOT
 from workflows.models import RagQuery
@@ -120,7 +120,7 @@ def test_the_service_key_must_not_be_a_tenants_key(tmp_path: Path) -> None:
 
 
 def run_launcher_index(db: Path) -> str:
-    """The indexing step of `make run` (`orchestrator.stack.index_command`), as the launcher runs it."""
+    """The indexing step of `make run` (`launcher.stack.index_command`), as the launcher runs it."""
     env = {**os.environ, "MEMORY_DB_PATH": str(db), "EMBEDDING_MODEL": ""}
     run = subprocess.run(index_command(sys.executable), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -139,7 +139,7 @@ def test_documents_added_through_the_api_survive_the_launchers_index_at_every_st
     assert " 0 pruned" in run_launcher_index(db)
     with memory_app(db) as client:
         assert sorted(sources(client, ALICE)) == ["notes/deploy.md", "notes/runbook.md"]
-        assert "orchestrator/stack.py" in sources(client, ALICE, "children_env")  # the checkout is searchable
+        assert "launcher/stack.py" in sources(client, ALICE, "children_env")  # the checkout is searchable
 
 
 def test_an_index_prunes_only_what_indexing_that_folder_stored(tmp_path: Path) -> None:

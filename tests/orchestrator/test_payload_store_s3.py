@@ -29,7 +29,7 @@ from orchestrator.payload_store import (
     store_driver,
     workflow_exists,
 )
-from orchestrator.payload_store_s3 import CONCURRENCY, S3_DRIVER_NAME, BotoS3Client, S3ChunkStorageDriver, parse_url
+from orchestrator.payload_store.s3 import CONCURRENCY, S3_DRIVER_NAME, BotoS3Client, S3ChunkStorageDriver, parse_url
 from orchestrator.temporal import data_converter
 from tests.orchestrator.test_payload_store import CONTEXT, payload_of, target
 from tests.support import ROOT, start_task, wait_until

@@ -29,16 +29,11 @@ from orchestrator.telemetry import (
     metrics_runtime,
     worker_interceptors,
 )
-from tests.fakes.llm_server import FakeLlmServer, Fault
+from testbed.llm_server import FakeLlmServer, Fault
+from testbed.server import free_port
 from tests.support import ROOT, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import CodingTaskInput, TaskStatus
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from typing import IO, Any
 
 import pytest
 
-from orchestrator.processes import all_processes, process_info
-from orchestrator.stack import port_open
+from launcher.processes import all_processes, process_info, start_time
+from launcher.stack import port_open
 from tests.support import MEMORY_SERVICE_KEY, ROOT, TEST_API_KEY, free_port
 
 PORT_VARIABLES = ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MEMORY_API_PORT", "GATEWAY_PORT", "WORKER_METRICS_PORT")
@@ -45,15 +45,6 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "OPENAI_API_KEY": "",
         "ANTHROPIC_API_KEY": "",
     }
-
-
-def start_time(pid: int) -> int | None:
-    """The kernel's start time of `pid` (clock ticks since boot), None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2 :].split()[19])
 
 
 def descendants(root: int) -> set[int]:
@@ -90,7 +81,7 @@ class RunningStack:
         log = tmp_path / f"stack-{time.monotonic_ns()}.log"
         out = log.open("wb") if stdout is None else stdout
         proc = subprocess.Popen(
-            command or [sys.executable, "-m", "orchestrator.stack"],
+            command or [sys.executable, "-m", "launcher.stack"],
             cwd=ROOT,
             env=env,
             stdin=stdin,

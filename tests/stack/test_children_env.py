@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from pytest import MonkeyPatch
 
-from orchestrator.stack import children_env, ensure_env_file
+from launcher.stack import children_env, ensure_env_file
 from tests.stack.launcher import RunningStack, stack_env
 
 

@@ -37,7 +37,7 @@ from api.codec.settings import CodecSettings
 from api.gateway.settings import Settings as GatewaySettings
 from api.memory.settings import MemorySettings
 from orchestrator import payload_store
-from orchestrator.payload_store_s3 import AWS_ENV, S3ChunkStorageDriver, parse_url
+from orchestrator.payload_store.s3 import AWS_ENV, S3ChunkStorageDriver, parse_url
 from orchestrator.telemetry import TelemetrySettings
 from tests.support import ROOT, binary
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.stack import port_open
+from launcher.stack import port_open
 from tests.stack.launcher import RunningStack, stack_env
 from tests.support import ROOT
 

@@ -3,7 +3,7 @@
     python -m tests.workflows.record_histories [SCENARIO ...] [--suffix _before_lint_gate]
 
 Before a change of the workflow's shape, record with a `--suffix` naming the change and commit the files: after
-the change (guarded with `workflow.patched`, see "Changing the workflow" in the README), they must keep replaying.
+the change (guarded with `workflow.patched`, see docs/operations.md), they must keep replaying.
 The server has the search attributes registered, as `make run`'s has, and tasks start as the gateway starts
 them, so the histories hold the upserts production makes.
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.config import WorkerSettings
 from orchestrator import payload_store
-from tests.fakes.llm_server import NEEDS_ONE_FIX, PRODUCT_TESTS, WRONG_PRODUCT_FIRST, FakeLlmServer
+from testbed.llm_server import NEEDS_ONE_FIX, PRODUCT_TESTS, WRONG_PRODUCT_FIRST, FakeLlmServer
+from testbed.product import fake_provider_settings
 from tests.support import dev_server, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import BudgetRaise, FeedbackInput, TaskStatus
@@ -81,16 +81,7 @@ async def main() -> None:
     fake = FakeLlmServer().start()
     env = await dev_server(log_level="warn")
     queue = f"record-{uuid.uuid4().hex[:8]}"
-    settings = WorkerSettings(
-        _env_file=None,
-        temporal_task_queue=queue,
-        llm_mode="live",
-        openai_api_key="sk-record",
-        openai_base_url=f"{fake.base_url}/v1",
-        anthropic_api_key="sk-record",
-        anthropic_base_url=fake.base_url,
-        memory_api_url="http://127.0.0.1:9",
-    )
+    settings = fake_provider_settings(fake.base_url, temporal_task_queue=queue, memory_api_url="http://127.0.0.1:9")
     async with env, product_worker(env.client, settings):
         client = env.client
 

@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
 from orchestrator.temporal import data_converter
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.gateway.support import ALICE, Reader, live_server, make_app, numbered, parse_sse, wait_for_status
 from tests.support import SecretScan, binary, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask

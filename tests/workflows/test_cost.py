@@ -9,7 +9,7 @@ from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from activities.prices import DEFAULT_PRICES
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.support import product_worker, start_task
 from workflows.models import SA_COST_USD, SA_LINT_GATE, TaskStatus
 

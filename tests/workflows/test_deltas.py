@@ -18,7 +18,7 @@ from activities import deltas as deltas_module
 from activities.config import WorkerSettings
 from activities.deltas import TICKER_NAME
 from activities.llm import LlmActivities
-from tests.fakes.llm_server import GOOD_CODE, NEEDS_ONE_FIX, FakeLlmServer, Fault
+from testbed.llm_server import GOOD_CODE, NEEDS_ONE_FIX, FakeLlmServer, Fault
 from tests.support import product_worker, start_task
 from workflows.models import (
     DELTA_TOPIC,

@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from orchestrator.payload_store import STORE_ENV, THRESHOLD_ENV, store_driver
 from orchestrator.temporal import data_converter
-from tests.fakes.llm_server import FakeLlmServer
+from testbed.llm_server import FakeLlmServer
 from tests.support import start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import LLM_ACTIVITY, BudgetRaise, TaskStatus

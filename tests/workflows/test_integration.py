@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
-from tests.fakes.llm_server import GOOD_CODE, FakeLlmServer, Fault
+from testbed.llm_server import GOOD_CODE, FakeLlmServer, Fault
 from tests.support import product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import FeedbackInput, TaskStatus

@@ -7,7 +7,7 @@ import json
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.fakes.llm_server import GOOD_CODE, NEEDS_ONE_FIX, NEVER_FIXES, FakeLlmServer
+from testbed.llm_server import GOOD_CODE, NEEDS_ONE_FIX, NEVER_FIXES, FakeLlmServer
 from tests.support import start_task
 from workflows.models import SA_LINT_GATE, LintGate, TaskStatus
 

@@ -14,7 +14,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.fakes.llm_server import PRODUCT_TESTS, RIGHT_PRODUCT, WRONG_PRODUCT, WRONG_PRODUCT_FIRST, FakeLlmServer
+from testbed.llm_server import PRODUCT_TESTS, RIGHT_PRODUCT, WRONG_PRODUCT, WRONG_PRODUCT_FIRST, FakeLlmServer
 from tests.support import start_task, wait_until
 from workflows.coding_task import CodingTask
 from workflows.models import (

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -13,7 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -37,8 +35,8 @@ from workflows.models import (
     STREAM_END_STATUSES,
     BudgetRaise,
     CodingTaskInput,
-    EventType,
     FeedbackInput,
+    TaskEnded,
     TaskEvent,
     TaskState,
     TaskStatus,
@@ -58,13 +56,12 @@ from ..models import (
     error_responses,
 )
 from ..settings import Settings
-from ..streams import Catchup, Closed, Feed, Item, StreamHub, Watcher, catch_up
+from ..streams import GATEWAY_EVENTS, Catchup, Feed, Place, StreamHub, Watcher, catch_up, sse
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tasks"])
 
 DELTAS_HELP = "false: leave out the `llm_delta` events (the model's text as it is written); default true"
-GATEWAY_EVENTS = ("session", "end", "gap", "error", "timeout")  # the workflow's own events have other types
 _REF = "#/components/schemas/{model}"
 _refs, _defs = models_json_schema(
     [(model, "serialization") for model in (InvokeAccepted, TaskEvent, TaskState, StreamGap, ErrorOut)],
@@ -136,94 +133,6 @@ def _wants_json(request: Request, stream: bool | None) -> bool:
         return not stream
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/event-stream" not in accept
-
-
-def _sse(kind: str, data: str, event_id: int | None = None) -> ServerSentEvent:
-    return ServerSentEvent(data=data, event=kind, id=None if event_id is None else str(event_id))
-
-
-def _error(detail: str) -> str:
-    return ErrorOut(detail=detail).model_dump_json(exclude_none=True)
-
-
-async def _event_stream(
-    request: Request,
-    session_id: str,
-    catchup: Catchup,
-    joined: tuple[Feed, Watcher] | None,
-    after: int,
-    deltas: bool,
-    settings: Settings,
-    first: ServerSentEvent | None = None,
-) -> AsyncIterator[ServerSentEvent]:
-    """The caught-up events, then those the task's feed pushes, each once, until the task stops for feedback or
-    ends (`end`), the client falls too far behind (`error`), or the time limit (`timeout`)."""
-    if first is not None:
-        yield first
-    expected = after  # the stream offset of the next event this client should see (its id is offset + 1)
-    task_status = catchup.task_status
-    stopped = False
-
-    def send(item: Item) -> list[ServerSentEvent]:
-        nonlocal expected, task_status, stopped
-        if item.offset < expected:  # read by the catch-up already
-            return []
-        out = []
-        if item.offset > expected:
-            out.append(_sse("gap", StreamGap(missed_from=expected + 1, missed_to=item.offset).model_dump_json()))
-        expected = item.offset + 1
-        event = item.data.model_copy(update={"id": expected})
-        if event.type == EventType.STATUS and "task_status" in event.data:
-            task_status = TaskStatus(event.data["task_status"])
-            stopped = task_status in STREAM_END_STATUSES
-        if deltas or event.type != EventType.LLM_DELTA:
-            out.append(_sse(event.type, event.model_dump_json(), event.id))
-        return out
-
-    async def end(state: Awaitable[TaskState]) -> ServerSentEvent:
-        try:
-            return _sse("end", (await state).model_dump_json())
-        except (RPCError, WorkflowQueryFailedError) as exc:
-            return _sse("error", _error(f"cannot read the task's state: {exc}; reconnect to resume"))
-
-    hub: StreamHub = request.app.state.streams
-    try:
-        for item in catchup.items:
-            for sse in send(item):
-                yield sse
-        if joined is None:  # the task had stopped: nothing more comes
-            client = await request.app.state.temporal.get()
-            handle = client.get_workflow_handle(session_id)
-            yield await end(handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings)))
-            return
-    except BaseException:
-        if joined is not None:
-            hub.leave(*joined)
-        raise
-    feed, watcher = joined
-    try:
-        async with asyncio.timeout(settings.gateway_stream_max_seconds):
-            while True:
-                got = await watcher.queue.get()
-                batch = [got]
-                while not watcher.queue.empty():  # a poll's items arrive together: send them all, then judge
-                    batch.append(watcher.queue.get_nowait())
-                for got in batch:
-                    if isinstance(got, Closed):
-                        if got.error is not None:
-                            yield _sse("error", _error(got.error))
-                        else:  # the workflow closed (e.g. terminated): no event says so
-                            yield await end(feed.end_state(expected))
-                        return
-                    for sse in send(got):
-                        yield sse
-                if stopped:
-                    yield await end(feed.end_state(expected))
-                    return
-    except TimeoutError:
-        yield _sse("timeout", _error("stream time limit reached; reconnect with Last-Event-ID"))
-    finally:
-        hub.leave(feed, watcher)
 
 
 async def _catch_up(
@@ -338,13 +247,12 @@ async def invoke(
     )
     if _wants_json(request, stream):
         return JSONResponse(accepted.model_dump(), status.HTTP_202_ACCEPTED)
-    first = _sse("session", accepted.model_dump_json())
+    hub: StreamHub = request.app.state.streams
+    client = await connection.get()
     fresh = Catchup(items=[], next_offset=0, task_status=TaskStatus.PLANNING)  # nothing to catch up on yet
-    joined = request.app.state.streams.join(await connection.get(), session_id, fresh)
-    return EventSourceResponse(
-        _event_stream(request, session_id, fresh, joined, 0, deltas is not False, settings, first),
-        headers={"X-Session-Id": session_id},
-    )
+    place = Place(session_id, fresh, hub.join(client, session_id, fresh), expected=0, deltas=deltas is not False)
+    first = sse("session", accepted.model_dump_json())
+    return EventSourceResponse(hub.events(client, place, first), headers={"X-Session-Id": session_id})
 
 
 @router.get(
@@ -371,9 +279,10 @@ async def events(
     409 when that position is beyond the task's last event (the detail names `after` or `Last-Event-ID`)."""
     resume = int(last_event_id or 0)
     start, named = (resume, "Last-Event-ID") if resume > after else (after, "after")
-    catchup, joined = await _catch_up(request, handle, start, await connection.get(), settings, named)
-    stream = _event_stream(request, handle.id, catchup, joined, start, deltas is not False, settings)
-    return EventSourceResponse(stream)
+    client = await connection.get()
+    catchup, joined = await _catch_up(request, handle, start, client, settings, named)
+    place = Place(handle.id, catchup, joined, expected=start, deltas=deltas is not False)
+    return EventSourceResponse(request.app.state.streams.events(client, place))
 
 
 @router.get(
@@ -475,9 +384,9 @@ async def raise_budget(body: BudgetRaise, task: Owned, tenant: Tenant, settings:
         with encrypting_for(tenant):
             budget = await task.handle.execute_update(CodingTask.raise_budget, body, rpc_timeout=_rpc_timeout(settings))
     except WorkflowUpdateFailedError as exc:
-        reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
-        if reason.startswith("the task has ended"):
+        if isinstance(exc.cause, ApplicationError) and exc.cause.type == TaskEnded.__name__:
             raise closed from None
+        reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
         raise HTTPException(status.HTTP_409_CONFLICT, f"budget not raised: {reason}") from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update

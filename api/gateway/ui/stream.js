@@ -3,6 +3,8 @@
 // the live model output of `llm_delta` events, where a retried call's text replaces the failed attempt's.
 // Nothing here touches the page: tests drive it with a stubbed fetch.
 
+import { EVENT } from "./contract.js";
+
 export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const NUMERIC_ID = /^[0-9]+$/;
 
@@ -154,12 +156,12 @@ async function readStream(body, lastId, onEvent, signal) {
         } catch {
           payload = message.data;
         }
-        if (message.event === "end") return { kind: "end", state: payload, lastId };
-        if (message.event === "timeout") return { kind: "timeout", lastId };
-        if (message.event === "error") {
+        if (message.event === EVENT.END) return { kind: "end", state: payload, lastId };
+        if (message.event === EVENT.TIMEOUT) return { kind: "timeout", lastId };
+        if (message.event === EVENT.ERROR) {
           return { kind: "dropped", lastId, reason: payload?.detail ?? "the gateway could not read the events" };
         }
-        if (message.event === "session") continue;
+        if (message.event === EVENT.SESSION) continue;
         // Every event the gateway sends carries its id on the task's stream, model-output deltas included, so a
         // reconnect resumes after the last one seen (deltas are not sent twice).
         const numeric = message.id !== null && NUMERIC_ID.test(message.id);
@@ -192,8 +194,8 @@ export class LiveOutput {
   // Takes any progress event; returns true when the live output changed.
   apply(event) {
     const data = deltaData(event);
-    if (event.type === "llm_delta" && data) return this.#delta(data);
-    if (event.type === "llm_call") {
+    if (event.type === EVENT.LLM_DELTA && data) return this.#delta(data);
+    if (event.type === EVENT.LLM_CALL) {
       const role = event.payload?.agent ?? event.payload?.data?.role;
       const block = this.#open(role, event.payload?.data?.step);
       if (block) block.done = true;

@@ -1,6 +1,6 @@
 """`make run`: the whole stack on one machine, with no API keys needed.
 
-    python -m orchestrator.stack
+    python -m launcher.stack
 
 Starts, in order, and stops everything it started on Ctrl-C, SIGTERM or SIGHUP:
 
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from orchestrator.processes import ProcessInfo, all_processes, ancestors, die_with_parent, port_holder
+from launcher.processes import ProcessInfo, all_processes, ancestors, die_with_parent, port_holder
 from orchestrator.search_attributes import start_dev_flags
 from workflows.models import TASK_QUEUE
 
@@ -264,9 +264,9 @@ def stack_role(info: ProcessInfo) -> str | None:
     argv = info.argv
     if not argv:
         return None
-    if "orchestrator.stack" in argv:
+    if "launcher.stack" in argv:
         return "launcher"
-    if info.sid != info.pid or not info.cwd or not (Path(info.cwd) / "orchestrator" / "stack.py").exists():
+    if info.sid != info.pid or not info.cwd or not (Path(info.cwd) / "launcher" / "stack.py").exists():
         return None  # the launcher starts each child in a session of its own, in the checkout
     if Path(argv[0]).name == "temporal" and argv[1:3] == ("server", "start-dev"):
         return "temporal"

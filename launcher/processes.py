@@ -1,4 +1,5 @@
-"""Processes as Linux shows them in /proc: who holds a port, what a process runs, its parent and group.
+"""Processes as Linux shows them in /proc: who holds a port, what a process runs, its parent and group, its
+memory and CPU time (the benchmarks read those).
 
 `make run` uses it to name what holds a port it needs (no `lsof` or `ss` on a minimal machine, no psutil), and
 to make each child die with the launcher (`PR_SET_PDEATHSIG`). Elsewhere (macOS) the look-ups find nothing and
@@ -16,11 +17,11 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 PROC = Path("/proc")
 _TCP_LISTEN = "0A"
 _PR_SET_PDEATHSIG = 1
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
@@ -39,16 +40,69 @@ class ProcessInfo:
         return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (the state first), None when `pid` is gone."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()  # the command name in (...) may hold spaces
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie waiting to be reaped."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of `pid` (clock ticks since boot), None when it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[19])
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time `pid` used (user + system), 0 when it is gone."""
+    fields = _stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def rss_kb(pid: int) -> int:
+    """The resident memory of `pid` in KiB, 0 when it is gone."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in (PROC / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def command_name(pid: int) -> str:
+    """The kernel's short name of what `pid` runs (`/proc/<pid>/comm`), empty when it is gone."""
+    with contextlib.suppress(OSError):
+        return (PROC / str(pid) / "comm").read_text().strip()
+    return ""
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    if not PROC.is_dir():
+        return []
+    return [
+        int(entry.name)
+        for entry in PROC.iterdir()
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None and int(fields[1]) == pid
+    ]
+
+
 def process_info(pid: int) -> ProcessInfo | None:
     """What `pid` runs, or None when it is gone (or a zombie, which holds nothing any more)."""
     base = PROC / str(pid)
+    fields = _stat(pid)
     try:
-        stat = (base / "stat").read_text()
         argv = tuple(part for part in (base / "cmdline").read_bytes().decode(errors="replace").split("\0") if part)
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name in (...) may hold spaces
-    if fields[0] == "Z":
+    if fields is None or fields[0] == "Z":
         return None
     cwd: str | None = None
     with contextlib.suppress(OSError):
@@ -113,15 +167,3 @@ def die_with_parent(parent_pid: int) -> Callable[[], None]:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     return setup
-
-
-def exit_now(code: int = 0) -> NoReturn:
-    """Leave a short-lived client process without finalizing the interpreter, once its work is done.
-
-    Such a process can abort while the interpreter finalizes, when the SDK's core threads still hold the GIL
-    ("PyGILState_Release: thread state must be current", temporalio/sdk-python#300): exit code 134 after a
-    run that succeeded. Output is flushed first.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

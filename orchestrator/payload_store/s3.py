@@ -36,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from temporalio.contrib.aws.s3driver import S3StorageDriverClient
 
 from orchestrator.codec import EncryptionCodec
-from orchestrator.payload_store import ChunkBackend, ChunkStorageDriver
+from orchestrator.payload_store._driver import ChunkBackend, ChunkStorageDriver
 
 S3_DRIVER_NAME = "s3-chunks"
 S3_SCHEME = "s3://"

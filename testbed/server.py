@@ -10,6 +10,13 @@ from typing import Any
 import uvicorn
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class ThreadedServer:
     def __init__(self, app: Any) -> None:
         self.app = app

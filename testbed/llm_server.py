@@ -27,7 +27,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.fakes.server import ThreadedServer
+from testbed.server import ThreadedServer
 
 GOOD_CODE = '''"""Arithmetic helpers."""
 
