@@ -56,6 +56,8 @@ class WorkerSettings(BaseSettings):
         ge=2,  # the SDK's floor with a workflow cache
         description="workflow tasks one worker runs at once; the rest wait on the server (docs/performance.md)",
     )
+    mcp_servers_file: str | None = Field(default=None, description="the MCP servers' JSON file (docs/mcp.md)")
+    mcp_idle_seconds: float = Field(default=300.0, gt=0, description="an MCP connection unused this long is closed")
     log_level: str = "INFO"
 
     def default_model(self, role: AgentRole) -> str:

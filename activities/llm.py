@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -86,9 +87,12 @@ class ChunkHeartbeat:
             activity.heartbeat()
 
 
-async def _heartbeating(call: Awaitable[LlmResponse]) -> LlmResponse:
-    """Heartbeat while a provider call runs (also before its first chunk and for a provider that does not
-    stream), so a crashed worker's call is retried after the heartbeat timeout."""
+T = TypeVar("T")
+
+
+async def heartbeating(call: Awaitable[T]) -> T:
+    """Heartbeat while a call runs (a provider's: also before its first chunk and for a provider that does not
+    stream; an MCP tool's), so a crashed worker's call is retried after the heartbeat timeout."""
     task = asyncio.ensure_future(call)
     try:
         while True:
@@ -166,7 +170,7 @@ class LlmActivities:
                     beat()
                     deltas.add(text)
 
-                response = await _heartbeating(self._provider(provider).chat(name, request, on_chunk))
+                response = await heartbeating(self._provider(provider).chat(name, request, on_chunk))
             if not response.content.strip() and not response.tool_calls:
                 raise ProviderError(f"{response.model} returned an empty reply", type="MalformedReply")
         except BaseException as exc:

@@ -12,6 +12,8 @@ SDK's `activity_type`, `namespace` and `task_queue` labels.
 | `orchestrator_lint_score` | histogram, 0 to 10 | | lint |
 | `orchestrator_rag_latency` | histogram, seconds | outcome | search_knowledge |
 | `orchestrator_rag_hits` | histogram | | search_knowledge |
+| `orchestrator_mcp_calls` | counter | server, tool, outcome (`ok`, `tool_error`, `protocol_error`, …) | mcp_call_tool |
+| `orchestrator_mcp_latency` | histogram, seconds | server, tool | mcp_call_tool |
 | `orchestrator_activity_failures` | counter | cause, retryable | every activity (interceptor) |
 | `orchestrator_activity_retries` | counter | | every activity (interceptor) |
 """
@@ -28,6 +30,7 @@ LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 BUCKETS: dict[str, Sequence[float]] = {
     "orchestrator_llm_latency": LATENCY_BUCKETS,
     "orchestrator_rag_latency": LATENCY_BUCKETS,
+    "orchestrator_mcp_latency": [0.005, 0.01, 0.025, *LATENCY_BUCKETS],
     "orchestrator_llm_cost_usd": [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     "orchestrator_lint_score": [0, 2, 4, 5, 6, 7, 8, 9, 9.5, 10],
     "orchestrator_rag_hits": [0, 1, 2, 3, 5, 10],
@@ -46,6 +49,8 @@ class Instruments:
         self.lint_score = meter.create_histogram_float("orchestrator_lint_score", "pylint score of linted code")
         self.rag_latency = meter.create_histogram_float("orchestrator_rag_latency", "knowledge-base query latency", "s")
         self.rag_hits = meter.create_histogram("orchestrator_rag_hits", "snippets returned per knowledge-base query")
+        self.mcp_calls = meter.create_counter("orchestrator_mcp_calls", "MCP tool calls by server, tool and outcome")
+        self.mcp_latency = meter.create_histogram_float("orchestrator_mcp_latency", "MCP tool call latency", "s")
         self.failures = meter.create_counter("orchestrator_activity_failures", "activity failures by cause")
         self.retries = meter.create_counter("orchestrator_activity_retries", "activity attempts after the first")
 

@@ -24,6 +24,7 @@ from temporalio.plugin import SimplePlugin
 from activities.config import WorkerSettings
 from activities.lint import LintActivities
 from activities.llm import LlmActivities
+from activities.mcp_tools import McpActivities
 from activities.rag import RagActivities
 from activities.sandbox import SandboxActivities
 from orchestrator.telemetry import worker_interceptors
@@ -49,17 +50,22 @@ def compile_workflow_modules(*workflows: type) -> None:
 
 
 class WorkerActivities:
-    """The activities of one worker, with the resources they hold (pylint pool, HTTP clients)."""
+    """The activities of one worker, with the resources they hold (pylint pool, HTTP clients, MCP connections).
+
+    Raises McpConfigError when MCP_SERVERS_FILE is unusable (the worker refuses to start)."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         compile_workflow_modules(CodingTask)
         self.llm, self.lint, self.rag = LlmActivities(settings), LintActivities(settings), RagActivities(settings)
         self.sandbox = SandboxActivities(settings)
+        self.mcp = McpActivities(settings)
         self.functions: list[Callable[..., Any]] = [
             self.llm.chat,
             self.lint.lint,
             self.rag.search_knowledge,
             self.sandbox.run_tests,
+            self.mcp.list_tools,
+            self.mcp.call_tool,
         ]
 
     @contextlib.asynccontextmanager
@@ -76,6 +82,7 @@ class WorkerActivities:
             await self.llm.aclose()
             await self.rag.aclose()
             await self.lint.aclose()
+            await self.mcp.aclose()  # every MCP server process the pool started ends here
 
 
 class OrchestratorPlugin(SimplePlugin):

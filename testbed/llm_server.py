@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -270,7 +271,15 @@ def _final_text(system: str, messages: list[dict[str, Any]]) -> str:
     return f"```python\n{GOOD_CODE}```\n\nA small, typed helper."
 
 
-def _tool_calls(system: str) -> list[tuple[str, dict[str, Any]]]:
+# `[tool NAME {"arg": value}]` in a task's description: the code agent's first turn calls NAME with those arguments
+# instead of the built-in tools (the MCP tests script their tool calls this way).
+TOOL_MARKER = re.compile(r"\[tool ([A-Za-z0-9_-]+) (\{[^\[\]]*\})\]")
+
+
+def _tool_calls(system: str, messages: list[dict[str, Any]] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    said = " ".join(m["content"] for m in messages or [] if isinstance(m.get("content"), str))
+    if "technical writer" not in system and (marked := TOOL_MARKER.findall(said)):
+        return [(name, json.loads(arguments)) for name, arguments in marked]
     calls: list[tuple[str, dict[str, Any]]] = [("search_knowledge", {"query": "add two numbers", "top_k": 2})]
     if "technical writer" not in system:
         calls.append(("lint", {"code": DRAFT_CODE}))
@@ -346,7 +355,7 @@ def _openai_reply(body: dict[str, Any], cache: set[str]) -> dict[str, Any]:
                     "type": "function",
                     "function": {"name": name, "arguments": json.dumps(args)},
                 }
-                for i, (name, args) in enumerate(_tool_calls(system))
+                for i, (name, args) in enumerate(_tool_calls(system, messages))
             ],
         }
         finish = "tool_calls"

@@ -19,10 +19,14 @@ from temporalio.workflow import ActivityConfig
 from workflows.models import (
     LINT_ACTIVITY,
     LLM_ACTIVITY,
+    MCP_CALL_TOOL_ACTIVITY,
+    MCP_LIST_TOOLS_ACTIVITY,
     RAG_ACTIVITY,
     RUN_TESTS_ACTIVITY,
     LintResult,
     LlmResponse,
+    McpCallResult,
+    McpToolList,
     RagResult,
     TestReport,
 )
@@ -87,6 +91,38 @@ RUN_TESTS = Activity(
             non_retryable_error_types=["InvalidRequest"],
         ),
     ),
+)
+
+MCP_LIST = Activity(
+    MCP_LIST_TOOLS_ACTIVITY,
+    McpToolList,
+    ActivityConfig(
+        start_to_close_timeout=timedelta(seconds=60),  # the servers' start (a stdio server's spawn) and their lists
+        schedule_to_close_timeout=timedelta(minutes=3),
+        heartbeat_timeout=timedelta(seconds=15),
+        retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3),
+    ),
+)
+_MCP_CALL_CONFIG = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=11),  # above any server's timeout_seconds (at most 600 s)
+    heartbeat_timeout=timedelta(seconds=15),  # a crashed worker's call is known after this
+)
+# A read-only or idempotent tool (its annotations say so) is retried after a failure: a dead server is restarted
+# and the call made again. Any other tool is called once: a call that may have changed something is never
+# repeated by Temporal (the model is told it failed, and decides).
+MCP_CALL = Activity(
+    MCP_CALL_TOOL_ACTIVITY,
+    McpCallResult,
+    ActivityConfig(
+        **_MCP_CALL_CONFIG,
+        schedule_to_close_timeout=timedelta(minutes=30),
+        retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3),
+    ),
+)
+MCP_CALL_ONCE = Activity(
+    MCP_CALL_TOOL_ACTIVITY,
+    McpCallResult,
+    ActivityConfig(**_MCP_CALL_CONFIG, retry_policy=RetryPolicy(maximum_attempts=1)),
 )
 
 

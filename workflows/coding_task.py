@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.journal import Journal
     from workflows.models import (
         ACCEPTED_RATING,
+        APPROVE_TOOL_UPDATE,
         EVENTS_QUERY,
         FEEDBACK_SIGNAL,
         OWNER_MEMO,
@@ -54,12 +55,14 @@ with workflow.unsafe.imports_passed_through():
         LintRound,
         LlmRequest,
         LlmResponse,
+        PendingApproval,
         ResumeState,
         TaskEnded,
         TaskState,
         TaskStatus,
         TestReport,
         TestRound,
+        ToolApproval,
         ToolName,
     )
     from workflows.steps import Steps
@@ -226,6 +229,17 @@ class CodingTask:
         if self._state.task_status in TERMINAL_STATUSES:
             raise TaskEnded(self._state.task_status)
         usage.check_raise(self._state, inputs.one_input(RAISE_BUDGET_UPDATE, raise_, BudgetRaise))
+
+    @workflow.update(name=APPROVE_TOOL_UPDATE)
+    def approve_tool(self, decision: ToolApproval) -> PendingApproval:
+        """Approve or deny an MCP tool call waiting in `awaiting_approval`; answers the call decided."""
+        return self._steps.decide(decision)
+
+    @approve_tool.validator
+    def _validate_approval(self, decision: ToolApproval) -> None:
+        if self._state.task_status in TERMINAL_STATUSES:
+            raise ValueError(f"the task has ended ({self._state.task_status})")
+        self._steps.check_decision(decision)
 
     async def _release_watchers(self) -> None:
         """Hand the waiting stream polls their last events and let them finish before the run ends (issues no
@@ -460,9 +474,11 @@ class CodingTask:
         offers no tools). The conversation grows in `messages`, so a caller can go on with it; a fix round goes on
         numbering the steps from `first_step`, so each call's step is its own. Returns the reply and its step."""
         last = first_step + self._input.max_agent_steps - 1
+        mcp_tools = await self._steps.mcp_tools()  # listed once per task; none (and no activity) unless selected
         for step in range(first_step, last + 1):
             offered = tools if step < last else []
             request = LlmRequest(role=role, model=model, system=system, messages=messages, tools=offered, step=step)
+            request.mcp_tools = mcp_tools if offered else []
             reply = await self._steps.llm(request)
             messages.append(ChatMessage(role="assistant", content=reply.content, tool_calls=reply.tool_calls))
             if not reply.tool_calls:

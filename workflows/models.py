@@ -29,6 +29,9 @@ RAISE_BUDGET_UPDATE = "raise_budget"
 LLM_ACTIVITY = "llm_chat"
 LINT_ACTIVITY = "lint"
 RAG_ACTIVITY = "search_knowledge"
+APPROVE_TOOL_UPDATE = "approve_tool"
+MCP_LIST_TOOLS_ACTIVITY = "mcp_list_tools"
+MCP_CALL_TOOL_ACTIVITY = "mcp_call_tool"
 RUN_TESTS_ACTIVITY = "run_tests"  # runs a candidate module's tests with pytest in the sandbox (activities/sandbox)
 # The workflow stream's topic the llm_chat activity publishes its `llm_delta` events to (TaskEvent-shaped, id 0:
 # a subscriber numbers them by their stream offset, which is one sequence over both topics); a reader that wants
@@ -54,6 +57,14 @@ MAX_COMMENT = 4_000
 MAX_BUDGET_USD = 10_000.0  # per task: anything above is a typo, not a budget
 MAX_BUDGET_TOKENS = 1_000_000_000
 MAX_TESTS = 200_000  # characters of the `tests` input (pytest source)
+MAX_MCP_SELECTORS = 50
+# A server's name: letters and digits, single '-' or '_' between them (never '__', which joins server and tool in
+# the name a model sees: `server__tool`).
+_MCP_SERVER = r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*"
+MCP_SERVER_PATTERN = rf"^{_MCP_SERVER}$"
+McpToolSelector = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=rf"^{_MCP_SERVER}(\.[^\s]+)?$", examples=["git", "git.git_log"])
+]
 TESTS_FILE = "test_solution.py"  # where the sandbox writes the tests, beside the candidate module
 
 
@@ -61,6 +72,7 @@ class TaskStatus(StrEnum):
     PLANNING = "planning"
     RUNNING = "running"
     AWAITING_BUDGET = "awaiting_budget"  # the next model call could exceed the budget: waits for `raise_budget`
+    AWAITING_APPROVAL = "awaiting_approval"  # an MCP tool call waits for `approve_tool`
     AWAITING_FEEDBACK = "awaiting_feedback"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -122,6 +134,8 @@ class EventType(StrEnum):
     LLM_DELTA = "llm_delta"  # model text as it is written: data.role, step, attempt, text (on the stream only)
     TESTS = "tests"  # one run of the tests in the sandbox: data = the TestReport's counts
     TEST_GATE = "test_gate"  # one round of the test gate: data = TestRound
+    APPROVAL_REQUESTED = "approval_requested"  # an MCP tool call waits: data.call_id, tool, server, arguments
+    APPROVAL_DECIDED = "approval_decided"  # data.call_id, tool, approved, reason
 
 
 class LintGate(StrEnum):
@@ -265,6 +279,12 @@ class CodingTaskInput(_Strict):
     budget_tokens: int | None = Field(
         default=None, gt=0, le=MAX_BUDGET_TOKENS, description="stop before a model call that could use more tokens"
     )
+    mcp_tools: list[McpToolSelector] | None = Field(
+        default=None,
+        max_length=MAX_MCP_SELECTORS,
+        description="MCP tools the agents may use: a server of MCP_SERVERS_FILE (all its tools) or `server.tool`; "
+        "default none",
+    )
     tests: Annotated[str, Field(max_length=MAX_TESTS, json_schema_extra={"pattern": NOT_BLANK})] | None = Field(
         default=None,
         description="pytest source that judges the code (it imports the module named by `module`); run in the "
@@ -376,6 +396,79 @@ class BudgetRaise(_Strict):
         return self
 
 
+class ToolApproval(_Strict):
+    """Payload of the `approve_tool` update: the decision on one MCP tool call waiting in `awaiting_approval`."""
+
+    call_id: str = Field(min_length=1, max_length=100)
+    approved: bool
+    reason: str | None = Field(default=None, max_length=MAX_COMMENT)
+
+
+# --------------------------------------------------------------------------- MCP tools
+
+McpPolicy = Literal["allow", "ask", "deny"]
+
+
+class McpTool(BaseModel):
+    """One MCP tool as a task offers it: `server.tool` in events and docs, `server__tool` to the model (provider
+    tool names allow no dot), its description and JSON schema as the server lists them, and the approval policy."""
+
+    server: str
+    tool: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    policy: McpPolicy = "ask"
+    retryable: bool = False  # read-only or idempotent (the server's annotations): retried after a failure
+
+    @property
+    def name(self) -> str:
+        return f"{self.server}.{self.tool}"
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.server}__{self.tool}"
+
+
+class McpListRequest(BaseModel):
+    selectors: list[str]  # `server` or `server.tool`, as the task input says
+
+
+class McpToolList(BaseModel):
+    tools: list[McpTool] = Field(default_factory=list)
+    unavailable: dict[str, str] = Field(default_factory=dict)  # selector -> why it offers no tool
+
+
+class McpCallRequest(BaseModel):
+    server: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    call_id: str = ""
+
+
+class McpCallResult(BaseModel):
+    text: str  # what the model reads (at most MAX_MCP_RESULT characters)
+    is_error: bool = False  # the tool said it failed (`isError`): data for the model, not an activity failure
+    chars_cut: int = 0
+    duration_ms: int = 0
+
+
+class PendingApproval(BaseModel):
+    """An MCP tool call waiting for `approve_tool` (`status.pending_approvals`)."""
+
+    call_id: str
+    tool: str  # server.tool
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    requested_at: str
+
+
+class ToolUsage(BaseModel):
+    """`status.tool_usage[server.tool]`: the MCP calls a task made of one tool."""
+
+    calls: int = 0
+    errors: int = 0
+    denied: int = 0
+
+
 # --------------------------------------------------------------------------- LLM activity
 
 
@@ -409,6 +502,7 @@ class LlmRequest(BaseModel):
     system: str
     messages: list[ChatMessage]
     tools: list[ToolName] = Field(default_factory=list)
+    mcp_tools: list[McpTool] = Field(default_factory=list)  # offered beside `tools`, each as its model_name
     max_tokens: int = 4096
     allowance: CallAllowance | None = None  # what is left of the task's budget; None: no budget
     # The agent-loop step this call is, numbered by the workflow (on through an agent run's fix rounds): the
@@ -662,6 +756,10 @@ class TaskState(BaseModel):
     usage: dict[str, ModelUsage] = Field(default_factory=dict, description="per provider:model")
     cost_usd: float | None = Field(default=0.0, description="the task's total; null once a model had no price")
     budget: Budget = Field(default_factory=Budget)
+    pending_approvals: list[PendingApproval] = Field(
+        default_factory=list, description="MCP tool calls waiting for `approve_tool`"
+    )
+    tool_usage: dict[str, ToolUsage] = Field(default_factory=dict, description="MCP calls per server.tool")
     created_at: str
     updated_at: str
 

@@ -1,5 +1,6 @@
 """The task's activity calls and what each one records: a model call (usage, cost, warnings, and the wait for
-more budget when the next call could exceed it), a lint, a knowledge-base search, a tool call of an agent.
+more budget when the next call could exceed it), a lint, a knowledge-base search, a tool call of an agent (an MCP
+tool's after its approval, where its policy asks for one).
 
 The supervisor (`coding_task.py`) decides what to call; this module calls it.
 """
@@ -26,11 +27,17 @@ from workflows.models import (
     LintResult,
     LlmRequest,
     LlmResponse,
+    McpCallRequest,
+    McpListRequest,
+    McpTool,
+    PendingApproval,
     RagQuery,
     RunTestsRequest,
     TaskStatus,
     TestReport,
+    ToolApproval,
     ToolCall,
+    ToolUsage,
 )
 
 T = TypeVar("T")
@@ -42,6 +49,10 @@ class Steps:
         self._journal = journal
         self._state = journal.state
         self._budget_raises = 0
+        self._mcp_tools: dict[str, McpTool] | None = None  # by the name the model calls; listed once per task
+        self._decisions: dict[str, ToolApproval] = {}  # approve_tool's decisions by call id
+        self._approvals_asked = 0
+        self._status_before_approval = TaskStatus.RUNNING
 
     async def _execute(self, activity: calls.Activity[T], arg: Any, summary: str) -> T:
         self._journal.sync()  # the search attributes go out before the workflow waits
@@ -120,7 +131,34 @@ class Steps:
         """The agent's tool calls, run concurrently; each result (or what was wrong) goes back to the model."""
         return list(await asyncio.gather(*(self._run_tool(role, call, step) for call in tool_calls)))
 
+    async def mcp_tools(self) -> list[McpTool]:
+        """The MCP tools the task's `mcp_tools` selects: listed by one activity at the first agent step, then kept
+        (no activity at all when the task selects none). What cannot be offered is a warning, not a failure."""
+        if self._mcp_tools is None:
+            self._mcp_tools = {}
+            if selectors := self._task.mcp_tools:
+                request = McpListRequest(selectors=selectors)
+                try:
+                    listed = await self._execute(calls.MCP_LIST, request, "mcp • list tools")
+                except ActivityFailed as exc:
+                    self._journal.warn(f"MCP tools unavailable: {exc}")
+                    return []
+                self._mcp_tools = {tool.model_name: tool for tool in listed.tools}
+                for selector, reason in listed.unavailable.items():
+                    self._journal.warn(f"MCP {selector} unavailable: {reason}")
+                names = [tool.name for tool in listed.tools]
+                self._journal.event(EventType.TOOL_CALL, f"MCP tools offered: {', '.join(names) or 'none'}",
+                                    data={"tool": "mcp_list_tools", "offered": names})  # fmt: skip
+        return list(self._mcp_tools.values())
+
     async def _run_tool(self, role: AgentRole, call: ToolCall, step: int) -> ChatMessage:
+        mcp_tool = (self._mcp_tools or {}).get(call.name)
+        if mcp_tool is not None:
+            text, is_error = await self._mcp_call(role, mcp_tool, call)
+            message = f"{role} called {mcp_tool.name}" + (" (error)" if is_error else "")
+            data = {"tool": mcp_tool.name, "server": mcp_tool.server, "is_error": is_error, "result": text[:300]}
+            self._journal.event(EventType.TOOL_CALL, message, agent=role, data=data)
+            return ChatMessage(role="tool", tool_call_id=call.id, content=text, is_error=is_error)
         arguments = tools.parse_arguments(call)
         if isinstance(arguments, str):
             text, is_error = arguments, True
@@ -135,6 +173,72 @@ class Steps:
         data = {"tool": call.name, "is_error": is_error, "result": text[:300]}
         self._journal.event(EventType.TOOL_CALL, message, agent=role, data=data)
         return ChatMessage(role="tool", tool_call_id=call.id, content=text, is_error=is_error)
+
+    async def _mcp_call(self, role: AgentRole, tool: McpTool, call: ToolCall) -> tuple[str, bool]:
+        """One MCP tool call under its policy: `deny` never runs, `ask` waits for `approve_tool`; the result (or
+        why there is none) is what the model reads."""
+        if call.arguments_error:
+            return f"invalid arguments for {tool.name}: {call.arguments_error}", True
+        usage = self._state.tool_usage.setdefault(tool.name, ToolUsage())
+        if tool.policy == "deny":
+            usage.denied += 1
+            return f"{tool.name} is denied by the worker's policy: it was not run", True
+        if tool.policy == "ask":
+            decision = await self._approval(role, tool, call)
+            if not decision.approved:
+                usage.denied += 1
+                return f"denied by the user: {decision.reason or 'no reason given'}", True
+        usage.calls += 1
+        request = McpCallRequest(server=tool.server, tool=tool.tool, arguments=call.arguments, call_id=call.id)
+        try:
+            result = await self._execute(calls.MCP_CALL if tool.retryable else calls.MCP_CALL_ONCE, request,
+                                         f"mcp • {tool.name}")  # fmt: skip
+        except ActivityFailed as exc:
+            usage.errors += 1
+            return f"{tool.name} failed: {exc}", True
+        usage.errors += result.is_error
+        return result.text, result.is_error
+
+    async def _approval(self, role: AgentRole, tool: McpTool, call: ToolCall) -> ToolApproval:
+        """Wait for the `approve_tool` update on this call, at most the feedback window (then it is denied)."""
+        self._approvals_asked += 1
+        call_id = f"call-{self._approvals_asked}"
+        if self._state.task_status != TaskStatus.AWAITING_APPROVAL:
+            self._status_before_approval = self._state.task_status
+        pending = PendingApproval(
+            call_id=call_id, tool=tool.name, arguments=call.arguments, requested_at=workflow.now().isoformat()
+        )
+        self._state.pending_approvals.append(pending)
+        self._journal.set_status(TaskStatus.AWAITING_APPROVAL, f"awaiting approval of {tool.name} ({call_id})")
+        data = {"call_id": call_id, "tool": tool.name, "server": tool.server, "arguments": call.arguments}
+        self._journal.event(EventType.APPROVAL_REQUESTED, f"{tool.name} waits for approval ({call_id})", role, data)
+        self._journal.sync()
+        window = self._task.feedback_window
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: call_id in self._decisions, timeout=window)
+        if call_id not in self._decisions:
+            self.decide(ToolApproval(call_id=call_id, approved=False, reason=f"no decision within {window}"))
+        if not self._state.pending_approvals:
+            self._journal.set_status(self._status_before_approval, "approvals decided; going on")
+        return self._decisions[call_id]
+
+    def check_decision(self, decision: ToolApproval) -> None:
+        """The `approve_tool` validator's rule: a call that waits, decided once."""
+        if decision.call_id in self._decisions:
+            raise ValueError(f"tool call {decision.call_id!r} was already decided")
+        if not any(p.call_id == decision.call_id for p in self._state.pending_approvals):
+            raise ValueError(f"no tool call {decision.call_id!r} waits for approval")
+
+    def decide(self, decision: ToolApproval) -> PendingApproval:
+        """Apply a validated `approve_tool` (the update's handler), or a wait's end: the call goes on or is refused."""
+        pending = next(p for p in self._state.pending_approvals if p.call_id == decision.call_id)
+        self._state.pending_approvals.remove(pending)
+        self._decisions[decision.call_id] = decision
+        verdict = "approved" if decision.approved else "denied"
+        data = {"call_id": decision.call_id, "tool": pending.tool, "approved": decision.approved,
+                "reason": decision.reason}  # fmt: skip
+        self._journal.event(EventType.APPROVAL_DECIDED, f"{pending.tool} {verdict} ({decision.call_id})", data=data)
+        return pending
 
     async def _run_tests_tool(self, arguments: tools.RunTestsArgs, step: int) -> tuple[str, bool]:
         plan = testing.TestPlan.of(self._task)

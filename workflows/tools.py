@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from workflows.models import MAX_TESTS, RagResult, ToolCall, ToolName
+from workflows.models import MAX_TESTS, LlmRequest, RagResult, ToolCall, ToolName
 from workflows.strict import NotBlankStr
 
 MAX_TOOL_CODE = 100_000
@@ -81,6 +81,12 @@ def tool_specs(names: list[ToolName]) -> list[ToolSpec]:
         schema.pop("description", None)
         specs.append(ToolSpec(name.value, " ".join((model.__doc__ or "").split()), schema))
     return specs
+
+
+def request_tool_specs(request: LlmRequest) -> list[ToolSpec]:
+    """Every tool a model call offers: the built-in ones, then the MCP tools (as the server describes them)."""
+    mcp = [ToolSpec(tool.model_name, tool.description or tool.name, tool.parameters) for tool in request.mcp_tools]
+    return tool_specs(request.tools) + mcp
 
 
 def tool_call(call_id: str, arguments: ToolArgs) -> ToolCall:

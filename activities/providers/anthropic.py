@@ -23,7 +23,7 @@ from activities.providers.base import (
     whole_reply,
 )
 from workflows.models import ChatMessage, LlmRequest, LlmResponse, ToolCall
-from workflows.tools import tool_specs
+from workflows.tools import request_tool_specs
 
 NAME = "anthropic"
 
@@ -103,7 +103,7 @@ class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
     async def chat(self, model: str, request: LlmRequest, on_chunk: ChunkSink = ignore_chunk) -> LlmResponse:
         tools = [
             {"name": s.name, "description": s.description, "input_schema": s.parameters}
-            for s in tool_specs(request.tools)
+            for s in request_tool_specs(request)
         ]
         conversation = messages(request.messages)
         # Mark the prefix only where it pays: a call of a tool loop (it may be re-sent) or a later step (it reads

@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.config import WorkerSettings
 from workflows.models import LlmRequest, LlmResponse
-from workflows.tools import tool_specs
+from workflows.tools import request_tool_specs
 
 MAX_RETRY_AFTER = timedelta(minutes=5)
 CHARS_PER_TOKEN = 4
@@ -162,7 +162,7 @@ def estimated_input_tokens(request: LlmRequest) -> int:
     text = request.system + "".join(
         m.content + json.dumps([c.arguments for c in m.tool_calls]) for m in request.messages
     )
-    schemas = sum(len(json.dumps(spec.parameters)) + len(spec.description) for spec in tool_specs(request.tools))
+    schemas = sum(len(json.dumps(spec.parameters)) + len(spec.description) for spec in request_tool_specs(request))
     return (len(text) + schemas) // CHARS_PER_TOKEN + 1
 
 

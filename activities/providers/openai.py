@@ -27,7 +27,7 @@ from activities.providers.base import (
     whole_reply,
 )
 from workflows.models import LlmRequest, LlmResponse, ToolCall
-from workflows.tools import tool_specs
+from workflows.tools import request_tool_specs
 
 NAME = "openai"
 
@@ -92,7 +92,7 @@ class OpenAIProvider(SdkProvider[openai.AsyncOpenAI]):
     async def chat(self, model: str, request: LlmRequest, on_chunk: ChunkSink = ignore_chunk) -> LlmResponse:
         tools = [
             {"type": "function", "function": {"name": s.name, "description": s.description, "parameters": s.parameters}}
-            for s in tool_specs(request.tools)
+            for s in request_tool_specs(request)
         ]
         reply = StreamedReply()
         try:

@@ -21,7 +21,7 @@ from .connection import TemporalConnection, TemporalUnavailable
 from .errors import install_error_handlers
 from .metrics import GatewayMetrics, MetricsMiddleware
 from .ratelimit import KeyRateLimiter
-from .routes import console, listing, ops, tasks
+from .routes import approvals, console, listing, ops, tasks
 from .settings import Settings
 from .streams import StreamHub
 
@@ -77,6 +77,7 @@ def create_app(
 
     install_error_handlers(app)
     app.include_router(tasks.router)
+    app.include_router(approvals.router)
     app.include_router(listing.router)
     app.include_router(console.router)
     app.include_router(ops.router)

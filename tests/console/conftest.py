@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request, async_playwright
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Route, async_playwright
+
+from api.gateway.routes.console import GENERATED, SECURITY_HEADERS, UI_DIR
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 LAPTOP = {"width": 1280, "height": 860}
@@ -112,3 +114,26 @@ async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
     yield new
     for context in contexts:
         await context.close()
+
+
+async def fulfill_ui(route: Route, path: str) -> bool:
+    """Answer a request for the console's own files (`/ui/…`) as the gateway serves them; False for any other."""
+    if not path.startswith("/ui/"):
+        return False
+    name = path.removeprefix("/ui/") or "index.html"
+    kind = {"js": "text/javascript", "css": "text/css", "html": "text/html", "svg": "image/svg+xml"}
+    body = GENERATED[name][1]() if name in GENERATED else (UI_DIR / name).read_text()
+    await route.fulfill(body=body, content_type=kind[name.rsplit(".", 1)[1]], headers=dict(SECURITY_HEADERS))
+    return True
+
+
+async def open_stubbed_task(
+    open_page: OpenPage, origin: str, session_id: str, gateway: Callable[[Route], Awaitable[None]]
+) -> tuple[Page, PageWatch]:
+    """The task page of `session_id`, signed in, every request to `origin` answered by `gateway`."""
+    page, watch = await open_page(origin)
+    await page.route(f"{origin}/**", gateway)
+    await page.goto(f"{origin}/ui/")
+    await page.evaluate("sessionStorage.setItem('orchestrator.apiKey', 'k')")
+    await page.goto(f"{origin}/ui/#/tasks/{session_id}")
+    return page, watch

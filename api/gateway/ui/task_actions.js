@@ -1,6 +1,7 @@
 // What a reader can do to a task, by its status: rate it, raise its budget, cancel it. Each control calls
 // `act(path, body, message)`, which posts, says `message`, refreshes the page and follows the task again.
 
+import { approvalForms } from "./approval.js";
 import { RATING, STATUS } from "./contract.js";
 import { append, h, replace } from "./dom.js";
 import { ENDED, number, usd } from "./page.js";
@@ -14,6 +15,7 @@ export function taskActions(view, act) {
   const id = encodeURIComponent(view.session_id);
   const parts = [];
   if (state.task_status === STATUS.AWAITING_BUDGET && running) parts.push(budgetForm(state.budget, `/budget/${id}`, act));
+  if (state.task_status === STATUS.AWAITING_APPROVAL && running) parts.push(...approvalForms(state, act, view.session_id));
   if (state.task_status === STATUS.AWAITING_FEEDBACK && running) parts.push(ratingForm(`/feedback/${id}`, act));
   if (running && !ENDED.has(state.task_status)) parts.push(cancelControl(`/cancel/${id}`, act));
   if (!parts.length) parts.push(h("p", { class: "muted" }, state.task_status === STATUS.COMPLETED ? "This task is complete." : "This task has ended."));

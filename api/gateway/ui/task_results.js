@@ -5,11 +5,12 @@ import { RATING } from "./contract.js";
 import { append, h, setSanitizedHtml } from "./dom.js";
 import { number, usd, when } from "./page.js";
 import { testReport } from "./tests.js";
+import { toolsSection } from "./approval.js";
 
 /** The sections, in page order (a section with nothing to show is null). */
 export function resultSections(state, rendered) {
   return [planSection(state, rendered), codeSection(state, rendered), docsSection(rendered), usageSection(state),
-    feedbackSection(state), problemsSection(state)];
+    toolsSection(state), feedbackSection(state), problemsSection(state)];
 }
 
 function planSection(state, rendered) {
