@@ -67,8 +67,8 @@ async def test_the_patch_is_what_keeps_a_task_from_before_it_replaying(
     stem: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A task recorded before a change replays against the changed code only because `workflow.patched(...)` is
-    False for it: forced True, the replay fails. (The patch lifecycle of "Changing the workflow" in the README,
-    shown working.)"""
+    False for it: forced True, the replay fails. (The patch lifecycle of docs/operations.md, shown
+    working.)"""
     path = next(p for p in HISTORIES if p.stem == stem)
     history = WorkflowHistory.from_json(path.stem, HISTORY_TEXT[path])
     replayer = Replayer(workflows=[], plugins=[OrchestratorPlugin()])
