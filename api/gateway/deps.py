@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -21,6 +22,8 @@ from workflows.models import OWNER_MEMO, SESSION_ID_PATTERN
 from .connection import TemporalConnection
 from .ratelimit import KeyRateLimiter
 from .settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def get_settings(request: Request) -> Settings:
@@ -64,10 +67,28 @@ class OwnedTask:
         return self.description.status == WorkflowExecutionStatus.RUNNING
 
 
+UNREADABLE = object()  # a memo value this gateway cannot decode
+
+
+async def read_memo(execution: WorkflowExecution, key: str) -> Any:
+    """A memo value (None: not set), or `UNREADABLE` when it is encrypted with keys this gateway lacks (its
+    `PAYLOAD_ENCRYPTION_KEYS` are not the worker's): that task is then nobody's here, never a 500 for a listing."""
+    try:
+        return await execution.memo_value(key, default=None)
+    except (KeyError, ValueError) as exc:  # an unknown encoding (no codec), or a key that does not decrypt it
+        logger.warning(
+            "cannot read the memo of task %s: %s (is PAYLOAD_ENCRYPTION_KEYS the worker's?)", execution.id, exc
+        )
+        return UNREADABLE
+
+
 async def task_owner(execution: WorkflowExecution) -> Any:
     """The tenant a task belongs to: its memo's `owner`; a task started without one (the `temporal` CLI, as the
-    README shows) is the operator's (`OPERATOR_TENANT`, the key of ORCHESTRATOR_API_KEY)."""
-    owner = await execution.memo_value(OWNER_MEMO, default=None)
+    README shows) is the operator's (`OPERATOR_TENANT`, the key of ORCHESTRATOR_API_KEY); one whose memo this gateway
+    cannot read, nobody's (None)."""
+    owner = await read_memo(execution, OWNER_MEMO)
+    if owner is UNREADABLE:
+        return None
     return OPERATOR_TENANT if owner is None else owner
 
 

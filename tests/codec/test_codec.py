@@ -567,3 +567,20 @@ async def test_codec_server_shows_values_kept_in_the_payload_store(
     async with codec_http(f"k1={K1}") as http:
         missing = await http.post("/decode", json=as_json([reference]), headers={"X-API-KEY": CODEC_API_KEY})
     assert missing.status_code == 422 and "task 'task-ui'" in missing.text and "missing" in missing.text
+
+
+async def test_a_gateway_without_the_keys_lists_an_encrypted_task_as_nobodys(
+    temporal_env: WorkflowEnvironment, client: Client, task_queue: str
+) -> None:
+    """A gateway whose PAYLOAD_ENCRYPTION_KEYS are not the worker's cannot read a task's memo: the task is nobody's
+    there (not listed, 404), never a 500 that breaks the caller's whole listing."""
+    async with asgi_client(make_app(task_queue, await encrypted_client(temporal_env, f"k1={K1}"))) as http:
+        started = await http.post("/invoke?stream=false", json=QUICK_TASK, headers=ALICE)  # no worker: it stays put
+        assert started.status_code == 202, started.text
+    session_id = started.json()["session_id"]
+    async with asgi_client(make_app(task_queue, client)) as http:
+        listed = await http.get("/tasks", headers=ALICE)
+        assert listed.status_code == 200, listed.text
+        assert session_id not in {task["session_id"] for task in listed.json()["tasks"]}
+        assert (await http.get(f"/status/{session_id}", headers=ALICE)).status_code == 404
+    await client.get_workflow_handle(session_id).terminate("test over")

@@ -38,7 +38,7 @@ from workflows.models import (
     TaskStatus,
 )
 
-from ..deps import GatewaySettings, TemporalClient, Tenant, task_owner
+from ..deps import GatewaySettings, TemporalClient, Tenant, read_memo, task_owner
 from ..models import error_responses
 
 logger = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def _member(kind: type[E], value: str | None) -> E | None:
 
 async def summary(execution: WorkflowExecution) -> TaskSummary:
     attributes = execution.typed_search_attributes
-    description = await execution.memo_value(DESCRIPTION_MEMO, default=None)
+    description = await read_memo(execution, DESCRIPTION_MEMO)  # UNREADABLE is not a str: no description
     return TaskSummary(
         session_id=execution.id,
         run_id=execution.run_id,
