@@ -171,6 +171,8 @@ def test_usage_cost_and_the_details_line() -> None:
         "budget_tokens": None,
         "spent_usd": 0.75,
         "spent_tokens": 12,
+        "needed_usd": None,
+        "needed_tokens": None,
     }
     record_reply(state, AgentRole.CODE_GENERATION, LlmResponse(model="openai:unpriced", output_tokens=1))
     assert state.usage["openai:unpriced"].cost_usd is None and state.cost_usd is None  # never a guessed number
