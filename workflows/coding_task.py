@@ -231,15 +231,16 @@ class CodingTask:
         usage.check_raise(self._state, inputs.one_input(RAISE_BUDGET_UPDATE, raise_, BudgetRaise))
 
     @workflow.update(name=APPROVE_TOOL_UPDATE)
-    def approve_tool(self, decision: ToolApproval) -> PendingApproval:
-        """Approve or deny an MCP tool call waiting in `awaiting_approval`; answers the call decided."""
-        return self._steps.decide(decision)
+    def approve_tool(self, *decision: Any) -> PendingApproval:
+        """Approve or deny an MCP tool call waiting in `awaiting_approval` (`ToolApproval`); answers the call
+        decided."""
+        return self._steps.decide(inputs.one_input(APPROVE_TOOL_UPDATE, decision, ToolApproval))
 
     @approve_tool.validator
-    def _validate_approval(self, decision: ToolApproval) -> None:
+    def _validate_approval(self, *decision: Any) -> None:
         if self._state.task_status in TERMINAL_STATUSES:
-            raise ValueError(f"the task has ended ({self._state.task_status})")
-        self._steps.check_decision(decision)
+            raise TaskEnded(self._state.task_status)
+        self._steps.check_decision(inputs.one_input(APPROVE_TOOL_UPDATE, decision, ToolApproval))
 
     async def _release_watchers(self) -> None:
         """Hand the waiting stream polls their last events and let them finish before the run ends (issues no
