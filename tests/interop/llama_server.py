@@ -29,6 +29,7 @@ TOOLS_TEMPLATE = Path(__file__).with_name("chatml-tools.jinja")
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8091  # INTEROP_LLAMA_PORT overrides
 API_KEY = "sk-interop-llama"  # llama-server checks it like a provider: a wrong key is a 401
+CONTEXT_PER_SLOT = 8192  # tokens of one conversation
 STARTUP_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -103,12 +104,13 @@ def ensure_port_free(port: int) -> None:
             ) from None
 
 
-def command(binary: Path, model: Path, port: int, chat_template: Path | None) -> list[str]:
+def command(binary: Path, model: Path, port: int, chat_template: Path | None, parallel: int = 1) -> list[str]:
+    """`parallel` slots of CONTEXT_PER_SLOT tokens each: calls of the default one slot come one at a time."""
     return [
         str(binary),
         *("--model", str(model), "--host", HOST, "--port", str(port), "--api-key", API_KEY),
         "--jinja",  # Jinja chat templates, and with them OpenAI-style tool calls
-        *("--ctx-size", "8192", "--parallel", "1"),  # one slot with the whole context: calls come one at a time
+        *("--ctx-size", str(CONTEXT_PER_SLOT * parallel), "--parallel", str(parallel)),
         *("--temp", "0", "--seed", "1"),  # greedy: the same prompt gets the same answer, run after run
         *("--threads", "2"),
         *(("--chat-template-file", str(chat_template)) if chat_template else ()),
@@ -158,6 +160,7 @@ def running_llama_server(
     model: Path | None = None,
     chat_template: Path | None = None,
     timeout: float = STARTUP_TIMEOUT,
+    parallel: int = 1,
 ) -> Iterator[LlamaServer]:
     """A started llama-server; stopped when the block ends, on every path out of it."""
     binary, model = binary_path(), model or model_path()
@@ -165,7 +168,7 @@ def running_llama_server(
     ensure_port_free(port)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command(binary, model, port, chat_template),
+            command(binary, model, port, chat_template, parallel),
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
