@@ -41,17 +41,12 @@ def wait_before(published: int, interval: timedelta) -> timedelta:
     return interval * 2 ** min(published // DOUBLE_EVERY, 10)
 
 
-def step_of(request: LlmRequest) -> int:
-    """The agent-loop step a request is (1 for the first call; each earlier step left one assistant turn)."""
-    return 1 + sum(1 for m in request.messages if m.role == "assistant")
-
-
 class DeltaPublisher:
     """Gathers one call's text chunks and publishes them in batches (an async context manager)."""
 
     def __init__(self, request: LlmRequest, interval: timedelta) -> None:
         self.role: AgentRole = request.role
-        self.step = step_of(request)
+        self.step = request.step  # the workflow's number for the call, which its llm_call event carries too
         self.interval = interval
         self.attempt = 1
         self.published = 0  # events published

@@ -16,7 +16,16 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityConfig
 
-from workflows.models import LINT_ACTIVITY, LLM_ACTIVITY, RAG_ACTIVITY, LintResult, LlmResponse, RagResult
+from workflows.models import (
+    LINT_ACTIVITY,
+    LLM_ACTIVITY,
+    RAG_ACTIVITY,
+    RUN_TESTS_ACTIVITY,
+    LintResult,
+    LlmResponse,
+    RagResult,
+    TestReport,
+)
 
 T = TypeVar("T")
 
@@ -58,6 +67,17 @@ RAG = Activity(
     ActivityConfig(
         start_to_close_timeout=timedelta(seconds=15),
         schedule_to_close_timeout=timedelta(seconds=45),
+        retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3),
+    ),
+)
+
+RUN_TESTS = Activity(
+    RUN_TESTS_ACTIVITY,
+    TestReport,
+    ActivityConfig(
+        start_to_close_timeout=timedelta(minutes=11),  # above SandboxLimits' longest wall time (600 s)
+        schedule_to_close_timeout=timedelta(minutes=30),
+        heartbeat_timeout=timedelta(seconds=15),  # a crashed worker's run starts again elsewhere after this
         retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3),
     ),
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from workflows import prompts, quality, tools, usage
+    from workflows import prompts, quality, testing, tools, usage
     from workflows.calls import TaskFailed
     from workflows.events import MAX_EVENTS, EventLog
     from workflows.journal import Journal
@@ -55,6 +55,8 @@ with workflow.unsafe.imports_passed_through():
         ResumeState,
         TaskState,
         TaskStatus,
+        TestReport,
+        TestRound,
         ToolName,
     )
     from workflows.steps import Steps
@@ -66,13 +68,23 @@ LINT_GATE_PATCH = "lint-gate"  # tasks started before the quality gate replay wi
 
 @dataclass
 class Draft:
-    """The code agent's answer with pylint's verdict on it."""
+    """The code agent's answer with pylint's verdict on it and its tests' report (None: no run)."""
 
     code: str
     explanation: str
     model: str
     lint: LintResult
-    steps: int
+    steps: int  # the step of the model call that answered: the agent run's steps so far, its fix rounds included
+    report: TestReport | None = None
+
+
+@dataclass
+class Gates:
+    """How the quality gate ended (None: code from before the gate) and each gate's rounds."""
+
+    lint: LintGate | None = None
+    lint_rounds: list[LintRound] = field(default_factory=list)
+    test_rounds: list[TestRound] = field(default_factory=list)
 
 
 # A start input that does not validate (a misspelt field, a missing task_description, not an object) fails the
@@ -101,6 +113,7 @@ class CodingTask:
         )
         self._pending_feedback = list(resume.pending_feedback)
         self._revision_comment: str | None = None
+        self._sandbox_down: TestReport | None = None  # the report of a sandbox that could not be set up
         owner = workflow.memo_value(OWNER_MEMO, None)  # any JSON: a memo is whatever its starter wrote
         started_with = workflow.info().typed_search_attributes
         visibility = SearchAttributeSync(started_with, owner if isinstance(owner, str) else None)
@@ -197,7 +210,7 @@ class CodingTask:
             system=prompts.PLANNER_SYSTEM,
             messages=[ChatMessage(role="user", content=prompt)],
         )
-        reply = await self._steps.llm(request, step=1)
+        reply = await self._steps.llm(request)
         self._state.plan = reply.content.strip()
         self._journal.event(EventType.PLAN, "plan ready", agent=AgentRole.PLANNER, data={"plan": self._state.plan})
 
@@ -277,58 +290,115 @@ class CodingTask:
 
     async def _code_agent(self) -> None:
         previous = self._state.results.code_generation
+        plan = testing.TestPlan.of(self._input)
+        self._sandbox_down = None
         prompt = prompts.code_prompt(
             self._input.task_description,
             self._state.plan,
             prompts.code_context(self._input),
             previous_code=previous.code if previous and self._revision_comment else None,
             revision_comment=self._revision_comment,
+            tests=prompts.tests_section(plan.tests, plan.module) if plan.on else "",
         )
         messages = [ChatMessage(role="user", content=prompt)]
-        draft = await self._write_code(messages)
-        gate: LintGate | None = None
-        rounds: list[LintRound] = []
+        draft = await self._write_code(messages, plan)
+        gates = Gates()
         if workflow.patched(LINT_GATE_PATCH):
-            draft, gate, rounds = await self._quality_gate(messages, draft)
+            draft = await self._fix_rounds(messages, plan, draft, gates)
         revision = self._state.revisions
+        test_gate, warning = testing.verdict(plan, draft.report, len(gates.test_rounds))
+        if warning:
+            self._journal.warn(warning, AgentRole.CODE_GENERATION)
         self._state.results.code_generation = CodeResult(
-            **vars(draft), revision=revision, lint_gate=gate, lint_rounds=rounds
+            code=draft.code,
+            explanation=draft.explanation,
+            model=draft.model,
+            lint=draft.lint,
+            steps=draft.steps,
+            revision=revision,
+            lint_gate=gates.lint,
+            lint_rounds=gates.lint_rounds,
+            tests=draft.report,
+            tests_by=plan.tests_by if test_gate else None,
+            test_gate=test_gate,
+            test_rounds=gates.test_rounds,
         )
         self._revision_comment = None
         message = f"code ready ({len(draft.code.splitlines())} lines, pylint {draft.lint.score})"
-        data = {"lint_score": draft.lint.score, "revision": revision, "lint_gate": gate}
+        data: dict[str, Any] = {"lint_score": draft.lint.score, "revision": revision, "lint_gate": gates.lint}
+        if test_gate:
+            data["test_gate"] = test_gate
         self._journal.event(EventType.CODE_READY, message, agent=AgentRole.CODE_GENERATION, data=data)
 
-    async def _write_code(self, messages: list[ChatMessage]) -> Draft:
-        """One run of the code agent's loop on the conversation, and pylint's verdict on its answer."""
+    async def _write_code(self, messages: list[ChatMessage], plan: testing.TestPlan, first_step: int = 1) -> Draft:
+        """One run of the code agent's loop on the conversation, then pylint's verdict on its answer and, with the
+        test gate on, its tests' run in the sandbox."""
         role = AgentRole.CODE_GENERATION
-        reply, steps = await self._agent_loop(role, self._input.code_model, prompts.CODE_SYSTEM, messages)
-        code, explanation = prompts.split_code_answer(reply.content)
+        offered = [*TOOLS, ToolName.RUN_TESTS] if plan.on else TOOLS
+        reply, steps = await self._agent_loop(
+            role, self._input.code_model, prompts.code_system(plan.on), messages, offered, first_step
+        )
+        model_tests = None
+        if plan.on:
+            code, model_tests, explanation = prompts.split_tested_answer(reply.content, plan.module)
+        else:
+            code, explanation = prompts.split_code_answer(reply.content)
         lint = await self._steps.lint(code, step=steps)
-        return Draft(code=code, explanation=explanation, model=reply.model, lint=lint, steps=steps)
+        draft = Draft(code=code, explanation=explanation, model=reply.model, lint=lint, steps=steps)
+        draft.report = await self._run_tests(plan, draft, model_tests)
+        return draft
 
-    async def _quality_gate(self, messages: list[ChatMessage], draft: Draft) -> tuple[Draft, LintGate, list[LintRound]]:
-        """Send pylint's messages back to the code agent until the code meets the bar, for at most
-        `max_fix_rounds` rounds; below the bar after them, the task goes on with a warning."""
+    async def _run_tests(self, plan: testing.TestPlan, draft: Draft, model_tests: str | None) -> TestReport | None:
+        """The candidate's tests in the sandbox; once the sandbox was unavailable in this run, it is not asked again."""
+        if self._sandbox_down is not None:
+            return self._sandbox_down
+        request = plan.request(self._input, draft.code, model_tests) if plan.on else None
+        if request is None:
+            return None
+        report = await self._steps.run_tests(request, step=draft.steps)
+        if report.outcome == "unavailable":
+            self._sandbox_down = report
+        return report
+
+    async def _fix_rounds(
+        self, messages: list[ChatMessage], plan: testing.TestPlan, draft: Draft, gates: Gates
+    ) -> Draft:
+        """The quality gate and the test gate share `max_fix_rounds`: each round sends back whatever failed (pylint's
+        messages below the bar, the failing tests) in one turn, and the new answer is judged by both again. Below the
+        bar after the rounds, the task goes on with a warning; the tests' verdict is `testing.verdict`'s."""
         bar = self._input.min_lint_score
-        if bar is None:
-            return draft, LintGate.OFF, []
-        rounds: list[LintRound] = []
         for number in range(1, self._input.max_fix_rounds + 1):
-            if quality.passes(draft.lint, bar) or draft.lint.error is not None:
+            lint_fix = bar is not None and quality.needs_fix(draft.lint, bar)
+            tests_fix = testing.needs_fix(plan, draft.report)
+            if not (lint_fix or tests_fix):
                 break
-            messages.append(ChatMessage(role="user", content=quality.fix_prompt(draft.lint, bar)))
-            fixed = await self._write_code(messages)
-            fixed.steps += draft.steps
-            rounds.append(quality.lint_round(number, draft.lint, fixed.lint))
-            text = f"quality gate round {number}: pylint {draft.lint.score} -> {fixed.lint.score}"
-            self._journal.event(EventType.LINT_GATE, text, AgentRole.CODE_GENERATION, rounds[-1].model_dump())
+            verdicts = [quality.fix_prompt(draft.lint, bar)] if lint_fix and bar is not None else []
+            if tests_fix:
+                verdicts.append(testing.fix_prompt(plan, draft.report))
+            messages.append(ChatMessage(role="user", content="\n\n".join(verdicts)))
+            fixed = await self._write_code(messages, plan, first_step=draft.steps + 1)
+            role = AgentRole.CODE_GENERATION
+            if bar is not None:
+                lint_round = quality.lint_round(number, draft.lint, fixed.lint)
+                text = f"quality gate round {number}: pylint {draft.lint.score} -> {fixed.lint.score}"
+                self._journal.event(EventType.LINT_GATE, text, role, lint_round.model_dump())
+                gates.lint_rounds.append(lint_round)
+            if plan.on:
+                test_round = testing.test_round(number, draft.report, fixed.report)
+                text = testing.round_message(test_round)
+                self._journal.event(EventType.TEST_GATE, text, role, test_round.model_dump())
+                gates.test_rounds.append(test_round)
             draft = fixed
-        if quality.passes(draft.lint, bar):
-            return draft, LintGate.PASSED, rounds
-        verdict = draft.lint.error or f"pylint {draft.lint.score}/10, {quality.errors(draft.lint)} error(s)"
-        self._journal.warn(f"quality gate failed after {len(rounds)} fix round(s) (bar {bar:g}): {verdict}")
-        return draft, LintGate.FAILED, rounds
+        if bar is None:
+            gates.lint = LintGate.OFF
+        elif quality.passes(draft.lint, bar):
+            gates.lint = LintGate.PASSED
+        else:
+            verdict = draft.lint.error or f"pylint {draft.lint.score}/10, {quality.errors(draft.lint)} error(s)"
+            rounds = len(gates.lint_rounds)
+            self._journal.warn(f"quality gate failed after {rounds} fix round(s) (bar {bar:g}): {verdict}")
+            gates.lint = LintGate.FAILED
+        return draft
 
     async def _doc_agent(self) -> None:
         code = self._state.results.code_generation
@@ -336,26 +406,33 @@ class CodingTask:
         prompt = prompts.doc_prompt(self._input.task_description, self._state.plan, code.code)
         role = AgentRole.DOCUMENTATION
         messages = [ChatMessage(role="user", content=prompt)]
-        reply, steps = await self._agent_loop(role, self._input.doc_model, prompts.DOC_SYSTEM, messages)
+        reply, steps = await self._agent_loop(role, self._input.doc_model, prompts.DOC_SYSTEM, messages, TOOLS)
         self._state.results.documentation = DocResult(
             documentation=reply.content.strip(), model=reply.model, steps=steps, code_revision=code.revision
         )
         self._journal.event(EventType.DOCS_READY, "documentation ready", agent=role)
 
     async def _agent_loop(
-        self, role: AgentRole, model: str | None, system: str, messages: list[ChatMessage]
+        self,
+        role: AgentRole,
+        model: str | None,
+        system: str,
+        messages: list[ChatMessage],
+        tools: list[ToolName],
+        first_step: int = 1,
     ) -> tuple[LlmResponse, int]:
-        """Model call → tool calls → model call … until the model answers; the last step offers no tools. The
-        conversation grows in `messages`, so a caller can go on with it."""
-        max_steps = self._input.max_agent_steps
-        for step in range(1, max_steps + 1):
-            offered = TOOLS if step < max_steps else []
-            request = LlmRequest(role=role, model=model, system=system, messages=messages, tools=offered)
-            reply = await self._steps.llm(request, step)
+        """Model call → tool calls → model call … until the model answers (at most `max_agent_steps` calls; the last
+        offers no tools). The conversation grows in `messages`, so a caller can go on with it; a fix round goes on
+        numbering the steps from `first_step`, so each call's step is its own. Returns the reply and its step."""
+        last = first_step + self._input.max_agent_steps - 1
+        for step in range(first_step, last + 1):
+            offered = tools if step < last else []
+            request = LlmRequest(role=role, model=model, system=system, messages=messages, tools=offered, step=step)
+            reply = await self._steps.llm(request)
             messages.append(ChatMessage(role="assistant", content=reply.content, tool_calls=reply.tool_calls))
             if not reply.tool_calls:
                 return reply, step
             if not offered:
                 break
             messages += await self._steps.run_tools(role, reply.tool_calls, step)
-        raise TaskFailed(f"{role} agent gave no final answer within {max_steps} steps")
+        raise TaskFailed(f"{role} agent gave no final answer within {self._input.max_agent_steps} steps")

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
-from workflows.strict import NotBlankStr, SchemaStrict
+from workflows.strict import NOT_BLANK, NotBlankStr, SchemaStrict
 
 TASK_QUEUE = "coding-tasks"
 WORKFLOW_TYPE = "CodingTask"
@@ -53,6 +53,7 @@ MAX_COMMENT = 4_000
 MAX_BUDGET_USD = 10_000.0  # per task: anything above is a typo, not a budget
 MAX_BUDGET_TOKENS = 1_000_000_000
 MAX_TESTS = 200_000  # characters of the `tests` input (pytest source)
+TESTS_FILE = "test_solution.py"  # where the sandbox writes the tests, beside the candidate module
 
 
 class TaskStatus(StrEnum):
@@ -193,6 +194,17 @@ FilePath = Annotated[
     Field(min_length=1, max_length=MAX_FILE_PATH, json_schema_extra={"pattern": FILE_PATH_PATTERN}),
     AfterValidator(_check_path),
 ]
+_MODULE_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py$"
+
+
+def _check_module(path: str) -> str:
+    if not re.fullmatch(_MODULE_PATTERN, path):
+        raise ValueError("must be an importable Python file: identifiers between '/', ending '.py' (e.g. solution.py)")
+    return path
+
+
+# The candidate module's path: a FilePath that tests can import (`pkg/solution.py` is `import pkg.solution`).
+ModuleFile = Annotated[FilePath, Field(json_schema_extra={"pattern": _MODULE_PATTERN}), AfterValidator(_check_module)]
 
 
 class ContextFile(_Strict):
@@ -240,6 +252,19 @@ class CodingTaskInput(_Strict):
     budget_tokens: int | None = Field(
         default=None, gt=0, le=MAX_BUDGET_TOKENS, description="stop before a model call that could use more tokens"
     )
+    tests: Annotated[str, Field(max_length=MAX_TESTS, json_schema_extra={"pattern": NOT_BLANK})] | None = Field(
+        default=None,
+        description="pytest source that judges the code (it imports the module named by `module`); run in the "
+        "sandbox, failures go back to the code agent",
+    )
+    module: ModuleFile = Field(
+        default="solution.py", description="the file the code is written to beside `files`, which the tests import"
+    )
+    test_gate: Annotated[TestGateMode, Field(strict=False)] | None = Field(
+        default=None,
+        description="off | advisory | required; default required with `tests`, off without. Without `tests`, "
+        "advisory and required ask the code agent for its own tests, which only advise",
+    )
     resume: ResumeState | None = Field(
         default=None, description="set by the workflow itself when it continues as new; never by callers"
     )
@@ -259,6 +284,30 @@ class CodingTaskInput(_Strict):
                 f"code_context and the files' contents hold {size:,} characters; at most {MAX_CODE_CONTEXT:,}"
             )
         return files
+
+    @field_validator("tests")
+    @classmethod
+    def _tests_not_blank(cls, tests: str | None) -> str | None:
+        if tests is not None and not tests.strip():
+            raise ValueError("must not be blank (leave it out for no tests)")
+        return tests
+
+    @field_validator("module")
+    @classmethod
+    def _module_is_free(cls, module: str, info: ValidationInfo) -> str:
+        """The module is written beside the task's files and the tests: its path must be its own."""
+        if module == TESTS_FILE:
+            raise ValueError(f"{module!r} is where the tests are written")
+        if any(file.path == module for file in info.data.get("files") or []):
+            raise ValueError(f"{module!r} is also the path of one of `files`")
+        return module
+
+    @property
+    def test_gate_mode(self) -> TestGateMode:
+        """`test_gate` as given, or its default: required with `tests`, off without."""
+        if self.test_gate is not None:
+            return self.test_gate
+        return TestGateMode.REQUIRED if self.tests is not None else TestGateMode.OFF
 
     def context_size(self) -> int:
         """Characters of code context: code_context and every file's content."""
@@ -340,6 +389,9 @@ class LlmRequest(BaseModel):
     tools: list[ToolName] = Field(default_factory=list)
     max_tokens: int = 4096
     allowance: CallAllowance | None = None  # what is left of the task's budget; None: no budget
+    # The agent-loop step this call is, numbered by the workflow (on through an agent run's fix rounds): the
+    # llm_call event and the call's llm_delta events both carry it, so the console closes each call's live block.
+    step: int = 1
 
 
 class LlmResponse(BaseModel):

@@ -20,6 +20,11 @@ def passes(lint: LintResult, bar: float) -> bool:
     return lint.error is None and lint.score is not None and lint.score >= bar and errors(lint) == 0
 
 
+def needs_fix(lint: LintResult, bar: float) -> bool:
+    """Below the bar with a verdict to act on (code pylint could not judge is not sent back)."""
+    return not passes(lint, bar) and lint.error is None
+
+
 def fix_prompt(lint: LintResult, bar: float) -> str:
     """The new user turn that sends pylint's verdict back to the code agent."""
     messages = sorted(lint.messages, key=lambda m: (m.message_id[:1] not in ("E", "F"), m.line))

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 
-from workflows import calls, tools, usage
+from workflows import calls, testing, tools, usage
 from workflows.calls import ActivityFailed, TaskFailed
 from workflows.journal import Journal
 from workflows.models import (
@@ -27,7 +27,9 @@ from workflows.models import (
     LlmRequest,
     LlmResponse,
     RagQuery,
+    RunTestsRequest,
     TaskStatus,
+    TestReport,
     ToolCall,
 )
 
@@ -45,7 +47,8 @@ class Steps:
         self._journal.sync()  # the search attributes go out before the workflow waits
         return await calls.execute(activity, arg, summary)
 
-    async def llm(self, request: LlmRequest, step: int) -> LlmResponse:
+    async def llm(self, request: LlmRequest) -> LlmResponse:
+        step = request.step
         doing = f"{request.role} · {request.model or 'default model'} · step {step}"
         while True:
             request.allowance = usage.allowance(self._state)
@@ -96,6 +99,18 @@ class Steps:
         self._journal.event(EventType.LINT, result.summary(limit=0), data=data)
         return result
 
+    async def run_tests(self, request: RunTestsRequest, step: int) -> TestReport:
+        """A sandboxed run of the tests; a run that cannot happen (its retries spent) is reported `unavailable`."""
+        summary = f"run_tests · {request.module} · step {step}"
+        try:
+            report = await self._execute(calls.RUN_TESTS, request, summary)
+        except ActivityFailed as exc:
+            report = TestReport(outcome="unavailable", error=str(exc))
+        head = report.summary(limit=0)
+        self._journal.details(head)  # the Web UI's details line: `run_tests · 3 passed, 1 failed`
+        self._journal.event(EventType.TESTS, head, data=testing.run_data(report))
+        return report
+
     async def run_tools(self, role: AgentRole, tool_calls: list[ToolCall], step: int) -> list[ChatMessage]:
         """The agent's tool calls, run concurrently; each result (or what was wrong) goes back to the model."""
         return list(await asyncio.gather(*(self._run_tool(role, call, step) for call in tool_calls)))
@@ -107,12 +122,24 @@ class Steps:
         elif isinstance(arguments, tools.LintArgs):
             result = await self.lint(arguments.code, step)
             text, is_error = result.summary(), result.error is not None
+        elif isinstance(arguments, tools.RunTestsArgs):
+            text, is_error = await self._run_tests_tool(arguments, step)
         else:
             text, is_error = await self._search(arguments)
         message = f"{role} called {call.name}" + (" (error)" if is_error else "")
         data = {"tool": call.name, "is_error": is_error, "result": text[:300]}
         self._journal.event(EventType.TOOL_CALL, message, agent=role, data=data)
         return ChatMessage(role="tool", tool_call_id=call.id, content=text, is_error=is_error)
+
+    async def _run_tests_tool(self, arguments: tools.RunTestsArgs, step: int) -> tuple[str, bool]:
+        plan = testing.TestPlan.of(self._task)
+        if not plan.on:
+            return "run_tests is not available in this task (its test gate is off)", True
+        request = plan.request(self._task, arguments.code, arguments.tests)
+        if request is None:
+            return "no tests to run: give `tests` (pytest tests that import the module)", True
+        report = await self.run_tests(request, step)
+        return testing.report_text(report), report.outcome == "unavailable"
 
     async def _search(self, arguments: tools.SearchKnowledgeArgs) -> tuple[str, bool]:
         query = RagQuery(query=arguments.query, top_k=arguments.top_k)

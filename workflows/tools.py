@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from workflows.models import RagResult, ToolCall, ToolName
+from workflows.models import MAX_TESTS, RagResult, ToolCall, ToolName
 from workflows.strict import NotBlankStr
 
 MAX_TOOL_CODE = 100_000
@@ -33,6 +33,19 @@ class LintArgs(_Arguments):
     code: NotBlankStr = Field(min_length=1, max_length=MAX_TOOL_CODE, description="the complete Python module")
 
 
+class RunTestsArgs(_Arguments):
+    """Run pytest on a complete Python module in a sandbox (no network, nothing kept). When the task gives tests,
+    those are run and `tests` is ignored; otherwise give your own. Returns the counts and each failure."""
+
+    code: NotBlankStr = Field(min_length=1, max_length=MAX_TOOL_CODE, description="the complete Python module")
+    tests: NotBlankStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TESTS,
+        description="pytest tests that import the module (ignored when the task gives its own)",
+    )
+
+
 class SearchKnowledgeArgs(_Arguments):
     """Search the team's knowledge base (indexed code and docs) for snippets relevant to a query."""
 
@@ -42,10 +55,11 @@ class SearchKnowledgeArgs(_Arguments):
     top_k: int = Field(default=3, ge=1, le=MAX_TOP_K, description="how many snippets")
 
 
-ToolArgs = LintArgs | SearchKnowledgeArgs
+ToolArgs = LintArgs | SearchKnowledgeArgs | RunTestsArgs
 TOOL_ARGS: dict[ToolName, type[ToolArgs]] = {
     ToolName.LINT: LintArgs,
     ToolName.SEARCH_KNOWLEDGE: SearchKnowledgeArgs,
+    ToolName.RUN_TESTS: RunTestsArgs,
 }
 
 

@@ -20,6 +20,7 @@ from workflows.models import (
     SA_LINT_SCORE,
     SA_OWNER,
     SA_TASK_STATUS,
+    SA_TEST_GATE,
     SA_TOTAL_TOKENS,
     AgentRole,
     TaskState,
@@ -44,6 +45,7 @@ def search_attribute_values(state: TaskState) -> dict[SearchAttributeKey[Any], A
         SA_TOTAL_TOKENS: total_tokens(state),
         SA_COST_USD: state.cost_usd,
         SA_LINT_GATE: code.lint_gate.value if code is not None and code.lint_gate is not None else None,
+        SA_TEST_GATE: code.test_gate.value if code is not None and code.test_gate is not None else None,
     }
 
 
@@ -80,6 +82,8 @@ def details_line(state: TaskState, doing: str | None = None) -> str:
     code = state.results.code_generation
     if code is not None and code.lint is not None and code.lint.score is not None:
         parts.append(f"lint {code.lint.score}")
+    if code is not None and code.tests is not None:
+        parts.append(f"tests {code.tests.passed} passed, {code.tests.failed + code.tests.errors} failed")
     if state.feedback:
         parts.append(f"rating {state.feedback[-1].rating}")
     parts.append(f"{total_tokens(state)} tokens")

@@ -111,7 +111,7 @@ async def test_unknown_tools_and_malformed_arguments_go_back_to_the_model(
     assert (await handle.result()).task_status == TaskStatus.COMPLETED
     follow_up = [r for r in stubs.requests if r.role == CODE][1]
     results = {m.tool_call_id: (m.content, m.is_error) for m in follow_up.messages if m.role == "tool"}
-    assert results["t1"] == ("unknown tool 'rm_rf'; available: lint, search_knowledge", True)
+    assert results["t1"] == ("unknown tool 'rm_rf'; available: lint, search_knowledge, run_tests", True)
     assert results["t2"] == ("invalid arguments for lint: code: Input should be a valid string", True)
     assert results["t3"][1] and "top_k: Input should be less than or equal to 10" in results["t3"][0]
     assert results["t4"] == ("invalid arguments for lint: arguments are not valid JSON (Expecting value)", True)

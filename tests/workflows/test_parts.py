@@ -102,7 +102,7 @@ def test_tool_arguments_are_validated_against_the_models() -> None:
         "invalid arguments for search_knowledge: top_k: Input should be a valid integer, unable to parse string as an "
         "integer"
     )
-    assert parse("format_disk", {}) == "unknown tool 'format_disk'; available: lint, search_knowledge"
+    assert parse("format_disk", {}) == "unknown tool 'format_disk'; available: lint, search_knowledge, run_tests"
     call = tool_call("id1", SearchKnowledgeArgs(query="add", top_k=2))
     assert call == ToolCall(id="id1", name="search_knowledge", arguments={"query": "add", "top_k": 2})
 

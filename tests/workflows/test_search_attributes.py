@@ -232,6 +232,7 @@ def test_start_dev_flags_name_every_search_attribute() -> None:
         "Owner=Keyword",
         "CostUsd=Double",
         "LintGate=Keyword",
+        "TestGate=Keyword",
     ]
 
 
