@@ -45,6 +45,9 @@ class WorkerSettings(BaseSettings):
     lint_pool_size: int = Field(
         default=max(1, min(4, os.cpu_count() or 1)), ge=0, le=16, description="warm pylint processes; 0 = cold"
     )
+    sandbox_bwrap: str = Field(default="bwrap", description="bubblewrap, by name on PATH or a path (run_tests)")
+    sandbox_python: str | None = Field(default=None, description="the Python that runs tests; default: the worker's")
+    sandbox_uid: int = Field(default=65534, gt=0, description="the uid the tests run as when the worker is root")
     worker_max_concurrent_workflow_tasks: int = Field(
         default=10,
         ge=2,  # the SDK's floor with a workflow cache

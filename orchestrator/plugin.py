@@ -25,6 +25,7 @@ from activities.config import WorkerSettings
 from activities.lint import LintActivities
 from activities.llm import LlmActivities
 from activities.rag import RagActivities
+from activities.sandbox import SandboxActivities
 from orchestrator.telemetry import worker_interceptors
 from orchestrator.temporal import data_converter
 from workflows.coding_task import CodingTask
@@ -53,17 +54,25 @@ class WorkerActivities:
     def __init__(self, settings: WorkerSettings) -> None:
         compile_workflow_modules(CodingTask)
         self.llm, self.lint, self.rag = LlmActivities(settings), LintActivities(settings), RagActivities(settings)
-        self.functions: list[Callable[..., Any]] = [self.llm.chat, self.lint.lint, self.rag.search_knowledge]
+        self.sandbox = SandboxActivities(settings)
+        self.functions: list[Callable[..., Any]] = [
+            self.llm.chat,
+            self.lint.lint,
+            self.rag.search_knowledge,
+            self.sandbox.run_tests,
+        ]
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The warm pylint pool starts while the worker already polls (the first lint waits for it); on the way
-        out the provider clients and the pool are closed."""
+        """The warm pylint pool starts, and the sandbox is probed, while the worker already polls (the first lint
+        waits for the pool); on the way out the provider clients and the pool are closed."""
         warm_up = asyncio.create_task(self.lint.start())
+        probe = asyncio.create_task(self.sandbox.start())
         try:
             yield
         finally:
-            await asyncio.gather(warm_up, return_exceptions=True)
+            probe.cancel()
+            await asyncio.gather(warm_up, probe, return_exceptions=True)
             await self.llm.aclose()
             await self.rag.aclose()
             await self.lint.aclose()

@@ -70,6 +70,24 @@ RAG = Activity(
         retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3),
     ),
 )
+# The sandbox's own limits stop a run (wall time at most 600 s, SandboxLimits); a test failure or a sandbox that
+# cannot be set up is a report (`outcome`), not an error. A retry is for a lost worker (no heartbeat for 30 s:
+# the run is re-run elsewhere from the request alone) or a transient failure to start it; a bad request is not.
+RUN_TESTS = Activity(
+    RUN_TESTS_ACTIVITY,
+    TestReport,
+    ActivityConfig(
+        start_to_close_timeout=timedelta(minutes=11),
+        schedule_to_close_timeout=timedelta(minutes=30),
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_attempts=3,
+            non_retryable_error_types=["InvalidRequest"],
+        ),
+    ),
+)
 
 RUN_TESTS = Activity(
     RUN_TESTS_ACTIVITY,

@@ -446,6 +446,7 @@ class SandboxLimits(BaseModel):
     open_files: int = Field(default=256, gt=0)
     file_bytes: int = Field(default=16 * 2**20, gt=0)  # the largest file a process may write
     output_bytes: int = Field(default=64 * 2**10, gt=0)  # of stdout + stderr kept; the rest is counted and cut
+    disk_bytes: int = Field(default=64 * 2**20, gt=0)  # the run's own directory (a tmpfs: held in memory)
 
 
 class RunTestsRequest(BaseModel):
