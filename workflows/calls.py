@@ -89,17 +89,6 @@ RUN_TESTS = Activity(
     ),
 )
 
-RUN_TESTS = Activity(
-    RUN_TESTS_ACTIVITY,
-    TestReport,
-    ActivityConfig(
-        start_to_close_timeout=timedelta(minutes=11),  # above SandboxLimits' longest wall time (600 s)
-        schedule_to_close_timeout=timedelta(minutes=30),
-        heartbeat_timeout=timedelta(seconds=15),  # a crashed worker's run starts again elsewhere after this
-        retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3),
-    ),
-)
-
 
 class TaskFailed(Exception):
     """An agent could not finish; the task ends `failed`."""
