@@ -50,9 +50,7 @@ def verify(path: Path) -> None:
     if not path.is_file():
         raise ModelError(f"{path} is missing: run `make bench-humaneval` (or `python -m bench.gguf_model`)")
     if (size := path.stat().st_size) != SIZE:
-        raise ModelError(
-            f"{path} has {size:,} bytes, expected {SIZE:,}: delete it and run `python -m bench.gguf_model`"
-        )
+        raise ModelError(f"{path} has {size:,} bytes, not {SIZE:,}: delete it and run `python -m bench.gguf_model`")
     if (found := sha256_of(path)) != SHA256:
         raise ModelError(f"{path}: SHA-256 {found} is not the pinned {SHA256}: delete it and assemble it again")
     header = gguf_metadata(path, {"general.name", "general.file_type"})

@@ -52,6 +52,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from activities.config import WorkerSettings
+from activities.sandbox import SandboxActivities
 from api.auth import ApiKeyRegistry
 from api.memory.main import create_app
 from api.memory.settings import MemorySettings
@@ -122,6 +123,15 @@ class Run:
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What the benchmark runs tasks and checks with."""
+
+    client: Client
+    sandbox: SandboxActivities  # the run_tests activity's code, called directly for the hidden check
+    queue: str
 
 
 @dataclass
@@ -242,15 +252,14 @@ def check_request(problem: dict[str, Any], code: str) -> RunTestsRequest:
     return RunTestsRequest(code=code, tests=tests, module=f"{module}.py", limits=CHECK_LIMITS)
 
 
-async def hidden_check(problem: dict[str, Any], code: str) -> TestReport:
+async def hidden_check(sandbox: SandboxActivities, problem: dict[str, Any], code: str) -> TestReport:
     """HumanEval's `check` on the delivered code, in the sandbox (the run_tests activity's own code)."""
-    from activities.sandbox import run_sandboxed
-
-    return await run_sandboxed(check_request(problem, code))
+    return await sandbox.run(check_request(problem, code))
 
 
-async def run_problem(client: Client, queue: str, problem: dict[str, Any], mode: str) -> Run:
-    state, wall = await run_task(client, queue, problem, mode)
+async def run_problem(stack: Stack, problem: dict[str, Any], mode: str) -> Run:
+    client = stack.client
+    state, wall = await run_task(client, stack.queue, problem, mode)
     handle = client.get_workflow_handle(state.session_id)
     usage = state.usage.get(MODEL)
     result = state.results.code_generation
@@ -271,7 +280,7 @@ async def run_problem(client: Client, queue: str, problem: dict[str, Any], mode:
         run.test_gate = result.test_gate
         run.rounds = len(result.test_rounds)
         run.own_tests = result.tests.summary(limit=0) if result.tests else None
-        report = await hidden_check(problem, result.code)
+        report = await hidden_check(stack.sandbox, problem, result.code)
         run.passed = report.outcome == "passed"
         run.check = report.summary(limit=1)
     return run
@@ -338,7 +347,8 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 async with await dev_server() as env, memory_api(directory) as memory_url:
                     settings = worker_settings(queue, llama, memory_url, prices)
                     async with product_worker(env.client, settings):
-                        await run_all(env.client, queue, problems, args, done, report)
+                        stack = Stack(env.client, SandboxActivities(settings), queue)
+                        await run_all(stack, problems, args, done, report)
         except LlamaServerError as exc:
             raise SystemExit(str(exc)) from None
         except asyncio.CancelledError:
@@ -349,16 +359,15 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run_all(
-    client: Client, queue: str, problems: list[dict[str, Any]], args: argparse.Namespace, done: list[Problem],
-    report: dict[str, Any],
-) -> None:  # fmt: skip
+    stack: Stack, problems: list[dict[str, Any]], args: argparse.Namespace, done: list[Problem], report: dict[str, Any]
+) -> None:
     limit = asyncio.Semaphore(args.concurrency)
 
     async def one(problem: dict[str, Any]) -> None:
         async with limit:
             entry = Problem(problem["number"], problem["task_id"], half_of(problem["number"]))
             for mode in MODES:
-                entry.runs[mode] = await run_problem(client, queue, problem, mode)
+                entry.runs[mode] = await run_problem(stack, problem, mode)
             done.append(entry)
             print(progress(entry, len(done), len(problems)), flush=True)
             if args.json:
