@@ -82,21 +82,24 @@ TASK_TIMEOUT = 1200.0  # seconds; a task still running then is terminated and co
 MEMORY_KEY = "bench-humaneval-key-0123456789"
 # The task as the model reads it (tuned on problems 0-81 only).
 TASK = (
-    "Implement the Python function `{entry_point}` below so that it does what its docstring says, the examples in "
-    "it included. Keep its name and signature. Answer with the complete module: its imports, every function shown "
-    "(helper functions too) and `{entry_point}` implemented.\n\n```python\n{prompt}```\n"
+    "Complete the Python function `{entry_point}` below with real, working code, so that it does what its "
+    "docstring says (the examples in it included). Keep its name and signature; write no placeholder, no print and "
+    "no example usage. Answer with the complete module: the imports, every function shown (helper functions too) "
+    "and `{entry_point}` implemented.\n\n```python\n{prompt}```\n"
 )
-# HumanEval's hidden check, as a pytest file beside the delivered module (the problem's prompt first: some checks
-# call its helper functions, e.g. encode_cyclic).
+# HumanEval's hidden check, as a pytest file beside the delivered module, laid out as HumanEval runs it (prompt,
+# completion, test): the problem's prompt first (some checks call its helper functions, e.g. encode_cyclic), then
+# the delivered entry point in place of the prompt's stub.
 CHECK = """{prompt}
 
 {test}
 
 
-def test_humaneval_check():
-    from {module} import {entry_point} as candidate
+from {module} import {entry_point}  # the delivered function by its own name: HumanEval/33's check calls it so
 
-    check(candidate)
+
+def test_humaneval_check():
+    check({entry_point})
 """
 CHECK_LIMITS = SandboxLimits(wall_seconds=30, cpu_seconds=20)
 
@@ -218,6 +221,12 @@ async def run_task(client: Client, queue: str, problem: dict[str, Any], mode: st
         state = await handle.query(CodingTask.status)
         await handle.terminate(f"benchmark: still running after {TASK_TIMEOUT:.0f} s")
         state.errors.append(f"terminated after {TASK_TIMEOUT:.0f} s")
+    except asyncio.CancelledError:
+        # Stopped: end the task, so its running model call is cancelled at its next heartbeat and the worker (which
+        # waits for its activities) can stop.
+        with contextlib.suppress(Exception):
+            await handle.terminate("benchmark stopped")
+        raise
     return state, time.monotonic() - started
 
 
