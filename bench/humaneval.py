@@ -14,8 +14,10 @@ Qwen2.5-Coder-0.5B-Instruct Q4_K_M served by llama.cpp's `llama-server` (tempera
             `run_tests` activity runs them in the sandbox, and failures go back to it for up to 3 fix rounds.
 The two runs differ only in the gate (the gate-on agent is also asked for tests, so its first code is not the
 gate-off run's: each is run, not derived). Both have the lint gate off (`min_lint_score=None`), so the rounds are
-the test gate's alone, and the planner and documentation agents on the built-in offline model: the benchmark
-measures the code, and a plan from a 0.5B model would only add minutes per problem.
+the test gate's alone. The planner is the same model (one short call); the documentation agent is the built-in
+offline model, since the benchmark measures the code. (With the offline planner too, its placeholder plan, "2.
+Search the knowledge base for related code", went into the code agent's prompt, and the 0.5B model wrote that
+plan as comments above `return False` on problem 0, with either wording of the task.)
 
 The model sees the problem's prompt (signature and docstring), never its `check`. pass@1 is decided apart from
 the task, in a separate run of the same sandbox (the `run_tests` activity's code, called directly) with a pytest
@@ -25,10 +27,10 @@ passed.
 
 Problems 0-81 are the tuning half (the task wording below was tuned on them only), 82-163 the held-out half;
 both are reported apart. Problems run alternately from each half, so a stopped run still covers both.
-Tokens and model seconds are the code model's (`status.usage`; each `llm_chat` activity's start-to-completion
-time in the history). It prints a table and asserts nothing; the JSON (rewritten after each problem) holds every
-run. Every process it starts (llama-server, the dev server, pylint's pool, the sandbox's) is stopped on every
-path out, Ctrl-C and SIGTERM included.
+Tokens and model seconds are the model's, planner and code agent together (`status.usage`; each of its
+`llm_chat` activities' start-to-completion time in the history). It prints a table and asserts nothing; the
+JSON (rewritten after each problem) holds every run. Every process it starts (llama-server, the dev server,
+pylint's pool, the sandbox's) is stopped on every path out, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
@@ -63,10 +65,7 @@ from tests.interop.llama_server import API_KEY, LlamaServer, LlamaServerError, r
 from tests.support import dev_server, free_port, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import (
-    LLM_ACTIVITY,
-    AgentRole,
     CodingTaskInput,
-    LlmRequest,
     RunTestsRequest,
     SandboxLimits,
     TaskState,
@@ -78,14 +77,17 @@ MODEL = "openai:qwen2.5-coder-0.5b-instruct"  # llama-server serves its one mode
 HALVES = {"tuning": range(0, 82), "held-out": range(82, 164)}
 MODES = ("off", "on")
 FIX_ROUNDS = 3
-TASK_TIMEOUT = 1200.0  # seconds; a task still running then is terminated and counts as not passed
+# Seconds; a task still running then is terminated and counts as not passed. A model call longer than the llm_chat
+# activity's 3-minute timeout is retried with the same greedy answer, up to 6 times: this caps what one costs.
+TASK_TIMEOUT = 720.0
 MEMORY_KEY = "bench-humaneval-key-0123456789"
 # The task as the model reads it (tuned on problems 0-81 only).
 TASK = (
     "Complete the Python function `{entry_point}` below with real, working code, so that it does what its "
     "docstring says (the examples in it included). Keep its name and signature; write no placeholder, no print and "
     "no example usage. Answer with the complete module: the imports, every function shown (helper functions too) "
-    "and `{entry_point}` implemented.\n\n```python\n{prompt}```\n"
+    "and `{entry_point}` implemented. Keep any tests short: a few asserts from the docstring's examples."
+    "\n\n```python\n{prompt}```\n"
 )
 # HumanEval's hidden check, as a pytest file beside the delivered module, laid out as HumanEval runs it (prompt,
 # completion, test): the problem's prompt first (some checks call its helper functions, e.g. encode_cyclic), then
@@ -193,7 +195,7 @@ def task_input(problem: dict[str, Any], mode: str) -> CodingTaskInput:
     return CodingTaskInput.model_validate(
         {
             "task_description": TASK.format(entry_point=problem["entry_point"], prompt=problem["prompt"]),
-            "planner_model": "offline",
+            "planner_model": MODEL,
             "code_model": MODEL,
             "doc_model": "offline",
             "min_lint_score": None,
@@ -230,26 +232,20 @@ async def run_task(client: Client, queue: str, problem: dict[str, Any], mode: st
     return state, time.monotonic() - started
 
 
-async def code_model_seconds(client: Client, handle: WorkflowHandle[Any, Any]) -> float:
-    """Seconds the code agent's `llm_chat` activities ran (start to completion of each call's last attempt)."""
-    converter = client.data_converter
-    code_calls: set[int] = set()
+async def model_seconds(client: Client, handle: WorkflowHandle[Any, Any]) -> float:
+    """Seconds the model's `llm_chat` calls ran (start to completion of each call's last attempt)."""
     started: dict[int, float] = {}
     total = 0.0
     async for event in handle.fetch_history_events():
         at = event.event_time.ToDatetime().timestamp()
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled = event.activity_task_scheduled_event_attributes
-            if scheduled.activity_type.name == LLM_ACTIVITY:
-                [request] = await converter.decode(scheduled.input.payloads, [LlmRequest])
-                if request.role == AgentRole.CODE_GENERATION:
-                    code_calls.add(event.event_id)
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             started[event.activity_task_started_event_attributes.scheduled_event_id] = at
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            scheduled_id = event.activity_task_completed_event_attributes.scheduled_event_id
-            if scheduled_id in code_calls and scheduled_id in started:
-                total += at - started[scheduled_id]
+            completed = event.activity_task_completed_event_attributes
+            if completed.scheduled_event_id in started:
+                [result] = await client.data_converter.decode(completed.result.payloads, [object])
+                if isinstance(result, dict) and result.get("model") == MODEL:
+                    total += at - started[completed.scheduled_event_id]
     return total
 
 
@@ -278,7 +274,7 @@ async def run_problem(stack: Stack, problem: dict[str, Any], mode: str) -> Run:
         passed=False,
         check="no code delivered",
         wall_seconds=round(wall, 2),
-        model_seconds=round(await code_model_seconds(client, handle), 2),
+        model_seconds=round(await model_seconds(client, handle), 2),
         input_tokens=usage.input_tokens if usage else 0,
         output_tokens=usage.output_tokens if usage else 0,
         model_calls=usage.calls if usage else 0,
@@ -441,8 +437,8 @@ def gate_effect(problems: list[dict[str, Any]]) -> str:
 def render(report: dict[str, Any]) -> str:
     problems = report["problems"]
     lines = [
-        f"HumanEval pass@1 through the product, {report['model']} on llama-server (temperature 0); planner and "
-        "documentation agents offline; lint gate off",
+        f"HumanEval pass@1 through the product, {report['model']} on llama-server (temperature 0) as planner and "
+        "code agent; documentation agent offline; lint gate off",
         f"command: {report['command']}",
         f"problems: {len(problems)} of {report['selected']} selected"
         + (" (stopped by a signal before the rest)" if report["stopped"] else ""),
@@ -451,7 +447,9 @@ def render(report: dict[str, Any]) -> str:
         table = rows(problems)
         width = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, width, strict=True)).rstrip() for row in table]
-        lines.append("tokens and model seconds: the code model's, per task; per problem as median [p10-p90]")
+        lines.append(
+            "tokens and model seconds: the model's (planner + code agent) per task; per problem: median [p10-p90]"
+        )
         lines.append(gate_effect(problems))
     return "\n".join(lines)
 

@@ -109,7 +109,7 @@ def test_the_model_reads_the_prompt_and_never_the_check() -> None:
     assert problem["prompt"] in off.task_description and "def check(" not in off.task_description
     assert off.task_description == on.task_description and off.tests is None
     assert (off.test_gate, off.max_fix_rounds, on.test_gate, on.max_fix_rounds) == ("off", 0, "advisory", 3)
-    assert off.min_lint_score is None and off.planner_model == off.doc_model == "offline"
+    assert off.min_lint_score is None and off.planner_model == off.code_model and off.doc_model == "offline"
 
 
 # --------------------------------------------------------------------------- the hidden check, in the sandbox
