@@ -80,6 +80,10 @@ FIX_ROUNDS = 3
 # Seconds; a task still running then is terminated and counts as not passed. A model call longer than the llm_chat
 # activity's 3-minute timeout is retried with the same greedy answer, up to 6 times: this caps what one costs.
 TASK_TIMEOUT = 720.0
+# Each answer is capped at 1024 tokens by the server (HumanEval's solutions and a few tests take far fewer): a
+# runaway answer (greedy decoding repeating test cases) then ends cut short, with the product's warning, instead
+# of running past the llm_chat activity's 3-minute timeout into identical retries.
+SERVER_ARGS = ("--n-predict", "1024")
 MEMORY_KEY = "bench-humaneval-key-0123456789"
 # The task as the model reads it (tuned on problems 0-81 only).
 TASK = (
@@ -346,7 +350,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             log = Path(args.json).with_suffix(".llama-server.log") if args.json else directory / "llama-server.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             llama_server = running_llama_server(
-                log, free_port(), args.model_file, parallel=args.concurrency, threads=args.threads
+                log, free_port(), args.model_file, parallel=args.concurrency, threads=args.threads, extra=SERVER_ARGS
             )
             with llama_server as llama:
                 async with await dev_server() as env, memory_api(directory) as memory_url:

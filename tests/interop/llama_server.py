@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOOLS_TEMPLATE = Path(__file__).with_name("chatml-tools.jinja")
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8091  # INTEROP_LLAMA_PORT overrides
+DEFAULT_THREADS = 2  # INTEROP_LLAMA_THREADS overrides: 1 on a machine busier than its cores (see `command`)
 API_KEY = "sk-interop-llama"  # llama-server checks it like a provider: a wrong key is a 401
 CONTEXT_PER_SLOT = 8192  # tokens of one conversation
 STARTUP_TIMEOUT = 120.0
@@ -81,14 +82,22 @@ def model_path() -> Path:
 
 
 def port_from_env() -> int:
-    raw = os.environ.get("INTEROP_LLAMA_PORT", str(DEFAULT_PORT))
+    return _int_from_env("INTEROP_LLAMA_PORT", DEFAULT_PORT, "a port number", 65535)
+
+
+def threads_from_env() -> int:
+    return _int_from_env("INTEROP_LLAMA_THREADS", DEFAULT_THREADS, "a thread count", 256)
+
+
+def _int_from_env(name: str, default: int, what: str, highest: int) -> int:
+    raw = os.environ.get(name, str(default))
     try:
-        port = int(raw)
+        value = int(raw)
     except ValueError:
-        raise LlamaServerError(f"INTEROP_LLAMA_PORT={raw!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise LlamaServerError(f"INTEROP_LLAMA_PORT={port} is not a port number (1-65535)")
-    return port
+        raise LlamaServerError(f"{name}={raw!r} is not {what}") from None
+    if not 1 <= value <= highest:
+        raise LlamaServerError(f"{name}={value} is not {what} (1-{highest})")
+    return value
 
 
 def ensure_port_free(port: int) -> None:
@@ -105,7 +114,13 @@ def ensure_port_free(port: int) -> None:
 
 
 def command(
-    binary: Path, model: Path, port: int, chat_template: Path | None, parallel: int = 1, threads: int = 2
+    binary: Path,
+    model: Path,
+    port: int,
+    chat_template: Path | None,
+    parallel: int = 1,
+    threads: int = DEFAULT_THREADS,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """`parallel` slots of CONTEXT_PER_SLOT tokens each: calls of the default one slot come one at a time.
     `threads`: ggml's threads meet at a barrier after every operation, so on a machine busier than its cores one
@@ -119,6 +134,7 @@ def command(
         *("--temp", "0", "--seed", "1"),  # greedy: the same prompt gets the same answer, run after run
         *("--threads", str(threads)),
         *(("--chat-template-file", str(chat_template)) if chat_template else ()),
+        *extra,
     ]
 
 
@@ -166,15 +182,17 @@ def running_llama_server(
     chat_template: Path | None = None,
     timeout: float = STARTUP_TIMEOUT,
     parallel: int = 1,
-    threads: int = 2,
+    threads: int | None = None,
+    extra: Sequence[str] = (),
 ) -> Iterator[LlamaServer]:
     """A started llama-server; stopped when the block ends, on every path out of it."""
     binary, model = binary_path(), model or model_path()
     port = port_from_env() if port is None else port
+    threads = threads_from_env() if threads is None else threads
     ensure_port_free(port)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command(binary, model, port, chat_template, parallel, threads),
+            command(binary, model, port, chat_template, parallel, threads, extra),
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
