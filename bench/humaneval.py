@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
 from activities.config import WorkerSettings
 from activities.sandbox import SandboxActivities
@@ -65,6 +65,7 @@ from tests.interop.llama_server import API_KEY, LlamaServer, LlamaServerError, r
 from tests.support import dev_server, free_port, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import (
+    LLM_ACTIVITY,
     CodingTaskInput,
     RunTestsRequest,
     SandboxLimits,
@@ -80,10 +81,7 @@ FIX_ROUNDS = 3
 # Seconds; a task still running then is terminated and counts as not passed. A model call longer than the llm_chat
 # activity's 3-minute timeout is retried with the same greedy answer, up to 6 times: this caps what one costs.
 TASK_TIMEOUT = 720.0
-# Each answer is capped at 1024 tokens by the server (HumanEval's solutions and a few tests take far fewer): a
-# runaway answer (greedy decoding repeating test cases) then ends cut short, with the product's warning, instead
-# of running past the llm_chat activity's 3-minute timeout into identical retries.
-SERVER_ARGS = ("--n-predict", "1024")
+POLL_SECONDS = 10.0
 MEMORY_KEY = "bench-humaneval-key-0123456789"
 # The task as the model reads it (tuned on problems 0-81 only).
 TASK = (
@@ -220,13 +218,11 @@ async def run_task(client: Client, queue: str, problem: dict[str, Any], mode: st
         search_attributes=start_search_attributes(),
     )
     try:
-        state = await asyncio.wait_for(handle.result(), TASK_TIMEOUT)
-    except WorkflowFailureError:
+        stop = await until_done(handle)
         state = await handle.query(CodingTask.status)
-    except TimeoutError:
-        state = await handle.query(CodingTask.status)
-        await handle.terminate(f"benchmark: still running after {TASK_TIMEOUT:.0f} s")
-        state.errors.append(f"terminated after {TASK_TIMEOUT:.0f} s")
+        if stop is not None:
+            await handle.terminate(f"benchmark: {stop}")
+            state.errors.append(f"terminated: {stop}")
     except asyncio.CancelledError:
         # Stopped: end the task, so its running model call is cancelled at its next heartbeat and the worker (which
         # waits for its activities) can stop.
@@ -234,6 +230,26 @@ async def run_task(client: Client, queue: str, problem: dict[str, Any], mode: st
             await handle.terminate("benchmark stopped")
         raise
     return state, time.monotonic() - started
+
+
+async def until_done(handle: WorkflowHandle[Any, Any]) -> str | None:
+    """Wait for the task to end; None when it did, else why the benchmark ends it: a model call that ran past its
+    activity's start-to-close timeout (greedy decoding: each retry repeats the same answer and times out again),
+    or TASK_TIMEOUT."""
+    deadline = time.monotonic() + TASK_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(WorkflowFailureError, TimeoutError):
+            await asyncio.wait_for(handle.result(), POLL_SECONDS)
+            return None
+        with contextlib.suppress(WorkflowFailureError):  # it failed between the two calls
+            description = await handle.describe()
+            if description.status is not None and description.status != WorkflowExecutionStatus.RUNNING:
+                return None
+            for pending in description.raw_description.pending_activities:
+                failure = pending.last_failure.message
+                if pending.activity_type.name == LLM_ACTIVITY and "timeout" in failure.lower():
+                    return f"a model call ran past its timeout, retried with the same answer ({failure})"
+    return f"still running after {TASK_TIMEOUT:.0f} s"
 
 
 async def model_seconds(client: Client, handle: WorkflowHandle[Any, Any]) -> float:
@@ -350,7 +366,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             log = Path(args.json).with_suffix(".llama-server.log") if args.json else directory / "llama-server.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             llama_server = running_llama_server(
-                log, free_port(), args.model_file, parallel=args.concurrency, threads=args.threads, extra=SERVER_ARGS
+                log, free_port(), args.model_file, parallel=args.concurrency, threads=args.threads
             )
             with llama_server as llama:
                 async with await dev_server() as env, memory_api(directory) as memory_url:
