@@ -19,12 +19,10 @@ WORKER_STOP_TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LlamaServer]:
-    """One server per test module; a module's LLAMA_SERVER_ARGS (e.g. `--n-predict`) are added to its command."""
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     log = tmp_path_factory.mktemp("llama") / "llama-server.log"
-    extra = getattr(request.module, "LLAMA_SERVER_ARGS", ())
     try:
-        with running_llama_server(log, chat_template=TOOLS_TEMPLATE, extra=extra) as server:
+        with running_llama_server(log, chat_template=TOOLS_TEMPLATE) as server:
             yield server
     except LlamaServerError as exc:  # raised only while starting: the message says why and what to do
         pytest.fail(str(exc), pytrace=False)

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +120,6 @@ def command(
     chat_template: Path | None,
     parallel: int = 1,
     threads: int = DEFAULT_THREADS,
-    extra: Sequence[str] = (),
 ) -> list[str]:
     """`parallel` slots of CONTEXT_PER_SLOT tokens each: calls of the default one slot come one at a time.
     `threads`: ggml's threads meet at a barrier after every operation, so on a machine busier than its cores one
@@ -134,7 +133,6 @@ def command(
         *("--temp", "0", "--seed", "1"),  # greedy: the same prompt gets the same answer, run after run
         *("--threads", str(threads)),
         *(("--chat-template-file", str(chat_template)) if chat_template else ()),
-        *extra,
     ]
 
 
@@ -183,7 +181,6 @@ def running_llama_server(
     timeout: float = STARTUP_TIMEOUT,
     parallel: int = 1,
     threads: int | None = None,
-    extra: Sequence[str] = (),
 ) -> Iterator[LlamaServer]:
     """A started llama-server; stopped when the block ends, on every path out of it."""
     binary, model = binary_path(), model or model_path()
@@ -192,7 +189,7 @@ def running_llama_server(
     ensure_port_free(port)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command(binary, model, port, chat_template, parallel, threads, extra),
+            command(binary, model, port, chat_template, parallel, threads),
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,

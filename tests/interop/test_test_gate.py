@@ -28,9 +28,6 @@ from workflows.models import (
 pytestmark = pytest.mark.interop
 
 TASK_TIMEOUT = 900  # seconds; CPU inference on a shared 2-core machine
-# Each answer at most 512 tokens: at temperature 0 SmolLM2 can repeat itself past 1,000 tokens, which on a busy
-# machine outlives the model call's 3-minute timeout and is retried identically; cut short, the gate judges it.
-LLAMA_SERVER_ARGS = ("--n-predict", "512")
 TESTS = """from solution import multiply
 
 
