@@ -290,7 +290,9 @@ async def run_problem(stack: Stack, problem: dict[str, Any], mode: str) -> Run:
     result = state.results.code_generation
     run = Run(
         mode=mode,
-        task_status=str(state.task_status),
+        task_status="terminated"
+        if state.errors[-1:] and state.errors[-1].startswith("terminated")
+        else state.task_status,
         passed=False,
         check="no code delivered",
         wall_seconds=round(wall, 2),
