@@ -52,7 +52,6 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-from tests.fakes.server import ThreadedServer
 
 from activities.config import WorkerSettings
 from activities.sandbox import SandboxActivities
@@ -61,8 +60,9 @@ from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from bench.gguf_model import DEFAULT_DEST, ModelError, verify
 from bench.harness import run_and_report, stop_on_signals
-from tests.interop.llama_server import API_KEY, LlamaServer, LlamaServerError, running_llama_server
-from tests.support import dev_server, free_port, product_worker
+from testbed.llama_server import API_KEY, LlamaServer, LlamaServerError, running_llama_server
+from testbed.product import dev_server, product_worker
+from testbed.server import ThreadedServer, free_port
 from workflows.coding_task import CodingTask
 from workflows.models import (
     LLM_ACTIVITY,

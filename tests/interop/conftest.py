@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.llama_server import TOOLS_TEMPLATE, LlamaServer, LlamaServerError, log_tail, running_llama_server
+from testbed.llama_server import TOOLS_TEMPLATE, LlamaServer, LlamaServerError, log_tail, running_llama_server
 from tests.interop.support import SpawnWorker
 from tests.support import ROOT
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.interop.llama_server import API_KEY, LlamaServer
+from testbed.llama_server import API_KEY, LlamaServer
 from tests.support import TEST_API_KEY
 
 MODEL = "openai:smollm2-135m-instruct"  # llama-server serves one model whatever the name; the name is what we log

@@ -22,8 +22,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.config import WorkerSettings
 from activities.llm import LlmActivities
 from launcher.processes import alive
+from testbed.llama_server import API_KEY, LlamaServer, LlamaServerError, ensure_port_free, running_llama_server
 from testbed.server import free_port
-from tests.interop.llama_server import API_KEY, LlamaServer, LlamaServerError, ensure_port_free, running_llama_server
 from tests.interop.promises import Exchange, check_agent, describe, llm_exchanges
 from tests.interop.support import MODEL, PRICES, SpawnWorker, worker_environment
 from tests.support import ROOT, start_task
@@ -137,7 +137,7 @@ def test_the_server_does_not_outlive_a_killed_test_process(tmp_path: Path) -> No
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from tests.interop.llama_server import running_llama_server\n"
+        "from testbed.llama_server import running_llama_server\n"
         f"with running_llama_server(Path({str(tmp_path / 'llama.log')!r}), port={free_port()}) as server:\n"
         "    print(server.process.pid, flush=True)\n"
         "    time.sleep(600)\n"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from tests.interop.llama_server import LlamaServer
+from testbed.llama_server import LlamaServer
 from tests.interop.support import SpawnWorker, worker_environment
 from tests.support import start_task
 from workflows.coding_task import CodingTask
