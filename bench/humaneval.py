@@ -9,13 +9,23 @@ server, run by the product's worker (`OrchestratorPlugin`, in this process), who
 Qwen2.5-Coder-0.5B-Instruct Q4_K_M served by llama.cpp's `llama-server` (temperature 0) through the OpenAI provider
 (`OPENAI_BASE_URL`, `code_model="openai:..."`); the knowledge base is the product's memory API, empty.
 
-- gate off: `test_gate="off"`: the code agent's answer is final.
-- gate on:  `test_gate="advisory"`, `max_fix_rounds=3`: the code agent writes its own tests with its code, the
-            `run_tests` activity runs them in the sandbox, and failures go back to it for up to 3 fix rounds.
-The two runs differ only in the gate (the gate-on agent is also asked for tests, so its first code is not the
-gate-off run's: each is run, not derived). Both have the lint gate off (`min_lint_score=None`), so the rounds are
-the test gate's alone. The planner is the same model (one short call); the documentation agent is the built-in
-offline model, since the benchmark measures the code. (With the offline planner too, its placeholder plan, "2.
+`--tests examples` (the default): the task's `tests` input is the problem's visible docstring examples (the `>>>`
+lines of the prompt the model already reads; never the hidden `check`), as a pytest file that runs each example
+with `doctest` against the candidate module and fails with the example, what was expected and what came (the
+setting of Self-Debugging, Chen et al., with visible unit tests).
+- gate off: `test_gate="required"`, `max_fix_rounds=0`: the tests are shown and run once; the answer is final.
+- gate on:  `test_gate="required"`, `max_fix_rounds=3`: failures go back to the code agent for up to 3 rounds.
+The two tasks differ only in the fix rounds: same prompt, same tools (`test_gate="off"` would also hide the tests
+and the `run_tests` tool from the model, changing the prompt too). Problems without a `>>>` example that the
+canonical solution passes (checked in the sandbox at the start) are skipped, and counted in the report.
+
+`--tests model`: no `tests` input; gate off is `test_gate="off"`, gate on `test_gate="advisory"` with 3 rounds, in
+which the code agent writes its own tests with its code (so the two prompts differ). With the 0.5B model this ran
+away (assert after assert until the model call's timeout; docs/humaneval.md).
+
+Both modes have the lint gate off (`min_lint_score=None`), so the rounds are the test gate's alone. The planner is
+the same model (one short call); the documentation agent is the built-in offline model, since the benchmark
+measures the code. (With the offline planner too, its placeholder plan, "2.
 Search the knowledge base for related code", went into the code agent's prompt, and the 0.5B model wrote that
 plan as comments above `return False` on problem 0, with either wording of the task.)
 
@@ -36,9 +46,12 @@ pylint's pool, the sandbox's) is stopped on every path out, Ctrl-C and SIGTERM i
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import contextlib
+import doctest
 import json
+import re
 import signal
 import statistics
 import sys
@@ -77,6 +90,7 @@ from workflows.models import (
 MODEL = "openai:qwen2.5-coder-0.5b-instruct"  # llama-server serves its one model whatever the name
 HALVES = {"tuning": range(0, 82), "held-out": range(82, 164)}
 MODES = ("off", "on")
+TESTS = ("examples", "model")  # --tests: the task's tests are the prompt's examples, or the model writes its own
 FIX_ROUNDS = 3
 # Seconds; a task still running then is terminated and counts as not passed. A model call longer than the llm_chat
 # activity's 3-minute timeout is retried with the same greedy answer, up to 6 times: this caps what one costs.
@@ -88,9 +102,34 @@ TASK = (
     "Complete the Python function `{entry_point}` below with real, working code, so that it does what its "
     "docstring says (the examples in it included). Keep its name and signature; write no placeholder, no print and "
     "no example usage. Answer with the complete module: the imports, every function shown (helper functions too) "
-    "and `{entry_point}` implemented. Keep any tests short: a few asserts from the docstring's examples."
-    "\n\n```python\n{prompt}```\n"
+    "and `{entry_point}` implemented.{tests}\n\n```python\n{prompt}```\n"
 )
+OWN_TESTS = " Keep any tests short: a few asserts from the docstring's examples."  # --tests model
+# The problem's visible docstring examples as the task's tests (--tests examples): one pytest test per example, run
+# by doctest against the candidate module, failing with doctest's "Failed example / Expected / Got".
+EXAMPLES = """\"\"\"The docstring's examples of `{entry_point}`, run against your module.\"\"\"
+
+import doctest
+
+import pytest
+
+import {module} as candidate
+
+EXAMPLES = [  # (the example, what it prints)
+{examples}]
+
+
+@pytest.mark.parametrize(("source", "want"), EXAMPLES)
+def test_docstring_example(source, want):
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    example = doctest.Example(source, want)
+    output = []
+    runner.run(doctest.DocTest([example], dict(vars(candidate)), "example", None, 0, None), out=output.append)
+    if runner.failures:
+        pytest.fail("".join(output).lstrip("*\\n"), pytrace=False)
+"""
+MODULE = "solution"
+EXAMPLE_SEPARATOR = re.compile(r"\s*(?:==|➞|=>|-+>|returns?|should return|should be|is|=)\s*")
 # HumanEval's hidden check, as a pytest file beside the delivered module, laid out as HumanEval runs it (prompt,
 # completion, test): the problem's prompt first (some checks call its helper functions, e.g. encode_cyclic), then
 # the delivered entry point in place of the prompt's stub.
@@ -117,7 +156,7 @@ class Run:
     passed: bool
     check: str  # the hidden check's summary line (or why there was nothing to check)
     test_gate: str | None = None
-    own_tests: str | None = None  # the model's own tests' last report, summarised (gate on)
+    tests: str | None = None  # the task's tests' last report, summarised (the examples, or the model's own)
     rounds: int = 0  # test-gate fix rounds the task ran
     input_tokens: int = 0
     output_tokens: int = 0
@@ -139,6 +178,7 @@ class Stack:
     client: Client
     sandbox: SandboxActivities  # the run_tests activity's code, called directly for the hidden check
     queue: str
+    tests: str  # --tests: examples or model
 
 
 @dataclass
@@ -193,28 +233,97 @@ def half_of(number: int) -> str:
 # ----------------------------------------------------------------------------------------------- one task
 
 
-def task_input(problem: dict[str, Any], mode: str) -> CodingTaskInput:
+def docstring_examples(problem: dict[str, Any]) -> list[tuple[str, str]]:
+    """The examples of the entry point's docstring in the prompt, as (source, expected output): its `>>>` examples,
+    else its lines like `f(1, 2) == 3` (or `➞`, `=>`, `->`, `returns`, `should return`, ...) whose right side is a
+    literal, which half of the problems use instead."""
+    try:
+        tree = ast.parse(problem["prompt"])
+    except SyntaxError:
+        return []
+    name = problem["entry_point"]
+    functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == name]
+    docstring = (ast.get_docstring(functions[0]) if functions else None) or ""
+    try:
+        examples = doctest.DocTestParser().get_examples(docstring)
+    except ValueError:  # a malformed example (e.g. `>>>` with no space after it)
+        examples = []
+    if examples:
+        return [doctest_example(example, name) for example in examples]
+    return [found for line in docstring.splitlines() if (found := written_example(line, name))]
+
+
+def doctest_example(example: doctest.Example, name: str) -> tuple[str, str]:
+    """A `>>>` example as (source, expected output); `>>> f(1) == 2` with no output is read as `f(1)` giving 2."""
+    if not example.want:
+        return written_example(example.source.strip(), name) or (example.source, "")
+    return example.source, literal(example.want)
+
+
+def literal(want: str) -> str:
+    """An expected output as Python prints it (`"21"` -> `'21'`), when it is a literal; else as written."""
+    try:
+        return f"{ast.literal_eval(want.strip())!r}\n"
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        return want
+
+
+def written_example(line: str, name: str) -> tuple[str, str] | None:
+    """`f(1, 2) ➞ 3` (from `f(`) -> ("f(1, 2)\\n", "3\\n"): a call of `name` and the literal it gives; None: no such."""
+    line = line[line.find(f"{name}(") :] if f"{name}(" in line else ""
+    for separator in EXAMPLE_SEPARATOR.finditer(line):
+        source, expected = line[: separator.start()], line[separator.end() :].rstrip(" .,;")
+        try:
+            call = ast.parse(source, mode="eval").body
+            value = ast.literal_eval(expected)
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == name:
+            return (f"print({source})\n", "None\n") if value is None else (f"{source}\n", f"{value!r}\n")
+    return None
+
+
+def examples_tests(problem: dict[str, Any]) -> str | None:
+    """The task's `tests` for --tests examples: the docstring's examples as a pytest file; None: it has none."""
+    examples = docstring_examples(problem)
+    if not examples:
+        return None
+    listed = "".join(f"    ({source!r}, {want!r}),\n" for source, want in examples)
+    return EXAMPLES.format(entry_point=problem["entry_point"], module=MODULE, examples=listed)
+
+
+def task_input(problem: dict[str, Any], mode: str, tests: str = "examples") -> CodingTaskInput:
+    """The task of one problem: the prompt; with --tests examples, the examples as `tests` (both modes, so the
+    tasks differ only in `max_fix_rounds`); with --tests model, gate off or advisory with the model's own tests."""
+    rounds = FIX_ROUNDS if mode == "on" else 0
+    if tests == "examples":
+        given = {"tests": examples_tests(problem), "test_gate": "required"}
+    else:
+        given = {"test_gate": "advisory" if mode == "on" else "off"}
+    wording = OWN_TESTS if tests == "model" else ""
     return CodingTaskInput.model_validate(
         {
-            "task_description": TASK.format(entry_point=problem["entry_point"], prompt=problem["prompt"]),
+            "task_description": TASK.format(
+                entry_point=problem["entry_point"], prompt=problem["prompt"], tests=wording
+            ),
             "planner_model": MODEL,
             "code_model": MODEL,
             "doc_model": "offline",
             "min_lint_score": None,
-            "test_gate": "advisory" if mode == "on" else "off",
-            "max_fix_rounds": FIX_ROUNDS if mode == "on" else 0,
+            "max_fix_rounds": rounds,
             "feedback_window_seconds": 0,
+            **given,
         }
     )
 
 
-async def run_task(client: Client, queue: str, problem: dict[str, Any], mode: str) -> tuple[TaskState, float]:
+async def run_task(stack: Stack, problem: dict[str, Any], mode: str) -> tuple[TaskState, float]:
     started = time.monotonic()
-    handle = await client.start_workflow(
+    handle = await stack.client.start_workflow(
         CodingTask.run,
-        task_input(problem, mode),
+        task_input(problem, mode, stack.tests),
         id=f"humaneval-{problem['number']}-{mode}-{uuid.uuid4().hex[:8]}",
-        task_queue=queue,
+        task_queue=stack.queue,
         search_attributes=start_search_attributes(),
     )
     try:
@@ -270,11 +379,10 @@ async def model_seconds(client: Client, handle: WorkflowHandle[Any, Any]) -> flo
 
 
 def check_request(problem: dict[str, Any], code: str) -> RunTestsRequest:
-    module = "solution"
     tests = CHECK.format(
-        prompt=problem["prompt"], test=problem["test"], module=module, entry_point=problem["entry_point"]
+        prompt=problem["prompt"], test=problem["test"], module=MODULE, entry_point=problem["entry_point"]
     )
-    return RunTestsRequest(code=code, tests=tests, module=f"{module}.py", limits=CHECK_LIMITS)
+    return RunTestsRequest(code=code, tests=tests, module=f"{MODULE}.py", limits=CHECK_LIMITS)
 
 
 async def hidden_check(sandbox: SandboxActivities, problem: dict[str, Any], code: str) -> TestReport:
@@ -282,9 +390,30 @@ async def hidden_check(sandbox: SandboxActivities, problem: dict[str, Any], code
     return await sandbox.run(check_request(problem, code))
 
 
+async def examples_check(sandbox: SandboxActivities, problem: dict[str, Any], code: str) -> TestReport | None:
+    """The examples' tests (what the task is given with --tests examples) on `code`, in the sandbox; None: none."""
+    tests = examples_tests(problem)
+    if tests is None:
+        return None
+    return await sandbox.run(RunTestsRequest(code=code, tests=tests, module=f"{MODULE}.py", limits=CHECK_LIMITS))
+
+
+async def without_examples(sandbox: SandboxActivities, problems: list[dict[str, Any]]) -> dict[str, str]:
+    """The problems --tests examples skips, and why: no `>>>` example, or one its canonical solution fails (the
+    docstring's example is wrong or not doctest's format, so it would mislead the model)."""
+    skipped: dict[str, str] = {}
+    for problem in problems:
+        report = await examples_check(sandbox, problem, problem["prompt"] + problem["canonical_solution"])
+        if report is None:
+            skipped[problem["task_id"]] = "no example in the docstring"
+        elif report.outcome != "passed":
+            skipped[problem["task_id"]] = f"the canonical solution fails its examples: {report.summary(limit=1)}"
+    return skipped
+
+
 async def run_problem(stack: Stack, problem: dict[str, Any], mode: str) -> Run:
     client = stack.client
-    state, wall = await run_task(client, stack.queue, problem, mode)
+    state, wall = await run_task(stack, problem, mode)
     handle = client.get_workflow_handle(state.session_id)
     usage = state.usage.get(MODEL)
     result = state.results.code_generation
@@ -306,7 +435,7 @@ async def run_problem(stack: Stack, problem: dict[str, Any], mode: str) -> Run:
         run.code = result.code
         run.test_gate = result.test_gate
         run.rounds = len(result.test_rounds)
-        run.own_tests = result.tests.summary(limit=0) if result.tests else None
+        run.tests = result.tests.summary(limit=0) if result.tests else None
         report = await hidden_check(stack.sandbox, problem, result.code)
         run.passed = report.outcome == "passed"
         run.check = report.summary(limit=1)
@@ -354,7 +483,9 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "command": args.command,
         "model": f"{MODEL} = Qwen2.5-Coder-0.5B-Instruct Q4_K_M ({args.model_file.name})",
+        "tests": args.tests,
         "selected": len(problems),
+        "skipped": {},
         "stopped": False,
         "problems": [],
     }
@@ -374,7 +505,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 async with await dev_server() as env, memory_api(directory) as memory_url:
                     settings = worker_settings(queue, llama, memory_url, prices)
                     async with product_worker(env.client, settings):
-                        stack = Stack(env.client, SandboxActivities(settings), queue)
+                        stack = Stack(env.client, SandboxActivities(settings), queue, args.tests)
                         await run_all(stack, problems, args, done, report)
         except LlamaServerError as exc:
             raise SystemExit(str(exc)) from None
@@ -389,6 +520,10 @@ async def run_all(
     stack: Stack, problems: list[dict[str, Any]], args: argparse.Namespace, done: list[Problem], report: dict[str, Any]
 ) -> None:
     limit = asyncio.Semaphore(args.concurrency)
+    if stack.tests == "examples":
+        report["skipped"] = await without_examples(stack.sandbox, problems)
+        problems = [problem for problem in problems if problem["task_id"] not in report["skipped"]]
+        print(f"skipped {len(report['skipped'])} problem(s) without usable examples: {report['skipped']}", flush=True)
 
     async def one(problem: dict[str, Any]) -> None:
         async with limit:
@@ -410,7 +545,8 @@ def progress(problem: Problem, count: int, total: int) -> str:
     parts = []
     for mode, run in problem.runs.items():
         verdict = "pass" if run.passed else "FAIL"
-        rounds = f", {run.rounds} round(s), own tests: {run.own_tests}" if mode == "on" else ""
+        rounds = f", {run.rounds} round(s)" if mode == "on" else ""
+        rounds += f", tests: {run.tests}" if run.tests else ""
         parts.append(f"{mode}: {verdict} ({run.tokens} tok, {run.model_seconds:.0f} s{rounds})")
     return f"[{count}/{total}] {problem.task_id} ({problem.half}) " + " · ".join(parts)
 
@@ -456,13 +592,20 @@ def gate_effect(problems: list[dict[str, Any]]) -> str:
     return f"passed only with the gate: {len(fixed)} {fixed}\npassed only without the gate: {len(broke)} {broke}"
 
 
+TESTS_SAID = {
+    "examples": "tests: the prompt's docstring examples (gate off: run once, 0 fix rounds)",
+    "model": "tests: the model's own (gate off: test_gate off)",
+}
+
+
 def render(report: dict[str, Any]) -> str:
     problems = report["problems"]
     lines = [
         f"HumanEval pass@1 through the product, {report['model']} on llama-server (temperature 0) as planner and "
-        "code agent; documentation agent offline; lint gate off",
+        "code agent; documentation agent offline; lint gate off; " + TESTS_SAID[report.get("tests", "model")],
         f"command: {report['command']}",
         f"problems: {len(problems)} of {report['selected']} selected"
+        + (f", {len(report['skipped'])} skipped without usable examples" if report.get("skipped") else "")
         + (" (stopped by a signal before the rest)" if report["stopped"] else ""),
     ]
     if problems:
@@ -491,6 +634,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="problems at once (llama-server slots)")
     parser.add_argument(
         "--threads", type=int, default=1, help="llama-server's threads (1: robust on a shared machine, see docs)"
+    )
+    parser.add_argument(
+        "--tests",
+        choices=TESTS,
+        default="examples",
+        help="the task's tests: the prompt's docstring examples (default), or the model's own (gate on only)",
     )
     parser.add_argument("--json", help="write every run here (rewritten after each problem), llama-server's log beside")
     args = parser.parse_args()

@@ -1,5 +1,6 @@
 """The HumanEval benchmark's parts that run without a model: the model file's checks, the problem selection, the
-task the model reads (never the check), the hidden check in the real sandbox, and the table's arithmetic."""
+task the model reads (never the check), the docstring examples as the task's tests and the hidden check, both in the
+real sandbox, and the table's arithmetic."""
 
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ from activities.config import WorkerSettings
 from activities.sandbox import SandboxActivities
 from bench import gguf_model
 from bench.gguf_model import ModelError, gguf_metadata, verify
-from bench.humaneval import hidden_check, load_problems, parse_selection, render, task_input
+from bench.humaneval import (
+    docstring_examples,
+    examples_check,
+    examples_tests,
+    hidden_check,
+    load_problems,
+    parse_selection,
+    render,
+    task_input,
+)
 
 PROBLEMS = list(read_problems().values())
 
@@ -103,13 +113,40 @@ def test_a_bad_selection_is_refused_clearly(selection: str, message: str) -> Non
         parse_selection(selection, 164)
 
 
-def test_the_model_reads_the_prompt_and_never_the_check() -> None:
+def test_the_model_reads_the_prompt_and_the_examples_and_never_the_check() -> None:
     problem = PROBLEMS[0]
     off, on = task_input(problem, "off"), task_input(problem, "on")
     assert problem["prompt"] in off.task_description and "def check(" not in off.task_description
-    assert off.task_description == on.task_description and off.tests is None
-    assert (off.test_gate, off.max_fix_rounds, on.test_gate, on.max_fix_rounds) == ("off", 0, "advisory", 3)
+    assert off.tests is not None and "def check(" not in off.tests and problem["test"].strip() not in off.tests
+    # the two tasks differ only in the fix rounds: same prompt, same tests, same gate
+    assert off.model_dump(exclude={"max_fix_rounds"}) == on.model_dump(exclude={"max_fix_rounds"})
+    assert (off.test_gate, off.max_fix_rounds, on.test_gate, on.max_fix_rounds) == ("required", 0, "required", 3)
     assert off.min_lint_score is None and off.planner_model == off.code_model and off.doc_model == "offline"
+
+
+def test_with_model_tests_the_gate_is_off_or_advisory_and_no_tests_are_given() -> None:
+    off, on = task_input(PROBLEMS[0], "off", "model"), task_input(PROBLEMS[0], "on", "model")
+    assert off.tests is None and on.tests is None and "Keep any tests short" in on.task_description
+    assert (off.test_gate, off.max_fix_rounds, on.test_gate, on.max_fix_rounds) == ("off", 0, "advisory", 3)
+
+
+@pytest.mark.parametrize(
+    ("number", "first"),
+    [
+        (0, ("has_close_elements([1.0, 2.0, 3.0], 0.5)\n", "False\n")),  # >>> examples
+        (65, ("circular_shift(12, 1)\n", "'21'\n")),  # >>> with "21": as Python prints it
+        (108, ("count_nums([])\n", "0\n")),  # `>>> count_nums([]) == 0`, no output
+        (86, ("anti_shuffle('Hi')\n", "'Hi'\n")),  # `anti_shuffle('Hi') returns 'Hi'`
+        (90, ("next_smallest([1, 2, 3, 4, 5])\n", "2\n")),  # `next_smallest([1, 2, 3, 4, 5]) == 2`
+    ],
+)
+def test_the_docstring_examples_are_read_in_their_several_forms(number: int, first: tuple[str, str]) -> None:
+    assert docstring_examples(PROBLEMS[number])[0] == first
+
+
+def test_an_example_giving_none_is_printed_and_a_problem_without_examples_has_no_tests() -> None:
+    assert ("print(next_smallest([]))\n", "None\n") in docstring_examples(PROBLEMS[90])
+    assert docstring_examples(PROBLEMS[38]) == [] and examples_tests(PROBLEMS[38]) is None  # decode_cyclic: none
 
 
 # --------------------------------------------------------------------------- the hidden check, in the sandbox
@@ -125,6 +162,21 @@ async def test_the_hidden_check_passes_the_canonical_solution_and_nothing_less(n
     assert stub.outcome == "failed" and stub.failed == 1, stub.summary()
     missing = await hidden_check(sandbox, problem, "def something_else():\n    return 1\n")
     assert missing.outcome == "failed" and "ImportError" in missing.summary(), missing.summary()
+
+
+@pytest.mark.parametrize("number", [0, 86, 108])
+async def test_the_examples_tests_pass_the_canonical_solution_and_show_a_stub_what_failed(number: int) -> None:
+    sandbox = SandboxActivities(WorkerSettings(_env_file=None))
+    problem = PROBLEMS[number]
+    count = len(docstring_examples(problem))
+    canonical = await examples_check(sandbox, problem, problem["prompt"] + problem["canonical_solution"])
+    assert canonical is not None and canonical.outcome == "passed" and canonical.passed == count, canonical
+    stub = await examples_check(sandbox, problem, problem["prompt"] + "    return 42\n")
+    assert stub is not None and stub.outcome == "failed" and stub.failed >= 1, stub
+    source, want = docstring_examples(problem)[0]
+    message = stub.failures[0].message
+    assert "Failed example:" in message and source.strip() in message and "Got:\n    42" in message, message
+    assert f"Expected:\n    {want.strip()}" in stub.summary(), stub.summary()
 
 
 # --------------------------------------------------------------------------- the table
