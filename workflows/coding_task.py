@@ -23,7 +23,12 @@ from temporalio.exceptions import ApplicationError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from workflows import inputs, prompts, quality, testing, usage
+    # `import a.b as b`, not `from a import b`: the latter re-imports (and compiles) b in the sandbox at every run
+    import workflows.inputs as inputs
+    import workflows.prompts as prompts
+    import workflows.quality as quality
+    import workflows.testing as testing
+    import workflows.usage as usage
     from workflows.calls import TaskFailed
     from workflows.events import MAX_EVENTS, EventLog
     from workflows.journal import Journal
