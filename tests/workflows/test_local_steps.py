@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
@@ -65,24 +64,11 @@ class Tries(StubActivities):
         return await super().search_knowledge(query)
 
 
-@pytest.fixture
-async def worker_with(client: Client, task_queue: str) -> AsyncIterator[Callable[[Tries], Worker]]:
-    workers: list[Worker] = []
-
-    def make(stubs: Tries) -> Worker:
-        activities = [stubs.chat, stubs.lint, stubs.search_knowledge]
-        workers.append(Worker(client, task_queue=task_queue, workflows=[CodingTask], activities=activities))
-        return workers[-1]
-
-    yield make
-    for worker in workers:
-        await worker.shutdown()
-
-
-async def run_task(client: Client, worker: Worker, stubs: Tries) -> WorkflowHandle[Any, Any]:
+async def run_task(client: Client, task_queue: str, stubs: Tries) -> WorkflowHandle[Any, Any]:
     stubs.script(CODE, TOOL_CALLS, LlmResponse(model="stub:model", content=FINAL_CODE))
-    async with worker:
-        handle = await start_task(client, worker.task_queue, feedback_window_seconds=0)
+    activities: list[Callable[..., Any]] = [stubs.chat, stubs.lint, stubs.search_knowledge]
+    async with Worker(client, task_queue=task_queue, workflows=[CodingTask], activities=activities):
+        handle = await start_task(client, task_queue, feedback_window_seconds=0)
         final = await handle.result()
     assert final.task_status == TaskStatus.COMPLETED and final.errors == [] and final.warnings == []
     code_turn = next(r for r in stubs.requests if r.role == CODE and r.step == 2)
@@ -105,10 +91,10 @@ async def scheduled_and_marked(handle: WorkflowHandle[Any, Any]) -> tuple[Counte
 
 
 async def test_lint_and_search_run_as_local_activities_and_the_model_calls_as_regular_ones(
-    client: Client, worker_with: Callable[[Tries], Worker]
+    client: Client, task_queue: str
 ) -> None:
     stubs = Tries()
-    handle = await run_task(client, worker_with(stubs), stubs)
+    handle = await run_task(client, task_queue, stubs)
     # the tool round's search and lint, and the final answer's lint: each once, local
     assert stubs.tries == [(RAG_ACTIVITY, True), (LINT_ACTIVITY, True), (LINT_ACTIVITY, True)]
     scheduled, markers = await scheduled_and_marked(handle)
@@ -116,14 +102,12 @@ async def test_lint_and_search_run_as_local_activities_and_the_model_calls_as_re
     assert markers.count("core_local_activity") == 3 and markers.count("core_patch") == 2  # lint-gate, local-steps
 
 
-async def test_a_local_try_that_fails_runs_again_as_the_regular_activity(
-    client: Client, worker_with: Callable[[Tries], Worker]
-) -> None:
+async def test_a_local_try_that_fails_runs_again_as_the_regular_activity(client: Client, task_queue: str) -> None:
     async def fail(_name: str) -> None:
         raise RuntimeError("pool not there")
 
     stubs = Tries(local=fail)
-    handle = await run_task(client, worker_with(stubs), stubs)
+    handle = await run_task(client, task_queue, stubs)
     # every local try failed and was followed by its regular activity (the tool round's two run concurrently)
     assert Counter(stubs.tries) == {(RAG_ACTIVITY, True): 1, (RAG_ACTIVITY, False): 1, (LINT_ACTIVITY, True): 2,
                                     (LINT_ACTIVITY, False): 2}  # fmt: skip
@@ -133,7 +117,7 @@ async def test_a_local_try_that_fails_runs_again_as_the_regular_activity(
 
 
 async def test_a_slow_local_try_is_cut_at_its_bound_and_runs_as_the_regular_activity(
-    client: Client, worker_with: Callable[[Tries], Worker]
+    client: Client, task_queue: str
 ) -> None:
     bound = RAG.local["start_to_close_timeout"] if RAG.local else None
     assert bound is not None and bound.total_seconds() <= 5
@@ -143,7 +127,7 @@ async def test_a_slow_local_try_is_cut_at_its_bound_and_runs_as_the_regular_acti
             await asyncio.sleep(3600)
 
     stubs = Tries(local=hang)
-    handle = await run_task(client, worker_with(stubs), stubs)
+    handle = await run_task(client, task_queue, stubs)
     scheduled, _ = await scheduled_and_marked(handle)
     assert scheduled == Counter({LLM_ACTIVITY: 4, RAG_ACTIVITY: 1})
     assert Counter(stubs.tries) == {(RAG_ACTIVITY, True): 1, (RAG_ACTIVITY, False): 1, (LINT_ACTIVITY, True): 2}
