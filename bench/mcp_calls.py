@@ -54,8 +54,8 @@ async def run(calls: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
         make_repo(repo)
-        server = ServerConfig(command=str(Path(sys.executable).parent / "mcp-server-git"),
-                              args=["--repository", str(repo)])  # fmt: skip
+        # `python -m`: a console script's first line names the interpreter it was installed with (moved venvs)
+        server = ServerConfig(command=sys.executable, args=["-m", "mcp_server_git", "--repository", str(repo)])
         arguments = {"repo_path": str(repo)}
 
         spawned = []
@@ -99,7 +99,7 @@ async def task_cpu(tasks: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "mcp.json"
         config.write_text(
-            json.dumps({"mcpServers": {"time": {"command": str(Path(sys.executable).parent / "mcp-server-time")}}})
+            json.dumps({"mcpServers": {"time": {"command": sys.executable, "args": ["-m", "mcp_server_time"]}}})
         )
         async with environment(None, [], {"MCP_SERVERS_FILE": str(config)}) as bench:
             procs = bench.procs

@@ -40,6 +40,16 @@ async def secret_scan() -> AsyncIterator[SecretScan]:
     assert not scan.found, f"secrets in {len(scan.found)} of {scan.histories} histories: {scan.found[:20]}"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A SIGTERM (a CI timeout, `timeout`, `kill`) ends the run as Ctrl-C does, so every fixture's teardown stops
+    what it started (dev servers, llama-server, spawned workers) instead of leaving it orphaned."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if (scan := SecretScan.done) is not None:
         terminalreporter.write_line(

@@ -319,6 +319,7 @@ class CodingTask:
             events=self._log.recent(),
             next_event_id=offset + 1,
             stream=self._stream.get_state(),
+            mcp_tools=self._steps.listed_mcp_tools,
         )
         workflow.continue_as_new(self._input.model_copy(update={"resume": resume}))
 

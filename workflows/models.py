@@ -827,6 +827,9 @@ class ResumeState(BaseModel):
     stream: WorkflowStreamState | None = Field(
         default=None, description="the event stream's retained items and offsets (None from runs before it)"
     )
+    mcp_tools: list[McpTool] | None = Field(
+        default=None, description="the MCP tools the task listed, offered again without listing (None: not listed)"
+    )
 
 
 CodingTaskInput.model_rebuild()

@@ -49,7 +49,9 @@ class Steps:
         self._journal = journal
         self._state = journal.state
         self._budget_raises = 0
-        self._mcp_tools: dict[str, McpTool] | None = None  # by the name the model calls; listed once per task
+        # by the name the model calls; listed once per task (a continued-as-new run gets the list it had)
+        listed = task.resume.mcp_tools if task.resume else None
+        self._mcp_tools = None if listed is None else {tool.model_name: tool for tool in listed}
         self._decisions: dict[str, ToolApproval] = {}  # approve_tool's decisions by call id
         self._approvals_asked = 0
         self._status_before_approval = TaskStatus.RUNNING
@@ -130,6 +132,11 @@ class Steps:
     async def run_tools(self, role: AgentRole, tool_calls: list[ToolCall], step: int) -> list[ChatMessage]:
         """The agent's tool calls, run concurrently; each result (or what was wrong) goes back to the model."""
         return list(await asyncio.gather(*(self._run_tool(role, call, step) for call in tool_calls)))
+
+    @property
+    def listed_mcp_tools(self) -> list[McpTool] | None:
+        """The MCP tools as listed, for the next run when the task continues as new (None: not listed yet)."""
+        return None if self._mcp_tools is None else list(self._mcp_tools.values())
 
     async def mcp_tools(self) -> list[McpTool]:
         """The MCP tools the task's `mcp_tools` selects: listed by one activity at the first agent step, then kept

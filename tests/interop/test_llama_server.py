@@ -14,9 +14,10 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
 from activities.config import WorkerSettings
@@ -40,10 +41,14 @@ TASKS = {
 }
 
 
-async def run_task(client: Client, task_queue: str, description: str) -> tuple[TaskState, list[Exchange]]:
+async def run_task(
+    client: Client, task_queue: str, description: str, **fields: Any
+) -> tuple[TaskState, list[Exchange], WorkflowHandle[CodingTask, TaskState]]:
+    """The task run to its end (`fields`: more of its input), what it ended as and its model calls, printed."""
     handle = await start_task(  # one quality-gate round at most: each call is seconds of CPU inference here
-        client, task_queue, task_description=description, max_agent_steps=3, max_fix_rounds=1, feedback_window_seconds=0
-    )
+        client, task_queue, task_description=description, max_agent_steps=3, max_fix_rounds=1,
+        feedback_window_seconds=0, **fields
+    )  # fmt: skip
     try:
         state = await handle.result()
     except WorkflowFailureError:
@@ -55,7 +60,7 @@ async def run_task(client: Client, task_queue: str, description: str) -> tuple[T
     if code is not None and code.lint is not None:
         print(f"code ({len(code.code.splitlines())} lines) linted: {code.lint.summary(limit=1)}")
     print(f"task {state.task_status}; warnings: {state.warnings}; errors: {state.errors}")
-    return state, exchanges
+    return state, exchanges, handle
 
 
 @pytest.mark.timeout(TASK_TIMEOUT)
@@ -64,7 +69,7 @@ async def test_a_task_runs_through_the_openai_provider(
     kind: str, client: Client, task_queue: str, llama: LlamaServer, memory_api_url: str, spawn_worker: SpawnWorker
 ) -> None:
     spawn_worker(worker_environment(client, task_queue, llama, memory_api_url))
-    state, exchanges = await run_task(client, task_queue, TASKS[kind])
+    state, exchanges, _ = await run_task(client, task_queue, TASKS[kind])
 
     assert exchanges and exchanges[0].request.role == AgentRole.PLANNER
     by_role: dict[AgentRole, list[Exchange]] = defaultdict(list)
@@ -89,7 +94,7 @@ async def test_a_wrong_api_key_fails_the_task_at_once_and_says_so(
 ) -> None:
     """llama-server answers 401 like a provider: non-retryable, the task fails naming the variable to check."""
     spawn_worker(worker_environment(client, task_queue, llama, memory_api_url, api_key="sk-wrong"))
-    state, exchanges = await run_task(client, task_queue, TASKS["code"])
+    state, exchanges, _ = await run_task(client, task_queue, TASKS["code"])
     assert state.task_status == TaskStatus.FAILED
     assert len(exchanges) == 1 and exchanges[0].attempts == 1  # not retried
     assert "openai returned HTTP 401" in state.errors[-1] and "check OPENAI_API_KEY" in state.errors[-1]

@@ -19,8 +19,13 @@ from temporalio.worker import Worker
 from activities.config import WorkerSettings
 from orchestrator.plugin import OrchestratorPlugin
 from tests.support import ROOT, free_port
+from tests.workflows.test_continue_as_new import short_history_env  # noqa: F401 - a fixture, shared
 
-BIN = Path(sys.executable).parent
+
+def pypi_server(module: str, *args: str) -> dict[str, Any]:
+    """A PyPI MCP server's config entry, run as `python -m <module>`: its console script's first line names the
+    interpreter it was installed with, which is wrong once the virtualenv is shared or moved."""
+    return {"command": sys.executable, "args": ["-m", module, *args]}
 
 
 def git(repo: Path, *args: str) -> str:
@@ -69,12 +74,8 @@ def servers_config(git_repo: Path, http_url: str) -> dict[str, Any]:
     probe = {"command": sys.executable, "args": ["-m", "tests.mcp.probe_server", "stdio"], "cwd": str(ROOT)}
     return {
         "mcpServers": {
-            "git": {
-                "command": str(BIN / "mcp-server-git"),
-                "args": ["--repository", str(git_repo)],
-                "approval": {"git_reset": "deny"},
-            },
-            "time": {"command": str(BIN / "mcp-server-time"), "args": ["--local-timezone", "UTC"]},
+            "git": {**pypi_server("mcp_server_git", "--repository", str(git_repo)), "approval": {"git_reset": "deny"}},
+            "time": pypi_server("mcp_server_time", "--local-timezone", "UTC"),
             "probe": {**probe, "timeout_seconds": 2, "approval": {"hang": "allow"}},
             "web": {"url": http_url},
         }

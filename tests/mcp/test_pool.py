@@ -16,7 +16,7 @@ from activities.config import WorkerSettings
 from activities.mcp_tools import McpActivities, McpPool, ServerConfig
 from activities.mcp_tools.activities import breaks_connection
 from orchestrator.plugin import OrchestratorPlugin
-from tests.mcp.conftest import BIN
+from tests.mcp.conftest import pypi_server
 from tests.support import ROOT, wait_until
 from workflows.models import McpCallRequest, McpListRequest
 
@@ -65,7 +65,7 @@ async def test_the_tool_list_names_what_it_cannot_offer(tmp_path: Path) -> None:
     config = tmp_path / "mcp.json"
     probe = {"command": sys.executable, "args": ["-m", "tests.mcp.probe_server", "stdio"], "cwd": str(ROOT)}
     servers = {
-        "time": {"command": str(BIN / "mcp-server-time")},
+        "time": pypi_server("mcp_server_time"),
         "broken": {"command": "/no/such/server"},
         "probe": {**probe, "approval": {"note": "deny"}},
     }

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException, status
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
-from orchestrator.codec import encrypting_for
 from workflows.coding_task import CodingTask
 from workflows.models import SA_TASK_STATUS, PendingApproval, TaskStatus, ToolApproval
 
 from ..deps import GatewaySettings, Owned, Tenant
 from ..models import error_responses
+from ..updates import update_task
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tasks"])
@@ -33,26 +29,14 @@ async def approve_tool(body: ToolApproval, task: Owned, tenant: Tenant, settings
 
     409 (a state conflict; nothing changes) when no call of that id waits: none was asked, it was decided already,
     or the task has ended."""
-    closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended; its tool calls can no longer be decided")
-    if not task.running:
-        raise closed
     # The task's status as the describe the ownership check made reads it (the server's own record, current): a
     # task that waits for no approval is answered without a call to the workflow, so refused decisions cost it
     # nothing. A task without search attributes is asked (its validator decides).
     waiting = task.description.typed_search_attributes.get(SA_TASK_STATUS)
-    if waiting is not None and waiting != TaskStatus.AWAITING_APPROVAL:
+    if task.running and waiting is not None and waiting != TaskStatus.AWAITING_APPROVAL:
         raise HTTPException(status.HTTP_409_CONFLICT, f"the task waits for no approval ({waiting})")
-    rpc_timeout = timedelta(seconds=settings.gateway_rpc_timeout)
-    try:
-        with encrypting_for(tenant):  # with PAYLOAD_ENCRYPTION_KEYS: the decision is the tenant's, like the task
-            decided = await task.handle.execute_update(CodingTask.approve_tool, body, rpc_timeout=rpc_timeout)
-    except WorkflowUpdateFailedError as exc:  # no such call waits, decided already, or ended since
-        reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
-        raise HTTPException(status.HTTP_409_CONFLICT, reason) from None
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
-            raise closed from None
-        raise
+    ended = "the task has ended; its tool calls can no longer be decided"
+    decided = await update_task(task, tenant, settings, CodingTask.approve_tool, body, ended)
     verdict = "approved" if body.approved else "denied"
     logger.info("%s %s of %s: %s", verdict, decided.call_id, task.session_id, decided.tool)
     return decided

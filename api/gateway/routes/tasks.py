@@ -16,10 +16,9 @@ from temporalio.client import (
     Client,
     WorkflowHandle,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ErrorOut
@@ -36,7 +35,6 @@ from workflows.models import (
     BudgetRaise,
     CodingTaskInput,
     FeedbackInput,
-    TaskEnded,
     TaskEvent,
     TaskState,
     TaskStatus,
@@ -57,6 +55,7 @@ from ..models import (
 )
 from ..settings import Settings
 from ..streams import GATEWAY_EVENTS, Catchup, Feed, Place, StreamHub, Watcher, catch_up, sse
+from ..updates import update_task
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["tasks"])
@@ -377,20 +376,7 @@ async def raise_budget(body: BudgetRaise, task: Owned, tenant: Tenant, settings:
     409 when a limit is not above what the task has spent by now (the workflow's own validator says so, nothing
     changes) and when the task has ended.
     """
-    closed = HTTPException(status.HTTP_409_CONFLICT, "the task has ended; its budget can no longer change")
-    if not task.running:
-        raise closed
-    try:
-        with encrypting_for(tenant):
-            budget = await task.handle.execute_update(CodingTask.raise_budget, body, rpc_timeout=_rpc_timeout(settings))
-    except WorkflowUpdateFailedError as exc:
-        if isinstance(exc.cause, ApplicationError) and exc.cause.type == TaskEnded.__name__:
-            raise closed from None
-        reason = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
-        raise HTTPException(status.HTTP_409_CONFLICT, f"budget not raised: {reason}") from None
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
-            raise closed from None
-        raise
+    ended = "the task has ended; its budget can no longer change"
+    budget = await update_task(task, tenant, settings, CodingTask.raise_budget, body, ended, "budget not raised: {}")
     logger.info("budget of %s raised to %s", task.session_id, budget.model_dump())
     return BudgetRaised(**budget.model_dump(), warning=budget.shortfall())

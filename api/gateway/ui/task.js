@@ -6,6 +6,7 @@ import { EVENT } from "./contract.js";
 import { h, replace } from "./dom.js";
 import { badge, enterView, failed, focusTitle, heading, main, say, when } from "./page.js";
 import { LiveOutput, StreamRefused, followTask } from "./stream.js";
+import { mcpCall } from "./approval.js";
 import { taskActions } from "./task_actions.js";
 import { resultSections } from "./task_results.js";
 
@@ -33,6 +34,7 @@ class TaskPage {
     this.live = new LiveOutput();
     this.data = null; // the last GET /tasks/{id}/view
     this.lastId = 0;
+    this.mcpCalls = []; // the MCP calls the stream reported, with their results
     this.following = false;
     this.pending = null;
     this.title = heading(sessionId);
@@ -90,7 +92,7 @@ class TaskPage {
       h("a", { href: this.data.web_ui_url, target: "_blank", rel: "noopener noreferrer", class: "web-ui-link" }, "Open in Temporal Web UI ↗"),
     );
     replace(this.actions, taskActions(this.data, (path, body, message) => this.act(path, body, message)));
-    replace(this.sections, resultSections(state, rendered));
+    replace(this.sections, resultSections(state, rendered, this.mcpCalls));
   }
 
   /** POST `body` to `path`; on success say `message`, refresh, and follow the task again if the stream had ended. */
@@ -110,6 +112,8 @@ class TaskPage {
   onEvent(event) {
     if (this.live.apply(event)) this.renderLive();
     if (event.type === EVENT.LLM_DELTA) return; // the text shows in the live box, not as a progress line
+    const call = mcpCall(event);
+    if (call) this.mcpCalls.push(call);
     const progress = this.progress;
     const atBottom = progress.scrollHeight - progress.scrollTop - progress.clientHeight < 40;
     progress.append(progressItem(event));

@@ -7,10 +7,10 @@ import { number, usd, when } from "./page.js";
 import { testReport } from "./tests.js";
 import { toolsSection } from "./approval.js";
 
-/** The sections, in page order (a section with nothing to show is null). */
-export function resultSections(state, rendered) {
+/** The sections, in page order (a section with nothing to show is null); `mcpCalls` from the task's events. */
+export function resultSections(state, rendered, mcpCalls = []) {
   return [planSection(state, rendered), codeSection(state, rendered), docsSection(rendered), usageSection(state),
-    toolsSection(state), feedbackSection(state), problemsSection(state)];
+    toolsSection(state, mcpCalls), feedbackSection(state), problemsSection(state)];
 }
 
 function planSection(state, rendered) {
