@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.config import WorkerSettings
 from activities.lint_pool import POOL_PYLINT_ARGS, LintPool, LintPoolError
@@ -90,6 +91,9 @@ class LintActivities:
         if not filename.endswith(".py") or not filename.removesuffix(".py").isidentifier():
             filename = "draft.py"
         await self.start()
+        if self._pool is None and activity.info().is_local:
+            # A cold pylint (2-3 s, more under load) is no short step: the workflow runs it as a regular activity.
+            raise ApplicationError("no warm lint pool in this worker", type="LintNotLocal", non_retryable=True)
         if self._pool is not None:
             result = await self._lint_warm(request.code, filename)
         else:

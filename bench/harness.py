@@ -254,15 +254,25 @@ def _merged_length(intervals: list[tuple[float, float]]) -> float:
 
 
 async def activity_intervals(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, list[tuple[float, float]]], float]:
-    """Activity run intervals by type (started → completed) and the workflow's server-side duration."""
+    """Activity run intervals by type (started → completed; a local activity: the start of the workflow task that
+    ran it → its completion, from its marker) and the workflow's server-side duration."""
     history = await handle.fetch_history()
     scheduled: dict[int, str] = {}
     started: dict[int, float] = {}
     by_type: dict[str, list[tuple[float, float]]] = {}
     times = []
+    event_times: dict[int, float] = {}
     for event in history.events:
         at = event.event_time.ToDatetime().timestamp()
         times.append(at)
+        event_times[event.event_id] = at
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity" and not marker.HasField("failure"):
+                data = json.loads(marker.details["data"].payloads[0].data)
+                done = data["complete_time"]
+                began = event_times[marker.workflow_task_completed_event_id - 1]  # its workflow task's start
+                by_type.setdefault(data["activity_type"], []).append((began, done["seconds"] + done["nanos"] / 1e9))
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:

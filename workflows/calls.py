@@ -13,8 +13,8 @@ from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
-from temporalio.workflow import ActivityConfig
+from temporalio.exceptions import ActivityError, ApplicationError, TemporalError, is_cancelled_exception
+from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from workflows.models import (
     LINT_ACTIVITY,
@@ -36,9 +36,21 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Activity(Generic[T]):
+    """`local`: the step is short and read-only, so it is first run as a local activity (in the worker that runs
+    the workflow task, recorded as a marker: no schedule, dispatch or completion on the server, no workflow task of
+    its own) with these bounds; when that one fails or is slow it runs as the regular activity (`config`)."""
+
     name: str
     result_type: type[T]
     config: ActivityConfig
+    local: LocalActivityConfig | None = None
+
+
+# Patch: the short steps (`local` above) run as local activities first; tasks started before replay their
+# regular activities (docs/performance.md).
+LOCAL_STEPS_PATCH = "local-steps"
+# A local try gets one attempt: any failure or timeout goes to the regular activity, which has Temporal's retries.
+_ONE_TRY = RetryPolicy(maximum_attempts=1)
 
 
 LLM = Activity(
@@ -64,6 +76,8 @@ LINT = Activity(
         schedule_to_close_timeout=timedelta(minutes=5),
         retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3),
     ),
+    # warm pool: ~10-150 ms; 10 s covers a queue behind the pool's children and a cold start's 2-3 s
+    LocalActivityConfig(start_to_close_timeout=timedelta(seconds=10), retry_policy=_ONE_TRY),
 )
 RAG = Activity(
     RAG_ACTIVITY,
@@ -73,6 +87,7 @@ RAG = Activity(
         schedule_to_close_timeout=timedelta(seconds=45),
         retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3),
     ),
+    LocalActivityConfig(start_to_close_timeout=timedelta(seconds=5), retry_policy=_ONE_TRY),  # a query: 3-13 ms
 )
 # The sandbox's own limits stop a run (wall time at most 600 s, SandboxLimits); a test failure or a sandbox that
 # cannot be set up is a report (`outcome`), not an error. A retry is for a lost worker (no heartbeat for 30 s:
@@ -142,6 +157,14 @@ class ActivityFailed(Exception):
 
 async def execute(activity: Activity[T], arg: Any, summary: str) -> T:
     """Run an activity (from workflow code); cancellation passes through, a final failure is ActivityFailed."""
+    if activity.local is not None and workflow.patched(LOCAL_STEPS_PATCH):
+        local: LocalActivityConfig = {**activity.local, "summary": summary}
+        try:
+            return await workflow.execute_local_activity(activity.name, arg, result_type=activity.result_type, **local)
+        except TemporalError as exc:  # its last failure comes bare (ApplicationError, TimeoutError), not wrapped
+            if is_cancelled_exception(exc):
+                raise
+            workflow.logger.info("local %s failed (%s); running it as a regular activity", activity.name, exc)
     config: ActivityConfig = {**activity.config, "summary": summary}
     try:
         return await workflow.execute_activity(activity.name, arg, result_type=activity.result_type, **config)

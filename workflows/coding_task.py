@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Self
 
@@ -24,7 +23,12 @@ from temporalio.exceptions import ApplicationError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from workflows import inputs, prompts, quality, testing, usage
+    # `import a.b as b`, not `from a import b`: the latter re-imports (and compiles) b in the sandbox at every run
+    import workflows.inputs as inputs
+    import workflows.prompts as prompts
+    import workflows.quality as quality
+    import workflows.testing as testing
+    import workflows.usage as usage
     from workflows.calls import TaskFailed
     from workflows.events import MAX_EVENTS, EventLog
     from workflows.journal import Journal
@@ -50,9 +54,6 @@ with workflow.unsafe.imports_passed_through():
         EventType,
         Feedback,
         FeedbackInput,
-        LintGate,
-        LintResult,
-        LintRound,
         LlmRequest,
         LlmResponse,
         PendingApproval,
@@ -61,10 +62,10 @@ with workflow.unsafe.imports_passed_through():
         TaskState,
         TaskStatus,
         TestReport,
-        TestRound,
         ToolApproval,
         ToolName,
     )
+    from workflows.quality import Draft, Gates
     from workflows.steps import Steps
     from workflows.visibility import SearchAttributeSync
 
@@ -72,27 +73,6 @@ TOOLS = [ToolName.SEARCH_KNOWLEDGE, ToolName.LINT]
 LINT_GATE_PATCH = "lint-gate"  # tasks started before the quality gate replay without it (README: Changing the workflow)
 # Feedback is taken only while the task awaits it; tasks started before this rule replay with the old one (queued).
 FEEDBACK_AWAITED_PATCH = "feedback-when-awaited"
-
-
-@dataclass
-class Draft:
-    """The code agent's answer with pylint's verdict on it and its tests' report (None: no run)."""
-
-    code: str
-    explanation: str
-    model: str
-    lint: LintResult
-    steps: int  # the step of the model call that answered: the agent run's steps so far, its fix rounds included
-    report: TestReport | None = None
-
-
-@dataclass
-class Gates:
-    """How the quality gate ended (None: code from before the gate) and each gate's rounds."""
-
-    lint: LintGate | None = None
-    lint_rounds: list[LintRound] = field(default_factory=list)
-    test_rounds: list[TestRound] = field(default_factory=list)
 
 
 # A start input that does not validate (a misspelt field, a missing task_description, not an object) fails the

@@ -1,14 +1,39 @@
 """The quality gate's judgement: does linted code meet the bar, and what the code agent is told when it does not.
 
-Pure functions of a `LintResult`, so unit tests check them without a server.
+Pure functions of a `LintResult`, so unit tests check them without a server; and what the code agent's loop
+carries between its rounds (`Draft`, `Gates`), defined here rather than in the workflow's module, which the
+sandbox executes again for every run (two dataclasses cost about 2 ms of CPU per task there).
 """
 
 from __future__ import annotations
 
-from workflows.models import LintGate, LintResult, LintRound
+from dataclasses import dataclass, field
+
+from workflows.models import LintGate, LintResult, LintRound, TestReport, TestRound
 
 ERROR_TYPES = frozenset({"error", "fatal"})  # pylint's E and F messages: undefined names, syntax, imports
 MAX_MESSAGES_SHOWN = 20
+
+
+@dataclass
+class Draft:
+    """The code agent's answer with pylint's verdict on it and its tests' report (None: no run)."""
+
+    code: str
+    explanation: str
+    model: str
+    lint: LintResult
+    steps: int  # the step of the model call that answered: the agent run's steps so far, its fix rounds included
+    report: TestReport | None = None
+
+
+@dataclass
+class Gates:
+    """How the quality gate ended (None: code from before the gate) and each gate's rounds."""
+
+    lint: LintGate | None = None
+    lint_rounds: list[LintRound] = field(default_factory=list)
+    test_rounds: list[TestRound] = field(default_factory=list)
 
 
 def errors(lint: LintResult) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.config import WorkerSettings
@@ -127,3 +129,20 @@ async def test_cold_path_still_works_when_the_pool_is_off() -> None:
     acts = LintActivities(_settings(), pool_size=0)
     assert acts.pool is None
     assert (await _run(acts, CLEAN)).score == 10.0
+
+
+async def test_without_a_warm_pool_a_local_try_is_refused_so_the_workflow_lints_as_a_regular_activity() -> None:
+    """The workflow tries lint as a local activity first (`workflows.calls.LINT`); a cold pylint is no short step."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, is_local=True)
+    with pytest.raises(ApplicationError) as refused:
+        await env.run(LintActivities(_settings(), pool_size=0).lint, LintRequest(code=CLEAN))
+    assert refused.value.type == "LintNotLocal" and refused.value.non_retryable
+    assert (await _run(LintActivities(_settings(), pool_size=0), CLEAN)).error is None  # as a regular activity
+
+
+async def test_a_local_try_lints_on_the_warm_pool(warm: LintActivities) -> None:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, is_local=True)
+    result: LintResult = await env.run(warm.lint, LintRequest(code=CLEAN))
+    assert result.error is None and result.score == 10.0

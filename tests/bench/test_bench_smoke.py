@@ -32,6 +32,9 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     assert report["throughput_L0.2"]["failed"] == 0
     assert report["throughput_L0"]["failed"] == 0
     assert report["single"]["median_run"]["llm_calls"] == 5
+    # lint and search run as local activities: their time is read from their markers, counted as work
+    single = report["single"]["median_run"]
+    assert (single["lint_calls"], single["rag_calls"]) == (2, 2) and single["tool_s_on_path"] > 0
     assert "single overhead" in proc.stdout
 
 

@@ -84,6 +84,7 @@ def test_tool_schemas_are_derived_from_the_argument_models() -> None:
     }
     assert lint.description.startswith("Run pylint on a complete Python module")
     assert "title" not in lint.parameters
+    assert tool_specs([ToolName.LINT]) == [lint] and tool_specs([ToolName.LINT])[0] is lint  # derived once
 
 
 def test_tool_arguments_are_validated_against_the_models() -> None:

@@ -26,6 +26,7 @@ def test_histories_are_committed() -> None:
         "test_gate_round",
         "early_feedback",
         "early_feedback_before_feedback_when_awaited",
+        "completed_with_feedback_before_local_steps",
     }
     assert {p.stem for p in HISTORIES} >= {*names, *stored} | {f"{name}_before_lint_gate" for name in names}
     assert all(p.with_suffix(".sqlite").exists() for p in HISTORIES if p.stem.startswith("stored_"))
@@ -61,6 +62,9 @@ async def test_history_replays_deterministically(path: Path, tmp_path: Path, mon
         # Recorded before feedback was refused outside `awaiting_feedback`, with a rating sent while the code agent
         # ran, applied as a revision: forced True, the rating is ignored and no revision runs.
         "early_feedback_before_feedback_when_awaited",
+        # Recorded before lint and knowledge search ran as local activities: forced True, they are local-activity
+        # markers where the history has their scheduled activities.
+        "completed_with_feedback_before_local_steps",
     ],
 )
 async def test_the_patch_is_what_keeps_a_task_from_before_it_replaying(
