@@ -8,8 +8,15 @@ every DOUBLE_EVERY events, which bounds what it adds to history), through
 activity's attempt: a retried call starts its text again under a higher attempt, so a reader drops what it had
 of a lower one for the same role and step.
 
-Deltas are best effort: a publish that fails is logged and the rest of the call's deltas are dropped; the model
-call itself never fails because of them, and the reply recorded in history is the same with or without them.
+Only while someone watches: a call the workflow scheduled unwatched (`LlmRequest.deltas` False, workflows/watch.py)
+gathers its text and reads the task's memo with `describe()` (a server read: no history, no workflow task) after
+FIRST_LOOK, then at an interval doubling up to LAST_LOOK, and once more at its end; when the memo's
+`watched_until` is later than now, it publishes all it gathered as its first batch (a watcher that came mid-call
+sees the call's text from its start) and goes on as a watched call. A call nobody watches publishes nothing.
+
+Deltas are best effort: a publish that fails is logged and the rest of the call's deltas are dropped; a describe
+that fails is logged once and tried again at the next look; the model call itself never fails because of them,
+and the reply recorded in history is the same with or without them.
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
+from temporalio.client import WorkflowHandle
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.models import DELTA_TOPIC, AgentRole, EventType, LlmRequest, TaskEvent
+from workflows.models import DELTA_TOPIC, WATCHED_UNTIL_MEMO, AgentRole, EventType, LlmRequest, TaskEvent
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +41,8 @@ PUBLISH_RETRY = timedelta(seconds=10)  # how long one batch is retried before th
 RETRYABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED})
 TICKER_NAME = "llm-delta-publisher"  # the task that sends a call's batches; it ends with the call
 DOUBLE_EVERY = 40  # after this many events of one call its interval doubles (and again after as many more)
+FIRST_LOOK = timedelta(seconds=1)  # an unwatched call first reads the memo after this, then at double the wait,
+LAST_LOOK = timedelta(seconds=8)  # up to this: the longest a watcher who came mid-call waits for the call's text
 
 
 def wait_before(published: int, interval: timedelta) -> timedelta:
@@ -50,8 +60,12 @@ class DeltaPublisher:
         self.interval = interval
         self.attempt = 1
         self.published = 0  # events published
+        self.watched = request.deltas  # publish from the start; False: only once the memo says someone watches
+        self.looks = 0  # describes made while unwatched
         self._pending: list[str] = []
         self._client: WorkflowStreamClient | None = None
+        self._handle: WorkflowHandle[object, object] | None = None
+        self._describe_failed = False
         self._ticker: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
         self._failed = False
@@ -70,8 +84,8 @@ class DeltaPublisher:
             if info.workflow_id is None:
                 raise RuntimeError("a standalone activity: no workflow to publish to")
             client = activity.client()
-            handle = client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
-            self._client = WorkflowStreamClient(handle, client=client, max_retry_duration=PUBLISH_RETRY)
+            self._handle = client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+            self._client = WorkflowStreamClient(self._handle, client=client, max_retry_duration=PUBLISH_RETRY)
         except Exception as exc:  # no workflow to publish to, or no client: the call goes on without deltas
             self._client = None
             self._give_up(exc)
@@ -114,16 +128,50 @@ class DeltaPublisher:
         except Exception as exc:
             self._give_up(exc)
 
+    async def _waited(self, wait: timedelta) -> bool:
+        """Wait `wait` or until the call ends; True if it has ended."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), wait.total_seconds())
+        return self._ended.is_set()
+
     async def _tick(self) -> None:
-        """Send a batch every interval and, once the call has ended, its last one."""
+        """Unwatched: wait for a watcher. Then send a batch every interval and, once the call has ended, its last
+        one (the first goes at once, with all the text gathered before the watcher came)."""
+        if not self.watched and not await self._await_watcher():
+            return
         while not self._failed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ended.wait(), wait_before(self.published, self.interval).total_seconds())
             last = self._ended.is_set()
             if self._publish() or last:  # the last round also sends a batch still held from a failed one
                 await self._send(last)
             if last:
                 return
+            await self._waited(wait_before(self.published, self.interval))
+
+    async def _await_watcher(self) -> bool:
+        """Read the memo after FIRST_LOOK, then at a doubling interval up to LAST_LOOK, and at the call's end if it
+        wrote text; True once it says someone watches, False when the call ended unwatched."""
+        look = FIRST_LOOK
+        while True:
+            ended = await self._waited(look)
+            if ended and not self._pending:
+                return False
+            self.watched = await self._watcher_came()
+            if self.watched or ended:
+                return self.watched
+            look = min(look * 2, LAST_LOOK)
+
+    async def _watcher_came(self) -> bool:
+        assert self._handle is not None
+        self.looks += 1
+        try:
+            description = await self._handle.describe()
+            until = await description.memo_value(WATCHED_UNTIL_MEMO, None)
+            return isinstance(until, str) and datetime.fromisoformat(until) > datetime.now(UTC)
+        except Exception as exc:  # the next look tries again
+            if not self._describe_failed:
+                self._describe_failed = True
+                logger.warning("cannot read whether %s step %d is watched: %s", self.role, self.step, exc)
+            return False
 
     async def __aexit__(self, *_exc: object) -> None:
         if self._ticker is None:

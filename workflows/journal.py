@@ -18,6 +18,7 @@ from temporalio.contrib.workflow_streams import PublishEntry, PublishInput, Work
 from workflows.events import MAX_STREAM_ITEMS, EventLog
 from workflows.models import DELTA_TOPIC, EVENTS_TOPIC, AgentRole, EventType, TaskEvent, TaskState, TaskStatus
 from workflows.visibility import SearchAttributeSync, details_line
+from workflows.watch import Watch
 
 PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"  # how activities publish to the stream (WorkflowStream's)
 
@@ -42,6 +43,7 @@ class Journal:
         self._topic: WorkflowTopicHandle[TaskEvent] = stream.topic(EVENTS_TOPIC, type=TaskEvent)
         self.stream_offset = stream_offset(stream)
         self.calling: AgentRole | None = None  # the agent whose model call is in flight (Steps.llm sets it)
+        self.watch = Watch(stream)  # whether anyone reads the llm_delta topic (Steps.llm asks)
         self._stream_publish = workflow.get_signal_handler(PUBLISH_SIGNAL)
         workflow.set_signal_handler(PUBLISH_SIGNAL, self._publish)
         self._was_reset = False

@@ -63,6 +63,7 @@ class Steps:
         doing = f"{request.role} · {request.model or 'default model'} · step {step}"
         while True:
             request.allowance = usage.allowance(self._state)
+            request.deltas = self._journal.watch.watched()  # unwatched: the call publishes only if someone comes
             self._journal.calling = request.role  # its llm_delta events are taken while it runs
             try:
                 reply = await self._execute(calls.LLM, request, doing)
