@@ -9,10 +9,12 @@ activity's attempt: a retried call starts its text again under a higher attempt,
 of a lower one for the same role and step.
 
 Only while someone watches: a call the workflow scheduled unwatched (`LlmRequest.deltas` False, workflows/watch.py)
-gathers its text and reads the task's memo with `describe()` (a server read: no history, no workflow task) after
-FIRST_LOOK, then at an interval doubling up to LAST_LOOK, and once more at its end; when the memo's
-`watched_until` is later than now, it publishes all it gathered as its first batch (a watcher that came mid-call
-sees the call's text from its start) and goes on as a watched call. A call nobody watches publishes nothing.
+gathers its text and reads the task's memo with `describe()` (a server read, about 2 ms of CPU: no history, no
+workflow task) FIRST_LOOK after its first text, then at an interval doubling up to LAST_LOOK (a retried attempt,
+whose input is as old as the first's, also at its start); when the memo's `watched_until` is later than now, it
+publishes all it gathered as its first batch (a watcher who came mid-call sees the call's text from its start) and
+goes on as a watched call. A call that ends unwatched publishes nothing: if a watcher came after its last look,
+the workflow publishes its text itself with the reply (`Steps.llm`).
 
 Deltas are best effort: a publish that fails is logged and the rest of the call's deltas are dropped; a describe
 that fails is logged once and tried again at the next look; the model call itself never fails because of them,
@@ -31,7 +33,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.models import DELTA_TOPIC, WATCHED_UNTIL_MEMO, AgentRole, EventType, LlmRequest, TaskEvent
+from workflows.events import delta_event
+from workflows.models import DELTA_TOPIC, WATCHED_UNTIL_MEMO, AgentRole, LlmRequest, TaskEvent
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +44,8 @@ PUBLISH_RETRY = timedelta(seconds=10)  # how long one batch is retried before th
 RETRYABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED})
 TICKER_NAME = "llm-delta-publisher"  # the task that sends a call's batches; it ends with the call
 DOUBLE_EVERY = 40  # after this many events of one call its interval doubles (and again after as many more)
-FIRST_LOOK = timedelta(seconds=1)  # an unwatched call first reads the memo after this, then at double the wait,
-LAST_LOOK = timedelta(seconds=8)  # up to this: the longest a watcher who came mid-call waits for the call's text
+FIRST_LOOK = timedelta(seconds=2)  # an unwatched call reads the memo this long after its first text, then at
+LAST_LOOK = timedelta(seconds=8)  # double the wait up to this: the longest a watcher who came mid-call waits
 
 
 def wait_before(published: int, interval: timedelta) -> timedelta:
@@ -68,6 +71,7 @@ class DeltaPublisher:
         self._describe_failed = False
         self._ticker: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
+        self._text = asyncio.Event()  # the call has written text, or ended
         self._failed = False
 
     async def __aenter__(self) -> DeltaPublisher:
@@ -97,16 +101,14 @@ class DeltaPublisher:
         """Take a chunk's text (the ChunkSink the providers call)."""
         if text and self._client is not None and not self._failed:
             self._pending.append(text)
+            self._text.set()
 
     def _publish(self) -> bool:
         """Buffer the text gathered since the last batch as one event; False if there was none."""
         if not self._pending or self._client is None or self._failed:
             return False
         text, self._pending = "".join(self._pending), []
-        data = {"role": self.role.value, "step": self.step, "attempt": self.attempt, "text": text}
-        event = TaskEvent(
-            id=0, at=datetime.now(UTC).isoformat(), type=EventType.LLM_DELTA, message="", agent=self.role, data=data
-        )
+        event = delta_event(datetime.now(UTC).isoformat(), self.role, self.step, self.attempt, text)
         try:
             self._client.topic(DELTA_TOPIC, type=TaskEvent).publish(event)
         except Exception as exc:
@@ -137,8 +139,10 @@ class DeltaPublisher:
     async def _tick(self) -> None:
         """Unwatched: wait for a watcher. Then send a batch every interval and, once the call has ended, its last
         one (the first goes at once, with all the text gathered before the watcher came)."""
-        if not self.watched and not await self._await_watcher():
-            return
+        if not self.watched:
+            self.watched = await self._await_watcher()
+            if not self.watched:
+                return
         while not self._failed:
             last = self._ended.is_set()
             if self._publish() or last:  # the last round also sends a batch still held from a failed one
@@ -148,17 +152,17 @@ class DeltaPublisher:
             await self._waited(wait_before(self.published, self.interval))
 
     async def _await_watcher(self) -> bool:
-        """Read the memo after FIRST_LOOK, then at a doubling interval up to LAST_LOOK, and at the call's end if it
-        wrote text; True once it says someone watches, False when the call ended unwatched."""
+        """True once the memo says someone watches, False when the call ended unwatched. Nothing is read before
+        the call has text to show (tool-call turns write none)."""
+        if self.attempt > 1 and await self._watcher_came():
+            return True
+        await self._text.wait()
         look = FIRST_LOOK
-        while True:
-            ended = await self._waited(look)
-            if ended and not self._pending:
-                return False
-            self.watched = await self._watcher_came()
-            if self.watched or ended:
-                return self.watched
+        while not await self._waited(look):
+            if await self._watcher_came():
+                return True
             look = min(look * 2, LAST_LOOK)
+        return False
 
     async def _watcher_came(self) -> bool:
         assert self._handle is not None
@@ -177,6 +181,7 @@ class DeltaPublisher:
         if self._ticker is None:
             return
         self._ended.set()
+        self._text.set()
         try:  # the reply is kept whatever becomes of its deltas
             await asyncio.wait_for(self._ticker, FLUSH_TIMEOUT.total_seconds())
         except Exception as exc:

@@ -20,7 +20,8 @@ workflow), then runs:
               client / unwatched, one task watched by 1, 10 and 50 clients, history events and bytes (bench/watch.py)
 7. deltas     (only with --phases ...,deltas) what `llm_delta` costs a task nobody watches: N unwatched tasks on the
               worker against N on a second worker process with LLM_DELTA_INTERVAL_MS=0, in the order on, off, off,
-              on, at each of --delta-latencies (seconds per model call, default 3 and 20): stack CPU per task
+              on, at each of --delta-latencies (seconds per model call, default 3 and 20; each reply streamed over
+              the last 90 % of it): stack CPU per task
 
 Timings are printed, never asserted. `--quick` uses small N so CI can run it in well under two minutes.
 """
@@ -326,10 +327,12 @@ class Bench:
         self.procs = procs
         self.run_id = uuid.uuid4().hex[:8]
 
-    async def set_latency(self, latency: float) -> None:
+    async def set_latency(self, latency: float, stream_seconds: float = 0.0) -> None:
+        """Each model call answers after `latency` s, its reply streamed over `stream_seconds` more."""
         async with httpx.AsyncClient() as http:
-            (await http.post(f"{self.providers_url}/_bench/latency", json={"latency": latency})).raise_for_status()
             (await http.post(f"{self.providers_url}/_bench/reset")).raise_for_status()
+            body = {"latency": latency, "stream_seconds": stream_seconds}
+            (await http.post(f"{self.providers_url}/_bench/latency", json=body)).raise_for_status()
 
     async def start_task(
         self, label: str, task: CodingTaskInput = TASK_INPUT, task_queue: str | None = None
@@ -388,7 +391,7 @@ class Bench:
                 await self.set_latency(0.0)
                 await self._unwatched(2, "d-warmup", off_queue, "off")  # the second worker's imports, caches
                 for latency in latencies:
-                    await self.set_latency(latency)
+                    await self.set_latency(0.1 * latency, 0.9 * latency)  # text from 10 % of the call on, as real
                     rows: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
                     for k, label in enumerate(("on", "off", "off", "on")):
                         rows[label].append(await self._unwatched(n, f"d{latency:g}-{label}{k}", off_queue, label))

@@ -62,10 +62,17 @@ async def run_collecting_deltas(
 
 
 async def test_deltas_carry_role_step_and_attempt_and_a_retried_attempt_starts_over(
-    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
+    client: Client,
+    fake_llm: FakeLlmServer,
+    worker_settings: WorkerSettings,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake_llm.piece_chars, fake_llm.chunk_delay = 6, 0.03  # text in pieces, a few batches a call
-    fake_llm.add_fault("openai", Fault(cut_after=5, match="planner"))  # the planner's first stream breaks
+    # The planner's first stream breaks after 1 s (the reader is there by then: the call, scheduled before it came,
+    # finds its lease at its first look, 50 ms after its first text).
+    fake_llm.add_fault("openai", Fault(cut_after=5, match="planner", delay=1.0))
+    monkeypatch.setattr(deltas_module, "FIRST_LOOK", timedelta(milliseconds=50))
     settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 100})
     final, deltas = await run_collecting_deltas(client, settings, task_queue)
     assert final.task_status == TaskStatus.COMPLETED and final.plan == PLAN
@@ -224,11 +231,20 @@ async def test_a_task_nobody_watches_publishes_no_deltas_and_answers_the_same(
     assert alone.plan == watched.plan and alone.results == watched.results
 
 
+@pytest.mark.parametrize("looks", [True, False], ids=["found-by-a-look", "after-the-last-look"])
 async def test_a_watcher_who_comes_mid_call_gets_the_call_text_from_its_start(
-    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
+    client: Client,
+    fake_llm: FakeLlmServer,
+    worker_settings: WorkerSettings,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+    looks: bool,
 ) -> None:
-    """The planner's call starts unwatched; a reader comes after its first pieces were written: the call reads the
-    lease in the memo and publishes everything it had as its first batch, then the rest as it comes."""
+    """The planner's call starts unwatched; a reader comes after its first pieces were written. A look of the call
+    finds the lease: it publishes everything it had as its first batch, then the rest as it comes. No look before
+    the call's end (made 10 minutes apart here): the workflow publishes the call's text with its reply, whole."""
+    if not looks:
+        monkeypatch.setattr(deltas_module, "FIRST_LOOK", timedelta(minutes=10))
     fake_llm.piece_chars, fake_llm.chunk_delay = 2, 0.15  # the plan in about 4 s
     settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 100})
     async with product_worker(client, settings):
@@ -249,6 +265,7 @@ async def test_a_watcher_who_comes_mid_call_gets_the_call_text_from_its_start(
     assert final.plan == PLAN and text_of(planner, AgentRole.PLANNER) == PLAN  # from its first character
     first_pieces = "".join(piece for _, piece in fake_llm.chunk_log[:4])
     assert planner[0].data["text"].startswith(first_pieces)  # what was written before the reader came, at once
+    assert (len(planner) > 1) is looks  # a look: live batches after the first; none: one event at the end
     assert GOOD_CODE in text_of(got, AgentRole.CODE_GENERATION)  # later calls: watched from their start
 
 
