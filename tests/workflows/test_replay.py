@@ -26,6 +26,8 @@ def test_histories_are_committed() -> None:
         "test_gate_round",
         "early_feedback",
         "early_feedback_before_feedback_when_awaited",
+        "watched",
+        "watched_before_watch_memo",
     }
     assert {p.stem for p in HISTORIES} >= {*names, *stored} | {f"{name}_before_lint_gate" for name in names}
     assert all(p.with_suffix(".sqlite").exists() for p in HISTORIES if p.stem.startswith("stored_"))
@@ -61,6 +63,9 @@ async def test_history_replays_deterministically(path: Path, tmp_path: Path, mon
         # Recorded before feedback was refused outside `awaiting_feedback`, with a rating sent while the code agent
         # ran, applied as a revision: forced True, the rating is ignored and no revision runs.
         "early_feedback_before_feedback_when_awaited",
+        # Recorded before the watch lease, with a reader polling the stream: forced True, each renewal of the lease
+        # upserts a memo the history never had.
+        "watched_before_watch_memo",
     ],
 )
 async def test_the_patch_is_what_keeps_a_task_from_before_it_replaying(
