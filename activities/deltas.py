@@ -64,7 +64,6 @@ class DeltaPublisher:
         self.attempt = 1
         self.published = 0  # events published
         self.watched = request.deltas  # publish from the start; False: only once the memo says someone watches
-        self.looks = 0  # describes made while unwatched
         self._pending: list[str] = []
         self._client: WorkflowStreamClient | None = None
         self._handle: WorkflowHandle[object, object] | None = None
@@ -166,7 +165,6 @@ class DeltaPublisher:
 
     async def _watcher_came(self) -> bool:
         assert self._handle is not None
-        self.looks += 1
         try:
             description = await self._handle.describe()
             until = await description.memo_value(WATCHED_UNTIL_MEMO, None)

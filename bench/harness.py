@@ -18,10 +18,10 @@ workflow), then runs:
               fails pylint and is fixed once shown the messages, next to N/2 that pass at once, at L=0.2 s
 6. watch      (only with --phases ...,watch) what SSE watchers cost at L=3 s: stack CPU per task watched by one
               client / unwatched, one task watched by 1, 10 and 50 clients, history events and bytes (bench/watch.py)
-7. deltas     (only with --phases ...,deltas) what `llm_delta` costs a task nobody watches: N unwatched tasks on the
-              worker against N on a second worker process with LLM_DELTA_INTERVAL_MS=0, in the order on, off, off,
-              on, at each of --delta-latencies (seconds per model call, default 3 and 20; each reply streamed over
-              the last 90 % of it): stack CPU per task
+7. deltas     (only with --phases ...,deltas) what `llm_delta` costs a task nobody watches: N unwatched tasks on a
+              fresh worker process with deltas on against N on one with LLM_DELTA_INTERVAL_MS=0, in the order on,
+              off, off, on, at each of --delta-latencies (seconds per model call, default 3 and 20; each reply
+              streamed over the last 90 % of it): stack CPU per task
 
 Timings are printed, never asserted. `--quick` uses small N so CI can run it in well under two minutes.
 """
@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -150,17 +150,17 @@ class Processes:
     server: int
     providers: int
     worker: int
-    spare_worker: int = 0  # a second worker process (the deltas phase's), counted with the worker
+    spare_workers: list[int] = field(default_factory=list)  # the deltas phase's worker processes, counted with it
 
     @property
     def lint_children(self) -> list[int]:
         """The workers' child processes: the warm pylint pool (or cold pylint runs)."""
-        return [child for w in (self.worker, self.spare_worker) if w for child in children_of(w)]
+        return [child for w in (self.worker, *self.spare_workers) for child in children_of(w)]
 
     def cpu(self) -> dict[str, float]:
         return {
             "server": cpu_seconds(self.server),
-            "worker": cpu_seconds(self.worker) + (cpu_seconds(self.spare_worker) if self.spare_worker else 0.0),
+            "worker": sum(cpu_seconds(w) for w in (self.worker, *self.spare_workers)),
             "lint_pool": sum(cpu_seconds(p) for p in self.lint_children),
             "providers": cpu_seconds(self.providers),
             "harness": cpu_seconds(self.harness),
@@ -377,31 +377,30 @@ class Bench:
         }
 
     async def deltas(self, n: int, latencies: list[float]) -> dict[str, Any]:
-        """Unwatched tasks with deltas on (this worker) and off (a second worker process, LLM_DELTA_INTERVAL_MS=0),
-        N each in the order on, off, off, on at every latency: stack CPU per task, publish signals in history."""
-        off_queue = f"{self.task_queue}-nodeltas"
-        env = {**self.worker_env, "TEMPORAL_TASK_QUEUE": off_queue, "LLM_DELTA_INTERVAL_MS": "0"}
+        """Unwatched tasks with deltas on and off, each on a fresh worker process of its own (LLM_DELTA_INTERVAL_MS
+        250 and 0), N each in the order on, off, off, on at every latency: stack CPU per task (both processes
+        counted in every batch), publish signals in history."""
+        queues = {label: f"{self.task_queue}-deltas-{label}" for label in ("on", "off")}
         out: dict[str, Any] = {"n": n, "by_latency": {}}
-        with _child(["bench.worker_proc", "--noop-queue", f"{off_queue}-noop"], env, "worker without deltas") as (
-            spare,
-            _,
-        ):
-            self.procs.spare_worker = spare.pid
-            try:
-                await self.set_latency(0.0)
-                await self._unwatched(2, "d-warmup", off_queue, "off")  # the second worker's imports, caches
-                for latency in latencies:
-                    await self.set_latency(0.1 * latency, 0.9 * latency)  # text from 10 % of the call on, as real
-                    rows: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
-                    for k, label in enumerate(("on", "off", "off", "on")):
-                        rows[label].append(await self._unwatched(n, f"d{latency:g}-{label}{k}", off_queue, label))
-                    out["by_latency"][f"{latency:g}"] = {label: _merged(batches) for label, batches in rows.items()}
-            finally:
-                self.procs.spare_worker = 0
+        with contextlib.ExitStack() as stack:
+            for label, interval in (("on", "250"), ("off", "0")):
+                env = {**self.worker_env, "TEMPORAL_TASK_QUEUE": queues[label], "LLM_DELTA_INTERVAL_MS": interval}
+                args = ["bench.worker_proc", "--noop-queue", f"{queues[label]}-noop"]
+                proc, _ = stack.enter_context(_child(args, env, f"worker with deltas {label}"))
+                self.procs.spare_workers.append(proc.pid)
+            stack.callback(self.procs.spare_workers.clear)
+            await self.set_latency(0.0)
+            for label, queue in queues.items():
+                await self._unwatched(2, f"d-warmup-{label}", queue)  # the new workers' imports, caches
+            for latency in latencies:
+                await self.set_latency(0.1 * latency, 0.9 * latency)  # text from 10 % of the call on, as real
+                rows: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+                for k, label in enumerate(("on", "off", "off", "on")):
+                    rows[label].append(await self._unwatched(n, f"d{latency:g}-{label}{k}", queues[label]))
+                out["by_latency"][f"{latency:g}"] = {label: _merged(batches) for label, batches in rows.items()}
         return out
 
-    async def _unwatched(self, n: int, tag: str, off_queue: str, label: str) -> dict[str, Any]:
-        queue = self.task_queue if label == "on" else off_queue
+    async def _unwatched(self, n: int, tag: str, queue: str) -> dict[str, Any]:
         handles: list[WorkflowHandle[Any, Any]] = []
 
         async def start(i: int) -> WorkflowHandle[Any, Any]:

@@ -146,6 +146,42 @@ async def test_a_call_whose_delta_publish_fails_still_answers(
     assert any("llm_delta events of planner step 1 dropped" in r.getMessage() for r in caplog.records), caplog.text
 
 
+async def test_a_call_that_cannot_read_whether_it_is_watched_says_so_once_and_answers(
+    client: Client,
+    fake_llm: FakeLlmServer,
+    worker_settings: WorkerSettings,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scheduled unwatched, for a workflow that does not exist: every look's describe fails (several here), one
+    warning says so, nothing is published and the reply comes back whole."""
+    monkeypatch.setattr(deltas_module, "FIRST_LOOK", timedelta(milliseconds=20))
+    monkeypatch.setattr(deltas_module, "LAST_LOOK", timedelta(milliseconds=40))
+    looks = 0
+    look = deltas_module.DeltaPublisher._watcher_came
+
+    async def counted(publisher: deltas_module.DeltaPublisher) -> bool:
+        nonlocal looks
+        looks += 1
+        return await look(publisher)
+
+    monkeypatch.setattr(deltas_module.DeltaPublisher, "_watcher_came", counted)
+    fake_llm.piece_chars, fake_llm.chunk_delay = 4, 0.05  # the plan in about 0.7 s: a dozen looks
+    llm = LlmActivities(worker_settings.model_copy(update={"llm_delta_interval_ms": 10}))
+    env = ActivityEnvironment(client=client)
+    env.info = dataclasses.replace(env.info, workflow_id="no-such-task")
+    messages = [ChatMessage(role="user", content="x")]
+    request = LlmRequest(role=AgentRole.PLANNER, system="planner", messages=messages, deltas=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="activities.deltas"):
+            reply = await env.run(llm.chat, request)
+    finally:
+        await llm.aclose()
+    assert reply.content == PLAN and fake_llm.total_served == 1 and looks > 2
+    warned = [r.getMessage() for r in caplog.records if r.name == "activities.deltas"]
+    assert len(warned) == 1 and warned[0].startswith("cannot read whether planner step 1 is watched"), warned
+
+
 async def test_each_live_block_of_a_quality_gate_round_opens_and_closes_once(
     client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
 ) -> None:
