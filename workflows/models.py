@@ -526,6 +526,7 @@ class LlmResponse(BaseModel):
     cache_write_tokens: int = 0  # written to Anthropic's prompt cache (a part of input_tokens)
     cost_usd: float | None = None  # at the worker's price table; None: the model has no price
     warnings: list[str] = Field(default_factory=list)  # e.g. fell back to the offline model, no price, cut short
+    streams_deltas: bool = False  # the worker publishes llm_delta events (LLM_DELTA_INTERVAL_MS is not 0)
 
 
 # --------------------------------------------------------------------------- tool activities

@@ -76,7 +76,8 @@ class Steps:
                 await self._await_budget(str(exc))
             finally:
                 self._journal.calling = None
-        if not request.deltas and not self._journal.call_deltas and reply.content and self._journal.watch.watched():
+        late = not request.deltas and reply.streams_deltas and not self._journal.call_deltas
+        if late and reply.content and self._journal.watch.watched():
             self._journal.late_delta(request.role, step, reply.content)  # a watcher came after the call's last look
         usage.record_need(self._state, None)
         usage.record_reply(self._state, request.role, reply)

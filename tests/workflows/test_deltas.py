@@ -248,6 +248,17 @@ def text_of(deltas: list[TaskEvent], role: AgentRole) -> str:
     return "".join(d.data["text"] for d in deltas if d.data["role"] == role.value)
 
 
+async def test_deltas_off_means_none_even_for_a_watched_task(
+    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    """LLM_DELTA_INTERVAL_MS=0: a task read from its start gets no llm_delta at all, not even the text of a call it
+    was scheduled unwatched (which the workflow otherwise publishes with the reply)."""
+    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 0})
+    final, deltas = await run_collecting_deltas(client, settings, task_queue)
+    assert final.task_status == TaskStatus.COMPLETED and deltas == []
+    assert await publish_signals(client, final.session_id) == 0
+
+
 async def test_a_task_nobody_watches_publishes_no_deltas_and_answers_the_same(
     client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
 ) -> None:
