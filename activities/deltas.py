@@ -8,8 +8,17 @@ every DOUBLE_EVERY events, which bounds what it adds to history), through
 activity's attempt: a retried call starts its text again under a higher attempt, so a reader drops what it had
 of a lower one for the same role and step.
 
-Deltas are best effort: a publish that fails is logged and the rest of the call's deltas are dropped; the model
-call itself never fails because of them, and the reply recorded in history is the same with or without them.
+Only while someone watches: a call the workflow scheduled unwatched (`LlmRequest.deltas` False, workflows/watch.py)
+gathers its text and reads the task's memo with `describe()` (a server read, about 2 ms of CPU: no history, no
+workflow task) FIRST_LOOK after its first text, then at an interval doubling up to LAST_LOOK (a retried attempt,
+whose input is as old as the first's, also at its start); when the memo's `watched_until` is later than now, it
+publishes all it gathered as its first batch (a watcher who came mid-call sees the call's text from its start) and
+goes on as a watched call. A call that ends unwatched publishes nothing: if a watcher came after its last look,
+the workflow publishes its text itself with the reply (`Steps.llm`).
+
+Deltas are best effort: a publish that fails is logged and the rest of the call's deltas are dropped; a describe
+that fails is logged once and tried again at the next look; the model call itself never fails because of them,
+and the reply recorded in history is the same with or without them.
 """
 
 from __future__ import annotations
@@ -20,10 +29,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
+from temporalio.client import WorkflowHandle
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.models import DELTA_TOPIC, AgentRole, EventType, LlmRequest, TaskEvent
+from workflows.events import delta_event
+from workflows.models import DELTA_TOPIC, WATCHED_UNTIL_MEMO, AgentRole, LlmRequest, TaskEvent
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +44,8 @@ PUBLISH_RETRY = timedelta(seconds=10)  # how long one batch is retried before th
 RETRYABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED})
 TICKER_NAME = "llm-delta-publisher"  # the task that sends a call's batches; it ends with the call
 DOUBLE_EVERY = 40  # after this many events of one call its interval doubles (and again after as many more)
+FIRST_LOOK = timedelta(seconds=2)  # an unwatched call reads the memo this long after its first text, then at
+LAST_LOOK = timedelta(seconds=8)  # double the wait up to this: the longest a watcher who came mid-call waits
 
 
 def wait_before(published: int, interval: timedelta) -> timedelta:
@@ -50,10 +63,14 @@ class DeltaPublisher:
         self.interval = interval
         self.attempt = 1
         self.published = 0  # events published
+        self.watched = request.deltas  # publish from the start; False: only once the memo says someone watches
         self._pending: list[str] = []
         self._client: WorkflowStreamClient | None = None
+        self._handle: WorkflowHandle[object, object] | None = None
+        self._describe_failed = False
         self._ticker: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
+        self._text = asyncio.Event()  # the call has written text, or ended
         self._failed = False
 
     async def __aenter__(self) -> DeltaPublisher:
@@ -70,8 +87,8 @@ class DeltaPublisher:
             if info.workflow_id is None:
                 raise RuntimeError("a standalone activity: no workflow to publish to")
             client = activity.client()
-            handle = client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
-            self._client = WorkflowStreamClient(handle, client=client, max_retry_duration=PUBLISH_RETRY)
+            self._handle = client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+            self._client = WorkflowStreamClient(self._handle, client=client, max_retry_duration=PUBLISH_RETRY)
         except Exception as exc:  # no workflow to publish to, or no client: the call goes on without deltas
             self._client = None
             self._give_up(exc)
@@ -83,16 +100,14 @@ class DeltaPublisher:
         """Take a chunk's text (the ChunkSink the providers call)."""
         if text and self._client is not None and not self._failed:
             self._pending.append(text)
+            self._text.set()
 
     def _publish(self) -> bool:
         """Buffer the text gathered since the last batch as one event; False if there was none."""
         if not self._pending or self._client is None or self._failed:
             return False
         text, self._pending = "".join(self._pending), []
-        data = {"role": self.role.value, "step": self.step, "attempt": self.attempt, "text": text}
-        event = TaskEvent(
-            id=0, at=datetime.now(UTC).isoformat(), type=EventType.LLM_DELTA, message="", agent=self.role, data=data
-        )
+        event = delta_event(datetime.now(UTC).isoformat(), self.role, self.step, self.attempt, text)
         try:
             self._client.topic(DELTA_TOPIC, type=TaskEvent).publish(event)
         except Exception as exc:
@@ -114,21 +129,57 @@ class DeltaPublisher:
         except Exception as exc:
             self._give_up(exc)
 
+    async def _waited(self, wait: timedelta) -> bool:
+        """Wait `wait` or until the call ends; True if it has ended."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), wait.total_seconds())
+        return self._ended.is_set()
+
     async def _tick(self) -> None:
-        """Send a batch every interval and, once the call has ended, its last one."""
+        """Unwatched: wait for a watcher. Then send a batch every interval and, once the call has ended, its last
+        one (the first goes at once, with all the text gathered before the watcher came)."""
+        if not self.watched:
+            self.watched = await self._await_watcher()
+            if not self.watched:
+                return
         while not self._failed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ended.wait(), wait_before(self.published, self.interval).total_seconds())
             last = self._ended.is_set()
             if self._publish() or last:  # the last round also sends a batch still held from a failed one
                 await self._send(last)
             if last:
                 return
+            await self._waited(wait_before(self.published, self.interval))
+
+    async def _await_watcher(self) -> bool:
+        """True once the memo says someone watches, False when the call ended unwatched. Nothing is read before
+        the call has text to show (tool-call turns write none)."""
+        if self.attempt > 1 and await self._watcher_came():
+            return True
+        await self._text.wait()
+        look = FIRST_LOOK
+        while not await self._waited(look):
+            if await self._watcher_came():
+                return True
+            look = min(look * 2, LAST_LOOK)
+        return False
+
+    async def _watcher_came(self) -> bool:
+        assert self._handle is not None
+        try:
+            description = await self._handle.describe()
+            until = await description.memo_value(WATCHED_UNTIL_MEMO, None)
+            return isinstance(until, str) and datetime.fromisoformat(until) > datetime.now(UTC)
+        except Exception as exc:  # the next look tries again
+            if not self._describe_failed:
+                self._describe_failed = True
+                logger.warning("cannot read whether %s step %d is watched: %s", self.role, self.step, exc)
+            return False
 
     async def __aexit__(self, *_exc: object) -> None:
         if self._ticker is None:
             return
         self._ended.set()
+        self._text.set()
         try:  # the reply is kept whatever becomes of its deltas
             await asyncio.wait_for(self._ticker, FLUSH_TIMEOUT.total_seconds())
         except Exception as exc:

@@ -181,6 +181,7 @@ class LlmActivities:
             metrics.llm_latency.record(time.monotonic() - started, labels)
         if warning:
             response.warnings.insert(0, warning)
+        response.streams_deltas = self._settings.llm_delta_interval_ms > 0
         response.cost_usd = cost_of(response, price)
         if response.cost_usd is None:
             response.warnings.append(f"{model} has no price: its cost is unknown (add it to MODEL_PRICES_FILE)")

@@ -18,6 +18,10 @@ workflow), then runs:
               fails pylint and is fixed once shown the messages, next to N/2 that pass at once, at L=0.2 s
 6. watch      (only with --phases ...,watch) what SSE watchers cost at L=3 s: stack CPU per task watched by one
               client / unwatched, one task watched by 1, 10 and 50 clients, history events and bytes (bench/watch.py)
+7. deltas     (only with --phases ...,deltas) what `llm_delta` costs a task nobody watches: N unwatched tasks on a
+              fresh worker process with deltas on against N on one with LLM_DELTA_INTERVAL_MS=0, in the order on,
+              off, off, on, at each of --delta-latencies (seconds per model call, default 3 and 20; each reply
+              streamed over the last 90 % of it): stack CPU per task
 
 Timings are printed, never asserted. `--quick` uses small N so CI can run it in well under two minutes.
 """
@@ -39,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -60,6 +64,7 @@ from orchestrator.temporal import data_converter, exit_now
 from testbed.llm_server import NEEDS_ONE_FIX
 from testbed.product import binary
 from workflows.coding_task import CodingTask
+from workflows.journal import PUBLISH_SIGNAL
 from workflows.models import (
     LINT_ACTIVITY,
     LLM_ACTIVITY,
@@ -145,16 +150,17 @@ class Processes:
     server: int
     providers: int
     worker: int
+    spare_workers: list[int] = field(default_factory=list)  # the deltas phase's worker processes, counted with it
 
     @property
     def lint_children(self) -> list[int]:
-        """The worker's child processes: the warm pylint pool (or cold pylint runs)."""
-        return children_of(self.worker)
+        """The workers' child processes: the warm pylint pool (or cold pylint runs)."""
+        return [child for w in (self.worker, *self.spare_workers) for child in children_of(w)]
 
     def cpu(self) -> dict[str, float]:
         return {
             "server": cpu_seconds(self.server),
-            "worker": cpu_seconds(self.worker),
+            "worker": sum(cpu_seconds(w) for w in (self.worker, *self.spare_workers)),
             "lint_pool": sum(cpu_seconds(p) for p in self.lint_children),
             "providers": cpu_seconds(self.providers),
             "harness": cpu_seconds(self.harness),
@@ -314,7 +320,16 @@ async def lint_phase(reps: int) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, client: Client, providers_url: str, task_queue: str, noop_queue: str, procs: Processes):
+    def __init__(
+        self,
+        client: Client,
+        providers_url: str,
+        task_queue: str,
+        noop_queue: str,
+        procs: Processes,
+        worker_env: dict[str, str] | None = None,
+    ):
+        self.worker_env = worker_env or {}  # the worker process's environment (the deltas phase starts another)
         self.client = client
         self.providers_url = providers_url
         self.task_queue = task_queue
@@ -322,17 +337,21 @@ class Bench:
         self.procs = procs
         self.run_id = uuid.uuid4().hex[:8]
 
-    async def set_latency(self, latency: float) -> None:
+    async def set_latency(self, latency: float, stream_seconds: float = 0.0) -> None:
+        """Each model call answers after `latency` s, its reply streamed over `stream_seconds` more."""
         async with httpx.AsyncClient() as http:
-            (await http.post(f"{self.providers_url}/_bench/latency", json={"latency": latency})).raise_for_status()
             (await http.post(f"{self.providers_url}/_bench/reset")).raise_for_status()
+            body = {"latency": latency, "stream_seconds": stream_seconds}
+            (await http.post(f"{self.providers_url}/_bench/latency", json=body)).raise_for_status()
 
-    async def start_task(self, label: str, task: CodingTaskInput = TASK_INPUT) -> WorkflowHandle[Any, Any]:
+    async def start_task(
+        self, label: str, task: CodingTaskInput = TASK_INPUT, task_queue: str | None = None
+    ) -> WorkflowHandle[Any, Any]:
         return await self.client.start_workflow(
             CodingTask.run,
             task,
             id=f"bench-{self.run_id}-{label}",
-            task_queue=self.task_queue,
+            task_queue=task_queue or self.task_queue,
             search_attributes=start_search_attributes(),  # as the gateway starts tasks
         )
 
@@ -365,6 +384,51 @@ class Bench:
             "p50_plain_s": _pct(plain.latencies, 0.5),
             "p50_with_round_s": _pct(fixed.latencies, 0.5),
             "cpu_s_per_round": per_task,
+        }
+
+    async def deltas(self, n: int, latencies: list[float]) -> dict[str, Any]:
+        """Unwatched tasks with deltas on and off, each on a fresh worker process of its own (LLM_DELTA_INTERVAL_MS
+        250 and 0), N each in the order on, off, off, on at every latency: stack CPU per task (both processes
+        counted in every batch), publish signals in history."""
+        queues = {label: f"{self.task_queue}-deltas-{label}" for label in ("on", "off")}
+        out: dict[str, Any] = {"n": n, "by_latency": {}}
+        with contextlib.ExitStack() as stack:
+            for label, interval in (("on", "250"), ("off", "0")):
+                env = {**self.worker_env, "TEMPORAL_TASK_QUEUE": queues[label], "LLM_DELTA_INTERVAL_MS": interval}
+                args = ["bench.worker_proc", "--noop-queue", f"{queues[label]}-noop"]
+                proc, _ = stack.enter_context(_child(args, env, f"worker with deltas {label}"))
+                self.procs.spare_workers.append(proc.pid)
+            stack.callback(self.procs.spare_workers.clear)
+            await self.set_latency(0.0)
+            for label, queue in queues.items():
+                await self._unwatched(2, f"d-warmup-{label}", queue)  # the new workers' imports, caches
+            for latency in latencies:
+                await self.set_latency(0.1 * latency, 0.9 * latency)  # text from 10 % of the call on, as real
+                rows: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+                for k, label in enumerate(("on", "off", "off", "on")):
+                    rows[label].append(await self._unwatched(n, f"d{latency:g}-{label}{k}", queues[label]))
+                out["by_latency"][f"{latency:g}"] = {label: _merged(batches) for label, batches in rows.items()}
+        return out
+
+    async def _unwatched(self, n: int, tag: str, queue: str) -> dict[str, Any]:
+        handles: list[WorkflowHandle[Any, Any]] = []
+
+        async def start(i: int) -> WorkflowHandle[Any, Any]:
+            handles.append(await self.start_task(f"{tag}-{i}", task_queue=queue))
+            return handles[-1]
+
+        batch = await run_batch(n, start, self.task_ok, self.procs)
+        histories = [await h.fetch_history() for h in handles]
+        return {
+            "n": n,
+            "failed": batch.failed,
+            "cpu_s": {k: v for k, v in batch.cpu.items() if k != "harness"},
+            "history_events": sum(len(h.events) for h in histories),
+            "publish_signals": sum(
+                e.workflow_execution_signaled_event_attributes.signal_name == PUBLISH_SIGNAL
+                for h in histories
+                for e in h.events
+            ),
         }
 
     async def ceiling(self, n: int) -> Batch:
@@ -408,6 +472,21 @@ class Bench:
             )
         best = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]  # the median run
         return {"latency_s": latency, "reps": reps, "median_run": best, "runs": runs}
+
+
+def _merged(batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-task figures of several batches of one kind (the deltas phase's)."""
+    n = sum(b["n"] for b in batches)
+    cpu = {k: sum(b["cpu_s"][k] for b in batches) / n for k in batches[0]["cpu_s"]}
+    return {
+        "n": n,
+        "failed": sum(b["failed"] for b in batches),
+        "cpu_s_per_task": cpu,
+        "stack_cpu_s_per_task": sum(cpu.values()),
+        "stack_cpu_s_per_task_each": [sum(b["cpu_s"].values()) / b["n"] for b in batches],
+        "history_events_per_task": sum(b["history_events"] for b in batches) / n,
+        "publish_signals_per_task": sum(b["publish_signals"] for b in batches) / n,
+    }
 
 
 def _batch_row(batch: Batch) -> dict[str, Any]:
@@ -467,7 +546,7 @@ async def environment(
                     providers=providers.pid,
                     worker=worker.pid,
                 )
-                yield Bench(env.client, url, task_queue, noop_queue, procs)
+                yield Bench(env.client, url, task_queue, noop_queue, procs, worker_env)
 
 
 def stop_on_signals() -> None:
@@ -480,7 +559,12 @@ def stop_on_signals() -> None:
 
 
 async def run(
-    sizes: Sizes, worker_options: str | None, server_args: list[str], phases: set[str], profile: str | None
+    sizes: Sizes,
+    worker_options: str | None,
+    server_args: list[str],
+    phases: set[str],
+    profile: str | None,
+    delta_latencies: tuple[float, ...] = (3.0, 20.0),
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine": machine(),
@@ -520,6 +604,8 @@ async def run(
         if "watch" in phases:
             address = bench.client.service_client.config.target_host
             report["watch"] = await watch_phase(bench, address, sizes.watch, WATCH_LATENCY)
+        if "deltas" in phases:
+            report["deltas"] = await bench.deltas(sizes.watch, list(delta_latencies))
         if ceilings:
             rate = statistics.mean(c.rate for c in ceilings)
             report["ceiling"] = {
@@ -617,6 +703,21 @@ def table(report: dict[str, Any]) -> str:
         rows.append(_cpu_row("gate round CPU", g["cpu_s_per_round"]))
     if w := report.get("watch"):
         rows += watch_rows(w)
+    for latency, d in report.get("deltas", {}).get("by_latency", {}).items():
+        on, off = d["on"], d["off"]
+        for label, row in (("on", on), ("off", off)):
+            each = " / ".join(f"{1000 * v:.0f}" for v in row["stack_cpu_s_per_task_each"])
+            rows.append(
+                (
+                    f"unwatched, deltas {label} (L={latency} s)",
+                    f"{1000 * row['stack_cpu_s_per_task']:.0f} ms",
+                    f"stack CPU/task, batches {each} ms, N={row['n']}, failed {row['failed']}, "
+                    f"{row['history_events_per_task']:.0f} history events, "
+                    f"{row['publish_signals_per_task']:.1f} publish signals",
+                )
+            )
+        ratio = on["stack_cpu_s_per_task"] / off["stack_cpu_s_per_task"]
+        rows.append((f"deltas on / off (L={latency} s)", f"{ratio:.3f}", "goal <= 1.05"))
     if "lint_pool_rss_mb" in report:
         rows.append(("lint pool RSS", f"{report['lint_pool_rss_mb']:.0f} MB", "all warm pylint processes, fixed cost"))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -654,12 +755,17 @@ def main() -> None:
         "--server-arg=--dynamic-config-value --server-arg=system.enableActivityEagerExecution=false",
     )
     parser.add_argument("--profile", help="py-spy the worker during the L=0 throughput run, to PREFIX-L0.txt")
+    parser.add_argument(
+        "--delta-latencies", default="3,20", help="seconds per model call of the deltas phase, comma-separated"
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     if args.n:
         sizes = Sizes(args.n, args.n, sizes.single_reps, sizes.lint_reps, watch=args.n)
     phases = set(args.phases.split(","))
-    run_and_report(run(sizes, args.worker_options, args.server_arg, phases, args.profile), table, args.json)
+    latencies = tuple(float(x) for x in args.delta_latencies.split(","))
+    benchmark = run(sizes, args.worker_options, args.server_arg, phases, args.profile, latencies)
+    run_and_report(benchmark, table, args.json)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@ tiny memory API (`POST /rag_query`), on one port.
 
     python -m bench.servers      # prints {"base_url": ...} on stdout, then serves until stdin closes
 
-`POST /_bench/latency {"latency": 0.2}` sets the per-call LLM latency; `POST /_bench/reset` forgets what the
-fake server recorded (it keeps every request, which would otherwise grow over a long run).
+`POST /_bench/latency {"latency": 0.2}` sets the per-call LLM latency (`"stream_seconds": 2.7`: and each reply
+streamed over that long); `POST /_bench/reset` forgets what the fake server recorded (it keeps every request, which
+would otherwise grow over a long run) and stops streaming slowly.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class BenchServers(FakeLlmServer):
 
         @self.app.post("/_bench/latency")
         async def set_latency(request: Request) -> dict[str, float]:
-            self.latency = float((await request.json())["latency"])
-            return {"latency": self.latency}
+            body = await request.json()
+            self.latency, self.stream_seconds = float(body["latency"]), float(body.get("stream_seconds", 0))
+            return {"latency": self.latency, "stream_seconds": self.stream_seconds}
 
         @self.app.post("/_bench/reset")
         async def reset() -> dict[str, int]:

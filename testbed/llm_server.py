@@ -85,6 +85,7 @@ class FakeLlmServer:
         self.streams = True  # answer `"stream": true` requests with a stream (False: a server that never streams)
         self.piece_chars = 16  # text characters per streamed chunk
         self.chunk_delay = 0.0  # seconds between streamed chunks
+        self.stream_seconds = 0.0  # without a chunk_delay: each reply's chunks spread over this long
         self.chunk_log: list[tuple[float, str]] = []  # (time.time(), text) of every text piece written
         self.cut = 0  # streams cut mid-way by a fault
         self.faults: dict[str, list[Fault]] = {"openai": [], "anthropic": []}
@@ -121,6 +122,7 @@ class FakeLlmServer:
             self.streams = True
             self.piece_chars = 16
             self.chunk_delay = 0.0
+            self.stream_seconds = 0.0
             self.chunk_log.clear()
             self.cut = 0
 
@@ -227,8 +229,8 @@ class FakeLlmServer:
                     with self._lock:
                         self.cut += 1
                     raise ConnectionAbortedError("stream cut mid-way (injected)")
-                if i and self.chunk_delay:
-                    await asyncio.sleep(self.chunk_delay)
+                if i and (self.chunk_delay or self.stream_seconds):
+                    await asyncio.sleep(self.chunk_delay or self.stream_seconds / len(events))
                 if piece:
                     self.chunk_log.append((time.time(), piece))
                 yield frame.encode()

@@ -18,6 +18,13 @@ MAX_STREAM_ITEMS = 2000  # the workflow stream retains this many items (events a
 MAX_LOG_LINES = 200
 
 
+def delta_event(at: str, role: AgentRole, step: int, attempt: int, text: str) -> TaskEvent:
+    """An `llm_delta` event: text of the model call `step` of `role`, as published on the delta topic (id 0: a
+    reader numbers it by its stream offset)."""
+    data = {"role": role.value, "step": step, "attempt": attempt, "text": text}
+    return TaskEvent(id=0, at=at, type=EventType.LLM_DELTA, message="", agent=role, data=data)
+
+
 class EventLog:
     def __init__(self, events: Iterable[TaskEvent] = (), next_id: int = 1) -> None:
         self._events: deque[TaskEvent] = deque(events, maxlen=MAX_EVENTS)

@@ -15,9 +15,10 @@ from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.workflow_streams import PublishEntry, PublishInput, WorkflowStream, WorkflowTopicHandle
 
-from workflows.events import MAX_STREAM_ITEMS, EventLog
+from workflows.events import MAX_STREAM_ITEMS, EventLog, delta_event
 from workflows.models import DELTA_TOPIC, EVENTS_TOPIC, AgentRole, EventType, TaskEvent, TaskState, TaskStatus
 from workflows.visibility import SearchAttributeSync, details_line
+from workflows.watch import Watch
 
 PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"  # how activities publish to the stream (WorkflowStream's)
 
@@ -42,6 +43,8 @@ class Journal:
         self._topic: WorkflowTopicHandle[TaskEvent] = stream.topic(EVENTS_TOPIC, type=TaskEvent)
         self.stream_offset = stream_offset(stream)
         self.calling: AgentRole | None = None  # the agent whose model call is in flight (Steps.llm sets it)
+        self.call_deltas = 0  # llm_delta batches taken from that call (Steps.llm zeroes it)
+        self.watch = Watch(stream)  # whether anyone reads the llm_delta topic (Steps.llm asks)
         self._stream_publish = workflow.get_signal_handler(PUBLISH_SIGNAL)
         workflow.set_signal_handler(PUBLISH_SIGNAL, self._publish)
         self._was_reset = False
@@ -53,6 +56,7 @@ class Journal:
         again: that text, like any from a call that ended, never enters this run's stream."""
         self._start_after_reset()
         batch.items = [entry for entry in batch.items if self._from_call_in_flight(entry)]
+        self.call_deltas += sum(1 for entry in batch.items if entry.topic == DELTA_TOPIC)
         if batch.items and self._stream_publish is not None:
             self._stream_publish(batch)
 
@@ -98,6 +102,15 @@ class Journal:
         self._topic.publish(self.log.emit(self.state.updated_at, type, message, agent, data))
         if offset + 1 > MAX_STREAM_ITEMS:  # bounded memory and continue-as-new input; a late reader sees a gap
             self.stream.truncate(offset + 1 - MAX_STREAM_ITEMS)
+
+    def late_delta(self, role: AgentRole, step: int, text: str) -> None:
+        """A call's whole text as one `llm_delta`, published by the workflow: for a call scheduled unwatched that
+        a watcher came to after its last look (it published nothing). In the stream's memory, like `event`: no
+        command."""
+        self._start_after_reset()
+        self.stream.topic(DELTA_TOPIC, type=TaskEvent).publish(
+            delta_event(workflow.now().isoformat(), role, step, 1, text)
+        )
 
     def warn(self, message: str, agent: AgentRole | None = None) -> None:
         """A warning is recorded once, however often it happens."""

@@ -38,6 +38,9 @@ RUN_TESTS_ACTIVITY = "run_tests"  # runs a candidate module's tests with pytest 
 # only the steps leaves this topic out.
 DELTA_TOPIC = "llm_delta"
 STREAM_TOPICS = [EVENTS_TOPIC, DELTA_TOPIC]  # what the gateway's SSE reads: ids are the shared offset + 1
+# Memo key: until when (ISO time) someone reads the task's DELTA_TOPIC (workflows/watch.py). A model call started
+# unwatched reads it with `describe()` and publishes its text once it is later than now (activities/deltas.py).
+WATCHED_UNTIL_MEMO = "watched_until"
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
@@ -508,6 +511,9 @@ class LlmRequest(BaseModel):
     # The agent-loop step this call is, numbered by the workflow (on through an agent run's fix rounds): the
     # llm_call event and the call's llm_delta events both carry it, so the console closes each call's live block.
     step: int = 1
+    # Someone read the task's llm_delta topic when the call was scheduled: publish its text from the start. False:
+    # gather it and publish it only once the WATCHED_UNTIL_MEMO says someone came (activities/deltas.py).
+    deltas: bool = True
 
 
 class LlmResponse(BaseModel):
@@ -520,6 +526,7 @@ class LlmResponse(BaseModel):
     cache_write_tokens: int = 0  # written to Anthropic's prompt cache (a part of input_tokens)
     cost_usd: float | None = None  # at the worker's price table; None: the model has no price
     warnings: list[str] = Field(default_factory=list)  # e.g. fell back to the offline model, no price, cut short
+    streams_deltas: bool = False  # the worker publishes llm_delta events (LLM_DELTA_INTERVAL_MS is not 0)
 
 
 # --------------------------------------------------------------------------- tool activities

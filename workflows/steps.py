@@ -65,7 +65,9 @@ class Steps:
         doing = f"{request.role} · {request.model or 'default model'} · step {step}"
         while True:
             request.allowance = usage.allowance(self._state)
+            request.deltas = self._journal.watch.watched()  # unwatched: the call publishes only if someone comes
             self._journal.calling = request.role  # its llm_delta events are taken while it runs
+            self._journal.call_deltas = 0
             try:
                 reply = await self._execute(calls.LLM, request, doing)
                 break
@@ -76,6 +78,9 @@ class Steps:
                 await self._await_budget(str(exc))
             finally:
                 self._journal.calling = None
+        late = not request.deltas and reply.streams_deltas and not self._journal.call_deltas
+        if late and reply.content and self._journal.watch.watched():
+            self._journal.late_delta(request.role, step, reply.content)  # a watcher came after the call's last look
         usage.record_need(self._state, None)
         usage.record_reply(self._state, request.role, reply)
         self._journal.details(f"{request.role} · {reply.model} · step {step}")

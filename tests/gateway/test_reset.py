@@ -63,7 +63,9 @@ async def reset_and_read(http: httpx.AsyncClient, client: Client) -> tuple[str, 
     session = f"reset-{uuid.uuid4().hex[:10]}"
     body = {"task_description": "write an add function", "session_id": session, "feedback_window_seconds": 600}
     assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+    watcher = asyncio.create_task(http.get(f"/events/{session}", headers=ALICE))  # watched: its model text streams
     await wait_for_status(http, session, {"awaiting_feedback"}, ALICE)
+    await watcher
     old = parse_sse((await http.get(f"/events/{session}", headers=ALICE)).text)
     old_by_id: dict[int | None, str] = {e.id: e.data for e in old if e.id is not None}
     old_text = {e.json()["at"] for e in old if e.event == "llm_delta"}
@@ -71,6 +73,7 @@ async def reset_and_read(http: httpx.AsyncClient, client: Client) -> tuple[str, 
 
     reset_at = datetime.now().astimezone()
     new_run = await asyncio.to_thread(reset_as_the_docs_show, client, session)
+    watcher = asyncio.create_task(http.get(f"/events/{session}", headers=ALICE))  # the new run is watched too
     for _ in range(600):
         state = await wait_for_status(http, session, {"awaiting_feedback"}, ALICE)
         if (await client.get_workflow_handle(session).describe()).run_id == new_run and any(
@@ -78,6 +81,7 @@ async def reset_and_read(http: httpx.AsyncClient, client: Client) -> tuple[str, 
         ):
             break
         await asyncio.sleep(0.1)
+    await watcher
     new = parse_sse((await http.get(f"/events/{session}", headers=ALICE)).text)
     numbered = [e for e in new if e.id is not None]
     assert all(old_by_id.get(e.id, e.data) == e.data for e in numbered)  # no id given twice, to other content

@@ -80,8 +80,10 @@ async def test_watchers_share_one_subscription_deltas_filter_and_a_disconnect_fr
     assert numbered(every) == list(range(1, len(numbered(every)) + 1))  # deltas have ids like every event
     deltas = [e.json() for e in every if e.event == "llm_delta"]  # what llm_chat published as the models wrote
     plan = next(e.json() for e in every if e.event == "plan")["data"]["plan"]
-    assert "".join(d["data"]["text"] for d in deltas if d["data"]["role"] == "planner").strip() == plan
-    assert {d["data"]["role"] for d in deltas} == {"planner", "code_generation", "documentation"}
+    # The planner's call may have ended before the first watcher came (then it published nothing: its text is the
+    # plan event's); the agents' calls come after, each streamed whole.
+    assert "".join(d["data"]["text"] for d in deltas if d["data"]["role"] == "planner").strip() in ("", plan)
+    assert {d["data"]["role"] for d in deltas} >= {"code_generation", "documentation"}
     assert all(d["data"]["attempt"] == 1 for d in deltas)
     assert all(d["id"] == e.id for d, e in zip(deltas, [e for e in every if e.event == "llm_delta"], strict=True))
 

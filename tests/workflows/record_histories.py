@@ -23,13 +23,14 @@ import uuid
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
 from orchestrator import payload_store
 from testbed.llm_server import NEEDS_ONE_FIX, PRODUCT_TESTS, WRONG_PRODUCT_FIRST, FakeLlmServer
 from testbed.product import fake_provider_settings
 from tests.support import dev_server, product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
-from workflows.models import BudgetRaise, FeedbackInput, TaskStatus
+from workflows.models import STREAM_TOPICS, BudgetRaise, FeedbackInput, TaskEvent, TaskStatus
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -44,6 +45,7 @@ SCENARIOS = (
     "stored_context",
     "early_feedback",
     "test_gate_round",
+    "watched",
 )
 STORED = "stored_context"  # recorded with the payload store on; its values in histories/<name>.sqlite
 STORED_THRESHOLD = 1024  # small, so that a small context and the conversation are stored
@@ -154,6 +156,17 @@ async def main() -> None:
             await handle.signal(CodingTask.feedback, FeedbackInput(rating=5))
             return handle
 
+        async def watched():  # read through the stream from start to end: its polls, the watch lease, llm_delta
+            fake.piece_chars, fake.chunk_delay = 8, 0.02
+            handle = await start_task(
+                client, queue, task_description="write an add function", feedback_window_seconds=0
+            )
+            async for _ in WorkflowStreamClient.create(client, handle.id).subscribe(
+                STREAM_TOPICS, result_type=TaskEvent
+            ):
+                pass
+            return handle
+
         scenarios = {
             "completed_with_feedback": completed_with_feedback,
             "revised": revised,
@@ -164,6 +177,7 @@ async def main() -> None:
             "stored_context": stored_context,
             "early_feedback": early_feedback,
             "test_gate_round": test_gate_round,
+            "watched": watched,
         }
         for name in args.scenarios or [s for s in SCENARIOS if s != STORED]:
             fake.reset()

@@ -1,5 +1,5 @@
 """Model text as it is written: the llm_chat activity publishes `llm_delta` events to the task's workflow stream,
-numbered by attempt, while the reply recorded in history stays the whole reply."""
+numbered by attempt, while the reply recorded in history stays the whole reply; only while someone reads them."""
 
 from __future__ import annotations
 
@@ -18,11 +18,15 @@ from activities import deltas as deltas_module
 from activities.config import WorkerSettings
 from activities.deltas import TICKER_NAME
 from activities.llm import LlmActivities
+from api.gateway.streams import catch_up
 from testbed.llm_server import GOOD_CODE, NEEDS_ONE_FIX, FakeLlmServer, Fault
-from tests.support import product_worker, start_task
+from tests.support import product_worker, start_task, wait_until
+from workflows import watch
+from workflows.journal import PUBLISH_SIGNAL
 from workflows.models import (
     DELTA_TOPIC,
     STREAM_TOPICS,
+    WATCHED_UNTIL_MEMO,
     AgentRole,
     ChatMessage,
     EventType,
@@ -31,6 +35,8 @@ from workflows.models import (
     TaskState,
     TaskStatus,
 )
+
+STREAMED = [DELTA_TOPIC]
 
 PLAN = "1. Write an add function.\n2. Lint it.\n3. Document it."
 
@@ -56,10 +62,17 @@ async def run_collecting_deltas(
 
 
 async def test_deltas_carry_role_step_and_attempt_and_a_retried_attempt_starts_over(
-    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
+    client: Client,
+    fake_llm: FakeLlmServer,
+    worker_settings: WorkerSettings,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake_llm.piece_chars, fake_llm.chunk_delay = 6, 0.03  # text in pieces, a few batches a call
-    fake_llm.add_fault("openai", Fault(cut_after=5, match="planner"))  # the planner's first stream breaks
+    # The planner's first stream breaks after 1 s (the reader is there by then: the call, scheduled before it came,
+    # finds its lease at its first look, 50 ms after its first text).
+    fake_llm.add_fault("openai", Fault(cut_after=5, match="planner", delay=1.0))
+    monkeypatch.setattr(deltas_module, "FIRST_LOOK", timedelta(milliseconds=50))
     settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 100})
     final, deltas = await run_collecting_deltas(client, settings, task_queue)
     assert final.task_status == TaskStatus.COMPLETED and final.plan == PLAN
@@ -133,6 +146,42 @@ async def test_a_call_whose_delta_publish_fails_still_answers(
     assert any("llm_delta events of planner step 1 dropped" in r.getMessage() for r in caplog.records), caplog.text
 
 
+async def test_a_call_that_cannot_read_whether_it_is_watched_says_so_once_and_answers(
+    client: Client,
+    fake_llm: FakeLlmServer,
+    worker_settings: WorkerSettings,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scheduled unwatched, for a workflow that does not exist: every look's describe fails (several here), one
+    warning says so, nothing is published and the reply comes back whole."""
+    monkeypatch.setattr(deltas_module, "FIRST_LOOK", timedelta(milliseconds=20))
+    monkeypatch.setattr(deltas_module, "LAST_LOOK", timedelta(milliseconds=40))
+    looks = 0
+    look = deltas_module.DeltaPublisher._watcher_came
+
+    async def counted(publisher: deltas_module.DeltaPublisher) -> bool:
+        nonlocal looks
+        looks += 1
+        return await look(publisher)
+
+    monkeypatch.setattr(deltas_module.DeltaPublisher, "_watcher_came", counted)
+    fake_llm.piece_chars, fake_llm.chunk_delay = 4, 0.05  # the plan in about 0.7 s: a dozen looks
+    llm = LlmActivities(worker_settings.model_copy(update={"llm_delta_interval_ms": 10}))
+    env = ActivityEnvironment(client=client)
+    env.info = dataclasses.replace(env.info, workflow_id="no-such-task")
+    messages = [ChatMessage(role="user", content="x")]
+    request = LlmRequest(role=AgentRole.PLANNER, system="planner", messages=messages, deltas=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="activities.deltas"):
+            reply = await env.run(llm.chat, request)
+    finally:
+        await llm.aclose()
+    assert reply.content == PLAN and fake_llm.total_served == 1 and looks > 2
+    warned = [r.getMessage() for r in caplog.records if r.name == "activities.deltas"]
+    assert len(warned) == 1 and warned[0].startswith("cannot read whether planner step 1 is watched"), warned
+
+
 async def test_each_live_block_of_a_quality_gate_round_opens_and_closes_once(
     client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
 ) -> None:
@@ -174,3 +223,121 @@ async def test_each_live_block_of_a_quality_gate_round_opens_and_closes_once(
     assert opened == closed
     # The round's answer is step 3 of the code agent (steps 1-2 before it), as its llm_call event says.
     assert ("code_generation", 3) in opened and code.steps == 3
+
+
+async def publish_signals(client: Client, session_id: str) -> int:
+    history = await client.get_workflow_handle(session_id).fetch_history()
+    signals = [
+        e.workflow_execution_signaled_event_attributes
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    return sum(1 for s in signals if s.signal_name == PUBLISH_SIGNAL)
+
+
+async def streamed_deltas(client: Client, session_id: str) -> list[TaskEvent]:
+    """The `llm_delta` events the task's stream holds (read once it has ended)."""
+    return [
+        item.data
+        for item in (await catch_up(client, session_id, 0, timedelta(seconds=10))).items
+        if item.data.type == EventType.LLM_DELTA
+    ]
+
+
+def text_of(deltas: list[TaskEvent], role: AgentRole) -> str:
+    return "".join(d.data["text"] for d in deltas if d.data["role"] == role.value)
+
+
+async def test_deltas_off_means_none_even_for_a_watched_task(
+    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    """LLM_DELTA_INTERVAL_MS=0: a task read from its start gets no llm_delta at all, not even the text of a call it
+    was scheduled unwatched (which the workflow otherwise publishes with the reply)."""
+    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 0})
+    final, deltas = await run_collecting_deltas(client, settings, task_queue)
+    assert final.task_status == TaskStatus.COMPLETED and deltas == []
+    assert await publish_signals(client, final.session_id) == 0
+
+
+async def test_a_task_nobody_watches_publishes_no_deltas_and_answers_the_same(
+    client: Client, fake_llm: FakeLlmServer, worker_settings: WorkerSettings, task_queue: str
+) -> None:
+    """Deltas on, nobody reading the stream: no publish signal in the history, no lease in the memo, and the same
+    results as a watched run of the same task."""
+    fake_llm.piece_chars = 6
+    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 50})
+    watched, deltas = await run_collecting_deltas(client, settings, task_queue)
+    assert deltas and await publish_signals(client, watched.session_id) > 0
+    async with product_worker(client, settings):
+        handle = await start_task(client, task_queue, feedback_window_seconds=0)
+        alone = await asyncio.wait_for(handle.result(), 60)
+        assert await streamed_deltas(client, handle.id) == []  # a query: while the worker runs
+    assert alone.task_status == TaskStatus.COMPLETED
+    assert await publish_signals(client, handle.id) == 0
+    assert await (await handle.describe()).memo_value(WATCHED_UNTIL_MEMO, None) is None
+    assert alone.plan == watched.plan and alone.results == watched.results
+
+
+@pytest.mark.parametrize("looks", [True, False], ids=["found-by-a-look", "after-the-last-look"])
+async def test_a_watcher_who_comes_mid_call_gets_the_call_text_from_its_start(
+    client: Client,
+    fake_llm: FakeLlmServer,
+    worker_settings: WorkerSettings,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+    looks: bool,
+) -> None:
+    """The planner's call starts unwatched; a reader comes after its first pieces were written. A look of the call
+    finds the lease: it publishes everything it had as its first batch, then the rest as it comes. No look before
+    the call's end (made 10 minutes apart here): the workflow publishes the call's text with its reply, whole."""
+    if not looks:
+        monkeypatch.setattr(deltas_module, "FIRST_LOOK", timedelta(minutes=10))
+    fake_llm.piece_chars, fake_llm.chunk_delay = 2, 0.15  # the plan in about 4 s
+    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 100})
+    async with product_worker(client, settings):
+        handle = await start_task(client, task_queue, feedback_window_seconds=0)
+        await wait_until(lambda: len(fake_llm.chunk_log) >= 4, within=30)  # mid-call: 4 pieces of the plan written
+        stream = WorkflowStreamClient.create(client, handle.id)
+        got: list[TaskEvent] = []
+
+        async def collect() -> None:
+            async for item in stream.subscribe(STREAMED, result_type=TaskEvent):
+                got.append(item.data)
+                fake_llm.chunk_delay = 0  # the plan's text is coming: the other calls go fast
+
+        reader = asyncio.create_task(collect())
+        final = await asyncio.wait_for(handle.result(), 90)
+        await asyncio.wait_for(reader, 30)
+    planner = [d for d in got if d.data["role"] == AgentRole.PLANNER.value]
+    assert final.plan == PLAN and text_of(planner, AgentRole.PLANNER) == PLAN  # from its first character
+    first_pieces = "".join(piece for _, piece in fake_llm.chunk_log[:4])
+    assert planner[0].data["text"].startswith(first_pieces)  # what was written before the reader came, at once
+    assert (len(planner) > 1) is looks  # a look: live batches after the first; none: one event at the end
+    assert GOOD_CODE in text_of(got, AgentRole.CODE_GENERATION)  # later calls: watched from their start
+
+
+async def test_a_lease_that_expires_stops_the_deltas_of_later_calls(
+    client: Client,
+    fake_llm: FakeLlmServer,
+    worker_settings: WorkerSettings,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader who leaves at the planner's first batch: its lease (5 s here) is over before the planner's call
+    (10 s) ends, so the agents' calls start unwatched, publish nothing, and their describes find no watcher."""
+    monkeypatch.setattr(watch, "WATCH_LEASE", timedelta(seconds=5))
+    fake_llm.piece_chars, fake_llm.chunk_delay = 2, 0.4
+    settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 100})
+    async with product_worker(client, settings):
+        handle = await start_task(client, task_queue, feedback_window_seconds=0)
+        stream = WorkflowStreamClient.create(client, handle.id)
+        async for _ in stream.subscribe(STREAMED, result_type=TaskEvent):
+            break  # the planner's first batch: the reader leaves
+        await wait_until(lambda: fake_llm.total_served >= 1, within=60)
+        fake_llm.chunk_delay = 0  # the planner's reply has been served: the rest goes fast
+        final = await asyncio.wait_for(handle.result(), 90)
+        deltas = await streamed_deltas(client, handle.id)
+    assert final.task_status == TaskStatus.COMPLETED and final.plan == PLAN
+    assert text_of(deltas, AgentRole.PLANNER) == PLAN
+    assert {d.data["role"] for d in deltas} == {AgentRole.PLANNER.value}, deltas
+    assert final.results.documentation is not None and final.results.documentation.documentation

@@ -27,6 +27,8 @@ def test_histories_are_committed() -> None:
         "early_feedback",
         "early_feedback_before_feedback_when_awaited",
         "completed_with_feedback_before_local_steps",
+        "watched",
+        "watched_before_watch_memo",
     }
     assert {p.stem for p in HISTORIES} >= {*names, *stored} | {f"{name}_before_lint_gate" for name in names}
     assert all(p.with_suffix(".sqlite").exists() for p in HISTORIES if p.stem.startswith("stored_"))
@@ -65,6 +67,9 @@ async def test_history_replays_deterministically(path: Path, tmp_path: Path, mon
         # Recorded before lint and knowledge search ran as local activities: forced True, they are local-activity
         # markers where the history has their scheduled activities.
         "completed_with_feedback_before_local_steps",
+        # Recorded before the watch lease, with a reader polling the stream: forced True, each renewal of the lease
+        # upserts a memo the history never had.
+        "watched_before_watch_memo",
     ],
 )
 async def test_the_patch_is_what_keeps_a_task_from_before_it_replaying(
