@@ -4,8 +4,11 @@ numbered by attempt, while the reply recorded in history stays the whole reply; 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import dataclasses
 import logging
+import os
 from collections import defaultdict
 from datetime import timedelta
 
@@ -19,6 +22,8 @@ from activities.config import WorkerSettings
 from activities.deltas import TICKER_NAME
 from activities.llm import LlmActivities
 from api.gateway.streams import catch_up
+from orchestrator.codec import TENANT_METADATA, encrypting_for
+from orchestrator.temporal import data_converter
 from testbed.llm_server import GOOD_CODE, NEEDS_ONE_FIX, FakeLlmServer, Fault
 from tests.support import product_worker, start_task, wait_until
 from workflows import watch
@@ -278,7 +283,11 @@ async def test_a_task_nobody_watches_publishes_no_deltas_and_answers_the_same(
     assert alone.plan == watched.plan and alone.results == watched.results
 
 
-@pytest.mark.parametrize("looks", [True, False], ids=["found-by-a-look", "after-the-last-look"])
+@pytest.mark.parametrize(
+    ("looks", "encrypted"),
+    [(True, False), (False, False), (True, True)],
+    ids=["found-by-a-look", "after-the-last-look", "found-by-a-look-in-an-encrypted-tenant-task"],
+)
 async def test_a_watcher_who_comes_mid_call_gets_the_call_text_from_its_start(
     client: Client,
     fake_llm: FakeLlmServer,
@@ -286,16 +295,25 @@ async def test_a_watcher_who_comes_mid_call_gets_the_call_text_from_its_start(
     task_queue: str,
     monkeypatch: pytest.MonkeyPatch,
     looks: bool,
+    encrypted: bool,
 ) -> None:
     """The planner's call starts unwatched; a reader comes after its first pieces were written. A look of the call
     finds the lease: it publishes everything it had as its first batch, then the rest as it comes. No look before
-    the call's end (made 10 minutes apart here): the workflow publishes the call's text with its reply, whole."""
+    the call's end (made 10 minutes apart here): the workflow publishes the call's text with its reply, whole.
+    Encrypted: a tenant's task with PAYLOAD_ENCRYPTION_KEYS, whose memo the call reads is encrypted for alice."""
+    if encrypted:
+        keys = {"PAYLOAD_ENCRYPTION_KEYS": "k1=" + base64.b64encode(os.urandom(32)).decode()}
+        config = client.service_client.config
+        client = await Client.connect(
+            config.target_host, namespace=client.namespace, data_converter=data_converter(keys)
+        )
     if not looks:
         monkeypatch.setattr(deltas_module, "FIRST_LOOK", timedelta(minutes=10))
     fake_llm.piece_chars, fake_llm.chunk_delay = 2, 0.15  # the plan in about 4 s
     settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 100})
     async with product_worker(client, settings):
-        handle = await start_task(client, task_queue, feedback_window_seconds=0)
+        with encrypting_for("alice") if encrypted else contextlib.nullcontext():
+            handle = await start_task(client, task_queue, feedback_window_seconds=0)
         await wait_until(lambda: len(fake_llm.chunk_log) >= 4, within=30)  # mid-call: 4 pieces of the plan written
         stream = WorkflowStreamClient.create(client, handle.id)
         got: list[TaskEvent] = []
@@ -314,6 +332,9 @@ async def test_a_watcher_who_comes_mid_call_gets_the_call_text_from_its_start(
     assert planner[0].data["text"].startswith(first_pieces)  # what was written before the reader came, at once
     assert (len(planner) > 1) is looks  # a look: live batches after the first; none: one event at the end
     assert GOOD_CODE in text_of(got, AgentRole.CODE_GENERATION)  # later calls: watched from their start
+    if encrypted:  # the memo the look read was the tenant's, not plain
+        memo = (await handle.describe()).raw_description.workflow_execution_info.memo.fields[WATCHED_UNTIL_MEMO]
+        assert memo.metadata[TENANT_METADATA] == b"alice"
 
 
 async def test_a_lease_that_expires_stops_the_deltas_of_later_calls(
