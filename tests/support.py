@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.history.v1 import History
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from launcher.stack import port_open
 
@@ -138,3 +139,12 @@ class Services:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=15)
             self.kill(proc)
+
+
+def local_activity_types(history: WorkflowHistory) -> list[str]:
+    """The activity type of each local activity a history records (its `core_local_activity` markers), in order."""
+    return [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)["activity_type"]
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]

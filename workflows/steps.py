@@ -41,6 +41,8 @@ from workflows.models import (
 )
 
 T = TypeVar("T")
+# A budget raise that came while the call it was for ran is not waited for again (docs/operations.md: patches).
+BUDGET_RAISED_MEANWHILE = "budget-raised-meanwhile"
 
 
 class Steps:
@@ -64,6 +66,7 @@ class Steps:
         step = request.step
         doing = f"{request.role} · {request.model or 'default model'} · step {step}"
         while True:
+            raises = self._budget_raises  # the raises this call's allowance has seen
             request.allowance = usage.allowance(self._state)
             request.deltas = self._journal.watch.watched()  # unwatched: the call publishes only if someone comes
             self._journal.calling = request.role  # its llm_delta events are taken while it runs
@@ -75,7 +78,7 @@ class Steps:
                 if exc.type != "BudgetExceeded":
                     raise TaskFailed(f"{request.role} model call failed: {exc}") from exc
                 usage.record_need(self._state, exc.details[0] if exc.details else None)
-                await self._await_budget(str(exc))
+                await self._await_budget(str(exc), raises)
             finally:
                 self._journal.calling = None
         late = not request.deltas and reply.streams_deltas and not self._journal.call_deltas
@@ -92,8 +95,12 @@ class Steps:
         self._journal.event(EventType.LLM_CALL, message, request.role, data)
         return reply
 
-    async def _await_budget(self, reason: str) -> None:
-        """The next call could exceed the budget: wait for `raise_budget`, at most the feedback window."""
+    async def _await_budget(self, reason: str, seen: int) -> None:
+        """The next call could exceed the budget: wait for a `raise_budget` after the `seen` first ones (those its
+        allowance had), at most the feedback window. One that came while the refused call ran is not waited for
+        again: the call is tried at once under it (before the patch, the task waited for yet another raise)."""
+        if self._budget_raises > seen and workflow.patched(BUDGET_RAISED_MEANWHILE):
+            return
         going_on_as = self._state.task_status
         self._journal.set_status(TaskStatus.AWAITING_BUDGET, f"awaiting budget: {reason}")
         self._journal.event(EventType.BUDGET_EXHAUSTED, reason, data=self._state.budget.model_dump())

@@ -6,6 +6,7 @@ bug shows in milliseconds; the fake-server suite (`test_integration.py`) stays t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,8 @@ class StubActivities:
     lint_result: Callable[[str], LintResult] = lambda code: LintResult(score=10.0)
     test_runs: list[RunTestsRequest] = field(default_factory=list)
     test_reports: list[TestReport] = field(default_factory=list)  # scripted, in order; then every run passes
+    hold: asyncio.Event | None = None  # while set and not yet set free, a model call waits here before its check
+    held: asyncio.Event = field(default_factory=asyncio.Event)  # set when a call waits at `hold`
 
     def passing(self, passed: int = 1) -> TestReport:
         return TestReport(outcome="passed", passed=passed, exit_code=0)
@@ -58,6 +61,9 @@ class StubActivities:
 
     @activity.defn(name=LLM_ACTIVITY)
     async def chat(self, request: LlmRequest) -> LlmResponse:
+        if self.hold is not None and not self.hold.is_set():
+            self.held.set()
+            await self.hold.wait()
         check_allowance(request, "stub:model", STUB_PRICE)
         self.requests.append(request)
         scripted = self.replies.get(request.role)

@@ -293,6 +293,28 @@ async def test_a_budget_that_stops_before_a_call_waits_for_a_raise(
     assert types.count(EventType.BUDGET_RAISED) == 1
 
 
+async def test_a_raise_that_comes_while_the_refused_call_runs_is_not_lost(
+    client: Client, stub_worker: Worker, stubs: StubActivities
+) -> None:
+    """A raise too small lets the code agent's call try again; a big raise lands while that try runs (with the
+    allowance it was given before). The try is refused, and the task goes on under the big raise at once instead
+    of waiting for a third."""
+    handle = await start_task(client, stub_worker.task_queue, budget_tokens=4_250)
+    state = await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_BUDGET)
+    needed = state.budget.needed_tokens
+    assert needed is not None
+    stubs.hold = asyncio.Event()
+    small = await handle.execute_update(CodingTask.raise_budget, BudgetRaise(budget_tokens=needed - 1))
+    assert small.shortfall() is not None
+    await asyncio.wait_for(stubs.held.wait(), 30)  # the code agent's call tries again, under the small raise
+    await handle.execute_update(CodingTask.raise_budget, BudgetRaise(budget_tokens=100_000))
+    stubs.hold.set()
+    final = await wait_for_state(handle, lambda s: s.task_status == TaskStatus.AWAITING_FEEDBACK)
+    assert final.budget.budget_tokens == 100_000 and final.results.documentation is not None
+    types = [e.type for e in (await handle.query(CodingTask.events, EventsQueryInput())).events]
+    assert types.count(EventType.BUDGET_RAISED) == 2 and types.count(EventType.BUDGET_EXHAUSTED) == 1
+
+
 async def test_a_budget_not_raised_within_the_window_fails_the_task_and_keeps_what_was_done(
     client: Client, stub_worker: Worker, stubs: StubActivities
 ) -> None:

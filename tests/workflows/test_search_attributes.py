@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from temporalio.worker import Worker
 from activities.config import WorkerSettings
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
-from tests.support import ROOT, SecretScan, binary, product_worker
+from tests.support import ROOT, SecretScan, binary, local_activity_types, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import (
     LINT_ACTIVITY,
@@ -137,11 +136,7 @@ async def test_a_bare_start_runs_without_search_attributes_and_says_so(
         if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
     ]
     assert all(fields == {"TemporalChangeVersion"} for fields in upserted), upserted  # only the SDK's, for patches
-    local = [
-        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)["activity_type"]
-        for e in history.events
-        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    ]
+    local = local_activity_types(history)
     assert set(local) <= {LINT_ACTIVITY, RAG_ACTIVITY}, local  # the short steps run locally; no check of its own
     await handle.terminate("test over")
 
