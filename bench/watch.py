@@ -18,10 +18,12 @@ import os
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 import httpx
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
 
@@ -96,9 +98,18 @@ async def _watch(http: httpx.AsyncClient, session_id: str) -> int:
     return count
 
 
-async def _history(bench: Bench, session_id: str) -> tuple[int, int]:
+async def _history(bench: Bench, session_id: str) -> tuple[int, int, Counter[str]]:
+    """The task's history: events, bytes, and events by type (a signal by its name, an update by its handler)."""
     history = await bench.client.get_workflow_handle(session_id).fetch_history()
-    return len(history.events), History(events=history.events).ByteSize()
+    kinds: Counter[str] = Counter()
+    for event in history.events:
+        kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+        if event.HasField("workflow_execution_signaled_event_attributes"):
+            kind += " " + event.workflow_execution_signaled_event_attributes.signal_name
+        elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+            kind += " " + event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        kinds[kind] += 1
+    return len(history.events), History(events=history.events).ByteSize(), kinds
 
 
 async def _batch(
@@ -131,6 +142,7 @@ async def _batch(
         "sse_events_per_client": (sum(events) / len(events)) if events else 0,
         "history_events_per_task": sum(h[0] for h in history) / n,
         "history_bytes_per_task": sum(h[1] for h in history) / n,
+        "history_events_by_type_per_task": {k: v / n for k, v in sum((h[2] for h in history), Counter()).items()},
     }
 
 
