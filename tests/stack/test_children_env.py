@@ -1,16 +1,19 @@
 """Every port `make run` is told to use reaches every process that connects to it: the worker and the gateway get
-TEMPORAL_ADDRESS and MEMORY_API_URL from TEMPORAL_PORT and MEMORY_API_PORT, never the defaults (on a shared machine,
-someone else's Temporal)."""
+TEMPORAL_ADDRESS, MEMORY_API_URL and NATS_URL from TEMPORAL_PORT, MEMORY_API_PORT and NATS_PORT, never the defaults
+(on a shared machine, someone else's Temporal); a NATS_URL the user sets is theirs, passed on."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
 import httpx
 from pytest import MonkeyPatch
 
+from launcher.processes import process_info
 from launcher.stack import children_env, ensure_env_file
+from testbed.nats import nats_server
 from tests.stack.launcher import RunningStack, stack_env
 
 
@@ -59,8 +62,10 @@ def test_a_stack_on_other_ports_is_one_stack(tmp_path: Path) -> None:
     stack = RunningStack.start(tmp_path, env=env)
     try:
         stack.wait_until_up()
-        temporal, memory = env["TEMPORAL_PORT"], env["MEMORY_API_PORT"]
+        temporal, memory, live = env["TEMPORAL_PORT"], env["MEMORY_API_PORT"], f"nats://127.0.0.1:{env['NATS_PORT']}"
         assert "MEMORY_API_URL=http://localhost:1 ignored" in stack.output()
+        assert f"live channel     {live}" in stack.output()
+        assert "[INF]" not in stack.output()  # nats-server's startup lines are not shown
         deadline = time.monotonic() + 60
         while "worker polling task queue" not in stack.output() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -70,10 +75,32 @@ def test_a_stack_on_other_ports_is_one_stack(tmp_path: Path) -> None:
         for child in children.values():
             assert child["TEMPORAL_ADDRESS"] == f"localhost:{temporal}"
             assert child["MEMORY_API_URL"] == f"http://localhost:{memory}"
+            assert child["NATS_URL"] == live
+        with socket.create_connection(("127.0.0.1", int(env["NATS_PORT"])), timeout=10) as client:
+            assert client.recv(4096).startswith(b"INFO {")  # a NATS server's greeting: the stack's own serves it
         health = httpx.get(f"http://127.0.0.1:{env['GATEWAY_PORT']}/health", timeout=10).json()
         assert health["temporal"] is True, health
     finally:
         stack.kill_everything()
+    stack.assert_all_gone()
+
+
+def test_a_stack_given_a_nats_url_starts_no_nats_server_and_passes_it_on(tmp_path: Path) -> None:
+    """NATS_PORT is held here: the stack must neither check nor take it; its worker and gateway get the user's URL."""
+    env = stack_env(tmp_path)
+    with nats_server() as theirs, socket.socket() as holder:
+        holder.bind(("127.0.0.1", int(env["NATS_PORT"])))
+        holder.listen()
+        stack = RunningStack.start(tmp_path, env={**env, "NATS_URL": theirs.url})
+        try:
+            stack.wait_until_up()
+            assert f"live channel     {theirs.url}" in stack.output() and "starting nats" not in stack.output()
+            programs = {Path(info.argv[0]).name for pid in stack.seen if (info := process_info(pid)) and info.argv}
+            assert "nats-server" not in programs
+            children = [environ(pid) for pid in stack.seen if service_of(pid)]
+            assert len(children) == 2 and all(child["NATS_URL"] == theirs.url for child in children)
+        finally:
+            stack.kill_everything()
     stack.assert_all_gone()
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from launcher.binaries import nats_binary
 from launcher.stack import port_open
 from tests.stack.launcher import RunningStack, stack_env
 from tests.support import ROOT
@@ -77,6 +78,39 @@ def test_a_port_held_by_what_an_earlier_stack_left_behind(launch: Launch, tmp_pa
         assert f"whose launcher is gone; stop what is left of it with: kill -- -{orphan.pid}\n" in output
         run_suggested(output)
         assert orphan.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+def test_a_held_nats_port_says_which_variable_moves_it(launch: Launch, tmp_path: Path) -> None:
+    env = stack_env(tmp_path)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", int(env["NATS_PORT"])))
+        holder.listen()
+        output = refused(launch(env=env))
+    assert f"port {env['NATS_PORT']} (nats) is already in use by pid {os.getpid()}: " in output
+    assert "set NATS_PORT to another port" in output
+
+
+def test_a_nats_server_an_earlier_stack_left_behind_is_named_and_stopped(launch: Launch, tmp_path: Path) -> None:
+    env = stack_env(tmp_path)
+    port = env["NATS_PORT"]
+    orphan = subprocess.Popen(
+        [nats_binary(), "-a", "127.0.0.1", "-p", port], cwd=ROOT, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(int(port)):
+            assert orphan.poll() is None and time.monotonic() < deadline, "nats-server did not start"
+            time.sleep(0.05)
+        output = refused(launch(env=env))
+        assert f"port {port} (nats) is already in use by pid {orphan.pid}: " in output
+        assert "it is the nats of an earlier `make run` whose launcher is gone" in output
+        assert f"stop what is left of it with: kill -- -{orphan.pid}\n" in output
+        run_suggested(output)
+        assert orphan.wait(timeout=30) in (0, -signal.SIGTERM)  # nats-server exits cleanly on SIGTERM
     finally:
         orphan.kill()
         orphan.wait()
