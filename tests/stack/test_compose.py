@@ -73,7 +73,11 @@ COMMON_ENV = {
     payload_store.STORE_ENV,
     payload_store.THRESHOLD_ENV,
     *AWS_ENV,
+    # the live channel (orchestrator/live.py): the worker's and the gateway's settings read it
+    "NATS_URL",
 }
+# the services that publish to or read from the live channel
+LIVE_CHANNEL_USERS = {"worker", "gateway"}
 
 
 def env_names(*settings: type[Any]) -> set[str]:
@@ -154,7 +158,7 @@ def test_docker_compose_config_validates(profile: str | None, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     resolved = json.loads(done.stdout)
-    expected = {"postgresql", "temporal", "temporal-ui", "minio", *ONE_SHOT_OR_INTERACTIVE}
+    expected = {"postgresql", "temporal", "temporal-ui", "minio", "nats", *ONE_SHOT_OR_INTERACTIVE}
     expected |= {"memory-api", "gateway", "worker", "payload-store-prune"} | ({"codec-server"} if profile else set())
     assert set(resolved["services"]) == expected
     assert resolved["services"]["worker"]["deploy"]["replicas"] > 1
@@ -334,6 +338,20 @@ def test_the_prune_schedule_runs_the_prune_command(services: dict[str, dict[str,
     assert service["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
     help_run = subprocess.run([sys.executable, *command[1:], "--help"], capture_output=True, text=True, cwd=ROOT)
     assert help_run.returncode == 0 and "--every" in help_run.stdout, help_run.stderr
+
+
+def test_the_workers_and_the_gateway_share_the_live_channel(services: dict[str, dict[str, Any]]) -> None:
+    nats = services["nats"]
+    assert default(nats["image"]).startswith("nats:") and "alpine" in default(nats["image"])  # wget: healthcheck
+    command = nats["command"]
+    assert command[0] == "nats-server" and "--js" not in command and "--jetstream" not in command  # core pub/sub
+    port, monitor = int(command[command.index("--port") + 1]), int(command[command.index("--http_port") + 1])
+    assert port in container_ports(nats) and "ports" not in nats, "on the compose network only"
+    assert healthcheck_port(nats) == monitor and "/healthz" in " ".join(nats["healthcheck"]["test"])
+    for name in LIVE_CHANNEL_USERS:
+        url = urlparse(env_of(services[name])["NATS_URL"])
+        assert (url.scheme, url.hostname, url.port) == ("nats", "nats", port), name
+        assert services[name]["depends_on"]["nats"]["condition"] == "service_healthy", name
 
 
 # --------------------------------------------------------------------------- the cluster runs what the tests run
