@@ -1,9 +1,9 @@
 """Push, not poll: one workflow-stream subscription per watched task, fanned out to every SSE client watching it.
 
 The workflow publishes each `TaskEvent` on its `WorkflowStream` (topic `events`); a `Feed` holds one
-`WorkflowStreamClient.subscribe` on it (a long-poll update the workflow answers when something is published), so
-between events a watched task costs no Temporal call beyond that held poll, however many clients watch it through
-this gateway. Each client has a bounded queue: one that stops reading is dropped once it is `queue_size` events
+subscription per task however many clients watch it through this gateway: with the live channel (`NATS_URL`,
+api/gateway/live.py) a NATS subscription, which costs no Temporal call per batch; without it a
+`WorkflowStreamClient.subscribe` (a long-poll update the workflow answers when something is published). Each client has a bounded queue: one that stops reading is dropped once it is `queue_size` events
 behind (it resumes with Last-Event-ID), and a client that disconnects leaves at once; the subscription ends when the
 last client leaves or the workflow closes.
 
