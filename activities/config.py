@@ -38,6 +38,9 @@ class WorkerSettings(BaseSettings):
         default=True, description="mark each conversation's stable prefix with cache_control (Anthropic)"
     )
     memory_api_url: str = "http://localhost:8001"
+    nats_url: str | None = Field(
+        default=None, description="the live channel (orchestrator/live.py), e.g. nats://localhost:4222; unset: off"
+    )
     memory_api_key: SecretStr | None = None
     rag_request_timeout_seconds: float = Field(default=5.0, gt=0, le=14)
     lint_timeout_seconds: float = Field(default=30.0, gt=0, le=80)

@@ -16,6 +16,10 @@ publishes all it gathered as its first batch (a watcher who came mid-call sees t
 goes on as a watched call. A call that ends unwatched publishes nothing: if a watcher came after its last look,
 the workflow publishes its text itself with the reply (`Steps.llm`).
 
+With the live channel (`NATS_URL`, orchestrator/live.py) a call publishes its batches there instead, from its
+first text, watched or not: no signal, no memo look, nothing in history (a publish nobody subscribes to is dropped
+by the NATS server).
+
 Deltas are best effort: a publish that fails is logged and the rest of the call's deltas are dropped; a describe
 that fails is logged once and tried again at the next look; the model call itself never fails because of them,
 and the reply recorded in history is the same with or without them.
@@ -33,6 +37,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
 
+from orchestrator.live import LiveItem, LivePublisher
 from workflows.events import delta_event
 from workflows.models import DELTA_TOPIC, WATCHED_UNTIL_MEMO, AgentRole, LlmRequest, TaskEvent
 
@@ -57,7 +62,7 @@ def wait_before(published: int, interval: timedelta) -> timedelta:
 class DeltaPublisher:
     """Gathers one call's text chunks and publishes them in batches (an async context manager)."""
 
-    def __init__(self, request: LlmRequest, interval: timedelta) -> None:
+    def __init__(self, request: LlmRequest, interval: timedelta, live: LivePublisher | None = None) -> None:
         self.role: AgentRole = request.role
         self.step = request.step  # the workflow's number for the call, which its llm_call event carries too
         self.interval = interval
@@ -66,6 +71,9 @@ class DeltaPublisher:
         self.watched = request.deltas  # publish from the start; False: only once the memo says someone watches
         self._pending: list[str] = []
         self._client: WorkflowStreamClient | None = None
+        self._live = live
+        self._live_target: tuple[str, str] | None = None  # (namespace, workflow id) when sending on the live channel
+        self._live_events: list[TaskEvent] = []
         self._handle: WorkflowHandle[object, object] | None = None
         self._describe_failed = False
         self._ticker: asyncio.Task[None] | None = None
@@ -86,6 +94,11 @@ class DeltaPublisher:
             # that run, the batches fail instead of reaching the new run.
             if info.workflow_id is None:
                 raise RuntimeError("a standalone activity: no workflow to publish to")
+            if self._live is not None:
+                self._live_target = (info.namespace, info.workflow_id)
+                self.watched = True  # the live channel costs nothing unwatched: publish from the first text
+                self._ticker = asyncio.create_task(self._tick(), name=TICKER_NAME)
+                return self
             client = activity.client()
             self._handle = client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
             self._client = WorkflowStreamClient(self._handle, client=client, max_retry_duration=PUBLISH_RETRY)
@@ -98,16 +111,22 @@ class DeltaPublisher:
 
     def add(self, text: str) -> None:
         """Take a chunk's text (the ChunkSink the providers call)."""
-        if text and self._client is not None and not self._failed:
+        if text and (self._client is not None or self._live_target is not None) and not self._failed:
             self._pending.append(text)
             self._text.set()
 
     def _publish(self) -> bool:
         """Buffer the text gathered since the last batch as one event; False if there was none."""
-        if not self._pending or self._client is None or self._failed:
+        if not self._pending or self._failed:
             return False
         text, self._pending = "".join(self._pending), []
         event = delta_event(datetime.now(UTC).isoformat(), self.role, self.step, self.attempt, text)
+        if self._live_target is not None:
+            self._live_events.append(event)
+            self.published += 1
+            return True
+        if self._client is None:
+            return False
         try:
             self._client.topic(DELTA_TOPIC, type=TaskEvent).publish(event)
         except Exception as exc:
@@ -119,7 +138,12 @@ class DeltaPublisher:
     async def _send(self, last: bool) -> None:
         """Signal what is buffered to the workflow. A batch that failed for a reason worth retrying stays with the
         client and goes with the next one (the client gives it up after PUBLISH_RETRY); any other failure, or any
-        of the last batch, ends this call's deltas."""
+        of the last batch, ends this call's deltas. On the live channel: sent now (a failure is logged there)."""
+        if self._live is not None and self._live_target is not None:
+            events, self._live_events = self._live_events, []
+            for event in events:
+                await self._live.publish(LiveItem(*self._live_target, DELTA_TOPIC, None, event))
+            return
         assert self._client is not None
         try:
             await self._client.flush()

@@ -30,6 +30,7 @@ from activities.metrics import instruments, outcome
 from activities.prices import ModelPrice, load_prices
 from activities.providers import REGISTRY, ChatProvider
 from activities.providers.base import ProviderError, estimated_input_tokens
+from orchestrator.live import LivePublisher
 from workflows.models import LLM_ACTIVITY, AgentRole, CallAllowance, LlmRequest, LlmResponse, Provider, parse_model_id
 
 logger = logging.getLogger(__name__)
@@ -123,9 +124,11 @@ def missing_keys(settings: WorkerSettings) -> list[str]:
 class LlmActivities:
     """Holds one client per provider (created on first use, closed by `aclose`) and the worker's settings."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
-        """Raises PriceFileError when MODEL_PRICES_FILE is unusable (the worker refuses to start)."""
+    def __init__(self, settings: WorkerSettings, live: LivePublisher | None = None) -> None:
+        """Raises PriceFileError when MODEL_PRICES_FILE is unusable (the worker refuses to start). `live`: the
+        worker's live channel, where calls publish their streamed text (orchestrator/live.py)."""
         self._settings = settings
+        self._live = live
         self._providers: dict[Provider, ChatProvider] = {}
         self._prices = load_prices(settings.model_prices_file)
 
@@ -163,7 +166,7 @@ class LlmActivities:
         result = "ok"
         try:
             interval = timedelta(milliseconds=self._settings.llm_delta_interval_ms)
-            async with DeltaPublisher(request, interval) as deltas:
+            async with DeltaPublisher(request, interval, self._live) as deltas:
                 beat = ChunkHeartbeat()
 
                 def on_chunk(text: str) -> None:

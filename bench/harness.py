@@ -394,11 +394,7 @@ class Bench:
         out: dict[str, Any] = {"n": n, "by_latency": {}}
         with contextlib.ExitStack() as stack:
             for label, interval in (("on", "250"), ("off", "0")):
-                env = {**self.worker_env, "TEMPORAL_TASK_QUEUE": queues[label], "LLM_DELTA_INTERVAL_MS": interval}
-                args = ["bench.worker_proc", "--noop-queue", f"{queues[label]}-noop"]
-                proc, _ = stack.enter_context(_child(args, env, f"worker with deltas {label}"))
-                self.procs.spare_workers.append(proc.pid)
-            stack.callback(self.procs.spare_workers.clear)
+                stack.enter_context(self.extra_worker(queues[label], LLM_DELTA_INTERVAL_MS=interval))
             await self.set_latency(0.0)
             for label, queue in queues.items():
                 await self._unwatched(2, f"d-warmup-{label}", queue)  # the new workers' imports, caches
@@ -409,6 +405,19 @@ class Bench:
                     rows[label].append(await self._unwatched(n, f"d{latency:g}-{label}{k}", queues[label]))
                 out["by_latency"][f"{latency:g}"] = {label: _merged(batches) for label, batches in rows.items()}
         return out
+
+    @contextlib.contextmanager
+    def extra_worker(self, task_queue: str, **env: str) -> Iterator[None]:
+        """Another worker process on `task_queue`, with `env` added to the worker's environment; its CPU is
+        counted with the worker's while it runs."""
+        env = {**self.worker_env, "TEMPORAL_TASK_QUEUE": task_queue, **env}
+        args = ["bench.worker_proc", "--noop-queue", f"{task_queue}-noop"]
+        with _child(args, env, f"worker on {task_queue}") as (proc, _):
+            self.procs.spare_workers.append(proc.pid)
+            try:
+                yield
+            finally:
+                self.procs.spare_workers.remove(proc.pid)
 
     async def _unwatched(self, n: int, tag: str, queue: str) -> dict[str, Any]:
         handles: list[WorkflowHandle[Any, Any]] = []

@@ -1,7 +1,10 @@
 """The `watch` phase of the harness: what watching a task over SSE costs the stack (`--phases watch`).
 
 Runs a gateway (`python -m api.gateway`, its own process) beside the harness' server, worker and fake providers,
-with the fake providers answering each model call after `latency` seconds (3 s: closer to real calls than 0):
+with the fake providers answering each model call after `latency` seconds (3 s: closer to real calls than 0),
+twice, side by side: `poll`, the gateway long-polling the workflow stream (no NATS_URL), then `live`, a
+nats-server (testbed/nats.py, its CPU counted) with a worker and a gateway that have NATS_URL (the live channel,
+orchestrator/live.py). For each:
 
 - N tasks started through the gateway and left unwatched, then N more each watched by one SSE client from start to
   end: stack CPU per task (server + worker + lint pool + providers + gateway; the SSE clients are the harness',
@@ -29,6 +32,7 @@ from temporalio.client import Client
 
 from bench.service import service
 from launcher.processes import cpu_seconds
+from testbed.nats import nats_server
 from testbed.server import free_port
 from workflows.coding_task import CodingTask
 
@@ -54,6 +58,8 @@ class Bench(Protocol):
 
     async def set_latency(self, latency: float) -> None: ...
 
+    def extra_worker(self, task_queue: str, **env: str) -> contextlib.AbstractContextManager[None]: ...
+
     def task_ok(self, state: Any) -> bool: ...
 
 
@@ -62,10 +68,11 @@ FANOUT = (1, 10, 50)
 
 
 @contextlib.contextmanager
-def gateway(address: str, task_queue: str) -> Iterator[tuple[int, str]]:
-    """The gateway as `make run` starts it, on a free port: (pid, base URL)."""
+def gateway(address: str, task_queue: str, **extra: str) -> Iterator[tuple[int, str]]:
+    """The gateway as `make run` starts it, on a free port, with `extra` in its environment: (pid, base URL)."""
     port = free_port()
     env = {
+        **extra,
         **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ORCHESTRATOR_", "GATEWAY_"))},
         "TEMPORAL_ADDRESS": address,
         "TEMPORAL_NAMESPACE": "default",
@@ -113,10 +120,15 @@ async def _history(bench: Bench, session_id: str) -> tuple[int, int, Counter[str
 
 
 async def _batch(
-    bench: Bench, http: httpx.AsyncClient, gateway_pid: int, n: int, watchers: int, tag: str
+    bench: Bench, http: httpx.AsyncClient, pids: dict[str, int], n: int, watchers: int, tag: str
 ) -> dict[str, Any]:
-    """N tasks started through the gateway, each watched by `watchers` SSE clients: stack CPU per task."""
-    before = {**bench.procs.cpu(), "gateway": cpu_seconds(gateway_pid)}
+    """N tasks started through the gateway, each watched by `watchers` SSE clients: stack CPU per task (`pids`:
+    the gateway's and the other processes counted with the stack)."""
+
+    def cpu_now() -> dict[str, float]:
+        return {**bench.procs.cpu(), **{name: cpu_seconds(pid) for name, pid in pids.items()}}
+
+    before = cpu_now()
     ids = [f"bench-{bench.run_id}-{tag}-{i}-{uuid.uuid4().hex[:4]}" for i in range(n)]
     body = {"task_description": "Write a function add(first, second) with docs.", "feedback_window_seconds": 0}
     began = time.perf_counter()
@@ -129,7 +141,7 @@ async def _batch(
     states = await asyncio.gather(*(bench.client.get_workflow_handle_for(CodingTask.run, s).result() for s in ids))
     events = await asyncio.gather(*clients)
     wall = time.perf_counter() - began
-    after = {**bench.procs.cpu(), "gateway": cpu_seconds(gateway_pid)}
+    after = cpu_now()
     cpu = {k: (after[k] - before[k]) / n for k in after if k != "harness"}
     history = await asyncio.gather(*(_history(bench, s) for s in ids))
     return {
@@ -146,17 +158,14 @@ async def _batch(
     }
 
 
-async def watch_phase(bench: Bench, address: str, n: int, latency: float) -> dict[str, Any]:
-    await bench.set_latency(latency)
-    with gateway(address, bench.task_queue) as (pid, url):
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
-        async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
-            await _batch(bench, http, pid, 2, 1, "watch-warmup")  # the gateway's imports, connections
-            unwatched = await _batch(bench, http, pid, n, 0, "unwatched")
-            watched = await _batch(bench, http, pid, n, 1, "watched")
-            fanout = {k: await _batch(bench, http, pid, 1, k, f"fan{k}") for k in FANOUT}
+async def _watch_set(bench: Bench, url: str, pids: dict[str, int], n: int, tag: str) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
+        await _batch(bench, http, pids, 2, 1, f"{tag}-warmup")  # the gateway's imports, connections
+        unwatched = await _batch(bench, http, pids, n, 0, f"{tag}-unwatched")
+        watched = await _batch(bench, http, pids, n, 1, f"{tag}-watched")
+        fanout = {k: await _batch(bench, http, pids, 1, k, f"{tag}-fan{k}") for k in FANOUT}
     return {
-        "latency_s": latency,
         "unwatched": unwatched,
         "watched": watched,
         "watched_over_unwatched": watched["stack_cpu_s_per_task"] / unwatched["stack_cpu_s_per_task"],
@@ -164,32 +173,62 @@ async def watch_phase(bench: Bench, address: str, n: int, latency: float) -> dic
     }
 
 
+async def watch_phase(bench: Bench, address: str, n: int, latency: float) -> dict[str, Any]:
+    await bench.set_latency(latency)
+    with gateway(address, bench.task_queue) as (pid, url):
+        poll = await _watch_set(bench, url, {"gateway": pid}, n, "poll")
+    queue = f"{bench.task_queue}-live"
+    with (
+        nats_server() as nats,
+        bench.extra_worker(queue, NATS_URL=nats.url),
+        gateway(address, queue, NATS_URL=nats.url) as (pid, url),
+    ):
+        live = await _watch_set(bench, url, {"gateway": pid, "nats": nats.pid}, n, "live")
+    return {
+        "latency_s": latency,
+        "poll": poll,
+        "live": live,
+        "live_unwatched_over_poll_unwatched": live["unwatched"]["stack_cpu_s_per_task"]
+        / poll["unwatched"]["stack_cpu_s_per_task"],
+    }
+
+
 def rows(w: dict[str, Any]) -> list[tuple[str, str, str]]:
     def cpu(row: dict[str, Any]) -> str:
         return ", ".join(f"{k} {1000 * v:.0f}" for k, v in row["cpu_s_per_task"].items() if v >= 0.0005)
 
-    un, wa = w["unwatched"], w["watched"]
-    out = [
-        (
-            f"unwatched CPU/task (L={w['latency_s']:g})",
-            f"{1000 * un['stack_cpu_s_per_task']:.0f} ms",
-            f"N={un['n']}, failed {un['failed']}: {cpu(un)}",
-        ),
-        (
-            "watched CPU/task (1 SSE each)",
-            f"{1000 * wa['stack_cpu_s_per_task']:.0f} ms",
-            f"N={wa['n']}, failed {wa['failed']}, {wa['sse_events_per_client']:.0f} SSE events each: {cpu(wa)}",
-        ),
-        ("watched / unwatched", f"{w['watched_over_unwatched']:.2f}", "goal <= 1.10 (1.75 when the gateway polled)"),
-    ]
-    for k, row in w["fanout"].items():
-        out.append((f"1 task, {k} watchers", f"{1000 * row['stack_cpu_s_per_task']:.0f} ms", cpu(row)))
-    for label, row in (("unwatched", un), ("watched", wa)):
-        out.append(
+    out = []
+    for mode, label in (("poll", "stream long-poll"), ("live", "live channel (NATS)")):
+        m = w[mode]
+        un, wa = m["unwatched"], m["watched"]
+        out += [
             (
-                f"history/task {label}",
-                f"{row['history_events_per_task']:.0f} events",
-                f"{row['history_bytes_per_task'] / 1024:.1f} KB",
+                f"{mode}: unwatched CPU/task (L={w['latency_s']:g})",
+                f"{1000 * un['stack_cpu_s_per_task']:.0f} ms",
+                f"{label}; N={un['n']}, failed {un['failed']}: {cpu(un)}",
+            ),
+            (
+                f"{mode}: watched CPU/task (1 SSE each)",
+                f"{1000 * wa['stack_cpu_s_per_task']:.0f} ms",
+                f"N={wa['n']}, failed {wa['failed']}, {wa['sse_events_per_client']:.0f} SSE events each: {cpu(wa)}",
+            ),
+            (f"{mode}: watched / unwatched", f"{m['watched_over_unwatched']:.2f}", "goal <= 1.10"),
+        ]
+        for k, row in m["fanout"].items():
+            out.append((f"{mode}: 1 task, {k} watchers", f"{1000 * row['stack_cpu_s_per_task']:.0f} ms", cpu(row)))
+        for name, row in (("unwatched", un), ("watched", wa)):
+            out.append(
+                (
+                    f"{mode}: history/task {name}",
+                    f"{row['history_events_per_task']:.0f} events",
+                    f"{row['history_bytes_per_task'] / 1024:.1f} KB",
+                )
             )
+    out.append(
+        (
+            "live unwatched / poll unwatched",
+            f"{w['live_unwatched_over_poll_unwatched']:.2f}",
+            "what the live channel costs a task nobody watches (nats-server counted)",
         )
+    )
     return out

@@ -19,7 +19,9 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from temporalio.client import Client
 from temporalio.plugin import SimplePlugin
+from temporalio.worker import WorkerConfig
 
 from activities.config import WorkerSettings
 from activities.lint import LintActivities
@@ -27,6 +29,7 @@ from activities.llm import LlmActivities
 from activities.mcp_tools import McpActivities
 from activities.rag import RagActivities
 from activities.sandbox import SandboxActivities
+from orchestrator.live import LivePublisher, registered
 from orchestrator.telemetry import worker_interceptors
 from orchestrator.temporal import data_converter
 from workflows.coding_task import CodingTask
@@ -56,7 +59,14 @@ class WorkerActivities:
 
     def __init__(self, settings: WorkerSettings) -> None:
         compile_workflow_modules(CodingTask)
-        self.llm, self.lint, self.rag = LlmActivities(settings), LintActivities(settings), RagActivities(settings)
+        self.live = LivePublisher(settings.nats_url) if settings.nats_url else None
+        self.client: Client | None = None  # and the task queue: the worker's, once it is configured
+        self.task_queue = ""
+        self.llm, self.lint, self.rag = (
+            LlmActivities(settings, self.live),
+            LintActivities(settings),
+            RagActivities(settings),
+        )
         self.sandbox = SandboxActivities(settings)
         self.mcp = McpActivities(settings)
         self.functions: list[Callable[..., Any]] = [
@@ -75,7 +85,8 @@ class WorkerActivities:
         warm_up = asyncio.create_task(self.lint.start())
         probe = asyncio.create_task(self.sandbox.start())
         try:
-            yield
+            async with self._live_channel():
+                yield
         finally:
             probe.cancel()
             await asyncio.gather(warm_up, probe, return_exceptions=True)
@@ -83,6 +94,19 @@ class WorkerActivities:
             await self.rag.aclose()
             await self.lint.aclose()
             await self.mcp.aclose()  # every MCP server process the pool started ends here
+
+    @contextlib.asynccontextmanager
+    async def _live_channel(self) -> AsyncIterator[None]:
+        """The live publisher, where this worker's workflows find it (by namespace and task queue)."""
+        if self.live is None or self.client is None:
+            yield
+            return
+        await self.live.start(self.client.data_converter)
+        try:
+            with registered(self.client.namespace, self.task_queue, self.live):
+                yield
+        finally:
+            await self.live.aclose()
 
 
 class OrchestratorPlugin(SimplePlugin):
@@ -98,3 +122,10 @@ class OrchestratorPlugin(SimplePlugin):
             interceptors=worker_interceptors(),
             run_context=self.worker_activities.running if self.worker_activities else None,
         )
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """Also tells the activities' resources which client and task queue they serve (the live channel)."""
+        if self.worker_activities is not None:
+            self.worker_activities.client = config["client"]
+            self.worker_activities.task_queue = config["task_queue"]
+        return super().configure_worker(config)

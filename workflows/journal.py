@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.workflow_streams import PublishEntry, PublishInput, WorkflowStream, WorkflowTopicHandle
 
+import orchestrator.live as live
 from workflows.events import MAX_STREAM_ITEMS, EventLog, delta_event
 from workflows.models import DELTA_TOPIC, EVENTS_TOPIC, AgentRole, EventType, TaskEvent, TaskState, TaskStatus
 from workflows.visibility import SearchAttributeSync, details_line
@@ -49,6 +50,8 @@ class Journal:
         workflow.set_signal_handler(PUBLISH_SIGNAL, self._publish)
         self._was_reset = False
         workflow.register_random_seed_callback(self._reset_seen)  # the SDK's only word of a reset
+        info = workflow.info()
+        self._live = live.publisher_for(info.namespace, info.task_queue)  # None: the worker has no live channel
 
     def _publish(self, batch: PublishInput) -> None:
         """An activity's `llm_delta` batch, taken only from the model call in flight. A reset re-applies the
@@ -99,7 +102,9 @@ class Journal:
         self.state.updated_at = workflow.now().isoformat()
         offset = self.stream_offset()
         self.log.next_id = offset + 1
-        self._topic.publish(self.log.emit(self.state.updated_at, type, message, agent, data))
+        event = self.log.emit(self.state.updated_at, type, message, agent, data)
+        self._topic.publish(event)
+        self._offer_live(EVENTS_TOPIC, offset, event)
         if offset + 1 > MAX_STREAM_ITEMS:  # bounded memory and continue-as-new input; a late reader sees a gap
             self.stream.truncate(offset + 1 - MAX_STREAM_ITEMS)
 
@@ -108,9 +113,18 @@ class Journal:
         a watcher came to after its last look (it published nothing). In the stream's memory, like `event`: no
         command."""
         self._start_after_reset()
-        self.stream.topic(DELTA_TOPIC, type=TaskEvent).publish(
-            delta_event(workflow.now().isoformat(), role, step, 1, text)
-        )
+        offset = self.stream_offset()
+        event = delta_event(workflow.now().isoformat(), role, step, 1, text)
+        self.stream.topic(DELTA_TOPIC, type=TaskEvent).publish(event)
+        self._offer_live(DELTA_TOPIC, offset, event)
+
+    def _offer_live(self, topic: str, offset: int, event: TaskEvent) -> None:
+        """The item, to the worker's live channel as it is published (orchestrator/live.py). Not while history
+        replays: those items were offered when they were first published, and a watcher who missed one reads it
+        from the stream. Issues no command."""
+        if self._live is not None and not workflow.unsafe.is_replaying():
+            info = workflow.info()
+            self._live.offer(live.LiveItem(info.namespace, info.workflow_id, topic, offset, event))
 
     def warn(self, message: str, agent: AgentRole | None = None) -> None:
         """A warning is recorded once, however often it happens."""

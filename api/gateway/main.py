@@ -19,6 +19,7 @@ from api.schema import operation_id
 
 from .connection import TemporalConnection, TemporalUnavailable
 from .errors import install_error_handlers
+from .live import LiveChannel
 from .metrics import GatewayMetrics, MetricsMiddleware
 from .ratelimit import KeyRateLimiter
 from .routes import approvals, console, listing, ops, tasks
@@ -45,6 +46,8 @@ def create_app(
             await app.state.temporal.get()
         except TemporalUnavailable as exc:
             logger.warning("%s; starting anyway, will connect on demand", exc)
+        if settings.nats_url:
+            app.state.streams.live = await LiveChannel.open(settings.nats_url, settings.gateway_rpc_timeout)
         logger.info(
             "gateway ready: task queue %r, tenants %s, rate limit %s",
             settings.temporal_task_queue,
@@ -53,6 +56,8 @@ def create_app(
         )
         yield
         await app.state.streams.close()
+        if app.state.streams.live is not None:
+            await app.state.streams.live.close()
 
     app = FastAPI(
         title="Coding Orchestrator gateway",

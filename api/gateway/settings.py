@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     gateway_reconnect_interval: float = Field(
         2.0, ge=0, description="minimum seconds between connection attempts while Temporal is down"
     )
+    nats_url: str | None = Field(
+        None, description="the live channel (e.g. nats://localhost:4222): watchers get events with no workflow task"
+    )
     gateway_stream_max_seconds: float = Field(
         3600.0, gt=0, description="an SSE stream closes after this long; resume it with Last-Event-ID"
     )

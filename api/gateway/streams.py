@@ -1,9 +1,9 @@
 """Push, not poll: one workflow-stream subscription per watched task, fanned out to every SSE client watching it.
 
 The workflow publishes each `TaskEvent` on its `WorkflowStream` (topic `events`); a `Feed` holds one
-`WorkflowStreamClient.subscribe` on it (a long-poll update the workflow answers when something is published), so
-between events a watched task costs no Temporal call beyond that held poll, however many clients watch it through
-this gateway. Each client has a bounded queue: one that stops reading is dropped once it is `queue_size` events
+subscription per task however many clients watch it through this gateway: with the live channel (`NATS_URL`,
+api/gateway/live.py) a NATS subscription, which costs no Temporal call per batch; without it a
+`WorkflowStreamClient.subscribe` (a long-poll update the workflow answers when something is published). Each client has a bounded queue: one that stops reading is dropped once it is `queue_size` events
 behind (it resumes with Last-Event-ID), and a client that disconnects leaves at once; the subscription ends when the
 last client leaves or the workflow closes.
 
@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from sse_starlette import ServerSentEvent
 from temporalio.api.common.v1 import Payload
@@ -57,6 +58,19 @@ GATEWAY_EVENTS = ("session", "end", "gap", "error", "timeout")  # the workflow's
 NO_EVENTS = 2**53  # `events` query position past any event: it answers the task status only
 
 Item = WorkflowStreamItem[TaskEvent]
+
+
+@dataclass(frozen=True)
+class LiveDelta:
+    """An `llm_delta` a model call sent on the live channel: not on the stream, so it has no offset (and no SSE id)."""
+
+    event: TaskEvent
+
+
+class LiveSource(Protocol):
+    """Where a feed reads a task from when the gateway has the live channel (api/gateway/live.py)."""
+
+    def items(self, client: Client, session_id: str, start: int) -> AsyncIterator[Item | LiveDelta]: ...
 
 
 @dataclass
@@ -115,9 +129,11 @@ class Place:
     def stopped(self) -> bool:
         return self.task_status in STREAM_END_STATUSES
 
-    def send(self, item: Item) -> list[ServerSentEvent]:
+    def send(self, item: Item | LiveDelta) -> list[ServerSentEvent]:
         """The SSE events of one stream item for this client: none when it had it, a `gap` before it when items
         between were dropped, the event itself (numbered) unless it is a delta the client does not want."""
+        if isinstance(item, LiveDelta):
+            return [sse(item.event.type, item.event.model_dump_json())] if self.deltas else []
         if item.offset < self.expected:  # read by the catch-up already
             return []
         out = []
@@ -147,13 +163,10 @@ def _decode(client: Client, result: PollResult) -> list[Item]:
     return items
 
 
-async def catch_up(client: Client, session_id: str, after: int, rpc_timeout: timedelta) -> Catchup:
-    """The task's status, then the stream's retained items from offset `after` (id `after` + 1) on.
-
-    Raises ValueError when `after` is beyond the stream's end. The status is read first: when it says the task
-    stopped, the items read after it hold every event up to the stop."""
+async def read_stream(client: Client, session_id: str, after: int, rpc_timeout: timedelta) -> tuple[list[Item], int]:
+    """The stream's retained items from offset `after` on, and the offset after the last (queries: no workflow
+    task is added). Raises ValueError when `after` is beyond the stream's end."""
     handle: WorkflowHandle[CodingTask, TaskState] = client.get_workflow_handle(session_id)
-    page = await handle.query(CodingTask.events, EventsQueryInput(after=NO_EVENTS), rpc_timeout=rpc_timeout)
     items: list[Item] = []
     offset = after
     while True:
@@ -168,7 +181,18 @@ async def catch_up(client: Client, session_id: str, after: int, rpc_timeout: tim
         items += _decode(client, result)
         offset = result.next_offset
         if not result.more_ready:
-            return Catchup(items=items, next_offset=offset, task_status=page.task_status)
+            return items, offset
+
+
+async def catch_up(client: Client, session_id: str, after: int, rpc_timeout: timedelta) -> Catchup:
+    """The task's status, then the stream's retained items from offset `after` (id `after` + 1) on.
+
+    Raises ValueError when `after` is beyond the stream's end. The status is read first: when it says the task
+    stopped, the items read after it hold every event up to the stop."""
+    handle: WorkflowHandle[CodingTask, TaskState] = client.get_workflow_handle(session_id)
+    page = await handle.query(CodingTask.events, EventsQueryInput(after=NO_EVENTS), rpc_timeout=rpc_timeout)
+    items, offset = await read_stream(client, session_id, after, rpc_timeout)
+    return Catchup(items=items, next_offset=offset, task_status=page.task_status)
 
 
 @dataclass(eq=False)
@@ -176,13 +200,13 @@ class Watcher:
     """One SSE client of a feed: its bounded queue (one slot more, kept for the `Closed` that ends it)."""
 
     queue_size: int
-    queue: asyncio.Queue[Item | Closed] = field(init=False)
+    queue: asyncio.Queue[Item | LiveDelta | Closed] = field(init=False)
     dropped: bool = False
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.queue_size + 1)
 
-    def offer(self, item: Item) -> bool:
+    def offer(self, item: Item | LiveDelta) -> bool:
         """Queue the item; False (and the client is told why) when it is `queue_size` items behind."""
         if self.queue.qsize() >= self.queue_size:
             self.dropped = True
@@ -214,12 +238,11 @@ class Feed:
     async def _run(self, start: int) -> None:
         closed = Closed()
         try:
-            stream = WorkflowStreamClient.create(with_poll_ids(self._client), self.session_id)
-            cooldown = timedelta(seconds=self.hub.poll_cooldown)
-            async for item in stream.subscribe(STREAM_TOPICS, start, result_type=TaskEvent, poll_cooldown=cooldown):
-                self.recent.append(item)
-                self.position = item.offset + 1
-                self.task_status = status_of(item) or self.task_status
+            async for item in self._items(start):
+                if not isinstance(item, LiveDelta):
+                    self.recent.append(item)
+                    self.position = item.offset + 1
+                    self.task_status = status_of(item) or self.task_status
                 for watcher in list(self.watchers):
                     if not watcher.offer(item):
                         self.watchers.discard(watcher)
@@ -232,6 +255,15 @@ class Feed:
             self.hub.forget(self)
         for watcher in self.watchers:
             watcher.close(closed)
+
+    def _items(self, start: int) -> AsyncIterator[Item | LiveDelta]:
+        """The task's items from `start` on: from the live channel when the gateway has it, else by long-polling
+        the workflow stream (an update and a workflow task per batch)."""
+        if self.hub.live is not None:
+            return self.hub.live.items(self._client, self.session_id, start)
+        stream = WorkflowStreamClient.create(with_poll_ids(self._client), self.session_id)
+        cooldown = timedelta(seconds=self.hub.poll_cooldown)
+        return stream.subscribe(STREAM_TOPICS, start, result_type=TaskEvent, poll_cooldown=cooldown)
 
     def join(self, watcher: Watcher, offset: int) -> None:
         """Add a client that has read everything before `offset`: it gets the recent items from there on."""
@@ -255,8 +287,16 @@ class Feed:
 class StreamHub:
     """The gateway's feeds, by session id (`app.state.streams`)."""
 
-    def __init__(self, queue_size: int, poll_cooldown: float, rpc_timeout: float, max_seconds: float) -> None:
+    def __init__(
+        self,
+        queue_size: int,
+        poll_cooldown: float,
+        rpc_timeout: float,
+        max_seconds: float,
+        live: LiveSource | None = None,
+    ) -> None:
         self.queue_size = queue_size
+        self.live = live
         self.poll_cooldown = poll_cooldown
         self.rpc_timeout = rpc_timeout
         self.max_seconds = max_seconds  # one stream's time limit

@@ -1,0 +1,100 @@
+"""A watched task read from the live channel (`NATS_URL`, orchestrator/live.py): no Temporal call per batch.
+
+A feed subscribes to the task's subject and passes on what the workers send: the stream's items in offset order,
+each once, and the `llm_delta` text model calls send (`LiveDelta`). Core NATS keeps nothing and may lose a message
+(a worker that stopped before sending, a reconnect), so the workflow stream stays the record: when a message skips
+an offset, or the task has sent nothing for a while (QUIET, doubling up to QUIET_MAX), the feed reads the stream
+from its position with one query, and a workflow that has closed ends the feed once everything is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from nats.aio.client import Client as Nats
+from nats.errors import TimeoutError as NatsTimeout
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from orchestrator.live import OFFSET_HEADER, TOPIC_HEADER, connect, converter_for, subject
+from workflows.models import TaskEvent
+
+from .streams import Item, LiveDelta, read_stream
+
+logger = logging.getLogger(__name__)
+
+QUIET = 1.0  # seconds without a message before the feed reads the stream itself
+QUIET_MAX = 8.0  # the wait doubles while the task stays quiet (e.g. waiting for feedback), up to this
+PENDING_LIMIT = 65_536  # messages a feed's subscription holds unread before NATS drops them (read back from the stream)
+
+
+class LiveChannel:
+    """The gateway's NATS connection (`app.state.streams.live`): one subscription per watched task."""
+
+    def __init__(self, nc: Nats, rpc_timeout: float) -> None:
+        self.nc = nc
+        self.rpc_timeout = timedelta(seconds=rpc_timeout)
+
+    @classmethod
+    async def open(cls, url: str, rpc_timeout: float) -> LiveChannel | None:
+        """Connected, or None (logged) when NATS cannot be reached: watchers then long-poll the workflow stream."""
+        try:
+            return cls(await connect(url, "orchestrator-gateway"), rpc_timeout)
+        except Exception as exc:
+            logger.warning("cannot connect to NATS at %s (%s): watchers read the workflow stream instead", url, exc)
+            return None
+
+    async def close(self) -> None:
+        await self.nc.drain()
+
+    async def items(self, client: Client, session_id: str, start: int) -> AsyncIterator[Item | LiveDelta]:
+        """The task's items from offset `start` on, in order and each once, and its calls' text; ends when the
+        workflow has closed and every item was passed on."""
+        converter = converter_for(client.data_converter, client.namespace, session_id)
+        sub = await self.nc.subscribe(subject(client.namespace, session_id), pending_msgs_limit=PENDING_LIMIT)
+        position = start
+        quiet = QUIET
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=quiet)
+                except NatsTimeout:
+                    quiet = min(quiet * 2, QUIET_MAX)
+                    closed = await self._closed(client, session_id)
+                    items, position = await read_stream(client, session_id, position, self.rpc_timeout)
+                    for item in items:
+                        yield item
+                    if closed:
+                        return
+                    continue
+                quiet = QUIET
+                headers = msg.headers or {}
+                try:
+                    [event] = await converter.decode([Payload.FromString(msg.data)], [TaskEvent])
+                    offset = int(headers[OFFSET_HEADER]) if OFFSET_HEADER in headers else None
+                except Exception as exc:  # not a worker's message: ignored (the stream has every real item)
+                    logger.warning("live channel: a message for %s that does not decode: %s", session_id, exc)
+                    continue
+                if offset is None:
+                    yield LiveDelta(event)
+                    continue
+                if offset > position:  # messages were lost: the stream has them
+                    items, position = await read_stream(client, session_id, position, self.rpc_timeout)
+                    for item in items:
+                        yield item
+                # Passed on already (below), or an offset the stream does not reach (not there yet, or a message
+                # no worker sent): left to the stream, so the feed's position only moves by what the task holds.
+                if offset == position:
+                    yield Item(topic=headers.get(TOPIC_HEADER, ""), data=event, offset=offset)
+                    position = offset + 1
+        finally:
+            with contextlib.suppress(Exception):  # the connection may be closing with the gateway
+                await sub.unsubscribe()
+
+    async def _closed(self, client: Client, session_id: str) -> bool:
+        """The task's workflow has closed (a run continued as new is not: the next run goes on)."""
+        description = await client.get_workflow_handle(session_id).describe(rpc_timeout=self.rpc_timeout)
+        return description.status not in (None, WorkflowExecutionStatus.RUNNING)

@@ -1,0 +1,178 @@
+"""Watchers over the live channel (NATS_URL): a real nats-server, worker and gateway; no stream poll in history."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections import Counter
+
+import httpx
+import nats
+from temporalio.api.enums.v1 import EventType as HistoryEventType
+from temporalio.client import Client
+
+from activities.config import WorkerSettings
+from api.gateway.streams import StreamHub
+from orchestrator.live import OFFSET_HEADER, subject
+from testbed.llm_server import FakeLlmServer
+from testbed.product import product_worker
+from testbed.server import free_port
+from tests.gateway.support import ALICE, QUICK_TASK, Reader, SseEvent, live_server, make_app, numbered
+from tests.support import wait_until
+from workflows.models import EventType, TaskEvent
+
+POLL_UPDATE = "__temporal_workflow_stream_poll"
+PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"
+
+
+def new_id() -> str:
+    return f"live-{uuid.uuid4().hex[:12]}"
+
+
+async def history_kinds(client: Client, session_id: str) -> Counter[str]:
+    """The task's history events by type, updates and signals by name."""
+    kinds: Counter[str] = Counter()
+    async for event in client.get_workflow_handle(session_id).fetch_history_events():
+        kind = HistoryEventType.Name(event.event_type)
+        if event.HasField("workflow_execution_update_accepted_event_attributes"):
+            kind = event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        elif event.HasField("workflow_execution_signaled_event_attributes"):
+            kind = event.workflow_execution_signaled_event_attributes.signal_name
+        kinds[kind] += 1
+    return kinds
+
+
+async def watch_to_end(http: httpx.AsyncClient, session_id: str, query: str = "") -> list[SseEvent]:
+    async with http.stream("GET", f"/events/{session_id}{query}", headers=ALICE) as response:
+        assert response.status_code == 200
+        return await Reader(response).until(lambda e: e.event in ("end", "error", "timeout"))
+
+
+async def test_watchers_get_every_event_in_order_and_the_calls_text_with_no_stream_poll(
+    client: Client, task_queue: str, worker_settings: WorkerSettings, fake_llm: FakeLlmServer, nats_url: str
+) -> None:
+    fake_llm.hold_after = 1  # the planner answers, then the code agent's first call waits for the watchers
+    session_id = new_id()
+    app = make_app(task_queue, client, nats_url=nats_url)
+    hub: StreamHub = app.state.streams
+    settings = worker_settings.model_copy(update={"nats_url": nats_url})
+    wire = await nats.connect(nats_url)
+    raw = await wire.subscribe(subject(client.namespace, session_id))  # what goes over NATS, as anyone sees it
+    async with product_worker(client, settings), live_server(app) as url, httpx.AsyncClient(base_url=url) as http:
+        assert hub.live is not None
+        body = {**QUICK_TASK, "session_id": session_id}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        async with contextlib.AsyncExitStack() as stack:
+            readers = {}
+            for name, query in (("all", ""), ("steps", "?deltas=false")):
+                response = await stack.enter_async_context(
+                    http.stream("GET", f"/events/{session_id}{query}", headers=ALICE)
+                )
+                readers[name] = Reader(response)
+            for reader in readers.values():
+                await reader.until(lambda e: e.event == "plan")
+            await wait_until(lambda: hub.watchers(session_id) == 2, within=5)
+            assert hub.subscriptions == 1
+            fake_llm.hold_after = None
+            fake_llm.release()
+            for reader in readers.values():
+                await reader.until(lambda e: e.event in ("end", "error", "timeout"))
+        later = await watch_to_end(http, session_id)  # a client after the end reads the stream's record
+    messages = []
+    with contextlib.suppress(nats.errors.TimeoutError):
+        while True:
+            messages.append(await raw.next_msg(timeout=0.5))
+    await wire.close()
+
+    every, steps = readers["all"].events, readers["steps"].events
+    assert every[-1].event == steps[-1].event == "end"
+    assert every[-1].json()["task_status"] == "completed"
+    ids = numbered(every)
+    assert ids == list(range(1, len(ids) + 1))  # the stream's items, each once, in order, none skipped
+    deltas = [e for e in every if e.event == "llm_delta"]
+    assert {e.json()["data"]["role"] for e in deltas} >= {"code_generation", "documentation"}
+    assert all(e.id is None for e in deltas)  # sent by the calls, not on the stream: no id to resume from
+    assert not [e for e in steps if e.event in ("llm_delta", "gap")]
+    assert numbered(steps) == ids
+    seen = [(e.id, e.event, e.data) for e in every if e.id]
+    assert [(e.id, e.event, e.data) for e in later if e.id][: len(seen)] == seen  # the same as the stream's record
+
+    kinds = await history_kinds(client, session_id)
+    assert kinds[POLL_UPDATE] == 0 and kinds[PUBLISH_SIGNAL] == 0, kinds  # nothing of the watching in history
+    assert len([m for m in messages if OFFSET_HEADER in (m.headers or {})]) >= len(ids) - 2  # the items went there
+
+
+async def test_what_the_channel_did_not_carry_is_read_from_the_stream(
+    client: Client, task_queue: str, worker_settings: WorkerSettings, nats_url: str
+) -> None:
+    """A worker without the live channel (an older one, or one that stopped before sending): the gateway's feed
+    reads the stream when the task is quiet, so its watcher still gets every event, in order, and the end."""
+    session_id = new_id()
+    app = make_app(task_queue, client, nats_url=nats_url)
+    async with (
+        product_worker(client, worker_settings),
+        live_server(app) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        body = {**QUICK_TASK, "session_id": session_id}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        events = await watch_to_end(http, session_id)
+    assert events[-1].event == "end" and events[-1].json()["task_status"] == "completed"
+    ids = numbered(events)
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) > 5
+    assert (await history_kinds(client, session_id))[POLL_UPDATE] == 0
+
+
+async def test_with_nats_away_the_worker_runs_tasks_and_the_gateway_polls_the_stream(
+    client: Client, task_queue: str, worker_settings: WorkerSettings
+) -> None:
+    away = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    session_id = new_id()
+    app = make_app(task_queue, client, nats_url=away)
+    hub: StreamHub = app.state.streams
+    settings = worker_settings.model_copy(update={"nats_url": away})
+    async with product_worker(client, settings), live_server(app) as url, httpx.AsyncClient(base_url=url) as http:
+        assert hub.live is None  # said in the log; watchers long-poll the workflow stream
+        body = {**QUICK_TASK, "session_id": session_id}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        events = await watch_to_end(http, session_id)
+    assert events[-1].event == "end" and events[-1].json()["task_status"] == "completed"
+    assert (await history_kinds(client, session_id))[POLL_UPDATE] > 0
+
+
+def test_subjects_keep_one_token_per_name_whatever_its_dots() -> None:
+    assert subject("default", "a.b") == "orchestrator.live.default.a~2Eb"
+    assert subject("default", "a~2Eb") != subject("default", "a.b")
+    assert subject("prod.eu", "x") == "orchestrator.live.prod~2Eeu.x"
+
+
+async def test_messages_no_worker_sent_neither_stop_nor_skip_a_watchers_events(
+    client: Client, task_queue: str, worker_settings: WorkerSettings, fake_llm: FakeLlmServer, nats_url: str
+) -> None:
+    """Bytes that are no payload, and a well-formed item at an offset the task never reached, published on the
+    task's subject mid-task: the watcher's stream goes on, every event once and in order, without the forged one."""
+    fake_llm.hold_after = 1
+    session_id = new_id()
+    app = make_app(task_queue, client, nats_url=nats_url)
+    settings = worker_settings.model_copy(update={"nats_url": nats_url})
+    forged = TaskEvent(id=0, at="2026-01-01T00:00:00+00:00", type=EventType.WARNING, message="forged event")
+    [payload] = await client.data_converter.encode([forged])
+    wire = await nats.connect(nats_url)
+    async with product_worker(client, settings), live_server(app) as url, httpx.AsyncClient(base_url=url) as http:
+        body = {**QUICK_TASK, "session_id": session_id}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        async with http.stream("GET", f"/events/{session_id}", headers=ALICE) as response:
+            reader = Reader(response)
+            await reader.until(lambda e: e.event == "plan")
+            where = subject(client.namespace, session_id)
+            await wire.publish(where, b"\x00 not a payload", headers={OFFSET_HEADER: "5"})
+            await wire.publish(where, payload.SerializeToString(), headers={OFFSET_HEADER: str(10**9)})
+            await wire.flush()
+            fake_llm.hold_after = None
+            fake_llm.release()
+            events = await reader.until(lambda e: e.event in ("end", "error", "timeout"))
+    await wire.close()
+    assert events[-1].event == "end" and events[-1].json()["task_status"] == "completed"
+    ids = numbered(reader.events)
+    assert ids == list(range(1, len(ids) + 1))
+    assert not [e for e in reader.events if "forged event" in e.data]
