@@ -1,11 +1,12 @@
-"""Push, not poll: one workflow-stream subscription per watched task, fanned out to every SSE client watching it.
+"""Push, not poll: one subscription per watched task, fanned out to every SSE client watching it.
 
 The workflow publishes each `TaskEvent` on its `WorkflowStream` (topic `events`); a `Feed` holds one
 subscription per task however many clients watch it through this gateway: with the live channel (`NATS_URL`,
 api/gateway/live.py) a NATS subscription, which costs no Temporal call per batch; without it a
-`WorkflowStreamClient.subscribe` (a long-poll update the workflow answers when something is published). Each client has a bounded queue: one that stops reading is dropped once it is `queue_size` events
-behind (it resumes with Last-Event-ID), and a client that disconnects leaves at once; the subscription ends when the
-last client leaves or the workflow closes.
+`WorkflowStreamClient.subscribe` (a long-poll update the workflow answers when something is published).
+Each client has a bounded queue: one that stops reading is dropped once it is `queue_size` events behind (it
+resumes with Last-Event-ID), and a client that disconnects leaves at once; the subscription ends when the last
+client leaves or the workflow closes.
 
 A client first catches up with one query (`catch_up`: the stream's retained items after its position, and the
 task's status), then joins the feed from where that read stopped; items are identified by their stream offset, so

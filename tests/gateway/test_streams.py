@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
 from temporalio.worker import Worker
 
 from api.gateway.streams import Catchup, Closed, StreamHub
@@ -142,7 +142,7 @@ async def test_a_slow_client_is_dropped_with_an_error_past_its_bound(
             await wait_until(lambda: watcher.dropped, within=10)
             assert hub.watchers(session_id) == 0  # dropped at once: its slot is free
             got = [watcher.queue.get_nowait() for _ in range(watcher.queue.qsize())]
-            assert [item.data.data["text"] for item in got[:-1] if not isinstance(item, Closed)] == [
+            assert [item.data.data["text"] for item in got[:-1] if isinstance(item, WorkflowStreamItem)] == [
                 "chunk 0",
                 "chunk 1",
                 "chunk 2",
