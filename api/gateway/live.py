@@ -3,15 +3,17 @@
 A feed subscribes to the task's subject and passes on what the workers send: the stream's items in offset order,
 each once, and the `llm_delta` text model calls send (`LiveDelta`). Core NATS keeps nothing and may lose a message
 (a worker that stopped before sending, a reconnect), so the workflow stream stays the record: when a message skips
-an offset, or the task has sent nothing for a while (QUIET, doubling up to QUIET_MAX), the feed reads the stream
-from its position with one query, and a workflow that has closed ends the feed once everything is read.
+an offset, the feed reads the stream from its position with one query. When the task has sent nothing for QUIET
+seconds (doubling up to QUIET_MAX while it stays quiet) the feed reads the stream too: a workflow that has closed
+ends the feed once everything is read, and items that only the stream had mean the task's worker does not send
+on the channel (one without NATS_URL, or an older one), so the feed follows the task by long-poll from there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from nats.aio.client import Client as Nats
@@ -26,8 +28,8 @@ from .streams import Item, LiveDelta, read_stream
 
 logger = logging.getLogger(__name__)
 
-QUIET = 1.0  # seconds without a message before the feed reads the stream itself
-QUIET_MAX = 8.0  # the wait doubles while the task stays quiet (e.g. waiting for feedback), up to this
+QUIET = 5.0  # seconds without a message before the feed reads the stream itself
+QUIET_MAX = 30.0  # the wait doubles while the task stays quiet (e.g. waiting for feedback), up to this
 PENDING_LIMIT = 65_536  # messages a feed's subscription holds unread before NATS drops them (read back from the stream)
 
 
@@ -50,9 +52,12 @@ class LiveChannel:
     async def close(self) -> None:
         await self.nc.drain()
 
-    async def items(self, client: Client, session_id: str, start: int) -> AsyncIterator[Item | LiveDelta]:
+    async def items(
+        self, client: Client, session_id: str, start: int, long_poll: Callable[[int], AsyncIterator[Item]]
+    ) -> AsyncIterator[Item | LiveDelta]:
         """The task's items from offset `start` on, in order and each once, and its calls' text; ends when the
-        workflow has closed and every item was passed on."""
+        workflow has closed and every item was passed on. `long_poll(offset)`: the items from the stream's
+        long-poll, for a task whose worker does not send on the channel."""
         converter = converter_for(client.data_converter, client.namespace, session_id)
         sub = await self.nc.subscribe(subject(client.namespace, session_id), pending_msgs_limit=PENDING_LIMIT)
         position = start
@@ -68,6 +73,13 @@ class LiveChannel:
                     for item in items:
                         yield item
                     if closed:
+                        return
+                    if items:
+                        logger.info(
+                            "%s: its worker sends nothing on the live channel; following it by long-poll", session_id
+                        )
+                        async for item in long_poll(position):
+                            yield item
                         return
                     continue
                 quiet = QUIET

@@ -25,7 +25,7 @@ import base64
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -71,7 +71,9 @@ class LiveDelta:
 class LiveSource(Protocol):
     """Where a feed reads a task from when the gateway has the live channel (api/gateway/live.py)."""
 
-    def items(self, client: Client, session_id: str, start: int) -> AsyncIterator[Item | LiveDelta]: ...
+    def items(
+        self, client: Client, session_id: str, start: int, long_poll: Callable[[int], AsyncIterator[Item]]
+    ) -> AsyncIterator[Item | LiveDelta]: ...
 
 
 @dataclass
@@ -261,7 +263,10 @@ class Feed:
         """The task's items from `start` on: from the live channel when the gateway has it, else by long-polling
         the workflow stream (an update and a workflow task per batch)."""
         if self.hub.live is not None:
-            return self.hub.live.items(self._client, self.session_id, start)
+            return self.hub.live.items(self._client, self.session_id, start, self._long_poll)
+        return self._long_poll(start)
+
+    def _long_poll(self, start: int) -> AsyncIterator[Item]:
         stream = WorkflowStreamClient.create(with_poll_ids(self._client), self.session_id)
         cooldown = timedelta(seconds=self.hub.poll_cooldown)
         return stream.subscribe(STREAM_TOPICS, start, result_type=TaskEvent, poll_cooldown=cooldown)

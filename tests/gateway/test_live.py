@@ -102,11 +102,13 @@ async def test_watchers_get_every_event_in_order_and_the_calls_text_with_no_stre
     assert len([m for m in messages if OFFSET_HEADER in (m.headers or {})]) >= len(ids) - 2  # the items went there
 
 
-async def test_what_the_channel_did_not_carry_is_read_from_the_stream(
-    client: Client, task_queue: str, worker_settings: WorkerSettings, nats_url: str
+async def test_a_task_whose_worker_sends_nothing_on_the_channel_is_followed_by_long_poll(
+    client: Client, task_queue: str, worker_settings: WorkerSettings, fake_llm: FakeLlmServer, nats_url: str
 ) -> None:
-    """A worker without the live channel (an older one, or one that stopped before sending): the gateway's feed
-    reads the stream when the task is quiet, so its watcher still gets every event, in order, and the end."""
+    """A worker without the live channel (an older one, or one configured without it): the gateway's feed reads
+    the stream once the task was quiet for 5 s, finds items NATS never carried, and long-polls from there: its
+    watcher still gets every event, in order, and the end."""
+    fake_llm.hold_after = 1  # the planner answers, then the code agent's first call waits
     session_id = new_id()
     app = make_app(task_queue, client, nats_url=nats_url)
     async with (
@@ -116,11 +118,19 @@ async def test_what_the_channel_did_not_carry_is_read_from_the_stream(
     ):
         body = {**QUICK_TASK, "session_id": session_id}
         assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
-        events = await watch_to_end(http, session_id)
+        async with http.stream("GET", f"/events/{session_id}", headers=ALICE) as response:
+            reader = Reader(response)
+            await reader.until(lambda e: e.event == "plan")
+            fake_llm.hold_after = 2  # that call answers (its events reach only the stream), the next one waits
+            fake_llm.release()
+            await reader.until(lambda e: e.event == "llm_call" and e.json()["agent"] == "code_generation")
+            fake_llm.hold_after = None
+            fake_llm.release()
+            events = await reader.until(lambda e: e.event in ("end", "error", "timeout"))
     assert events[-1].event == "end" and events[-1].json()["task_status"] == "completed"
-    ids = numbered(events)
+    ids = numbered(reader.events)
     assert ids == list(range(1, len(ids) + 1)) and len(ids) > 5
-    assert (await history_kinds(client, session_id))[POLL_UPDATE] == 0
+    assert (await history_kinds(client, session_id))[POLL_UPDATE] > 0  # followed by long-poll once found out
 
 
 async def test_with_nats_away_the_worker_runs_tasks_and_the_gateway_polls_the_stream(

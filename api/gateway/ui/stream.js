@@ -162,8 +162,8 @@ async function readStream(body, lastId, onEvent, signal) {
           return { kind: "dropped", lastId, reason: payload?.detail ?? "the gateway could not read the events" };
         }
         if (message.event === EVENT.SESSION) continue;
-        // Every event the gateway sends carries its id on the task's stream, model-output deltas included, so a
-        // reconnect resumes after the last one seen (deltas are not sent twice).
+        // An event on the task's stream carries its id there, so a reconnect resumes after the last one seen; a
+        // model-output delta the live channel (NATS_URL) carried has none and is shown as it comes.
         const numeric = message.id !== null && NUMERIC_ID.test(message.id);
         const id = numeric ? Number(message.id) : null;
         if (id !== null) {
