@@ -2,13 +2,15 @@
 directly from the workflow stream and through the gateway's SSE, side by side; and what deltas cost in history
 (events and bytes per task), with and without them.
 
-    python -m bench.delta_latency [--interval-ms 200] [--tasks 2] [--chunk-ms 20] [--via both|direct|sse]
+    python -m bench.delta_latency [--interval-ms 200] [--tasks 2] [--chunk-ms 20] [--via both|direct|sse] [--live]
 
 One worker (in this process) on a local dev server, every model the fake provider (testbed), which streams
 each reply in pieces of 4 characters, `--chunk-ms` apart, and a gateway (`python -m api.gateway`, its own process,
 as `make run` starts it). Each task is started with `POST /invoke`, whose response is its SSE stream (the `sse`
 client, deltas included); the `direct` client reads the task's `llm_delta` topic with
 `WorkflowStreamClient.subscribe` (default 100 ms poll cooldown), as the gateway's one subscription per task does.
+With `--live` the worker and the gateway have the live channel (NATS_URL, a nats-server of testbed/nats.py): the
+deltas go from the model call to the gateway over NATS and only the `sse` client is measured (the stream has none).
 Each piece's latency is the time from the fake writing it to the client holding the event that carries it.
 Nothing is asserted.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
 import uuid
@@ -30,6 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 from bench.watch import API_KEY, gateway
 from orchestrator.temporal import exit_now
 from testbed.llm_server import FakeLlmServer
+from testbed.nats import nats_server
 from testbed.product import dev_server, fake_provider_settings, product_worker
 from workflows.coding_task import CodingTask
 from workflows.models import DELTA_TOPIC, TaskEvent
@@ -44,7 +48,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(
-    env: WorkflowEnvironment, fake: FakeLlmServer, interval_ms: int, tasks: int, chunk_ms: int, vias: tuple[str, ...]
+    env: WorkflowEnvironment,
+    fake: FakeLlmServer,
+    interval_ms: int,
+    tasks: int,
+    chunk_ms: int,
+    vias: tuple[str, ...],
+    nats_url: str | None = None,
 ) -> dict[str, Any]:
     queue = f"deltas-{uuid.uuid4().hex[:8]}"
     settings = fake_provider_settings(
@@ -53,11 +63,12 @@ async def run(
         memory_api_url="http://127.0.0.1:9",
         rag_request_timeout_seconds=0.2,
         llm_delta_interval_ms=interval_ms,
+        nats_url=nats_url,
     )
     latencies: dict[str, list[float]] = {via: [] for via in vias}
     events = size = deltas = 0
     address = env.client.service_client.config.target_host
-    with gateway(address, queue) as (_, url):
+    with gateway(address, queue, **({"NATS_URL": nats_url} if nats_url else {})) as (_, url):
         async with product_worker(env.client, settings), httpx.AsyncClient(base_url=url, timeout=120) as http:
             for _ in range(tasks):
                 fake.reset()
@@ -123,19 +134,22 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=2)
     parser.add_argument("--chunk-ms", type=int, default=20)
     parser.add_argument("--via", choices=("both", *VIAS), default="both", help="which clients are measured")
+    parser.add_argument("--live", action="store_true", help="over the live channel (NATS_URL); measures sse only")
     args = parser.parse_args()
-    vias = VIAS if args.via == "both" else (args.via,)
+    vias = ("sse",) if args.live else VIAS if args.via == "both" else (args.via,)
     fake = FakeLlmServer().start()
     try:
-        env = await dev_server()
-        async with env:
-            off = await run(env, fake, 0, args.tasks, args.chunk_ms, vias)
-            on = await run(env, fake, args.interval_ms, args.tasks, args.chunk_ms, vias)
+        with contextlib.ExitStack() as stack:
+            nats_url = stack.enter_context(nats_server()).url if args.live else None
+            env = await dev_server()
+            async with env:
+                off = await run(env, fake, 0, args.tasks, args.chunk_ms, vias, nats_url)
+                on = await run(env, fake, args.interval_ms, args.tasks, args.chunk_ms, vias, nats_url)
     finally:
         fake.stop()
     pace = f"text pieces of 4 characters every {args.chunk_ms} ms"
     print(f"{args.tasks} task(s), {pace}, batch interval {args.interval_ms} ms")
-    labels = {"direct": "workflow-stream subscriber", "sse": "gateway SSE client"}
+    labels = {"direct": "workflow-stream subscriber", "sse": "gateway SSE client" + (" (live channel)" * args.live)}
     for via in vias:
         ms = on["latencies"][via]
         print(

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import uuid
 from collections import Counter
 
 import httpx
 import nats
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 
 from activities.config import WorkerSettings
 from api.gateway.streams import StreamHub
-from orchestrator.live import OFFSET_HEADER, subject
+from orchestrator.codec import TENANT_METADATA, encrypting_for
+from orchestrator.live import OFFSET_HEADER, converter_for, subject
+from orchestrator.temporal import data_converter
 from testbed.llm_server import FakeLlmServer
-from testbed.product import product_worker
+from testbed.product import product_worker, start_task
 from testbed.server import free_port
 from tests.gateway.support import ALICE, QUICK_TASK, Reader, SseEvent, live_server, make_app, numbered
 from tests.support import wait_until
@@ -186,3 +191,32 @@ async def test_messages_no_worker_sent_neither_stop_nor_skip_a_watchers_events(
     ids = numbered(reader.events)
     assert ids == list(range(1, len(ids) + 1))
     assert not [e for e in reader.events if "forged event" in e.data]
+
+
+async def test_a_tenants_task_crosses_nats_encrypted_for_its_tenant(
+    client: Client, task_queue: str, worker_settings: WorkerSettings, nats_url: str
+) -> None:
+    """With PAYLOAD_ENCRYPTION_KEYS, what a tenant's task sends on the channel (its events and its calls' text) is
+    encrypted for that tenant, as its history is: a reader of the subject without the keys sees no plain text."""
+    keys = {"PAYLOAD_ENCRYPTION_KEYS": "k1=" + base64.b64encode(os.urandom(32)).decode()}
+    config = client.service_client.config
+    client = await Client.connect(config.target_host, namespace=client.namespace, data_converter=data_converter(keys))
+    settings = worker_settings.model_copy(update={"nats_url": nats_url})
+    wire = await nats.connect(nats_url)
+    async with product_worker(client, settings):
+        with encrypting_for("alice"):
+            handle = await start_task(client, task_queue, feedback_window_seconds=0)
+        raw = await wire.subscribe(subject(client.namespace, handle.id))
+        await handle.result()
+        messages = []
+        with contextlib.suppress(nats.errors.TimeoutError):
+            while True:
+                messages.append(await raw.next_msg(timeout=0.5))
+    await wire.close()
+    assert {OFFSET_HEADER in (m.headers or {}) for m in messages} == {True, False}  # events and the calls' text
+    payloads = [Payload.FromString(m.data) for m in messages]
+    assert all(p.metadata[TENANT_METADATA] == b"alice" for p in payloads)
+    assert not [m for m in messages if b"task_status" in m.data or b"llm_delta" in m.data]
+    converter = converter_for(client.data_converter, client.namespace, handle.id)
+    events = await converter.decode(payloads, [TaskEvent] * len(payloads))
+    assert EventType.LLM_DELTA in {e.type for e in events} and EventType.STATUS in {e.type for e in events}
