@@ -6,9 +6,10 @@ twice, side by side: `poll`, the gateway long-polling the workflow stream (no NA
 nats-server (testbed/nats.py, its CPU counted) with a worker and a gateway that have NATS_URL (the live channel,
 orchestrator/live.py). For each:
 
-- N tasks started through the gateway and left unwatched, then N more each watched by one SSE client from start to
-  end: stack CPU per task (server + worker + lint pool + providers + gateway; the SSE clients are the harness',
-  not counted) and the ratio watched / unwatched;
+- N tasks started through the gateway and left unwatched, and N more each watched by one SSE client from start to
+  end (N/2 at a time, in the order unwatched, watched, watched, unwatched): stack CPU per task (server + worker +
+  lint pool + providers + gateway, and nats-server; the SSE clients are the harness', not counted) and the ratio
+  watched / unwatched;
 - one task watched by 1, 10 and 50 SSE clients at once: stack CPU of the task (the goal: about flat);
 - the history of a watched and an unwatched task: events and bytes.
 """
@@ -158,12 +159,34 @@ async def _batch(
     }
 
 
+def _merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two batches of one kind and size as one: per-task figures averaged, counts summed."""
+    mean = {k: (v + second[k]) / 2 for k, v in first.items() if isinstance(v, float)}
+    cpu = {k: (v + second["cpu_s_per_task"][k]) / 2 for k, v in first["cpu_s_per_task"].items()}
+    kinds = first["history_events_by_type_per_task"]
+    return {
+        **mean,
+        "n": first["n"] + second["n"],
+        "watchers_per_task": first["watchers_per_task"],
+        "failed": first["failed"] + second["failed"],
+        "cpu_s_per_task": cpu,
+        "stack_cpu_s_per_task_each": [first["stack_cpu_s_per_task"], second["stack_cpu_s_per_task"]],
+        "history_events_by_type_per_task": {
+            k: (kinds.get(k, 0) + second["history_events_by_type_per_task"].get(k, 0)) / 2
+            for k in {*kinds, *second["history_events_by_type_per_task"]}
+        },
+    }
+
+
 async def _watch_set(bench: Bench, url: str, pids: dict[str, int], n: int, tag: str) -> dict[str, Any]:
+    """N unwatched and N watched tasks, in two halves each in the order unwatched, watched, watched, unwatched
+    (the machine's speed drifts between batches), then one task watched by 1, 10 and 50 clients."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
+    half = max(1, n // 2)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
         await _batch(bench, http, pids, 2, 1, f"{tag}-warmup")  # the gateway's imports, connections
-        unwatched = await _batch(bench, http, pids, n, 0, f"{tag}-unwatched")
-        watched = await _batch(bench, http, pids, n, 1, f"{tag}-watched")
+        batches = [await _batch(bench, http, pids, half, w, f"{tag}-{k}-{w}") for k, w in enumerate((0, 1, 1, 0))]
+        unwatched, watched = _merged(batches[0], batches[3]), _merged(batches[1], batches[2])
         fanout = {k: await _batch(bench, http, pids, 1, k, f"{tag}-fan{k}") for k in FANOUT}
     return {
         "unwatched": unwatched,
