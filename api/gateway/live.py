@@ -62,6 +62,7 @@ class LiveChannel:
         sub = await self.nc.subscribe(subject(client.namespace, session_id), pending_msgs_limit=PENDING_LIMIT)
         position = start
         quiet = QUIET
+        undecodable = 0
         try:
             while True:
                 try:
@@ -69,7 +70,7 @@ class LiveChannel:
                 except NatsTimeout:
                     quiet = min(quiet * 2, QUIET_MAX)
                     closed = await self._closed(client, session_id)
-                    items, position = await read_stream(client, session_id, position, self.rpc_timeout)
+                    items, position = await self._read(client, session_id, position)
                     for item in items:
                         yield item
                     if closed:
@@ -88,13 +89,15 @@ class LiveChannel:
                     [event] = await converter.decode([Payload.FromString(msg.data)], [TaskEvent])
                     offset = int(headers[OFFSET_HEADER]) if OFFSET_HEADER in headers else None
                 except Exception as exc:  # not a worker's message: ignored (the stream has every real item)
-                    logger.warning("live channel: a message for %s that does not decode: %s", session_id, exc)
+                    if not undecodable:  # once a feed: whoever sends them does not fill the log
+                        logger.warning("live channel: a message for %s that does not decode: %s", session_id, exc)
+                    undecodable += 1
                     continue
                 if offset is None:
                     yield LiveDelta(event)
                     continue
                 if offset > position:  # messages were lost: the stream has them
-                    items, position = await read_stream(client, session_id, position, self.rpc_timeout)
+                    items, position = await self._read(client, session_id, position)
                     for item in items:
                         yield item
                 # Passed on already (below), or an offset the stream does not reach (not there yet, or a message
@@ -105,6 +108,14 @@ class LiveChannel:
         finally:
             with contextlib.suppress(Exception):  # the connection may be closing with the gateway
                 await sub.unsubscribe()
+
+    async def _read(self, client: Client, session_id: str, position: int) -> tuple[list[Item], int]:
+        """The stream's items from `position` on. A position past the stream's end (items sent by a workflow task
+        that has not completed: its retry sends them again) reads nothing yet."""
+        try:
+            return await read_stream(client, session_id, position, self.rpc_timeout)
+        except ValueError:
+            return [], position
 
     async def _closed(self, client: Client, session_id: str) -> bool:
         """The task's workflow has closed (a run continued as new is not: the next run goes on)."""
