@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client as Nats
-from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, WorkflowSerializationContext
 
 logger = logging.getLogger(__name__)
@@ -170,10 +169,6 @@ class LivePublisher:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
         self._loop = None
-
-
-def decode_message(data: bytes) -> Payload:
-    return Payload.FromString(data)
 
 
 # The publishers of the workers running in this process, by (namespace, task queue): workflow code finds its own
