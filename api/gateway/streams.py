@@ -293,16 +293,9 @@ class Feed:
 class StreamHub:
     """The gateway's feeds, by session id (`app.state.streams`)."""
 
-    def __init__(
-        self,
-        queue_size: int,
-        poll_cooldown: float,
-        rpc_timeout: float,
-        max_seconds: float,
-        live: LiveSource | None = None,
-    ) -> None:
+    def __init__(self, queue_size: int, poll_cooldown: float, rpc_timeout: float, max_seconds: float) -> None:
         self.queue_size = queue_size
-        self.live = live
+        self.live: LiveSource | None = None  # the live channel, when the gateway has one (set as it starts)
         self.poll_cooldown = poll_cooldown
         self.rpc_timeout = rpc_timeout
         self.max_seconds = max_seconds  # one stream's time limit
