@@ -100,8 +100,6 @@ class LivePublisher:
         self._queue: asyncio.Queue[LiveItem] = asyncio.Queue(QUEUE_SIZE)
         self._sender: asyncio.Task[None] | None = None
         self._failing = False  # a send failed: logged once until one succeeds again
-        self.sent = 0
-        self.dropped = 0
 
     async def start(self, converter: DataConverter) -> None:
         """Connect (in the background: a worker whose NATS is away still runs tasks) and send what is offered."""
@@ -132,13 +130,11 @@ class LivePublisher:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
-            self.dropped += 1
             self._warn(f"live channel: {QUEUE_SIZE} items unsent; dropping (watchers read them from the stream)")
 
     async def publish(self, item: LiveItem) -> None:
         """Send one item now (on the worker's loop). Never raises: live output is best effort."""
         if self._nc is None or self._converter is None:
-            self.dropped += 1
             return
         try:
             converter = converter_for(self._converter, item.namespace, item.workflow_id)
@@ -150,10 +146,8 @@ class LivePublisher:
                 subject(item.namespace, item.workflow_id), payload.SerializeToString(), headers=headers
             )
         except Exception as exc:
-            self.dropped += 1
             self._warn(f"live output of {item.workflow_id} not sent: {type(exc).__name__}: {exc}")
             return
-        self.sent += 1
         self._failing = False
 
     def _warn(self, message: str) -> None:
