@@ -71,6 +71,10 @@ with workflow.unsafe.imports_passed_through():
 
 TOOLS = [ToolName.SEARCH_KNOWLEDGE, ToolName.LINT]
 LINT_GATE_PATCH = "lint-gate"  # tasks started before the quality gate replay without it (README: Changing the workflow)
+# The same gate, decided as the run starts rather than after the draft's lint (a local activity): a query answered
+# during that lint splits its workflow task, and on replay `lint-gate` was then read before it was announced.
+# Runs that have the `lint-gate` marker replay with it where it is (tests/workflows/test_query_split.py).
+LINT_GATE_AT_START_PATCH = "lint-gate-at-start"
 # Feedback is taken only while the task awaits it; tasks started before this rule replay with the old one (queued).
 FEEDBACK_AWAITED_PATCH = "feedback-when-awaited"
 
@@ -111,6 +115,7 @@ class CodingTask:
         self._pending_feedback = list(resume.pending_feedback)
         self._revision_comment: str | None = None
         self._sandbox_down: TestReport | None = None  # the report of a sandbox that could not be set up
+        self._lint_gate = workflow.patched(LINT_GATE_AT_START_PATCH)
         owner = workflow.memo_value(OWNER_MEMO, None)  # any JSON: a memo is whatever its starter wrote
         started_with = workflow.info().typed_search_attributes
         visibility = SearchAttributeSync(started_with, owner if isinstance(owner, str) else None)
@@ -340,7 +345,7 @@ class CodingTask:
         messages = [ChatMessage(role="user", content=prompt)]
         draft = await self._write_code(messages, plan)
         gates = Gates()
-        if workflow.patched(LINT_GATE_PATCH):
+        if self._lint_gate or workflow.patched(LINT_GATE_PATCH):
             draft = await self._fix_rounds(messages, plan, draft, gates)
         revision = self._state.revisions
         test_gate, warning = testing.verdict(plan, draft.report, len(gates.test_rounds))

@@ -99,7 +99,8 @@ async def test_lint_and_search_run_as_local_activities_and_the_model_calls_as_re
     assert stubs.tries == [(RAG_ACTIVITY, True), (LINT_ACTIVITY, True), (LINT_ACTIVITY, True)]
     scheduled, markers = await scheduled_and_marked(handle)
     assert scheduled == Counter({LLM_ACTIVITY: 4})  # planner, two code turns, docs: model calls stay durable
-    assert markers.count("core_local_activity") == 3 and markers.count("core_patch") == 2  # lint-gate, local-steps
+    # lint-gate-at-start and local-steps
+    assert markers.count("core_local_activity") == 3 and markers.count("core_patch") == 2
 
 
 async def test_a_local_try_that_fails_runs_again_as_the_regular_activity(client: Client, task_queue: str) -> None:
