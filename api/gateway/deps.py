@@ -12,7 +12,6 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
-    WorkflowHandle,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,6 +21,7 @@ from workflows.models import OWNER_MEMO, SESSION_ID_PATTERN
 from .connection import TemporalConnection
 from .ratelimit import KeyRateLimiter
 from .settings import Settings
+from .state import TaskHandle, task_handle
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ SessionId = Annotated[
 @dataclass
 class OwnedTask:
     session_id: str
-    handle: WorkflowHandle[Any, Any]
+    handle: TaskHandle
     description: WorkflowExecutionDescription
 
     @property
@@ -108,14 +108,14 @@ async def get_owned_task(session_id: SessionId, tenant: Tenant, client: Temporal
         raise not_found(session_id)
     # Not bound to the run described: a session is a chain of runs (continue-as-new, `temporal workflow reset`),
     # and reads, streams, signals and cancels act on whichever run is current; the owner was just checked on it.
-    return OwnedTask(session_id, client.get_workflow_handle(session_id), description)
+    return OwnedTask(session_id, task_handle(client, session_id), description)
 
 
-async def get_owned_run(session_id: SessionId, tenant: Tenant, client: TemporalClient) -> WorkflowHandle[Any, Any]:
+async def get_owned_run(session_id: SessionId, tenant: Tenant, client: TemporalClient) -> TaskHandle:
     """A handle on the caller's task, for reads: on its current run, the owner checked on that run now (a handle
     bound to a cached run id would read a run that continued as new or was reset, stale for ever)."""
     return (await get_owned_task(session_id, tenant, client)).handle
 
 
 Owned = Annotated[OwnedTask, Depends(get_owned_task)]
-OwnedRun = Annotated[WorkflowHandle[Any, Any], Depends(get_owned_run)]
+OwnedRun = Annotated[TaskHandle, Depends(get_owned_run)]

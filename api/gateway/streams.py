@@ -32,7 +32,7 @@ from typing import Protocol
 
 from sse_starlette import ServerSentEvent
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.contrib.workflow_streams import PollInput, PollResult, WorkflowStreamClient, WorkflowStreamItem
 from temporalio.service import RPCError
 
@@ -50,6 +50,7 @@ from workflows.models import (
 )
 
 from .models import StreamGap
+from .state import read_state, task_handle
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def _decode(client: Client, result: PollResult) -> list[Item]:
 async def read_stream(client: Client, session_id: str, after: int, rpc_timeout: timedelta) -> tuple[list[Item], int]:
     """The stream's retained items from offset `after` on, and the offset after the last (queries: no workflow
     task is added). Raises ValueError when `after` is beyond the stream's end."""
-    handle: WorkflowHandle[CodingTask, TaskState] = client.get_workflow_handle(session_id)
+    handle = task_handle(client, session_id)
     items: list[Item] = []
     offset = after
     while True:
@@ -192,7 +193,7 @@ async def catch_up(client: Client, session_id: str, after: int, rpc_timeout: tim
 
     Raises ValueError when `after` is beyond the stream's end. The status is read first: when it says the task
     stopped, the items read after it hold every event up to the stop."""
-    handle: WorkflowHandle[CodingTask, TaskState] = client.get_workflow_handle(session_id)
+    handle = task_handle(client, session_id)
     page = await handle.query(CodingTask.events, EventsQueryInput(after=NO_EVENTS), rpc_timeout=rpc_timeout)
     items, offset = await read_stream(client, session_id, after, rpc_timeout)
     return Catchup(items=items, next_offset=offset, task_status=page.task_status)
@@ -278,12 +279,13 @@ class Feed:
                 watcher.offer(item)
         self.watchers.add(watcher)
 
-    def end_state(self, offset: int) -> asyncio.Task[TaskState]:
-        """The task state once the stream reached `offset` and the task stopped: one query for all its clients."""
+    def end_state(self, offset: int, task_status: TaskStatus) -> asyncio.Task[TaskState]:
+        """The task state once the stream reached `offset` and the task stopped (at `task_status`): one read for
+        all its clients."""
         if offset not in self._end_states:
-            handle: WorkflowHandle[CodingTask, TaskState] = self._client.get_workflow_handle(self.session_id)
-            rpc_timeout = timedelta(seconds=self.hub.rpc_timeout)
-            self._end_states[offset] = asyncio.ensure_future(handle.query(CodingTask.status, rpc_timeout=rpc_timeout))
+            handle = task_handle(self._client, self.session_id)
+            state = read_state(handle, task_status == TaskStatus.COMPLETED, timedelta(seconds=self.hub.rpc_timeout))
+            self._end_states[offset] = asyncio.ensure_future(state)
         return self._end_states[offset]
 
     def stop(self) -> None:
@@ -358,8 +360,9 @@ class StreamHub:
                 for event in place.send(item):
                     yield event
             if place.joined is None:  # the task had stopped: nothing more comes
-                handle: WorkflowHandle[CodingTask, TaskState] = client.get_workflow_handle(place.session_id)
-                yield await _end(handle.query(CodingTask.status, rpc_timeout=timedelta(seconds=self.rpc_timeout)))
+                handle = task_handle(client, place.session_id)
+                completed = place.task_status == TaskStatus.COMPLETED
+                yield await _end(read_state(handle, completed, timedelta(seconds=self.rpc_timeout)))
                 return
         except BaseException:
             if place.joined is not None:
@@ -378,12 +381,12 @@ class StreamHub:
                             if got.error is not None:
                                 yield sse("error", _error(got.error))
                             else:  # the workflow closed (e.g. terminated): no event says so
-                                yield await _end(feed.end_state(place.expected))
+                                yield await _end(feed.end_state(place.expected, place.task_status))
                             return
                         for event in place.send(got):
                             yield event
                     if place.stopped:
-                        yield await _end(feed.end_state(place.expected))
+                        yield await _end(feed.end_state(place.expected, place.task_status))
                         return
         except TimeoutError:
             yield sse("timeout", _error("stream time limit reached; reconnect with Last-Event-ID"))

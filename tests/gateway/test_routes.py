@@ -9,7 +9,9 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.config import WorkerSettings
 from testbed.llm_server import FakeLlmServer
+from testbed.product import product_worker
 from tests.gateway.support import (
     ALICE,
     QUICK_TASK,
@@ -121,6 +123,24 @@ async def test_json_mode_status_and_duplicate_start(http: httpx.AsyncClient, cli
     assert "gateway_tasks_started_total 2.0" in metrics
     assert 'gateway_requests_total{method="POST",route="/invoke",status="409"} 2.0' in metrics
     assert 'gateway_request_duration_seconds_count{method="GET",route="/status/{session_id}"}' in metrics
+
+
+async def test_a_completed_task_is_read_from_its_result_with_no_worker_polling(
+    http: httpx.AsyncClient, client: Client, worker_settings: WorkerSettings
+) -> None:
+    """A query on a closed workflow needs a worker to replay its whole history; a completed task's state is its
+    result, which the server reads from the history's last event."""
+    session_id = new_id()
+    async with product_worker(client, worker_settings):
+        body = {**QUICK_TASK, "session_id": session_id}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        state = await wait_for_status(http, session_id, {"completed"}, ALICE)
+        await client.get_workflow_handle(session_id).result()
+    # the worker has stopped: nobody could answer a query now
+    status = await http.get(f"/status/{session_id}", headers=ALICE)
+    assert status.status_code == 200 and status.json() == state
+    view = await http.get(f"/tasks/{session_id}/view", headers=ALICE)
+    assert view.status_code == 200 and view.json()["state"] == state and view.json()["workflow_status"] == "COMPLETED"
 
 
 async def test_health_with_a_worker(http: httpx.AsyncClient, worker: Worker, task_queue: str) -> None:

@@ -95,7 +95,7 @@ def render(state: TaskState) -> RenderedTask:
 async def task_view(task: Owned, client: TemporalClient, settings: GatewaySettings) -> TaskView:
     """`GET /status` plus the plan, code and documentation as sanitised HTML, for a page that must not parse
     model output itself."""
-    state = await get_status(task.session_id, task.handle, settings)
+    state = await get_status(task, settings)
     run_id = task.description.run_id
     link = (
         f"{settings.web_ui_url}/namespaces/{quote(client.namespace, safe='')}/workflows/"

@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 from sse_starlette import EventSourceResponse
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
@@ -42,7 +43,7 @@ from workflows.models import (
 )
 
 from ..connection import TemporalConnection
-from ..deps import Connection, GatewaySettings, Owned, OwnedRun, SessionId, Tenant, not_found
+from ..deps import Connection, GatewaySettings, Owned, OwnedRun, Tenant, not_found
 from ..metrics import GatewayMetrics
 from ..models import (
     BudgetRaised,
@@ -54,6 +55,7 @@ from ..models import (
     error_responses,
 )
 from ..settings import Settings
+from ..state import read_state
 from ..streams import GATEWAY_EVENTS, Catchup, Feed, Place, StreamHub, Watcher, catch_up, sse
 from ..updates import update_task
 
@@ -287,19 +289,21 @@ async def events(
 @router.get(
     "/status/{session_id}",
     response_model=TaskState,
-    summary="The task's state (the workflow's `status` query)",
+    summary="The task's state (the workflow's `status` query; a completed task's result)",
     responses=error_responses(401, 404, 422, 429, 502, 503),
 )
-async def get_status(session_id: SessionId, handle: OwnedRun, settings: GatewaySettings) -> TaskState:
-    """Readable while the task runs and after it ended (as long as a worker is polling the task queue)."""
+async def get_status(task: Owned, settings: GatewaySettings) -> TaskState:
+    """Readable while the task runs and after it ended: a completed task's state is its result, read from its
+    history; any other task answers the `status` query (a worker must be polling the task queue)."""
+    completed = task.description.status == WorkflowExecutionStatus.COMPLETED
     try:
-        return await handle.query(CodingTask.status, rpc_timeout=_rpc_timeout(settings))
+        return await read_state(task.handle, completed, _rpc_timeout(settings))
     except WorkflowQueryFailedError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the task could not answer: {exc}") from None
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: the task is gone (past retention)
             raise
-        raise not_found(session_id) from None
+        raise not_found(task.session_id) from None
 
 
 @router.post(
