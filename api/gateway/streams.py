@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -68,6 +69,11 @@ class LiveDelta:
 
     event: TaskEvent
 
+    @functools.cached_property
+    def rendered(self) -> ServerSentEvent:
+        """Its SSE event, made once for every client of the feed."""
+        return sse(self.event.type, self.event.model_dump_json())
+
 
 class LiveSource(Protocol):
     """Where a feed reads a task from when the gateway has the live channel (api/gateway/live.py)."""
@@ -109,6 +115,12 @@ def sse(kind: str, data: str, event_id: int | None = None) -> ServerSentEvent:
     return ServerSentEvent(data=data, event=kind, id=None if event_id is None else str(event_id))
 
 
+def numbered(item: Item) -> ServerSentEvent:
+    """The item's SSE event: its `TaskEvent` with the id its offset gives (offset + 1)."""
+    event = item.data.model_copy(update={"id": item.offset + 1})
+    return sse(event.type, event.model_dump_json(), event.id)
+
+
 def _error(detail: str) -> str:
     return ErrorOut(detail=detail).model_dump_json(exclude_none=True)
 
@@ -137,17 +149,16 @@ class Place:
         """The SSE events of one stream item for this client: none when it had it, a `gap` before it when items
         between were dropped, the event itself (numbered) unless it is a delta the client does not want."""
         if isinstance(item, LiveDelta):
-            return [sse(item.event.type, item.event.model_dump_json())] if self.deltas else []
+            return [item.rendered] if self.deltas else []
         if item.offset < self.expected:  # read by the catch-up already
             return []
         out = []
         if item.offset > self.expected:
             out.append(sse("gap", StreamGap(missed_from=self.expected + 1, missed_to=item.offset).model_dump_json()))
         self.expected = item.offset + 1
-        event = item.data.model_copy(update={"id": self.expected})
         self.task_status = status_of(item) or self.task_status
-        if self.deltas or event.type != EventType.LLM_DELTA:
-            out.append(sse(event.type, event.model_dump_json(), event.id))
+        if self.deltas or item.data.type != EventType.LLM_DELTA:
+            out.append(self.joined[0].rendered(item) if self.joined else numbered(item))
         return out
 
 
@@ -189,12 +200,20 @@ async def read_stream(client: Client, session_id: str, after: int, rpc_timeout: 
 
 
 async def catch_up(client: Client, session_id: str, after: int, rpc_timeout: timedelta) -> Catchup:
-    """The task's status, then the stream's retained items from offset `after` (id `after` + 1) on.
+    """The stream's retained items from offset `after` (id `after` + 1) on, and the task's status.
 
-    Raises ValueError when `after` is beyond the stream's end. The status is read first: when it says the task
-    stopped, the items read after it hold every event up to the stop."""
-    handle = task_handle(client, session_id)
-    page = await handle.query(CodingTask.events, EventsQueryInput(after=NO_EVENTS), rpc_timeout=rpc_timeout)
+    From the start, the items hold the task's `status` events, and the last one is its status: one query. Else
+    (a client resuming, or a task too young to have one) the status is read first: when it says the task stopped,
+    the items read after it hold every event up to the stop. Raises ValueError when `after` is beyond the
+    stream's end."""
+    if after == 0:
+        items, offset = await read_stream(client, session_id, after, rpc_timeout)
+        statuses = [status for status in map(status_of, items) if status is not None]
+        if statuses:
+            return Catchup(items=items, next_offset=offset, task_status=statuses[-1])
+    page = await task_handle(client, session_id).query(
+        CodingTask.events, EventsQueryInput(after=NO_EVENTS), rpc_timeout=rpc_timeout
+    )
     items, offset = await read_stream(client, session_id, after, rpc_timeout)
     return Catchup(items=items, next_offset=offset, task_status=page.task_status)
 
@@ -236,6 +255,7 @@ class Feed:
         self.position = catchup.next_offset  # the offset of the next item it will receive
         self.task_status = catchup.last_status
         self._end_states: dict[int, asyncio.Task[TaskState]] = {}
+        self._made: dict[int, tuple[Item, ServerSentEvent]] = {}  # `rendered` by offset, oldest first
         self._client = client
         self._task = asyncio.create_task(self._run(catchup.next_offset), name=f"stream feed {session_id}")
 
@@ -271,6 +291,15 @@ class Feed:
         stream = WorkflowStreamClient.create(with_poll_ids(self._client), self.session_id)
         cooldown = timedelta(seconds=self.hub.poll_cooldown)
         return stream.subscribe(STREAM_TOPICS, start, result_type=TaskEvent, poll_cooldown=cooldown)
+
+    def rendered(self, item: Item) -> ServerSentEvent:
+        """The item's SSE event (`numbered`), made once for all the feed's clients (the same item object only)."""
+        made = self._made.get(item.offset)
+        if made is None or made[0] is not item:
+            made = self._made[item.offset] = (item, numbered(item))
+            if len(self._made) > RECENT_ITEMS:
+                del self._made[next(iter(self._made))]
+        return made[1]
 
     def join(self, watcher: Watcher, offset: int) -> None:
         """Add a client that has read everything before `offset`: it gets the recent items from there on."""

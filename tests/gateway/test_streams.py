@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor, OutboundInterceptor, QueryWorkflowInput
 from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
 from temporalio.worker import Worker
 
-from api.gateway.streams import Catchup, Closed, StreamHub
+from api.gateway.streams import POLL_QUERY, Catchup, Closed, StreamHub
 from testbed.llm_server import FakeLlmServer
 from tests.gateway.support import (
     ALICE,
@@ -25,7 +26,7 @@ from tests.gateway.support import (
     parse_sse,
 )
 from tests.support import wait_until
-from workflows.models import DELTA_TOPIC, AgentRole, EventType, TaskEvent, TaskStatus
+from workflows.models import DELTA_TOPIC, EVENTS_QUERY, AgentRole, EventType, TaskEvent, TaskStatus
 
 
 def new_id() -> str:
@@ -190,3 +191,45 @@ async def test_bad_deltas_are_422s_and_a_position_past_the_last_event_a_409_nami
             error: dict[str, Any] = beyond.json()
             assert error["detail"].startswith(f"{named} {last + (1 if named == 'after' else 50)} is beyond the stream")
             assert f"the task's last event has id {last}" in error["detail"], error
+
+
+class CountQueries(Interceptor):
+    """Counts the queries a client sends, by name."""
+
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        counter = self
+
+        class Outbound(OutboundInterceptor):
+            async def query_workflow(self, input: QueryWorkflowInput) -> Any:
+                counter.sent[input.query] += 1
+                return await super().query_workflow(input)
+
+        return Outbound(next)
+
+
+async def test_a_new_watcher_catches_up_with_one_query_and_a_completed_task_ends_with_none(
+    client: Client, task_queue: str, worker: Worker
+) -> None:
+    """From the start, the stream's items hold the task's status events; a client resuming reads the status first.
+    The `end` of a completed task is its result (no worker replays the closed run for a query)."""
+    queries = CountQueries()
+    counted = Client(**{**client.config(), "interceptors": [queries]})
+    session_id = new_id()
+    async with asgi_client(make_app(task_queue, counted)) as http:
+        body = {**QUICK_TASK, "session_id": session_id}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        await client.get_workflow_handle(session_id).result()
+        queries.sent.clear()
+
+        fresh = parse_sse((await http.get(f"/events/{session_id}", headers=ALICE)).text)
+        assert fresh[-1].event == "end" and fresh[-1].json()["task_status"] == "completed"
+        assert queries.sent == {POLL_QUERY: 1}, queries.sent
+        queries.sent.clear()
+
+        last = numbered(fresh)[-1]
+        resumed = parse_sse((await http.get(f"/events/{session_id}?after={last}", headers=ALICE)).text)
+        assert [e.event for e in resumed] == ["end"] and resumed[-1].json() == fresh[-1].json()
+        assert queries.sent == {EVENTS_QUERY: 1, POLL_QUERY: 1}, queries.sent
