@@ -51,19 +51,35 @@ async def test_a_reset_run_shows_no_old_text_reuses_no_id_and_resumes_from_an_ol
 ) -> None:
     fake_llm.piece_chars, fake_llm.chunk_delay = 6, 0.03  # model text in pieces: several llm_delta events a call
     async with product_worker(client, worker_settings):
-        session, streamed = await reset_and_read(http, client)
+        session, streamed = await reset_and_read(http, client, fake_llm)
     # a worker restarted with no cache replays the reset run from its history: the same stream, id for id
     async with product_worker(client, worker_settings, max_cached_workflows=0):
         again = parse_sse((await http.get(f"/events/{session}", headers=ALICE)).text)
     assert [(e.id, e.data) for e in again if e.id is not None] == streamed
 
 
-async def reset_and_read(http: httpx.AsyncClient, client: Client) -> tuple[str, list[tuple[int | None, str]]]:
+async def read_through_the_stream(client: Client, session: str) -> None:
+    """Until the task's stream has taken a reader's poll (an update it accepted)."""
+    for _ in range(600):
+        async for event in client.get_workflow_handle(session).fetch_history_events():
+            if event.HasField("workflow_execution_update_accepted_event_attributes"):
+                return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"nobody polled the stream of {session}")
+
+
+async def reset_and_read(
+    http: httpx.AsyncClient, client: Client, fake_llm: FakeLlmServer
+) -> tuple[str, list[tuple[int | None, str]]]:
     """Run a task to awaiting_feedback, reset it as the docs show, check its stream; its session and events."""
     session = f"reset-{uuid.uuid4().hex[:10]}"
     body = {"task_description": "write an add function", "session_id": session, "feedback_window_seconds": 600}
+    fake_llm.hold_after = 0  # the first model call waits until the task is watched (then fails once, and is retried)
     assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
     watcher = asyncio.create_task(http.get(f"/events/{session}", headers=ALICE))  # watched: its model text streams
+    await read_through_the_stream(client, session)
+    fake_llm.release()
+    fake_llm.hold_after = None
     await wait_for_status(http, session, {"awaiting_feedback"}, ALICE)
     await watcher
     old = parse_sse((await http.get(f"/events/{session}", headers=ALICE)).text)
