@@ -216,7 +216,9 @@ async def test_a_new_watcher_catches_up_with_one_query_and_a_completed_task_ends
     """From the start, the stream's items hold the task's status events; a client resuming reads the status first.
     The `end` of a completed task is its result (no worker replays the closed run for a query)."""
     queries = CountQueries()
-    counted = Client(**{**client.config(), "interceptors": [queries]})
+    config = client.config()
+    config["interceptors"] = [queries]
+    counted = Client(**config)
     session_id = new_id()
     async with asgi_client(make_app(task_queue, counted)) as http:
         body = {**QUICK_TASK, "session_id": session_id}
