@@ -51,6 +51,7 @@ class StubActivities:
     test_runs: list[RunTestsRequest] = field(default_factory=list)
     test_reports: list[TestReport] = field(default_factory=list)  # scripted, in order; then every run passes
     hold: asyncio.Event | None = None  # while set and not yet set free, a model call waits here before its check
+    hold_role: AgentRole | None = None  # only this role's calls wait at `hold` (None: every call)
     held: asyncio.Event = field(default_factory=asyncio.Event)  # set when a call waits at `hold`
 
     def passing(self, passed: int = 1) -> TestReport:
@@ -61,7 +62,8 @@ class StubActivities:
 
     @activity.defn(name=LLM_ACTIVITY)
     async def chat(self, request: LlmRequest) -> LlmResponse:
-        if self.hold is not None and not self.hold.is_set():
+        held = self.hold_role in (None, request.role)
+        if self.hold is not None and not self.hold.is_set() and held:
             self.held.set()
             await self.hold.wait()
         check_allowance(request, "stub:model", STUB_PRICE)

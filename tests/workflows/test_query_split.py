@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer, Worker
@@ -21,26 +20,10 @@ from orchestrator.plugin import OrchestratorPlugin
 from tests.support import start_task
 from tests.workflows.stubs import StubActivities
 from workflows.coding_task import CodingTask
-from workflows.models import LLM_ACTIVITY, AgentRole, LlmRequest, LlmResponse, TaskStatus
+from workflows.models import AgentRole, TaskStatus
 
 
-class HeldCodeCall(StubActivities):
-    """The stub activities; the code model's answer waits until `release` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-        self.waiting = asyncio.Event()
-
-    @activity.defn(name=LLM_ACTIVITY)
-    async def chat(self, request: LlmRequest) -> LlmResponse:
-        if request.role == AgentRole.CODE_GENERATION:
-            self.waiting.set()
-            await self.release.wait()
-        return await super().chat(request)
-
-
-def worker(client: Client, task_queue: str, stubs: HeldCodeCall) -> Worker:
+def worker(client: Client, task_queue: str, stubs: StubActivities) -> Worker:
     activities: list[Callable[..., Any]] = [stubs.chat, stubs.lint, stubs.search_knowledge, stubs.run_tests]
     return Worker(
         client,
@@ -64,18 +47,19 @@ def split_tasks(history: WorkflowHistory) -> int:
 
 
 async def test_a_query_during_the_final_lint_leaves_a_history_that_replays(client: Client, task_queue: str) -> None:
-    stubs = HeldCodeCall()
+    answer = asyncio.Event()  # the code model's answer waits until it is set
+    stubs = StubActivities(hold=answer, hold_role=AgentRole.CODE_GENERATION)
     first = worker(client, task_queue, stubs)
     running = asyncio.create_task(first.run())
     try:
         handle = await start_task(client, task_queue, feedback_window_seconds=0)
-        await asyncio.wait_for(stubs.waiting.wait(), 60)
+        await asyncio.wait_for(stubs.held.wait(), 60)
         # No worker polls workflow tasks while the code model answers: the next task waits on the server, and a
         # query sent now goes out with it. The next worker runs the final lint (local) and answers the query.
         stopping = asyncio.create_task(first.shutdown())
         await asyncio.sleep(1)  # its pollers stop at once; the held call still runs
     finally:
-        stubs.release.set()
+        answer.set()
         await first.shutdown()
         await running
     await stopping
