@@ -23,7 +23,7 @@ from workflows.coding_task import CodingTask
 from workflows.models import AgentRole, TaskStatus
 
 
-def worker(client: Client, task_queue: str, stubs: StubActivities) -> Worker:
+def worker(client: Client, task_queue: str, stubs: StubActivities, **options: Any) -> Worker:
     activities: list[Callable[..., Any]] = [stubs.chat, stubs.lint, stubs.search_knowledge, stubs.run_tests]
     return Worker(
         client,
@@ -31,6 +31,7 @@ def worker(client: Client, task_queue: str, stubs: StubActivities) -> Worker:
         workflows=[CodingTask],
         activities=activities,
         graceful_shutdown_timeout=timedelta(seconds=30),  # a held call finishes as its worker stops
+        **options,
     )
 
 
@@ -49,7 +50,8 @@ def split_tasks(history: WorkflowHistory) -> int:
 async def test_a_query_during_the_final_lint_leaves_a_history_that_replays(client: Client, task_queue: str) -> None:
     answer = asyncio.Event()  # the code model's answer waits until it is set
     stubs = StubActivities(hold=answer, hold_role=AgentRole.CODE_GENERATION)
-    first = worker(client, task_queue, stubs)
+    # no workflow cache, so no sticky queue: the next workflow task waits on the task queue itself
+    first = worker(client, task_queue, stubs, max_cached_workflows=0)
     running = asyncio.create_task(first.run())
     try:
         handle = await start_task(client, task_queue, feedback_window_seconds=0)
