@@ -101,7 +101,12 @@ class Catchup:
     @property
     def last_status(self) -> TaskStatus:
         """The task's status once these items are read: the last `status` event's, else the one read with them."""
-        return next((s for s in map(status_of, reversed(self.items)) if s is not None), self.task_status)
+        return last_status(self.items) or self.task_status
+
+
+def last_status(items: list[Item]) -> TaskStatus | None:
+    """The status the last `status` event among `items` gives, None when there is none."""
+    return next((s for s in map(status_of, reversed(items)) if s is not None), None)
 
 
 def status_of(item: Item) -> TaskStatus | None:
@@ -208,9 +213,9 @@ async def catch_up(client: Client, session_id: str, after: int, rpc_timeout: tim
     stream's end."""
     if after == 0:
         items, offset = await read_stream(client, session_id, after, rpc_timeout)
-        statuses = [status for status in map(status_of, items) if status is not None]
-        if statuses:
-            return Catchup(items=items, next_offset=offset, task_status=statuses[-1])
+        status = last_status(items)
+        if status is not None:
+            return Catchup(items=items, next_offset=offset, task_status=status)
     page = await task_handle(client, session_id).query(
         CodingTask.events, EventsQueryInput(after=NO_EVENTS), rpc_timeout=rpc_timeout
     )
