@@ -17,6 +17,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def loopback_listener() -> socket.socket:
+    """A TCP socket bound to a free loopback port, for uvicorn's `sockets=`. Made with IPPROTO_TCP: asyncio turns
+    Nagle's algorithm off (TCP_NODELAY) only on connections whose socket says TCP, and an accepted connection takes
+    its listener's protocol. From a bare `socket.socket()` (protocol 0) every reply on a kept-alive connection, its
+    headers and body written apart, waited ~40 ms for the client's delayed ACK."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class ThreadedServer:
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -29,8 +39,7 @@ class ThreadedServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> ThreadedServer:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
+        sock = loopback_listener()
         self.port = sock.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -21,6 +20,7 @@ from temporalio.client import Client
 from api.auth import ApiKeyRegistry
 from api.gateway.main import create_app
 from api.gateway.settings import Settings
+from testbed.server import loopback_listener
 from tests.support import ALICE_KEY, BOB_KEY
 
 ALICE = {"X-API-KEY": ALICE_KEY}
@@ -57,8 +57,7 @@ async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @contextlib.asynccontextmanager
 async def live_server(app: FastAPI) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free port, in this event loop (SSE streams really stream); yields its URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_listener()
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
