@@ -3,14 +3,18 @@
 A query on a closed workflow makes a worker replay the whole history to answer it (the run left the worker's
 cache when it closed), and fails when no worker polls the task queue or when that history no longer replays. A
 completed run's result is the same `TaskState` (`CodingTask.run` returns `status()`), read by the server from the
-history's last event.
+history's last event. The `status` query is sent with `QueryRejectCondition.NOT_OPEN`, so the server refuses it
+for a run that closed meanwhile instead of handing it to a worker: a task with no feedback window stops at
+`awaiting_feedback` and completes in the same workflow task, and a stream that ends at that status reads the
+state a moment later.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryRejectedError
+from temporalio.common import QueryRejectCondition
 
 from workflows.coding_task import CodingTask
 from workflows.models import TaskState
@@ -25,7 +29,15 @@ def task_handle(client: Client, session_id: str) -> TaskHandle:
 
 async def read_state(handle: TaskHandle, completed: bool, rpc_timeout: timedelta) -> TaskState:
     """The task's state: `completed` (its workflow completed, or its last status event says it did), its result
-    (which waits the moment the run takes to close); else the `status` query."""
-    if completed:
-        return await handle.result(follow_runs=False, rpc_timeout=rpc_timeout)
-    return await handle.query(CodingTask.status, rpc_timeout=rpc_timeout)
+    (which waits the moment the run takes to close); else the `status` query while the run is open, the result
+    when it has completed meanwhile, and for a run that closed otherwise (failed, cancelled, terminated, continued
+    as new) the query after all."""
+    if not completed:
+        try:
+            return await handle.query(
+                CodingTask.status, reject_condition=QueryRejectCondition.NOT_OPEN, rpc_timeout=rpc_timeout
+            )
+        except WorkflowQueryRejectedError as exc:
+            if exc.status != WorkflowExecutionStatus.COMPLETED:
+                return await handle.query(CodingTask.status, rpc_timeout=rpc_timeout)
+    return await handle.result(follow_runs=False, rpc_timeout=rpc_timeout)

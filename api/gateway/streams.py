@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 POLL_QUERY = "__temporal_workflow_stream_poll"  # the stream's immediate read (WorkflowStream registers it)
 RECENT_ITEMS = 256  # a feed keeps its last items for the clients joining it after their catch-up read
+STOP_GRACE = 0.3  # seconds a live feed's stop at `awaiting_feedback` waits for a later status (Feed.end_state)
 GATEWAY_EVENTS = ("session", "end", "gap", "error", "timeout")  # the workflow's own events have other types
 NO_EVENTS = 2**53  # `events` query position past any event: it answers the task status only
 
@@ -261,6 +262,7 @@ class Feed:
         self.task_status = catchup.last_status
         self._end_states: dict[int, asyncio.Task[TaskState]] = {}
         self._made: dict[int, tuple[Item, ServerSentEvent]] = {}  # `rendered` by offset, oldest first
+        self._status_seen = asyncio.Event()  # set (and replaced) when an item brings a status
         self._client = client
         self._task = asyncio.create_task(self._run(catchup.next_offset), name=f"stream feed {session_id}")
 
@@ -271,7 +273,10 @@ class Feed:
                 if not isinstance(item, LiveDelta):
                     self.recent.append(item)
                     self.position = item.offset + 1
-                    self.task_status = status_of(item) or self.task_status
+                    if (status := status_of(item)) is not None:
+                        self.task_status = status
+                        self._status_seen.set()
+                        self._status_seen = asyncio.Event()
                 for watcher in list(self.watchers):
                     if not watcher.offer(item):
                         self.watchers.discard(watcher)
@@ -317,10 +322,21 @@ class Feed:
         """The task state once the stream reached `offset` and the task stopped (at `task_status`): one read for
         all its clients."""
         if offset not in self._end_states:
-            handle = task_handle(self._client, self.session_id)
-            state = read_state(handle, task_status == TaskStatus.COMPLETED, timedelta(seconds=self.hub.rpc_timeout))
-            self._end_states[offset] = asyncio.ensure_future(state)
+            self._end_states[offset] = asyncio.ensure_future(self._state_at_stop(task_status))
         return self._end_states[offset]
+
+    async def _state_at_stop(self, task_status: TaskStatus) -> TaskState:
+        """Over the live channel a workflow task's items arrive while it runs. A task with no feedback window sends
+        `awaiting_feedback` and its completion from one workflow task, so a stop at `awaiting_feedback` waits up to
+        STOP_GRACE for a later status first: once completed, the state is its result. A `status` query reaching the
+        run as that workflow task closes it would be answered by a worker replaying the whole run."""
+        if self.hub.live is not None and task_status == TaskStatus.AWAITING_FEEDBACK:
+            if self.task_status == task_status:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._status_seen.wait(), STOP_GRACE)
+            task_status = self.task_status
+        handle = task_handle(self._client, self.session_id)
+        return await read_state(handle, task_status == TaskStatus.COMPLETED, timedelta(seconds=self.hub.rpc_timeout))
 
     def stop(self) -> None:
         self._task.cancel()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -15,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor, OutboundInterceptor, QueryWorkflowInput
 
 from api.auth import ApiKeyRegistry
 from api.gateway.main import create_app
@@ -235,3 +236,28 @@ def assert_inert(html: str) -> Elements:
         if "href" in attrs:
             assert re.match(r"^(https?:|mailto:)", attrs["href"] or ""), attrs
     return parsed
+
+
+class CountQueries(Interceptor):
+    """Counts the queries a client sends, by name."""
+
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        counter = self
+
+        class Outbound(OutboundInterceptor):
+            async def query_workflow(self, input: QueryWorkflowInput) -> Any:
+                counter.sent[input.query] += 1
+                return await super().query_workflow(input)
+
+        return Outbound(next)
+
+
+def counting_queries(client: Client) -> tuple[Client, CountQueries]:
+    """A client like `client` whose queries are counted."""
+    queries = CountQueries()
+    config = client.config()
+    config["interceptors"] = [queries]
+    return Client(**config), queries

@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 
 from activities.config import WorkerSettings
+from api.gateway.live import QUIET
 from api.gateway.streams import StreamHub
 from orchestrator.codec import TENANT_METADATA, encrypting_for
 from orchestrator.live import OFFSET_HEADER, converter_for, subject
@@ -22,9 +23,18 @@ from orchestrator.temporal import data_converter
 from testbed.llm_server import FakeLlmServer
 from testbed.product import product_worker, start_task
 from testbed.server import free_port
-from tests.gateway.support import ALICE, QUICK_TASK, Reader, SseEvent, live_server, make_app, numbered
+from tests.gateway.support import (
+    ALICE,
+    QUICK_TASK,
+    Reader,
+    SseEvent,
+    counting_queries,
+    live_server,
+    make_app,
+    numbered,
+)
 from tests.support import wait_until
-from workflows.models import EventType, TaskEvent
+from workflows.models import STATUS_QUERY, EventType, TaskEvent
 
 POLL_UPDATE = "__temporal_workflow_stream_poll"
 PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"
@@ -107,6 +117,38 @@ async def test_watchers_get_every_event_in_order_and_the_calls_text_with_no_stre
     assert len([m for m in messages if OFFSET_HEADER in (m.headers or {})]) >= len(ids) - 2  # the items went there
 
 
+async def test_a_stream_stopping_at_awaiting_feedback_ends_with_the_result_of_a_task_with_no_window(
+    client: Client, task_queue: str, worker_settings: WorkerSettings, fake_llm: FakeLlmServer, nats_url: str
+) -> None:
+    """A task with no feedback window sends `awaiting_feedback` and its completion from one workflow task, while
+    that task runs: the stream's end waits for the completion and reads the result, not the `status` query (which
+    would reach the run as it closes, for a worker to answer by replaying all of it)."""
+    counted, queries = counting_queries(client)
+    app = make_app(task_queue, counted, nats_url=nats_url)
+    hub: StreamHub = app.state.streams
+    settings = worker_settings.model_copy(update={"nats_url": nats_url})
+    ends = []
+    async with product_worker(client, settings), live_server(app) as url, httpx.AsyncClient(base_url=url) as http:
+        for _ in range(3):
+            session_id = new_id()
+            fake_llm.reset()
+            fake_llm.hold_after = 1  # the planner answers, then the code agent's first call waits
+            body = {**QUICK_TASK, "session_id": session_id}
+            assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+            async with http.stream("GET", f"/events/{session_id}", headers=ALICE) as response:
+                reader = Reader(response)
+                await reader.until(lambda e: e.event == "plan")
+                await wait_until(lambda sid=session_id: hub.watchers(sid) == 1, within=5)
+                fake_llm.hold_after = None
+                fake_llm.release()
+                events = await reader.until(lambda e: e.event in ("end", "error", "timeout"))
+            statuses = [e.json()["data"]["task_status"] for e in events if e.event == "status"]
+            ends.append((statuses[-1], events[-1].event, events[-1].json()["task_status"]))
+    assert all(end[1:] == ("end", "completed") for end in ends), ends
+    assert ("awaiting_feedback", "end", "completed") in ends, ends  # a stream stopped before the completion came
+    assert queries.sent[STATUS_QUERY] == 0, queries.sent
+
+
 async def test_a_task_whose_worker_sends_nothing_on_the_channel_is_followed_by_long_poll(
     client: Client, task_queue: str, worker_settings: WorkerSettings, fake_llm: FakeLlmServer, nats_url: str
 ) -> None:
@@ -119,7 +161,7 @@ async def test_a_task_whose_worker_sends_nothing_on_the_channel_is_followed_by_l
     async with (
         product_worker(client, worker_settings),
         live_server(app) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        httpx.AsyncClient(base_url=url, timeout=4 * QUIET) as http,  # nothing comes before the first quiet read
     ):
         body = {**QUICK_TASK, "session_id": session_id}
         assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
+from api.gateway.state import read_state, task_handle
 from testbed.llm_server import FakeLlmServer
 from testbed.product import product_worker
 from tests.gateway.support import (
@@ -23,7 +25,8 @@ from tests.gateway.support import (
     wait_for_status,
 )
 from tests.support import local_activity_types
-from workflows.models import LINT_ACTIVITY, RAG_ACTIVITY
+from workflows.coding_task import CodingTask
+from workflows.models import LINT_ACTIVITY, RAG_ACTIVITY, TaskStatus
 
 
 def new_id() -> str:
@@ -141,6 +144,22 @@ async def test_a_completed_task_is_read_from_its_result_with_no_worker_polling(
     assert status.status_code == 200 and status.json() == state
     view = await http.get(f"/tasks/{session_id}/view", headers=ALICE)
     assert view.status_code == 200 and view.json()["state"] == state and view.json()["workflow_status"] == "COMPLETED"
+
+
+async def test_a_state_read_for_a_task_that_completed_meanwhile_needs_no_worker(
+    http: httpx.AsyncClient, client: Client, worker_settings: WorkerSettings
+) -> None:
+    """A stream that ends at `awaiting_feedback` reads the state a moment later, when a task with no feedback
+    window has completed meanwhile: the server refuses the `status` query for the closed run (no worker replays
+    it), and the state is the result."""
+    session_id = new_id()
+    async with product_worker(client, worker_settings):
+        body = {**QUICK_TASK, "session_id": session_id, "feedback_window_seconds": 0}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        expected = await client.get_workflow_handle_for(CodingTask.run, session_id).result()
+    # the worker has stopped: a query handed to a worker would wait out its timeout, then fail
+    state = await read_state(task_handle(client, session_id), False, timedelta(seconds=5))
+    assert state == expected and state.task_status == TaskStatus.COMPLETED
 
 
 async def test_health_with_a_worker(http: httpx.AsyncClient, worker: Worker, task_queue: str) -> None:

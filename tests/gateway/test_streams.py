@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import Counter
 from typing import Any
 
 import httpx
-from temporalio.client import Client, Interceptor, OutboundInterceptor, QueryWorkflowInput
+from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
 from temporalio.worker import Worker
 
@@ -20,6 +19,7 @@ from tests.gateway.support import (
     QUICK_TASK,
     Reader,
     asgi_client,
+    counting_queries,
     live_server,
     make_app,
     numbered,
@@ -193,32 +193,12 @@ async def test_bad_deltas_are_422s_and_a_position_past_the_last_event_a_409_nami
             assert f"the task's last event has id {last}" in error["detail"], error
 
 
-class CountQueries(Interceptor):
-    """Counts the queries a client sends, by name."""
-
-    def __init__(self) -> None:
-        self.sent: Counter[str] = Counter()
-
-    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
-        counter = self
-
-        class Outbound(OutboundInterceptor):
-            async def query_workflow(self, input: QueryWorkflowInput) -> Any:
-                counter.sent[input.query] += 1
-                return await super().query_workflow(input)
-
-        return Outbound(next)
-
-
 async def test_a_new_watcher_catches_up_with_one_query_and_a_completed_task_ends_with_none(
     client: Client, task_queue: str, worker: Worker
 ) -> None:
     """From the start, the stream's items hold the task's status events; a client resuming reads the status first.
     The `end` of a completed task is its result (no worker replays the closed run for a query)."""
-    queries = CountQueries()
-    config = client.config()
-    config["interceptors"] = [queries]
-    counted = Client(**config)
+    counted, queries = counting_queries(client)
     session_id = new_id()
     async with asgi_client(make_app(task_queue, counted)) as http:
         body = {**QUICK_TASK, "session_id": session_id}
