@@ -127,23 +127,26 @@ async def test_a_stream_stopping_at_awaiting_feedback_ends_with_the_result_of_a_
     app = make_app(task_queue, counted, nats_url=nats_url)
     hub: StreamHub = app.state.streams
     settings = worker_settings.model_copy(update={"nats_url": nats_url})
-    ends = []
+
+    async def watch_one(http: httpx.AsyncClient) -> tuple[str, str, str]:
+        """(the last status the stream sent, its last event, the task status that event carries)"""
+        session_id = new_id()
+        fake_llm.reset()
+        fake_llm.hold_after = 1  # the planner answers, then the code agent's first call waits
+        body = {**QUICK_TASK, "session_id": session_id}
+        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        async with http.stream("GET", f"/events/{session_id}", headers=ALICE) as response:
+            reader = Reader(response)
+            await reader.until(lambda e: e.event == "plan")
+            await wait_until(lambda: hub.watchers(session_id) == 1, within=5)
+            fake_llm.hold_after = None
+            fake_llm.release()
+            events = await reader.until(lambda e: e.event in ("end", "error", "timeout"))
+        statuses = [e.json()["data"]["task_status"] for e in events if e.event == "status"]
+        return statuses[-1], events[-1].event, events[-1].json()["task_status"]
+
     async with product_worker(client, settings), live_server(app) as url, httpx.AsyncClient(base_url=url) as http:
-        for _ in range(3):
-            session_id = new_id()
-            fake_llm.reset()
-            fake_llm.hold_after = 1  # the planner answers, then the code agent's first call waits
-            body = {**QUICK_TASK, "session_id": session_id}
-            assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
-            async with http.stream("GET", f"/events/{session_id}", headers=ALICE) as response:
-                reader = Reader(response)
-                await reader.until(lambda e: e.event == "plan")
-                await wait_until(lambda sid=session_id: hub.watchers(sid) == 1, within=5)
-                fake_llm.hold_after = None
-                fake_llm.release()
-                events = await reader.until(lambda e: e.event in ("end", "error", "timeout"))
-            statuses = [e.json()["data"]["task_status"] for e in events if e.event == "status"]
-            ends.append((statuses[-1], events[-1].event, events[-1].json()["task_status"]))
+        ends = [await watch_one(http) for _ in range(3)]
     assert all(end[1:] == ("end", "completed") for end in ends), ends
     assert ("awaiting_feedback", "end", "completed") in ends, ends  # a stream stopped before the completion came
     assert queries.sent[STATUS_QUERY] == 0, queries.sent
