@@ -59,17 +59,31 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-@pytest.fixture(scope="session")
-async def temporal_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
+async def start_dev_server(*extra_args: str) -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         data_converter=data_converter(),  # the one converter every client and the worker's plugin use
         dev_server_log_level="error",
         search_attributes=SEARCH_ATTRIBUTES,  # the workflow keeps these current; a server must have them
+        dev_server_extra_args=list(extra_args),
     )
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server()
     async with env:
         yield env
         await secret_scan.scan(env.client)  # every history the session's tests wrote here
+
+
+@pytest.fixture(scope="module")
+async def short_history_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after 40 history events (the default is thousands)."""
+    env = await start_dev_server("--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40")
+    async with env:
+        yield env
+        await secret_scan.scan(env.client)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from temporalio.worker import Worker
 from activities.config import WorkerSettings
 from orchestrator.plugin import OrchestratorPlugin
 from tests.support import ROOT, free_port
-from tests.workflows.test_continue_as_new import short_history_env  # noqa: F401 - a fixture, shared
 
 
 def pypi_server(module: str, *args: str) -> dict[str, Any]:

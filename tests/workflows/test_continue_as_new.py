@@ -4,36 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import WorkerSettings
-from orchestrator.temporal import data_converter
 from testbed.llm_server import FakeLlmServer
 from tests.gateway.support import ALICE, Reader, live_server, make_app, numbered, parse_sse, wait_for_status
-from tests.support import SecretScan, binary, product_worker, start_task, wait_for_state, wait_until
+from tests.support import product_worker, start_task, wait_for_state, wait_until
 from workflows.coding_task import CodingTask
-from workflows.models import SEARCH_ATTRIBUTES, STREAM_TOPICS, EventType, FeedbackInput, TaskEvent, TaskStatus
-
-
-@pytest.fixture(scope="module")
-async def short_history_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server that suggests continue-as-new after 40 history events (the default is thousands)."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        data_converter=data_converter(),
-        dev_server_log_level="error",
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"],
-    )
-    async with env:
-        yield env
-        await secret_scan.scan(env.client)
+from workflows.models import STREAM_TOPICS, EventType, FeedbackInput, TaskEvent, TaskStatus
 
 
 async def test_revision_loop_continues_as_new_with_its_state(
