@@ -1,7 +1,8 @@
 """A watched task read from the live channel (`NATS_URL`, orchestrator/live.py): no Temporal call per batch.
 
-A feed subscribes to the task's subject and passes on what the workers send: the stream's items in offset order,
-each once, and the `llm_delta` text model calls send (`LiveDelta`). Core NATS keeps nothing and may lose a message
+A feed subscribes to the task's subject before its catch-up read (so nothing sent after that read is missed), and
+passes on what the workers send: the stream's items in offset order, each once, and the `llm_delta` text model calls
+send (`LiveDelta`). Core NATS keeps nothing and may lose a message
 (a worker that stopped before sending, a reconnect), so the workflow stream stays the record: when a message skips
 an offset, the feed reads the stream from its position with one query. When the task has sent nothing for QUIET
 seconds (doubling up to QUIET_MAX while it stays quiet) the feed reads the stream too: a workflow that has closed
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from nats.aio.client import Client as Nats
+from nats.aio.subscription import Subscription as NatsSubscription
 from nats.errors import TimeoutError as NatsTimeout
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -52,14 +55,42 @@ class LiveChannel:
     async def close(self) -> None:
         await self.nc.drain()
 
+    async def subscribe(self, client: Client, session_id: str) -> Subscription:
+        """The task's subscription, in place on the NATS server when this returns: opened before the feed's catch-up
+        read, a message the task sends after that read is never missed."""
+        sub = await self.nc.subscribe(subject(client.namespace, session_id), pending_msgs_limit=PENDING_LIMIT)
+        subscription = Subscription(client, session_id, sub, self.rpc_timeout)
+        try:
+            await self.nc.flush(timeout=math.ceil(self.rpc_timeout.total_seconds()))  # the server has it
+        except BaseException:
+            await subscription.close()
+            raise
+        return subscription
+
+
+class Subscription:
+    """One watched task's NATS subscription, read by its feed (`items`), or closed unused."""
+
+    def __init__(self, client: Client, session_id: str, sub: NatsSubscription, rpc_timeout: timedelta) -> None:
+        self.client = client
+        self.session_id = session_id
+        self.rpc_timeout = rpc_timeout
+        self.closed = False
+        self._sub = sub
+
+    async def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):  # the connection may be closing with the gateway
+            await self._sub.unsubscribe()
+
     async def items(
-        self, client: Client, session_id: str, start: int, long_poll: Callable[[int], AsyncIterator[Item]]
+        self, start: int, long_poll: Callable[[int], AsyncIterator[Item]]
     ) -> AsyncIterator[Item | LiveDelta]:
         """The task's items from offset `start` on, in order and each once, and its calls' text; ends when the
         workflow has closed and every item was passed on. `long_poll(offset)`: the items from the stream's
         long-poll, for a task whose worker does not send on the channel."""
+        client, session_id, sub = self.client, self.session_id, self._sub
         converter = converter_for(client.data_converter, client.namespace, session_id)
-        sub = await self.nc.subscribe(subject(client.namespace, session_id), pending_msgs_limit=PENDING_LIMIT)
         position = start
         quiet = QUIET
         undecodable = 0
@@ -69,8 +100,8 @@ class LiveChannel:
                     msg = await sub.next_msg(timeout=quiet)
                 except NatsTimeout:
                     quiet = min(quiet * 2, QUIET_MAX)
-                    closed = await self._closed(client, session_id)
-                    items, position = await self._read(client, session_id, position)
+                    closed = await self._closed()
+                    items, position = await self._read(position)
                     for item in items:
                         yield item
                     if closed:
@@ -97,7 +128,7 @@ class LiveChannel:
                     yield LiveDelta(event)
                     continue
                 if offset > position:  # messages were lost: the stream has them
-                    items, position = await self._read(client, session_id, position)
+                    items, position = await self._read(position)
                     for item in items:
                         yield item
                 # Passed on already (below), or an offset the stream does not reach (not there yet, or a message
@@ -106,18 +137,17 @@ class LiveChannel:
                     yield Item(topic=headers.get(TOPIC_HEADER, ""), data=event, offset=offset)
                     position = offset + 1
         finally:
-            with contextlib.suppress(Exception):  # the connection may be closing with the gateway
-                await sub.unsubscribe()
+            await self.close()
 
-    async def _read(self, client: Client, session_id: str, position: int) -> tuple[list[Item], int]:
+    async def _read(self, position: int) -> tuple[list[Item], int]:
         """The stream's items from `position` on. A position past the stream's end (items sent by a workflow task
         that has not completed: its retry sends them again) reads nothing yet."""
         try:
-            return await read_stream(client, session_id, position, self.rpc_timeout)
+            return await read_stream(self.client, self.session_id, position, self.rpc_timeout)
         except ValueError:
             return [], position
 
-    async def _closed(self, client: Client, session_id: str) -> bool:
+    async def _closed(self) -> bool:
         """The task's workflow has closed (a run continued as new is not: the next run goes on)."""
-        description = await client.get_workflow_handle(session_id).describe(rpc_timeout=self.rpc_timeout)
+        description = await self.client.get_workflow_handle(self.session_id).describe(rpc_timeout=self.rpc_timeout)
         return description.status not in (None, WorkflowExecutionStatus.RUNNING)

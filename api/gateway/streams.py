@@ -76,12 +76,18 @@ class LiveDelta:
         return sse(self.event.type, self.event.model_dump_json())
 
 
+class LiveSubscription(Protocol):
+    """A task's subscription on the live channel, made before the catch-up read its feed starts from."""
+
+    def items(self, start: int, long_poll: Callable[[int], AsyncIterator[Item]]) -> AsyncIterator[Item | LiveDelta]: ...
+
+    async def close(self) -> None: ...
+
+
 class LiveSource(Protocol):
     """Where a feed reads a task from when the gateway has the live channel (api/gateway/live.py)."""
 
-    def items(
-        self, client: Client, session_id: str, start: int, long_poll: Callable[[int], AsyncIterator[Item]]
-    ) -> AsyncIterator[Item | LiveDelta]: ...
+    async def subscribe(self, client: Client, session_id: str) -> LiveSubscription: ...
 
 
 @dataclass
@@ -253,8 +259,11 @@ class Watcher:
 class Feed:
     """The one subscription of a task's stream in this gateway, and the clients it feeds."""
 
-    def __init__(self, hub: StreamHub, client: Client, session_id: str, catchup: Catchup) -> None:
+    def __init__(
+        self, hub: StreamHub, client: Client, session_id: str, catchup: Catchup, subscription: LiveSubscription | None
+    ) -> None:
         self.hub = hub
+        self.subscription = subscription
         self.session_id = session_id
         self.watchers: set[Watcher] = set()
         self.recent: deque[Item] = deque(catchup.items, maxlen=RECENT_ITEMS)  # what the next clients catch up from
@@ -291,10 +300,10 @@ class Feed:
             watcher.close(closed)
 
     def _items(self, start: int) -> AsyncIterator[Item | LiveDelta]:
-        """The task's items from `start` on: from the live channel when the gateway has it, else by long-polling
-        the workflow stream (an update and a workflow task per batch)."""
-        if self.hub.live is not None:
-            return self.hub.live.items(self._client, self.session_id, start, self._long_poll)
+        """The task's items from `start` on: from the live channel when the feed has a subscription there, else by
+        long-polling the workflow stream (an update and a workflow task per batch)."""
+        if self.subscription is not None:
+            return self.subscription.items(start, self._long_poll)
         return self._long_poll(start)
 
     def _long_poll(self, start: int) -> AsyncIterator[Item]:
@@ -330,7 +339,7 @@ class Feed:
         `awaiting_feedback` and its completion from one workflow task, so a stop at `awaiting_feedback` waits up to
         STOP_GRACE for a later status first: once completed, the state is its result. A `status` query reaching the
         run as that workflow task closes it would be answered by a worker replaying the whole run."""
-        if self.hub.live is not None and task_status == TaskStatus.AWAITING_FEEDBACK:
+        if self.subscription is not None and task_status == TaskStatus.AWAITING_FEEDBACK:
             if self.task_status == task_status:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._status_seen.wait(), STOP_GRACE)
@@ -382,11 +391,28 @@ class StreamHub:
     def subscriptions(self) -> int:
         return len(self._feeds)
 
-    def join(self, client: Client, session_id: str, catchup: Catchup) -> tuple[Feed, Watcher]:
-        """Watch the task after the catch-up, through its feed (started now if it has none)."""
+    @contextlib.asynccontextmanager
+    async def subscribed(self, client: Client, session_id: str) -> AsyncIterator[LiveSubscription | None]:
+        """The task's subscription on the live channel (None without one), for a catch-up read inside this block
+        and the feed `join` starts after it; closed on the way out unless that feed took it."""
+        if self.live is None:
+            yield None
+            return
+        subscription = await self.live.subscribe(client, session_id)
+        try:
+            yield subscription
+        finally:
+            feed = self._feeds.get(session_id)
+            if feed is None or feed.subscription is not subscription:
+                await subscription.close()
+
+    def join(
+        self, client: Client, session_id: str, catchup: Catchup, subscription: LiveSubscription | None = None
+    ) -> tuple[Feed, Watcher]:
+        """Watch the task after the catch-up, through its feed (started now if it has none, on `subscription`)."""
         feed = self._feeds.get(session_id)
         if feed is None:
-            feed = self._feeds[session_id] = Feed(self, client, session_id, catchup)
+            feed = self._feeds[session_id] = Feed(self, client, session_id, catchup, subscription)
         watcher = Watcher(self.queue_size)
         feed.join(watcher, catchup.next_offset)
         return feed, watcher

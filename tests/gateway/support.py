@@ -7,7 +7,7 @@ import contextlib
 import json
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -239,10 +239,12 @@ def assert_inert(html: str) -> Elements:
 
 
 class CountQueries(Interceptor):
-    """Counts the queries a client sends, by name."""
+    """Counts the queries a client sends, by name; `answered(name)`, when given, runs once each has its answer,
+    before the caller gets it."""
 
-    def __init__(self) -> None:
+    def __init__(self, answered: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.sent: Counter[str] = Counter()
+        self.answered = answered
 
     def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
         counter = self
@@ -250,14 +252,19 @@ class CountQueries(Interceptor):
         class Outbound(OutboundInterceptor):
             async def query_workflow(self, input: QueryWorkflowInput) -> Any:
                 counter.sent[input.query] += 1
-                return await super().query_workflow(input)
+                result = await super().query_workflow(input)
+                if counter.answered is not None:
+                    await counter.answered(input.query)
+                return result
 
         return Outbound(next)
 
 
-def counting_queries(client: Client) -> tuple[Client, CountQueries]:
-    """A client like `client` whose queries are counted."""
-    queries = CountQueries()
+def counting_queries(
+    client: Client, answered: Callable[[str], Awaitable[None]] | None = None
+) -> tuple[Client, CountQueries]:
+    """A client like `client` whose queries are counted (see CountQueries)."""
+    queries = CountQueries(answered)
     config = client.config()
     config["interceptors"] = [queries]
     return Client(**config), queries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import os
@@ -10,13 +11,14 @@ from collections import Counter
 
 import httpx
 import nats
+from nats.aio.msg import Msg
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
 
 from activities.config import WorkerSettings
-from api.gateway.live import QUIET
-from api.gateway.streams import StreamHub
+from api.gateway.live import QUIET, LiveChannel, Subscription
+from api.gateway.streams import POLL_QUERY, StreamHub
 from orchestrator.codec import TENANT_METADATA, encrypting_for
 from orchestrator.live import OFFSET_HEADER, converter_for, subject
 from orchestrator.temporal import data_converter
@@ -150,6 +152,96 @@ async def test_a_stream_stopping_at_awaiting_feedback_ends_with_the_result_of_a_
     assert all(end[1:] == ("end", "completed") for end in ends), ends
     assert ("awaiting_feedback", "end", "completed") in ends, ends  # a stream stopped before the completion came
     assert queries.sent[STATUS_QUERY] == 0, queries.sent
+
+
+async def test_what_a_task_sends_while_its_first_watcher_catches_up_comes_from_the_subscription(
+    client: Client, task_queue: str, worker_settings: WorkerSettings, fake_llm: FakeLlmServer, nats_url: str
+) -> None:
+    """The feed subscribes before its catch-up read. Here the plan is sent on the channel after that read was
+    answered and before the gateway has the answer back: the watcher gets it from the subscription, with no second
+    read of the stream (and not only at the feed's quiet read, QUIET seconds later)."""
+    session_id = new_id()
+    converter = converter_for(client.data_converter, client.namespace, session_id)
+    plan_sent = asyncio.Event()
+
+    async def saw(msg: Msg) -> None:
+        [event] = await converter.decode([Payload.FromString(msg.data)], [TaskEvent])
+        if event.type == EventType.PLAN:
+            plan_sent.set()
+
+    async def answered(query: str) -> None:
+        if query == POLL_QUERY and queries.sent[POLL_QUERY] == 1:  # the catch-up: the planner goes on now
+            fake_llm.hold_after = None
+            fake_llm.release()
+            await asyncio.wait_for(plan_sent.wait(), 30)
+
+    counted, queries = counting_queries(client, answered)
+    app = make_app(task_queue, counted, nats_url=nats_url)
+    settings = worker_settings.model_copy(update={"nats_url": nats_url})
+    fake_llm.hold_after = 0  # the planner's call waits (then fails once, and is retried)
+    wire = await nats.connect(nats_url)
+    try:
+        await wire.subscribe(subject(client.namespace, session_id), cb=saw)
+        async with (
+            product_worker(client, settings),
+            live_server(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=4 * QUIET) as http,
+        ):
+            body = {**QUICK_TASK, "session_id": session_id}
+            assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+            await wait_until(lambda: fake_llm.held == 1, within=10)  # started: its first status is there to read
+            async with http.stream("GET", f"/events/{session_id}", headers=ALICE) as response:
+                reader = Reader(response)
+                await reader.until(lambda e: e.event == "plan")
+                reads = queries.sent[POLL_QUERY]  # the catch-up's, answered before the planner could answer
+                await reader.until(lambda e: e.event in ("end", "error", "timeout"))
+    finally:
+        await wire.close()
+    events = reader.events
+    assert reads == 1, queries.sent
+    assert events[-1].event == "end" and events[-1].json()["task_status"] == "completed", events[-1]
+    ids = numbered(events)
+    assert ids == list(range(1, len(ids) + 1))  # every item, once, in order
+
+
+class Subscribing:
+    """The gateway's live channel, keeping every subscription it makes."""
+
+    def __init__(self, live: LiveChannel) -> None:
+        self.live = live
+        self.made: list[Subscription] = []
+
+    async def subscribe(self, client: Client, session_id: str) -> Subscription:
+        self.made.append(await self.live.subscribe(client, session_id))
+        return self.made[-1]
+
+
+async def test_a_task_started_with_a_stream_is_watched_from_its_first_event_and_a_refused_start_subscribes_nothing(
+    client: Client, task_queue: str, worker_settings: WorkerSettings, fake_llm: FakeLlmServer, nats_url: str
+) -> None:
+    """`POST /invoke` streaming over the live channel subscribes before it starts the task, and its watcher gets
+    every event in order; a start refused (the id is taken) closes the subscription it made."""
+    session_id = new_id()
+    app = make_app(task_queue, client, nats_url=nats_url)
+    hub: StreamHub = app.state.streams
+    settings = worker_settings.model_copy(update={"nats_url": nats_url})
+    body = {**QUICK_TASK, "session_id": session_id}
+    async with product_worker(client, settings), live_server(app) as url, httpx.AsyncClient(base_url=url) as http:
+        assert isinstance(hub.live, LiveChannel)
+        channel = hub.live = Subscribing(hub.live)
+        try:
+            async with http.stream("POST", "/invoke", json=body, headers=ALICE) as response:
+                events = await Reader(response).until(lambda e: e.event in ("end", "error", "timeout"))
+            again = await http.post("/invoke", json=body, headers=ALICE)
+            await wait_until(lambda: all(made.closed for made in channel.made), within=5)
+        finally:
+            hub.live = channel.live
+    assert events[0].event == "session" and events[-1].event == "end", events
+    assert events[-1].json()["task_status"] == "completed"
+    ids = numbered(events)
+    assert ids == list(range(1, len(ids) + 1))
+    assert again.status_code == 409
+    assert len(channel.made) == 2
 
 
 async def test_a_task_whose_worker_sends_nothing_on_the_channel_is_followed_by_long_poll(

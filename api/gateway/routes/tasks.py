@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import timedelta
@@ -145,10 +146,14 @@ async def _catch_up(
     hub: StreamHub = request.app.state.streams
     try:
         async with hub.catching_up(handle.id):
-            catchup = hub.cached(handle.id, after) or await catch_up(client, handle.id, after, _rpc_timeout(settings))
-            if catchup.last_status in STREAM_END_STATUSES:
-                return catchup, None
-            return catchup, hub.join(client, handle.id, catchup)
+            if (cached := hub.cached(handle.id, after)) is not None:
+                return cached, hub.join(client, handle.id, cached)
+            # Subscribed before the read: what the task sends after it is never missed.
+            async with hub.subscribed(client, handle.id) as subscription:
+                catchup = await catch_up(client, handle.id, after, _rpc_timeout(settings))
+                if catchup.last_status in STREAM_END_STATUSES:
+                    return catchup, None
+                return catchup, hub.join(client, handle.id, catchup, subscription)
     except ValueError as exc:  # a well-formed position this task has not reached: its state, not the request
         raise HTTPException(status.HTTP_409_CONFLICT, f"{named} {after} is beyond the stream: {exc}") from None
     except WorkflowQueryFailedError as exc:
@@ -234,24 +239,28 @@ async def invoke(
             f"code_context, files and tests hold {context} characters; without the payload store (PAYLOAD_STORE) "
             f"at most {MAX_INLINE_CODE_CONTEXT} fit in a task's history (with it, {MAX_CODE_CONTEXT})",
         )
-    try:
-        await _start(connection, task, session_id, tenant, settings)
-    except WorkflowAlreadyStartedError:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"session id {session_id!r} is already in use; ids are never reused",
-        ) from None
-    _metrics(request).tasks_started.inc()
-    logger.info("task %s started by tenant %s", session_id, tenant)
-    accepted = InvokeAccepted(
-        session_id=session_id, status_url=f"/status/{session_id}", events_url=f"/events/{session_id}"
-    )
-    if _wants_json(request, stream):
-        return JSONResponse(accepted.model_dump(), status.HTTP_202_ACCEPTED)
+    wants_json = _wants_json(request, stream)
     hub: StreamHub = request.app.state.streams
     client = await connection.get()
-    fresh = Catchup(items=[], next_offset=0, task_status=TaskStatus.PLANNING)  # nothing to catch up on yet
-    place = Place(session_id, fresh, hub.join(client, session_id, fresh), expected=0, deltas=deltas is not False)
+    # A stream's subscription is made before the start, so that none of the task's first events is missed.
+    async with contextlib.nullcontext() if wants_json else hub.subscribed(client, session_id) as subscription:
+        try:
+            await _start(connection, task, session_id, tenant, settings)
+        except WorkflowAlreadyStartedError:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"session id {session_id!r} is already in use; ids are never reused",
+            ) from None
+        _metrics(request).tasks_started.inc()
+        logger.info("task %s started by tenant %s", session_id, tenant)
+        accepted = InvokeAccepted(
+            session_id=session_id, status_url=f"/status/{session_id}", events_url=f"/events/{session_id}"
+        )
+        if wants_json:
+            return JSONResponse(accepted.model_dump(), status.HTTP_202_ACCEPTED)
+        fresh = Catchup(items=[], next_offset=0, task_status=TaskStatus.PLANNING)  # nothing to catch up on yet
+        joined = hub.join(client, session_id, fresh, subscription)
+    place = Place(session_id, fresh, joined, expected=0, deltas=deltas is not False)
     first = sse("session", accepted.model_dump_json())
     return EventSourceResponse(hub.events(client, place, first), headers={"X-Session-Id": session_id})
 
