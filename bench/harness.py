@@ -21,7 +21,8 @@ workflow), then runs:
 7. deltas     (only with --phases ...,deltas) what `llm_delta` costs a task nobody watches: N unwatched tasks on a
               fresh worker process with deltas on against N on one with LLM_DELTA_INTERVAL_MS=0, in the order on,
               off, off, on, at each of --delta-latencies (seconds per model call, default 3 and 20; each reply
-              streamed over the last 90 % of it): stack CPU per task
+              streamed over the last 90 % of it): stack CPU per task; without the live channel, then with it
+              (NATS_URL, a nats-server counted)
 
 Timings are printed, never asserted. `--quick` uses small N so CI can run it in well under two minutes.
 """
@@ -62,6 +63,7 @@ from launcher.processes import children_of, command_name, cpu_seconds, rss_kb
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter, exit_now
 from testbed.llm_server import NEEDS_ONE_FIX
+from testbed.nats import nats_server
 from testbed.product import binary
 from workflows.coding_task import CodingTask
 from workflows.journal import PUBLISH_SIGNAL
@@ -151,6 +153,7 @@ class Processes:
     providers: int
     worker: int
     spare_workers: list[int] = field(default_factory=list)  # the deltas phase's worker processes, counted with it
+    others: dict[str, int] = field(default_factory=dict)  # more processes counted while they run, by name
 
     @property
     def lint_children(self) -> list[int]:
@@ -164,7 +167,17 @@ class Processes:
             "lint_pool": sum(cpu_seconds(p) for p in self.lint_children),
             "providers": cpu_seconds(self.providers),
             "harness": cpu_seconds(self.harness),
+            **{name: cpu_seconds(pid) for name, pid in self.others.items()},
         }
+
+    @contextlib.contextmanager
+    def counting(self, name: str, pid: int) -> Iterator[None]:
+        """`pid`'s CPU counted as `name` in the batches run inside this block."""
+        self.others[name] = pid
+        try:
+            yield
+        finally:
+            del self.others[name]
 
 
 def machine() -> dict[str, Any]:
@@ -389,21 +402,31 @@ class Bench:
     async def deltas(self, n: int, latencies: list[float]) -> dict[str, Any]:
         """Unwatched tasks with deltas on and off, each on a fresh worker process of its own (LLM_DELTA_INTERVAL_MS
         250 and 0), N each in the order on, off, off, on at every latency: stack CPU per task (both processes
-        counted in every batch), publish signals in history."""
-        queues = {label: f"{self.task_queue}-deltas-{label}" for label in ("on", "off")}
-        out: dict[str, Any] = {"n": n, "by_latency": {}}
-        with contextlib.ExitStack() as stack:
-            for label, interval in (("on", "250"), ("off", "0")):
-                stack.enter_context(self.extra_worker(queues[label], LLM_DELTA_INTERVAL_MS=interval))
-            await self.set_latency(0.0)
-            for label, queue in queues.items():
-                await self._unwatched(2, f"d-warmup-{label}", queue)  # the new workers' imports, caches
-            for latency in latencies:
-                await self.set_latency(0.1 * latency, 0.9 * latency)  # text from 10 % of the call on, as real
-                rows: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
-                for k, label in enumerate(("on", "off", "off", "on")):
-                    rows[label].append(await self._unwatched(n, f"d{latency:g}-{label}{k}", queues[label]))
-                out["by_latency"][f"{latency:g}"] = {label: _merged(batches) for label, batches in rows.items()}
+        counted in every batch), publish signals in history. Twice: without the live channel (`stream`: an
+        unwatched call reads the task's memo to learn whether it is watched) and with it (`live`: the workers have
+        NATS_URL, as `make run` and compose run them, and the nats-server is counted)."""
+        out: dict[str, Any] = {"n": n, "by_latency": {f"{latency:g}": {} for latency in latencies}}
+        for channel in ("stream", "live"):
+            with contextlib.ExitStack() as stack:
+                env = {}
+                if channel == "live":
+                    nats = stack.enter_context(nats_server())
+                    stack.enter_context(self.procs.counting("nats", nats.pid))
+                    env["NATS_URL"] = nats.url
+                queues = {label: f"{self.task_queue}-deltas-{channel}-{label}" for label in ("on", "off")}
+                for label, interval in (("on", "250"), ("off", "0")):
+                    stack.enter_context(self.extra_worker(queues[label], LLM_DELTA_INTERVAL_MS=interval, **env))
+                await self.set_latency(0.0)
+                for label, queue in queues.items():
+                    await self._unwatched(2, f"d-{channel}-warmup-{label}", queue)  # the new workers' imports, caches
+                for latency in latencies:
+                    await self.set_latency(0.1 * latency, 0.9 * latency)  # text from 10 % of the call on, as real
+                    rows: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+                    for k, label in enumerate(("on", "off", "off", "on")):
+                        tag = f"d{latency:g}-{channel}-{label}{k}"
+                        rows[label].append(await self._unwatched(n, tag, queues[label]))
+                    merged = {label: _merged(batches) for label, batches in rows.items()}
+                    out["by_latency"][f"{latency:g}"][channel] = merged
         return out
 
     @contextlib.contextmanager
@@ -712,21 +735,23 @@ def table(report: dict[str, Any]) -> str:
         rows.append(_cpu_row("gate round CPU", g["cpu_s_per_round"]))
     if w := report.get("watch"):
         rows += watch_rows(w)
-    for latency, d in report.get("deltas", {}).get("by_latency", {}).items():
-        on, off = d["on"], d["off"]
-        for label, row in (("on", on), ("off", off)):
-            each = " / ".join(f"{1000 * v:.0f}" for v in row["stack_cpu_s_per_task_each"])
-            rows.append(
-                (
-                    f"unwatched, deltas {label} (L={latency} s)",
-                    f"{1000 * row['stack_cpu_s_per_task']:.0f} ms",
-                    f"stack CPU/task, batches {each} ms, N={row['n']}, failed {row['failed']}, "
-                    f"{row['history_events_per_task']:.0f} history events, "
-                    f"{row['publish_signals_per_task']:.1f} publish signals",
+    for latency, by_channel in report.get("deltas", {}).get("by_latency", {}).items():
+        for channel, d in by_channel.items():
+            where = f"L={latency} s, {'live channel' if channel == 'live' else 'no live channel'}"
+            for label in ("on", "off"):
+                row = d[label]
+                each = " / ".join(f"{1000 * v:.0f}" for v in row["stack_cpu_s_per_task_each"])
+                rows.append(
+                    (
+                        f"unwatched, deltas {label} ({where})",
+                        f"{1000 * row['stack_cpu_s_per_task']:.0f} ms",
+                        f"stack CPU/task, batches {each} ms, N={row['n']}, failed {row['failed']}, "
+                        f"{row['history_events_per_task']:.0f} history events, "
+                        f"{row['publish_signals_per_task']:.1f} publish signals",
+                    )
                 )
-            )
-        ratio = on["stack_cpu_s_per_task"] / off["stack_cpu_s_per_task"]
-        rows.append((f"deltas on / off (L={latency} s)", f"{ratio:.3f}", "goal <= 1.05"))
+            ratio = d["on"]["stack_cpu_s_per_task"] / d["off"]["stack_cpu_s_per_task"]
+            rows.append((f"deltas on / off ({where})", f"{ratio:.3f}", "goal <= 1.05"))
     if "lint_pool_rss_mb" in report:
         rows.append(("lint pool RSS", f"{report['lint_pool_rss_mb']:.0f} MB", "all warm pylint processes, fixed cost"))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
