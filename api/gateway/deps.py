@@ -19,6 +19,7 @@ from api.auth import OPERATOR_TENANT, request_tenant
 from workflows.models import OWNER_MEMO, SESSION_ID_PATTERN
 
 from .connection import TemporalConnection
+from .describes import Describes
 from .ratelimit import KeyRateLimiter
 from .settings import Settings
 from .state import TaskHandle, task_handle
@@ -96,10 +97,12 @@ def not_found(session_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no task with session id {session_id!r}")
 
 
-async def get_owned_task(session_id: SessionId, tenant: Tenant, client: TemporalClient) -> OwnedTask:
-    """The caller's task, described now; 404 for an unknown id and, indistinguishably, for another tenant's."""
+async def get_owned_task(request: Request, session_id: SessionId, tenant: Tenant, client: TemporalClient) -> OwnedTask:
+    """The caller's task, described now (with the requests on it that came together: api/gateway/describes.py);
+    404 for an unknown id and, indistinguishably, for another tenant's."""
+    describes: Describes = request.app.state.describes
     try:
-        description = await client.get_workflow_handle(session_id).describe()
+        description = await describes.describe(client, session_id)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise not_found(session_id) from None
@@ -111,10 +114,10 @@ async def get_owned_task(session_id: SessionId, tenant: Tenant, client: Temporal
     return OwnedTask(session_id, task_handle(client, session_id), description)
 
 
-async def get_owned_run(session_id: SessionId, tenant: Tenant, client: TemporalClient) -> TaskHandle:
+async def get_owned_run(owned: Annotated[OwnedTask, Depends(get_owned_task)]) -> TaskHandle:
     """A handle on the caller's task, for reads: on its current run, the owner checked on that run now (a handle
     bound to a cached run id would read a run that continued as new or was reset, stale for ever)."""
-    return (await get_owned_task(session_id, tenant, client)).handle
+    return owned.handle
 
 
 Owned = Annotated[OwnedTask, Depends(get_owned_task)]

@@ -18,6 +18,7 @@ from api.docs import install_docs
 from api.schema import operation_id
 
 from .connection import TemporalConnection, TemporalUnavailable
+from .describes import Describes
 from .errors import install_error_handlers
 from .live import LiveChannel
 from .metrics import GatewayMetrics, MetricsMiddleware
@@ -73,6 +74,7 @@ def create_app(
     app.state.temporal = TemporalConnection(client, reconnect_interval=settings.gateway_reconnect_interval)
     app.state.limiter = KeyRateLimiter(settings.gateway_rate_limit, settings.gateway_rate_limit_storage)
     app.state.metrics = GatewayMetrics()
+    app.state.describes = Describes()
     app.state.streams = StreamHub(
         settings.gateway_stream_queue_size,
         settings.gateway_poll_interval,
