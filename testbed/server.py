@@ -9,6 +9,8 @@ from typing import Any
 
 import uvicorn
 
+KEEP_ALIVE_SECONDS = 75  # how long the servers keep an idle connection open (ThreadedServer.start)
+
 
 def free_port() -> int:
     """A TCP port nothing listens on now (the OS picks it)."""
@@ -41,7 +43,11 @@ class ThreadedServer:
     def start(self, timeout: float = 10.0) -> ThreadedServer:
         sock = loopback_listener()
         self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        # An idle connection stays open as long as the providers' front ends keep one, longer than the SDKs' pools
+        # do (aiohttp 15 s, httpx 5 s): the client closes it first, as with the real services, so no request meets
+        # a connection the server is closing (uvicorn's default is 5 s).
+        config = uvicorn.Config(self.app, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS)
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout

@@ -24,6 +24,11 @@ from .embeddings import EmbeddingError
 from .settings import MemorySettings
 from .store import StoreError
 
+# An idle connection stays open this long (uvicorn's default: 5 s): longer than the worker's knowledge-search client
+# keeps one (httpx: 5 s), so the client always closes it first, and a query is never sent on a connection the server
+# is closing (a "Server disconnected" failure, then a retry).
+KEEP_ALIVE_SECONDS = 30
+
 
 def _echo(message: str = "", file: TextIO | None = None) -> None:
     """CLI output (library code logs instead)."""
@@ -56,7 +61,14 @@ def _serve(args: argparse.Namespace) -> int:
         )
     app = create_app(settings, registry, kb)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", forwarded_allow_ips=trusted_proxies())
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            forwarded_allow_ips=trusted_proxies(),
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
     finally:
         kb.store.close()
     return 0

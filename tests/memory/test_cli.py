@@ -123,6 +123,13 @@ def test_serve(env: dict[str, str], tree: Path) -> None:
         r = httpx.post(f"{url}/rag_query", json={"query": "iso duration", "top_k": 2}, headers={"X-API-KEY": KEY})
         assert r.status_code == 200 and r.json()["results"][0]["source"] == "pkg/durations.py"
         assert httpx.post(f"{url}/rag_query", json={"query": "x", "top_k": 2}).status_code == 401
+        # An idle connection outlives the worker's client pool's (httpx: 5 s), so that client closes it first.
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: memory\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
+            time.sleep(6)
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: memory\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")  # not b"": the server kept the connection
     finally:
         proc.terminate()
         proc.wait(10)
