@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -124,12 +125,16 @@ def test_serve(env: dict[str, str], tree: Path) -> None:
         assert r.status_code == 200 and r.json()["results"][0]["source"] == "pkg/durations.py"
         assert httpx.post(f"{url}/rag_query", json={"query": "x", "top_k": 2}).status_code == 401
         # An idle connection outlives the worker's client pool's (httpx: 5 s), so that client closes it first.
-        with socket.create_connection(("127.0.0.1", port)) as conn:
-            conn.sendall(b"GET /health HTTP/1.1\r\nHost: memory\r\n\r\n")
-            assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        try:
+            conn.request("GET", "/health")
+            assert conn.getresponse().read() == b'{"status":"ok"}'
+            kept = conn.sock
             time.sleep(6)
-            conn.sendall(b"GET /health HTTP/1.1\r\nHost: memory\r\n\r\n")
-            assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")  # not b"": the server kept the connection
+            conn.request("GET", "/health")  # on the same socket: RemoteDisconnected had the server closed it
+            assert conn.getresponse().read() == b'{"status":"ok"}' and conn.sock is kept
+        finally:
+            conn.close()
     finally:
         proc.terminate()
         proc.wait(10)
