@@ -16,9 +16,10 @@ publishes all it gathered as its first batch (a watcher who came mid-call sees t
 goes on as a watched call. A call that ends unwatched publishes nothing: if a watcher came after its last look,
 the workflow publishes its text itself with the reply (`Steps.llm`).
 
-With the live channel (`NATS_URL`, orchestrator/live.py) a call publishes its batches there instead, from its
-first text, watched or not: no signal, no memo look, nothing in history (a publish nobody subscribes to is dropped
-by the NATS server).
+With the live channel (`NATS_URL`, orchestrator/live.py) a call publishes its batches there instead: no signal, no
+memo look, nothing in history. It asks as it starts whether a gateway watches the task (`LivePublisher.watching`:
+one NATS request, answered at once either way); unwatched, it gathers its text until a gateway says it started
+watching, then publishes all of it as its first batch, as above, with no wait for a look.
 
 Deltas are best effort: a publish that fails is logged and the rest of the call's deltas are dropped; a describe
 that fails is logged once and tried again at the next look; the model call itself never fails because of them,
@@ -74,6 +75,8 @@ class DeltaPublisher:
         self._live = live
         self._live_target: tuple[str, str] | None = None  # (namespace, workflow id) when sending on the live channel
         self._live_events: list[TaskEvent] = []
+        self._watch: asyncio.Event | None = None  # on the live channel: set while a gateway watches the task
+        self._exits = contextlib.AsyncExitStack()
         self._handle: WorkflowHandle[object, object] | None = None
         self._describe_failed = False
         self._ticker: asyncio.Task[None] | None = None
@@ -96,7 +99,8 @@ class DeltaPublisher:
                 raise RuntimeError("a standalone activity: no workflow to publish to")
             if self._live is not None:
                 self._live_target = (info.namespace, info.workflow_id)
-                self.watched = True  # the live channel costs nothing unwatched: publish from the first text
+                self._watch = await self._exits.enter_async_context(self._live.watching(*self._live_target))
+                self.watched = self._watch.is_set()
                 self._ticker = asyncio.create_task(self._tick(), name=TICKER_NAME)
                 return self
             client = activity.client()
@@ -175,8 +179,10 @@ class DeltaPublisher:
             await self._waited(wait_before(self.published, self.interval))
 
     async def _await_watcher(self) -> bool:
-        """True once the memo says someone watches, False when the call ended unwatched. Nothing is read before
-        the call has text to show (tool-call turns write none)."""
+        """True once the memo says someone watches (on the live channel: once a gateway says so), False when the
+        call ended unwatched. Nothing is read before the call has text to show (tool-call turns write none)."""
+        if self._watch is not None:
+            return await self._first_of(self._watch)
         if self.attempt > 1 and await self._watcher_came():
             return True
         await self._text.wait()
@@ -186,6 +192,16 @@ class DeltaPublisher:
                 return True
             look = min(look * 2, LAST_LOOK)
         return False
+
+    async def _first_of(self, watched: asyncio.Event) -> bool:
+        """Wait until `watched` is set or the call ends; True if it was set."""
+        waits = [asyncio.ensure_future(watched.wait()), asyncio.ensure_future(self._ended.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return watched.is_set()
 
     async def _watcher_came(self) -> bool:
         assert self._handle is not None
@@ -200,14 +216,15 @@ class DeltaPublisher:
             return False
 
     async def __aexit__(self, *_exc: object) -> None:
-        if self._ticker is None:
-            return
-        self._ended.set()
-        self._text.set()
-        try:  # the reply is kept whatever becomes of its deltas
-            await asyncio.wait_for(self._ticker, FLUSH_TIMEOUT.total_seconds())
-        except Exception as exc:
-            self._give_up(exc)
+        async with self._exits:  # the watch question's subscription, on the live channel
+            if self._ticker is None:
+                return
+            self._ended.set()
+            self._text.set()
+            try:  # the reply is kept whatever becomes of its deltas
+                await asyncio.wait_for(self._ticker, FLUSH_TIMEOUT.total_seconds())
+            except Exception as exc:
+                self._give_up(exc)
 
     def _give_up(self, exc: BaseException) -> None:
         if not self._failed:

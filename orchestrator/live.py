@@ -9,7 +9,9 @@ without any Temporal call:
   worker's `LivePublisher` as the workflow task that appends it runs, never while it replays history, as
   `workflow.logger` does (`offer`: no command, nothing in history, any thread);
 - a model call publishes its streamed text (`llm_delta`) there too, straight from the activity, with no offset:
-  nothing goes through the workflow (activities/deltas.py);
+  nothing goes through the workflow (activities/deltas.py). Only while a gateway watches the task (`watching`):
+  the call asks on the task's `watching` subject as it starts (every gateway feed of the task answers; with none,
+  the NATS server answers "no responders" at once), and a feed that starts later says so on its `watched` subject;
 - each gateway subscribes to the subjects of the tasks its clients watch (api/gateway/live.py).
 
 A message is the item's payload, converted and then encoded by the worker client's data converter for that
@@ -17,7 +19,7 @@ workflow (so a tenant's task is encrypted for its tenant, as in history), with i
 Core NATS delivers at most once and keeps nothing, and a worker may stop between running a workflow task and
 sending what it offered: the gateway reads what it missed from the workflow stream (one query, when an offset is
 skipped or the task is quiet). A publish nobody subscribes to is dropped by the NATS server, so a task nobody
-watches costs the worker one encode and one send per item, and no Temporal call.
+watches costs the worker one encode and one send per item, a question per model call, and no Temporal call.
 """
 
 from __future__ import annotations
@@ -25,16 +27,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client as Nats
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 from temporalio.converter import DataConverter, WorkflowSerializationContext
 
 logger = logging.getLogger(__name__)
 
 SUBJECT_PREFIX = "orchestrator.live"
+ASK_PREFIX = "orchestrator.watching"  # a model call asks whether a gateway watches the task; each feed of it answers
+STARTED_PREFIX = "orchestrator.watched"  # a gateway feed that starts says so here
+ASK_TIMEOUT = 1.0  # seconds a call waits for an answer; neither an answer nor "no responders": counted as watched
 OFFSET_HEADER = "Orchestrator-Offset"  # the item's stream offset; absent on an llm_delta sent by a call
 TOPIC_HEADER = "Orchestrator-Topic"
 QUEUE_SIZE = 10_000  # items offered and not yet sent; beyond it they are dropped (the gateway reads them back)
@@ -46,9 +53,9 @@ def _token(name: str) -> str:
     return name.replace("~", "~7E").replace(".", "~2E")
 
 
-def subject(namespace: str, workflow_id: str) -> str:
-    """The subject of one task's live output."""
-    return f"{SUBJECT_PREFIX}.{_token(namespace)}.{_token(workflow_id)}"
+def subject(namespace: str, workflow_id: str, prefix: str = SUBJECT_PREFIX) -> str:
+    """The subject of one task's live output (or, with another prefix, of its watch questions and announcements)."""
+    return f"{prefix}.{_token(namespace)}.{_token(workflow_id)}"
 
 
 def converter_for(converter: DataConverter, namespace: str, workflow_id: str) -> DataConverter:
@@ -119,6 +126,10 @@ class LivePublisher:
         while True:
             await self.publish(await self._queue.get())
 
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
     def offer(self, item: LiveItem) -> None:
         """Queue an item to send; safe from any thread (workflow code runs in the worker's workflow threads)."""
         if self._loop is None:
@@ -149,6 +160,35 @@ class LivePublisher:
             self._warn(f"live output of {item.workflow_id} not sent: {type(exc).__name__}: {exc}")
             return
         self._failing = False
+
+    @contextlib.asynccontextmanager
+    async def watching(self, namespace: str, workflow_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event that is set while a gateway watches the task: at once when one answers the question, later when
+        one announces it started. Set from the start when that cannot be told (no connection yet, no answer)."""
+        watched = asyncio.Event()
+        if self._nc is None:
+            watched.set()
+            yield watched
+            return
+
+        async def started(_: Msg) -> None:
+            watched.set()
+
+        # Listening before asking: a feed that starts after the question was answered is heard.
+        sub = await self._nc.subscribe(subject(namespace, workflow_id, STARTED_PREFIX), cb=started)
+        try:
+            try:
+                await self._nc.request(subject(namespace, workflow_id, ASK_PREFIX), b"", timeout=ASK_TIMEOUT)
+                watched.set()
+            except NoRespondersError:
+                pass
+            except Exception as exc:
+                watched.set()
+                self._warn(f"cannot tell whether {workflow_id} is watched: {type(exc).__name__}: {exc}")
+            yield watched
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     def _warn(self, message: str) -> None:
         if not self._failing:

@@ -19,12 +19,21 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from nats.aio.client import Client as Nats
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.errors import TimeoutError as NatsTimeout
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from orchestrator.live import OFFSET_HEADER, TOPIC_HEADER, connect, converter_for, subject
+from orchestrator.live import (
+    ASK_PREFIX,
+    OFFSET_HEADER,
+    STARTED_PREFIX,
+    TOPIC_HEADER,
+    connect,
+    converter_for,
+    subject,
+)
 from workflows.models import TaskEvent
 
 from .streams import Item, LiveDelta, read_stream
@@ -57,11 +66,22 @@ class LiveChannel:
 
     async def subscribe(self, client: Client, session_id: str) -> Subscription:
         """The task's subscription, in place on the NATS server when this returns: opened before the feed's catch-up
-        read, a message the task sends after that read is never missed."""
-        sub = await self.nc.subscribe(subject(client.namespace, session_id), pending_msgs_limit=PENDING_LIMIT)
-        subscription = Subscription(client, session_id, sub, self.rpc_timeout)
+        read, a message the task sends after that read is never missed. It also answers the task's model calls
+        that ask whether anyone watches, and tells the calls already running (they then send their text)."""
+        namespace = client.namespace
+
+        async def answer(msg: Msg) -> None:
+            with contextlib.suppress(Exception):  # the asker may have gone
+                await msg.respond(b"")
+
+        subs = [
+            await self.nc.subscribe(subject(namespace, session_id), pending_msgs_limit=PENDING_LIMIT),
+            await self.nc.subscribe(subject(namespace, session_id, ASK_PREFIX), cb=answer),
+        ]
+        subscription = Subscription(client, session_id, subs, self.rpc_timeout)
         try:
-            await self.nc.flush(timeout=math.ceil(self.rpc_timeout.total_seconds()))  # the server has it
+            await self.nc.flush(timeout=math.ceil(self.rpc_timeout.total_seconds()))  # the server has them
+            await self.nc.publish(subject(namespace, session_id, STARTED_PREFIX), b"")
         except BaseException:
             await subscription.close()
             raise
@@ -71,17 +91,19 @@ class LiveChannel:
 class Subscription:
     """One watched task's NATS subscription, read by its feed (`items`), or closed unused."""
 
-    def __init__(self, client: Client, session_id: str, sub: NatsSubscription, rpc_timeout: timedelta) -> None:
+    def __init__(self, client: Client, session_id: str, subs: list[NatsSubscription], rpc_timeout: timedelta) -> None:
         self.client = client
         self.session_id = session_id
         self.rpc_timeout = rpc_timeout
         self.closed = False
-        self._sub = sub
+        self._sub = subs[0]  # the task's live output; then the watch question's
+        self._subs = subs
 
     async def close(self) -> None:
         self.closed = True
-        with contextlib.suppress(Exception):  # the connection may be closing with the gateway
-            await self._sub.unsubscribe()
+        for sub in self._subs:
+            with contextlib.suppress(Exception):  # the connection may be closing with the gateway
+                await sub.unsubscribe()
 
     async def items(
         self, start: int, long_poll: Callable[[int], AsyncIterator[Item]]

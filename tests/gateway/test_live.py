@@ -20,7 +20,7 @@ from activities.config import WorkerSettings
 from api.gateway.live import QUIET, LiveChannel, Subscription
 from api.gateway.streams import POLL_QUERY, StreamHub
 from orchestrator.codec import TENANT_METADATA, encrypting_for
-from orchestrator.live import OFFSET_HEADER, converter_for, subject
+from orchestrator.live import ASK_PREFIX, OFFSET_HEADER, converter_for, subject
 from orchestrator.temporal import data_converter
 from testbed.llm_server import FakeLlmServer
 from testbed.product import product_worker, start_task
@@ -340,10 +340,15 @@ async def test_a_tenants_task_crosses_nats_encrypted_for_its_tenant(
     client = await Client.connect(config.target_host, namespace=client.namespace, data_converter=data_converter(keys))
     settings = worker_settings.model_copy(update={"nats_url": nats_url})
     wire = await nats.connect(nats_url)
+
+    async def answer(msg: Msg) -> None:  # watching every task, as a gateway's feed answers for its task
+        await msg.respond(b"")
+
+    await wire.subscribe(subject(client.namespace, "*", ASK_PREFIX), cb=answer)
+    raw = await wire.subscribe(subject(client.namespace, "*"))
     async with product_worker(client, settings):
         with encrypting_for("alice"):
             handle = await start_task(client, task_queue, feedback_window_seconds=0)
-        raw = await wire.subscribe(subject(client.namespace, handle.id))
         await handle.result()
         messages = []
         with contextlib.suppress(nats.errors.TimeoutError):

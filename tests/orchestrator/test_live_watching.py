@@ -1,0 +1,120 @@
+"""A model call's text goes on the live channel only while a gateway watches its task: a real nats-server, the
+worker's `LivePublisher` and the call's `DeltaPublisher`; the gateway's part (answering the question, announcing a
+feed) is played here on a NATS connection of its own, as api/gateway/live.py does it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import nats
+import pytest
+from nats.aio.client import Client as Nats
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from temporalio.api.common.v1 import Payload
+from temporalio.testing import ActivityEnvironment
+
+from activities.deltas import DeltaPublisher
+from orchestrator.live import ASK_PREFIX, OFFSET_HEADER, STARTED_PREFIX, LivePublisher, converter_for, subject
+from orchestrator.temporal import data_converter
+from tests.support import wait_until
+from workflows.models import AgentRole, LlmRequest, TaskEvent
+
+ENV = ActivityEnvironment()
+TASK = ENV.info.workflow_id or ""
+NAMESPACE = ENV.info.namespace
+PIECES = [f"piece {i}. " for i in range(12)]
+
+
+@pytest.fixture
+async def publisher(nats_url: str) -> AsyncIterator[LivePublisher]:
+    live = LivePublisher(nats_url)
+    await live.start(data_converter())
+    try:
+        await wait_until(lambda: live.connected, within=10)  # in the background, as the worker's connects
+        yield live
+    finally:
+        await live.aclose()
+
+
+@pytest.fixture
+async def gateway(nats_url: str) -> AsyncIterator[Nats]:
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+async def watch(gateway: Nats) -> None:
+    """What a gateway feed does as it starts: answer the task's question, then say it started."""
+
+    async def answer(msg: Msg) -> None:
+        await msg.respond(b"")
+
+    await gateway.subscribe(subject(NAMESPACE, TASK, ASK_PREFIX), cb=answer)
+    await gateway.flush()
+    await gateway.publish(subject(NAMESPACE, TASK, STARTED_PREFIX), b"")
+
+
+async def call(live: LivePublisher, halfway: asyncio.Event | None = None, until: asyncio.Event | None = None) -> int:
+    """A streamed call's text, 12 pieces 20 ms apart; `halfway` is set after 6, then it waits for `until`."""
+    request = LlmRequest(role=AgentRole.CODE_GENERATION, system="s", messages=[])
+    async with DeltaPublisher(request, timedelta(milliseconds=50), live) as deltas:
+        for i, piece in enumerate(PIECES):
+            if i == 6 and halfway is not None and until is not None:
+                halfway.set()
+                await until.wait()
+            deltas.add(piece)
+            await asyncio.sleep(0.02)
+    return deltas.published
+
+
+async def texts(messages: list[Msg]) -> list[str]:
+    converter = converter_for(data_converter(), NAMESPACE, TASK)
+    assert not [m for m in messages if OFFSET_HEADER in (m.headers or {})]
+    events = await converter.decode([Payload.FromString(m.data) for m in messages], [TaskEvent] * len(messages))
+    return [e.data["text"] for e in events]
+
+
+async def received(sub: Subscription) -> list[Msg]:
+    messages = []
+    while True:
+        try:
+            messages.append(await sub.next_msg(timeout=0.3))
+        except nats.errors.TimeoutError:
+            return messages
+
+
+async def test_a_call_nobody_watches_sends_nothing(publisher: LivePublisher, gateway: Nats) -> None:
+    sub = await gateway.subscribe(subject(NAMESPACE, TASK))  # a reader of the subject, not a watching feed
+    assert await ENV.run(call, publisher) == 0
+    assert await received(sub) == []
+
+
+async def test_a_call_watched_from_its_start_sends_its_text_in_batches(publisher: LivePublisher, gateway: Nats) -> None:
+    await watch(gateway)
+    sub = await gateway.subscribe(subject(NAMESPACE, TASK))
+    published = await ENV.run(call, publisher)
+    got = await texts(await received(sub))
+    assert published == len(got) > 1
+    assert "".join(got) == "".join(PIECES)
+
+
+async def test_a_feed_that_starts_mid_call_gets_the_text_from_its_start(
+    publisher: LivePublisher, gateway: Nats
+) -> None:
+    sub = await gateway.subscribe(subject(NAMESPACE, TASK))
+    halfway, go_on = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(ENV.run(call, publisher, halfway, go_on))
+    await halfway.wait()
+    await asyncio.sleep(0.2)  # four batch intervals, unwatched: nothing is sent
+    assert await received(sub) == []
+    await watch(gateway)
+    go_on.set()
+    await running
+    got = await texts(await received(sub))
+    assert got and got[0].startswith("".join(PIECES[:6]))  # what was gathered before the feed came, at once
+    assert "".join(got) == "".join(PIECES)
