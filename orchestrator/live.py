@@ -163,8 +163,9 @@ class LivePublisher:
 
     @contextlib.asynccontextmanager
     async def watching(self, namespace: str, workflow_id: str) -> AsyncIterator[asyncio.Event]:
-        """An event that is set while a gateway watches the task: at once when one answers the question, later when
-        one announces it started. Set from the start when that cannot be told (no connection yet, no answer)."""
+        """An event that is set while a gateway watches the task: once one answers the question (asked in the
+        background: the call never waits for it), or once one announces it started. Set when that cannot be told
+        (no connection yet, no answer within ASK_TIMEOUT)."""
         watched = asyncio.Event()
         if self._nc is None:
             watched.set()
@@ -174,21 +175,26 @@ class LivePublisher:
         async def started(_: Msg) -> None:
             watched.set()
 
-        # Listening before asking: a feed that starts after the question was answered is heard.
+        # Listening before asking (one connection keeps the order): a feed that starts after the answer is heard.
         sub = await self._nc.subscribe(subject(namespace, workflow_id, STARTED_PREFIX), cb=started)
+        asking = asyncio.create_task(self._ask(subject(namespace, workflow_id, ASK_PREFIX), watched))
         try:
-            try:
-                await self._nc.request(subject(namespace, workflow_id, ASK_PREFIX), b"", timeout=ASK_TIMEOUT)
-                watched.set()
-            except NoRespondersError:
-                pass
-            except Exception as exc:
-                watched.set()
-                self._warn(f"cannot tell whether {workflow_id} is watched: {type(exc).__name__}: {exc}")
             yield watched
         finally:
+            asking.cancel()
+            await asyncio.gather(asking, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _ask(self, where: str, watched: asyncio.Event) -> None:
+        assert self._nc is not None
+        try:
+            await self._nc.request(where, b"", timeout=ASK_TIMEOUT)
+        except NoRespondersError:
+            return
+        except Exception as exc:
+            self._warn(f"cannot tell whether anyone watches ({where}): {type(exc).__name__}: {exc}")
+        watched.set()
 
     def _warn(self, message: str) -> None:
         if not self._failing:
