@@ -118,3 +118,12 @@ async def test_a_feed_that_starts_mid_call_gets_the_text_from_its_start(
     got = await texts(await received(sub))
     assert got and got[0].startswith("".join(PIECES[:6]))  # what was gathered before the feed came, at once
     assert "".join(got) == "".join(PIECES)
+
+
+async def test_a_subscriber_that_never_answers_does_not_hold_a_call_up(publisher: LivePublisher, gateway: Nats) -> None:
+    """The question is asked beside the call: a call shorter than ASK_TIMEOUT ends before a silent subscriber of the
+    question subject (not a gateway feed) has kept it from an answer, and sends nothing."""
+    await gateway.subscribe(subject(NAMESPACE, TASK, ASK_PREFIX))  # hears the question, never answers it
+    sub = await gateway.subscribe(subject(NAMESPACE, TASK))
+    assert await ENV.run(call, publisher) == 0  # 12 pieces 20 ms apart: well within ASK_TIMEOUT (1 s)
+    assert await received(sub) == []
