@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from temporalio.client import Client, DescribeWorkflowInput, Interceptor, OutboundInterceptor
 from temporalio.worker import Worker
 
@@ -37,23 +40,28 @@ class HeldDescribes(Interceptor):
         return Outbound(next)
 
 
-def holding_describes(client: Client) -> tuple[Client, HeldDescribes]:
+@contextlib.asynccontextmanager
+async def gateway(client: Client, task_queue: str) -> AsyncIterator[tuple[httpx.AsyncClient, HeldDescribes, Describes]]:
+    """A gateway whose client's describes are held (HeldDescribes): its HTTP client, the hold, its describes."""
     held = HeldDescribes()
     config = client.config()
     config["interceptors"] = [held]
-    return Client(**config), held
+    app = make_app(task_queue, Client(**config))
+    async with asgi_client(app) as http:
+        yield http, held, app.state.describes
+
+
+async def start(http: httpx.AsyncClient, session_id: str) -> None:
+    body = {**QUICK_TASK, "session_id": session_id}
+    assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
 
 
 async def test_status_reads_that_come_together_share_one_describe_and_each_checks_its_owner(
     client: Client, task_queue: str, worker: Worker
 ) -> None:
     session_id = f"desc-{uuid.uuid4().hex[:12]}"
-    held_client, held = holding_describes(client)
-    app = make_app(task_queue, held_client)
-    describes: Describes = app.state.describes
-    async with asgi_client(app) as http:
-        body = {**QUICK_TASK, "session_id": session_id}
-        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+    async with gateway(client, task_queue) as (http, held, describes):
+        await start(http, session_id)
         await client.get_workflow_handle(session_id).result()
         reads = [asyncio.create_task(http.get(f"/status/{session_id}", headers=ALICE)) for _ in range(10)]
         other = asyncio.create_task(http.get(f"/status/{session_id}", headers=BOB))
@@ -72,14 +80,10 @@ async def test_a_task_not_found_by_a_describe_sent_before_it_started_is_describe
     client: Client, task_queue: str, worker: Worker
 ) -> None:
     session_id = f"desc-{uuid.uuid4().hex[:12]}"
-    held_client, held = holding_describes(client)
-    app = make_app(task_queue, held_client)
-    describes: Describes = app.state.describes
-    async with asgi_client(app) as http:
+    async with gateway(client, task_queue) as (http, held, describes):
         early = asyncio.create_task(http.get(f"/status/{session_id}", headers=ALICE))
         await wait_until(lambda: describes.waiting[session_id] == 1, within=10)
-        body = {**QUICK_TASK, "session_id": session_id}
-        assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+        await start(http, session_id)
         later = asyncio.create_task(http.get(f"/status/{session_id}", headers=ALICE))
         await wait_until(lambda: describes.waiting[session_id] == 2, within=10)
         held.release.set()

@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
 from api.gateway.live import QUIET, LiveChannel, Subscription
@@ -23,6 +24,7 @@ from orchestrator.codec import TENANT_METADATA, encrypting_for
 from orchestrator.live import ASK_PREFIX, OFFSET_HEADER, converter_for, subject
 from orchestrator.temporal import data_converter
 from testbed.llm_server import FakeLlmServer
+from testbed.nats import nats_server
 from testbed.product import product_worker, start_task
 from testbed.server import free_port
 from tests.gateway.support import (
@@ -202,6 +204,29 @@ async def test_what_a_task_sends_while_its_first_watcher_catches_up_comes_from_t
     assert events[-1].event == "end" and events[-1].json()["task_status"] == "completed", events[-1]
     ids = numbered(events)
     assert ids == list(range(1, len(ids) + 1))  # every item, once, in order
+
+
+async def test_a_client_who_comes_while_nats_is_away_follows_the_task_from_its_stream(
+    client: Client, task_queue: str, worker: Worker
+) -> None:
+    """The gateway's NATS went away: a client connecting now is not held up by its subscription (made again once
+    NATS is back) and follows the task from the workflow's stream, to its end."""
+    session_id = new_id()
+    with contextlib.ExitStack() as nats_block:
+        server = nats_block.enter_context(nats_server())
+        app = make_app(task_queue, client, nats_url=server.url)
+        hub: StreamHub = app.state.streams
+        async with live_server(app) as url, httpx.AsyncClient(base_url=url, timeout=4 * QUIET) as http:
+            assert isinstance(hub.live, LiveChannel)
+            channel = hub.live
+            nats_block.close()  # nats-server stops
+            await wait_until(lambda: not channel.nc.is_connected, within=10)
+            body = {**QUICK_TASK, "session_id": session_id}
+            assert (await http.post("/invoke?stream=false", json=body, headers=ALICE)).status_code == 202
+            events = await watch_to_end(http, session_id)
+    assert events[-1].event == "end" and events[-1].json()["task_status"] == "completed", events[-1]
+    ids = numbered(events)
+    assert ids == list(range(1, len(ids) + 1))
 
 
 class Subscribing:
