@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 SUBJECT_PREFIX = "orchestrator.live"
 ASK_PREFIX = "orchestrator.watching"  # a model call asks whether a gateway watches the task; each feed of it answers
 STARTED_PREFIX = "orchestrator.watched"  # a gateway feed that starts says so here
-ASK_TIMEOUT = 1.0  # seconds a call waits for an answer; neither an answer nor "no responders": counted as watched
+ASK_TIMEOUT = 0.25  # seconds a call waits for an answer; neither an answer nor "no responders": counted as watched
 OFFSET_HEADER = "Orchestrator-Offset"  # the item's stream offset; absent on an llm_delta sent by a call
 TOPIC_HEADER = "Orchestrator-Topic"
 QUEUE_SIZE = 10_000  # items offered and not yet sent; beyond it they are dropped (the gateway reads them back)
@@ -163,9 +163,9 @@ class LivePublisher:
 
     @contextlib.asynccontextmanager
     async def watching(self, namespace: str, workflow_id: str) -> AsyncIterator[asyncio.Event]:
-        """An event that is set while a gateway watches the task: once one answers the question (asked in the
-        background: the call never waits for it), or once one announces it started. Set when that cannot be told
-        (no connection yet, no answer within ASK_TIMEOUT)."""
+        """An event that is set while a gateway watches the task: at once when one answers the question (asked
+        here: a NATS round trip, ~1 ms), later when one announces it started. Set when that cannot be told (no
+        connection yet, no answer within ASK_TIMEOUT)."""
         watched = asyncio.Event()
         if self._nc is None:
             watched.set()
@@ -177,24 +177,20 @@ class LivePublisher:
 
         # Listening before asking (one connection keeps the order): a feed that starts after the answer is heard.
         sub = await self._nc.subscribe(subject(namespace, workflow_id, STARTED_PREFIX), cb=started)
-        asking = asyncio.create_task(self._ask(subject(namespace, workflow_id, ASK_PREFIX), watched))
         try:
+            where = subject(namespace, workflow_id, ASK_PREFIX)
+            try:
+                await self._nc.request(where, b"", timeout=ASK_TIMEOUT)
+                watched.set()
+            except NoRespondersError:
+                pass
+            except Exception as exc:
+                watched.set()
+                self._warn(f"cannot tell whether anyone watches ({where}): {type(exc).__name__}: {exc}")
             yield watched
         finally:
-            asking.cancel()
-            await asyncio.gather(asking, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-
-    async def _ask(self, where: str, watched: asyncio.Event) -> None:
-        assert self._nc is not None
-        try:
-            await self._nc.request(where, b"", timeout=ASK_TIMEOUT)
-        except NoRespondersError:
-            return
-        except Exception as exc:
-            self._warn(f"cannot tell whether anyone watches ({where}): {type(exc).__name__}: {exc}")
-        watched.set()
 
     def _warn(self, message: str) -> None:
         if not self._failing:
