@@ -265,6 +265,11 @@ def counting_queries(
 ) -> tuple[Client, CountQueries]:
     """A client like `client` whose queries are counted (see CountQueries)."""
     queries = CountQueries(answered)
+    return intercepted(client, queries), queries
+
+
+def intercepted(client: Client, interceptor: Interceptor) -> Client:
+    """A client like `client` (its connection, namespace and converter) whose calls go through `interceptor`."""
     config = client.config()
-    config["interceptors"] = [queries]
-    return Client(**config), queries
+    config["interceptors"] = [interceptor]
+    return Client(**config)

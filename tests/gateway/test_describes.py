@@ -13,7 +13,7 @@ from temporalio.client import Client, DescribeWorkflowInput, Interceptor, Outbou
 from temporalio.worker import Worker
 
 from api.gateway.describes import Describes
-from tests.gateway.support import ALICE, BOB, QUICK_TASK, asgi_client, make_app
+from tests.gateway.support import ALICE, BOB, QUICK_TASK, asgi_client, intercepted, make_app
 from tests.support import wait_until
 
 
@@ -44,9 +44,7 @@ class HeldDescribes(Interceptor):
 async def gateway(client: Client, task_queue: str) -> AsyncIterator[tuple[httpx.AsyncClient, HeldDescribes, Describes]]:
     """A gateway whose client's describes are held (HeldDescribes): its HTTP client, the hold, its describes."""
     held = HeldDescribes()
-    config = client.config()
-    config["interceptors"] = [held]
-    app = make_app(task_queue, Client(**config))
+    app = make_app(task_queue, intercepted(client, held))
     async with asgi_client(app) as http:
         yield http, held, app.state.describes
 
