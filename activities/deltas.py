@@ -157,26 +157,35 @@ class DeltaPublisher:
         except Exception as exc:
             self._give_up(exc)
 
-    async def _waited(self, wait: timedelta) -> bool:
-        """Wait `wait` or until the call ends; True if it has ended."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ended.wait(), wait.total_seconds())
+    async def _waited(self, seconds: float) -> bool:
+        """Wait `seconds` or until the call ends; True if it has ended."""
+        if seconds > 0 and not self._ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._ended.wait()
         return self._ended.is_set()
 
     async def _tick(self) -> None:
-        """Unwatched: wait for a watcher. Then send a batch every interval and, once the call has ended, its last
-        one (the first goes at once, with all the text gathered before the watcher came)."""
+        """Unwatched: wait for a watcher. Then send the call's text as it comes, at most one batch an interval, and
+        once the call has ended its last one. Text after a quiet spell goes at once (the first batch with all the
+        text gathered before the watcher came); a call writing nothing (a tool-call turn, a reply that comes whole
+        at its end) does not wake until it does."""
         if not self.watched:
             self.watched = await self._await_watcher()
             if not self.watched:
                 return
+        loop = asyncio.get_running_loop()
+        due = loop.time()  # when the next batch may go
         while not self._failed:
+            await self._text.wait()
+            await self._waited(due - loop.time())  # the text of one interval goes as one batch
+            self._text.clear()
             last = self._ended.is_set()
             if self._publish() or last:  # the last round also sends a batch still held from a failed one
                 await self._send(last)
             if last:
                 return
-            await self._waited(wait_before(self.published, self.interval))
+            due = loop.time() + wait_before(self.published, self.interval).total_seconds()
 
     async def _await_watcher(self) -> bool:
         """True once the memo says someone watches (on the live channel: once a gateway says so), False when the
@@ -187,7 +196,7 @@ class DeltaPublisher:
             return True
         await self._text.wait()
         look = FIRST_LOOK
-        while not await self._waited(look):
+        while not await self._waited(look.total_seconds()):
             if await self._watcher_came():
                 return True
             look = min(look * 2, LAST_LOOK)

@@ -134,3 +134,31 @@ async def test_a_call_whose_question_gets_no_answer_counts_as_watched(publisher:
     published = await ENV.run(call, publisher)
     assert published > 0
     assert "".join(await texts(await received(sub, published))) == "".join(PIECES)
+
+
+async def test_a_watched_call_that_writes_nothing_for_a_while_does_not_wake_every_interval(
+    publisher: LivePublisher, gateway: Nats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply that comes whole at the end of its call (or a tool-call turn, which writes no text) costs no wake-up
+    an interval while it is silent: the call waits for text, and only then for its interval."""
+    waits: list[float] = []
+    waited = DeltaPublisher._waited
+
+    async def counted(self: DeltaPublisher, seconds: float) -> bool:
+        waits.append(seconds)
+        return await waited(self, seconds)
+
+    monkeypatch.setattr(DeltaPublisher, "_waited", counted)
+
+    async def silent_then_whole(live: LivePublisher) -> int:
+        request = LlmRequest(role=AgentRole.CODE_GENERATION, system="s", messages=[])
+        async with DeltaPublisher(request, timedelta(milliseconds=50), live) as deltas:
+            await asyncio.sleep(0.5)  # ten intervals without text
+            deltas.add("the whole reply")
+        return deltas.published
+
+    await watch(gateway)
+    sub = await reading(gateway)
+    assert await ENV.run(silent_then_whole, publisher) == 1
+    assert await texts(await received(sub, 1)) == ["the whole reply"]
+    assert len(waits) <= 2  # as the text came, and as the call ended

@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import timedelta
 
 import pytest
@@ -107,16 +107,16 @@ async def test_a_call_that_ends_before_its_first_batch_sends_it_without_waiting_
     task_queue: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every reply streams at once and the interval is long, so each call's text goes out in one batch at its
-    end. The stream client's own background flusher, used here before, lost its cancellation there (Python 3.11's
-    asyncio.wait_for), so the end of every model call waited out the whole flush timeout (2 s). With that timeout
-    made 10 minutes, such a wait cannot pass for a slow machine."""
+    """Every reply streams at once and the interval is long, so each call's text goes out as its first text (at
+    once) and the rest in one batch at its end. The stream client's own background flusher, used here before, lost
+    its cancellation there (Python 3.11's asyncio.wait_for), so the end of every model call waited out the whole
+    flush timeout (2 s). With that timeout made 10 minutes, such a wait cannot pass for a slow machine."""
     monkeypatch.setattr(deltas_module, "FLUSH_TIMEOUT", timedelta(minutes=10))
     settings = worker_settings.model_copy(update={"llm_delta_interval_ms": 5000})
     final, deltas = await run_collecting_deltas(client, settings, task_queue)
     assert final.task_status == TaskStatus.COMPLETED
-    calls_with_text = {(d.data["role"], d.data["step"]) for d in deltas}
-    assert len(deltas) == len(calls_with_text) == 3, deltas  # one batch per call that wrote text
+    batches = Counter((d.data["role"], d.data["step"]) for d in deltas)
+    assert len(batches) == 3 and max(batches.values()) <= 2, deltas  # no batch waited for the interval
     assert "".join(d.data["text"] for d in deltas if d.data["role"] == "planner") == PLAN
 
 
