@@ -12,6 +12,7 @@ on the channel (one without NATS_URL, or an older one), so the feed follows the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -21,7 +22,6 @@ from datetime import timedelta
 from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
-from nats.errors import TimeoutError as NatsTimeout
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 QUIET = 5.0  # seconds without a message before the feed reads the stream itself
 QUIET_MAX = 30.0  # the wait doubles while the task stays quiet (e.g. waiting for feedback), up to this
-PENDING_LIMIT = 65_536  # messages a feed's subscription holds unread before NATS drops them (read back from the stream)
+PENDING_LIMIT = 65_536  # messages a feed holds unread before it drops them (read back from the stream)
 
 
 class LiveChannel:
@@ -69,17 +69,15 @@ class LiveChannel:
         read, a message the task sends after that read is never missed. It also answers the task's model calls
         that ask whether anyone watches, and tells the calls already running (they then send their text)."""
         namespace = client.namespace
+        subscription = Subscription(client, session_id, self.rpc_timeout)
 
         async def answer(msg: Msg) -> None:
             with contextlib.suppress(Exception):  # the asker may have gone
                 await msg.respond(b"")
 
-        subs = [
-            await self.nc.subscribe(subject(namespace, session_id), pending_msgs_limit=PENDING_LIMIT),
-            await self.nc.subscribe(subject(namespace, session_id, ASK_PREFIX), cb=answer),
-        ]
-        subscription = Subscription(client, session_id, subs, self.rpc_timeout)
         try:
+            subscription.output = await self.nc.subscribe(subject(namespace, session_id), cb=subscription.received)
+            subscription.question = await self.nc.subscribe(subject(namespace, session_id, ASK_PREFIX), cb=answer)
             await self.nc.flush(timeout=math.ceil(self.rpc_timeout.total_seconds()))  # the server has them
             await self.nc.publish(subject(namespace, session_id, STARTED_PREFIX), b"")
         except BaseException:
@@ -89,21 +87,42 @@ class LiveChannel:
 
 
 class Subscription:
-    """One watched task's NATS subscription, read by its feed (`items`), or closed unused."""
+    """One watched task's NATS subscriptions (its output, and the question its model calls ask), read by its feed
+    (`items`), or closed unused. A message waits in a queue of PENDING_LIMIT; beyond it, it is dropped, and the
+    feed reads it back from the stream."""
 
-    def __init__(self, client: Client, session_id: str, subs: list[NatsSubscription], rpc_timeout: timedelta) -> None:
+    def __init__(self, client: Client, session_id: str, rpc_timeout: timedelta) -> None:
         self.client = client
         self.session_id = session_id
         self.rpc_timeout = rpc_timeout
         self.closed = False
-        self._sub = subs[0]  # the task's live output; then the watch question's
-        self._subs = subs
+        self.dropped = 0  # messages that found the queue full (the feed reads them back from the stream)
+        self.output: NatsSubscription | None = None
+        self.question: NatsSubscription | None = None
+        self._messages: asyncio.Queue[Msg] = asyncio.Queue(PENDING_LIMIT)
+
+    async def received(self, msg: Msg) -> None:
+        """The subscription's callback: a queue put, and no task for each message as `next_msg` makes."""
+        try:
+            self._messages.put_nowait(msg)
+        except asyncio.QueueFull:
+            if not self.dropped:
+                logger.warning("live channel: %s has %d messages unread; dropping", self.session_id, PENDING_LIMIT)
+            self.dropped += 1
 
     async def close(self) -> None:
         self.closed = True
-        for sub in self._subs:
-            with contextlib.suppress(Exception):  # the connection may be closing with the gateway
-                await sub.unsubscribe()
+        for sub in (self.output, self.question):
+            if sub is not None:
+                with contextlib.suppress(Exception):  # the connection may be closing with the gateway
+                    await sub.unsubscribe()
+
+    async def _next(self, seconds: float) -> Msg | None:
+        """The next message, None after `seconds` without one."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                return await self._messages.get()
+        return None
 
     async def items(
         self, start: int, long_poll: Callable[[int], AsyncIterator[Item]]
@@ -111,16 +130,15 @@ class Subscription:
         """The task's items from offset `start` on, in order and each once, and its calls' text; ends when the
         workflow has closed and every item was passed on. `long_poll(offset)`: the items from the stream's
         long-poll, for a task whose worker does not send on the channel."""
-        client, session_id, sub = self.client, self.session_id, self._sub
+        client, session_id = self.client, self.session_id
         converter = converter_for(client.data_converter, client.namespace, session_id)
         position = start
         quiet = QUIET
         undecodable = 0
         try:
             while True:
-                try:
-                    msg = await sub.next_msg(timeout=quiet)
-                except NatsTimeout:
+                msg = await self._next(quiet)
+                if msg is None:
                     quiet = min(quiet * 2, QUIET_MAX)
                     closed = await self._closed()
                     items, position = await self._read(position)

@@ -71,9 +71,9 @@ class LiveDelta:
     event: TaskEvent
 
     @functools.cached_property
-    def rendered(self) -> ServerSentEvent:
-        """Its SSE event, made once for every client of the feed."""
-        return sse(self.event.type, self.event.model_dump_json())
+    def rendered(self) -> bytes:
+        """Its SSE event, encoded once for every client of the feed."""
+        return sse(self.event.type, self.event.model_dump_json()).encode()
 
 
 class LiveSubscription(Protocol):
@@ -157,20 +157,21 @@ class Place:
     def stopped(self) -> bool:
         return self.task_status in STREAM_END_STATUSES
 
-    def send(self, item: Item | LiveDelta) -> list[ServerSentEvent]:
-        """The SSE events of one stream item for this client: none when it had it, a `gap` before it when items
-        between were dropped, the event itself (numbered) unless it is a delta the client does not want."""
+    def send(self, item: Item | LiveDelta) -> list[bytes]:
+        """The SSE events of one stream item for this client, encoded: none when it had it, a `gap` before it when
+        items between were dropped, the event itself (numbered) unless it is a delta the client does not want."""
         if isinstance(item, LiveDelta):
             return [item.rendered] if self.deltas else []
         if item.offset < self.expected:  # read by the catch-up already
             return []
         out = []
         if item.offset > self.expected:
-            out.append(sse("gap", StreamGap(missed_from=self.expected + 1, missed_to=item.offset).model_dump_json()))
+            gap = StreamGap(missed_from=self.expected + 1, missed_to=item.offset)
+            out.append(sse("gap", gap.model_dump_json()).encode())
         self.expected = item.offset + 1
         self.task_status = status_of(item) or self.task_status
         if self.deltas or item.data.type != EventType.LLM_DELTA:
-            out.append(self.joined[0].rendered(item) if self.joined else numbered(item))
+            out.append(self.joined[0].rendered(item) if self.joined else numbered(item).encode())
         return out
 
 
@@ -270,7 +271,7 @@ class Feed:
         self.position = catchup.next_offset  # the offset of the next item it will receive
         self.task_status = catchup.last_status
         self._end_states: dict[int, asyncio.Task[TaskState]] = {}
-        self._made: dict[int, tuple[Item, ServerSentEvent]] = {}  # `rendered` by offset, oldest first
+        self._made: dict[int, tuple[Item, bytes]] = {}  # `rendered` by offset, oldest first
         self._status_seen = asyncio.Event()  # set (and replaced) when an item brings a status
         self._client = client
         self._task = asyncio.create_task(self._run(catchup.next_offset), name=f"stream feed {session_id}")
@@ -311,11 +312,11 @@ class Feed:
         cooldown = timedelta(seconds=self.hub.poll_cooldown)
         return stream.subscribe(STREAM_TOPICS, start, result_type=TaskEvent, poll_cooldown=cooldown)
 
-    def rendered(self, item: Item) -> ServerSentEvent:
-        """The item's SSE event (`numbered`), made once for all the feed's clients (the same item object only)."""
+    def rendered(self, item: Item) -> bytes:
+        """The item's SSE event (`numbered`), encoded once for all the feed's clients (the same item object only)."""
         made = self._made.get(item.offset)
         if made is None or made[0] is not item:
-            made = self._made[item.offset] = (item, numbered(item))
+            made = self._made[item.offset] = (item, numbered(item).encode())
             if len(self._made) > RECENT_ITEMS:
                 del self._made[next(iter(self._made))]
         return made[1]
@@ -426,15 +427,15 @@ class StreamHub:
 
     async def events(
         self, client: Client, place: Place, first: ServerSentEvent | None = None
-    ) -> AsyncIterator[ServerSentEvent]:
+    ) -> AsyncIterator[ServerSentEvent | bytes]:
         """`first`, the caught-up events, then those the task's feed pushes, each once, until the task stops for
-        feedback or ends (`end`), the client falls too far behind (`error`), or the time limit (`timeout`)."""
+        feedback or ends (`end`), the client falls too far behind (`error`), or the time limit (`timeout`). The
+        events of items that arrived together go in one write."""
         if first is not None:
             yield first
         try:
-            for item in place.catchup.items:
-                for event in place.send(item):
-                    yield event
+            if caught_up := b"".join(event for item in place.catchup.items for event in place.send(item)):
+                yield caught_up
             if place.joined is None:  # the task had stopped: nothing more comes
                 handle = task_handle(client, place.session_id)
                 completed = place.task_status == TaskStatus.COMPLETED
@@ -452,15 +453,21 @@ class StreamHub:
                     batch = [got]
                     while not watcher.queue.empty():  # a poll's items arrive together: send them all, then judge
                         batch.append(watcher.queue.get_nowait())
+                    events: list[bytes] = []
+                    closed = None
                     for got in batch:
                         if isinstance(got, Closed):
-                            if got.error is not None:
-                                yield sse("error", _error(got.error))
-                            else:  # the workflow closed (e.g. terminated): no event says so
-                                yield await _end(feed.end_state(place.expected, place.task_status))
-                            return
-                        for event in place.send(got):
-                            yield event
+                            closed = got
+                            break
+                        events += place.send(got)
+                    if events:
+                        yield b"".join(events)
+                    if closed is not None:
+                        if closed.error is not None:
+                            yield sse("error", _error(closed.error))
+                        else:  # the workflow closed (e.g. terminated): no event says so
+                            yield await _end(feed.end_state(place.expected, place.task_status))
+                        return
                     if place.stopped:
                         yield await _end(feed.end_state(place.expected, place.task_status))
                         return

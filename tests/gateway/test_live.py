@@ -11,6 +11,7 @@ from collections import Counter
 
 import httpx
 import nats
+import pytest
 from nats.aio.msg import Msg
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType as HistoryEventType
@@ -122,11 +123,25 @@ async def test_watchers_get_every_event_in_order_and_the_calls_text_with_no_stre
 
 
 async def test_a_stream_stopping_at_awaiting_feedback_ends_with_the_result_of_a_task_with_no_window(
-    client: Client, task_queue: str, worker_settings: WorkerSettings, fake_llm: FakeLlmServer, nats_url: str
+    client: Client,
+    task_queue: str,
+    worker_settings: WorkerSettings,
+    fake_llm: FakeLlmServer,
+    nats_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A task with no feedback window sends `awaiting_feedback` and its completion from one workflow task, while
     that task runs: the stream's end waits for the completion and reads the result, not the `status` query (which
     would reach the run as it closes, for a worker to answer by replaying all of it)."""
+    received = Subscription.received
+
+    async def one_at_a_time(self: Subscription, msg: Msg) -> None:
+        """Messages that arrive together reach a client together, and its stream then stops at the completion:
+        here each reaches the client before the next, so that a stream stops at `awaiting_feedback`."""
+        await received(self, msg)
+        await asyncio.sleep(0.05)
+
+    monkeypatch.setattr(Subscription, "received", one_at_a_time)
     counted, queries = counting_queries(client)
     app = make_app(task_queue, counted, nats_url=nats_url)
     hub: StreamHub = app.state.streams
