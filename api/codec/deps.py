@@ -10,12 +10,12 @@ from api.auth import request_tenant_key_or_bearer
 from orchestrator.codec import EncryptionCodec
 
 
-def get_codec(request: Request) -> EncryptionCodec:
+async def get_codec(request: Request) -> EncryptionCodec:
     codec: EncryptionCodec = request.app.state.codec
     return codec
 
 
-def namespace(
+async def namespace(
     namespace: Annotated[str, Path(min_length=1, description="the Temporal namespace; payloads do not depend on it")],
 ) -> str:
     return namespace

@@ -27,12 +27,12 @@ from .state import TaskHandle, task_handle
 logger = logging.getLogger(__name__)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_connection(request: Request) -> TemporalConnection:
+async def get_connection(request: Request) -> TemporalConnection:
     connection: TemporalConnection = request.app.state.temporal
     return connection
 

@@ -12,7 +12,7 @@ router = APIRouter(tags=["ops"])
 
 
 @router.get("/health", response_model=Health, summary="The memory API answers (no key needed)")
-def health() -> Health:
+async def health() -> Health:
     return Health(status="ok")
 
 
