@@ -92,11 +92,11 @@ class Sizes:
     throughput: int
     single_reps: int
     lint_reps: int
-    watch: int = 10  # tasks unwatched, then as many watched (the watch phase, at 3 s per model call)
+    watch: int = 20  # tasks unwatched and as many watched (the watch phase); a batch of the deltas phase
 
 
 FULL = Sizes(ceiling=200, throughput=200, single_reps=5, lint_reps=15)
-QUICK = Sizes(ceiling=20, throughput=20, single_reps=1, lint_reps=3, watch=3)
+QUICK = Sizes(ceiling=20, throughput=20, single_reps=1, lint_reps=3, watch=4)
 
 
 # ----------------------------------------------------------------------------------------------- processes

@@ -1,13 +1,14 @@
 """The `watch` phase of the harness: what watching a task over SSE costs the stack (`--phases watch`).
 
 Runs a gateway (`python -m api.gateway`, its own process) beside the harness' server, worker and fake providers,
-with the fake providers answering each model call after `latency` seconds (3 s: closer to real calls than 0),
-twice, side by side: `poll`, the gateway long-polling the workflow stream (no NATS_URL), then `live`, a
+with the fake providers taking `latency` seconds a model call (3 s: closer to real calls than 0), the reply streamed
+over its last 90 % (as real calls write, so a watcher gets the calls' text as `llm_delta` events), twice, side by
+side: `poll`, the gateway long-polling the workflow stream (no NATS_URL), then `live`, a
 nats-server (testbed/nats.py, its CPU counted) with a worker and a gateway that have NATS_URL (the live channel,
 orchestrator/live.py). For each:
 
 - N tasks started through the gateway and left unwatched, and N more each watched by one SSE client from start to
-  end (N/2 at a time, in the order unwatched, watched, watched, unwatched): stack CPU per task (server + worker +
+  end (N/4 at a time, in the order unwatched, watched, watched, unwatched, twice): stack CPU per task (server + worker +
   lint pool + providers + gateway, and nats-server; the SSE clients are the harness', not counted) and the ratio
   watched / unwatched;
 - one task watched by 1, 10 and 50 SSE clients at once: stack CPU of the task (the goal: about flat);
@@ -57,7 +58,7 @@ class Bench(Protocol):
     @property
     def procs(self) -> _Processes: ...
 
-    async def set_latency(self, latency: float) -> None: ...
+    async def set_latency(self, latency: float, stream_seconds: float = 0.0) -> None: ...
 
     def extra_worker(self, task_queue: str, **env: str) -> contextlib.AbstractContextManager[None]: ...
 
@@ -66,6 +67,7 @@ class Bench(Protocol):
 
 API_KEY = "bench-gateway-key-0123456789abcdef"
 FANOUT = (1, 10, 50)
+ORDER = (0, 1, 1, 0, 0, 1, 1, 0)  # watchers per task of the watch set's batches
 
 
 @contextlib.contextmanager
@@ -159,34 +161,36 @@ async def _batch(
     }
 
 
-def _merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """Two batches of one kind and size as one: per-task figures averaged, counts summed."""
-    mean = {k: (v + second[k]) / 2 for k, v in first.items() if isinstance(v, float)}
-    cpu = {k: (v + second["cpu_s_per_task"][k]) / 2 for k, v in first["cpu_s_per_task"].items()}
-    kinds = first["history_events_by_type_per_task"]
+def _merged(batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batches of one kind and size as one: per-task figures averaged, counts summed."""
+    k = len(batches)
+    first = batches[0]
+    mean = {key: sum(b[key] for b in batches) / k for key, v in first.items() if isinstance(v, float)}
+    cpu = {key: sum(b["cpu_s_per_task"][key] for b in batches) / k for key in first["cpu_s_per_task"]}
+    kinds = {key for b in batches for key in b["history_events_by_type_per_task"]}
     return {
         **mean,
-        "n": first["n"] + second["n"],
+        "n": sum(b["n"] for b in batches),
         "watchers_per_task": first["watchers_per_task"],
-        "failed": first["failed"] + second["failed"],
+        "failed": sum(b["failed"] for b in batches),
         "cpu_s_per_task": cpu,
-        "stack_cpu_s_per_task_each": [first["stack_cpu_s_per_task"], second["stack_cpu_s_per_task"]],
+        "stack_cpu_s_per_task_each": [b["stack_cpu_s_per_task"] for b in batches],
         "history_events_by_type_per_task": {
-            k: (kinds.get(k, 0) + second["history_events_by_type_per_task"].get(k, 0)) / 2
-            for k in {*kinds, *second["history_events_by_type_per_task"]}
+            key: sum(b["history_events_by_type_per_task"].get(key, 0) for b in batches) / k for key in kinds
         },
     }
 
 
 async def _watch_set(bench: Bench, url: str, pids: dict[str, int], n: int, tag: str) -> dict[str, Any]:
-    """N unwatched and N watched tasks, in two halves each in the order unwatched, watched, watched, unwatched
+    """N unwatched and N watched tasks, in quarters in the order unwatched, watched, watched, unwatched, and again
     (the machine's speed drifts between batches), then one task watched by 1, 10 and 50 clients."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
-    half = max(1, n // 2)
+    quarter = max(1, n // 4)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
         await _batch(bench, http, pids, 2, 1, f"{tag}-warmup")  # the gateway's imports, connections
-        batches = [await _batch(bench, http, pids, half, w, f"{tag}-{k}-{w}") for k, w in enumerate((0, 1, 1, 0))]
-        unwatched, watched = _merged(batches[0], batches[3]), _merged(batches[1], batches[2])
+        batches = [await _batch(bench, http, pids, quarter, w, f"{tag}-{k}-{w}") for k, w in enumerate(ORDER)]
+        unwatched = _merged([b for b, w in zip(batches, ORDER, strict=True) if not w])
+        watched = _merged([b for b, w in zip(batches, ORDER, strict=True) if w])
         fanout = {k: await _batch(bench, http, pids, 1, k, f"{tag}-fan{k}") for k in FANOUT}
     return {
         "unwatched": unwatched,
@@ -197,7 +201,7 @@ async def _watch_set(bench: Bench, url: str, pids: dict[str, int], n: int, tag: 
 
 
 async def watch_phase(bench: Bench, address: str, n: int, latency: float) -> dict[str, Any]:
-    await bench.set_latency(latency)
+    await bench.set_latency(0.1 * latency, 0.9 * latency)  # text from 10 % of the call on, as real calls write
     with gateway(address, bench.task_queue) as (pid, url):
         poll = await _watch_set(bench, url, {"gateway": pid}, n, "poll")
     queue = f"{bench.task_queue}-live"
