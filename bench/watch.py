@@ -7,10 +7,12 @@ side: `poll`, the gateway long-polling the workflow stream (no NATS_URL), then `
 nats-server (testbed/nats.py, its CPU counted) with a worker and a gateway that have NATS_URL (the live channel,
 orchestrator/live.py). For each:
 
-- N tasks started through the gateway and left unwatched, and N more each watched by one SSE client from start to
-  end (N/4 at a time, in the order unwatched, watched, watched, unwatched, twice): stack CPU per task (server + worker +
-  lint pool + providers + gateway, and nats-server; the SSE clients are the harness', not counted) and the ratio
-  watched / unwatched;
+- N tasks started through the gateway (`POST /invoke?stream=false`) and left unwatched, N more each watched by one
+  SSE client from start to end (`GET /events` right after the start: a describe for the owner and a catch-up
+  query), and N more each started by a client with a stream (`POST /invoke`, SSE: nothing to catch up on); N/4 at a
+  time, in the order unwatched, watched, started, started, watched, unwatched, twice: stack CPU per task (server +
+  worker + lint pool + providers + gateway, and nats-server; the SSE clients are the harness', not counted) and
+  the ratios to unwatched;
 - one task watched by 1, 10 and 50 SSE clients at once: stack CPU of the task (the goal: about flat);
 - the history of a watched and an unwatched task: events and bytes.
 """
@@ -67,7 +69,9 @@ class Bench(Protocol):
 
 API_KEY = "bench-gateway-key-0123456789abcdef"
 FANOUT = (1, 10, 50)
-ORDER = (0, 1, 1, 0, 0, 1, 1, 0)  # watchers per task of the watch set's batches
+# The watch set's kinds of batch: (SSE clients per task, the client starts the task with a stream), and their order
+WATCHING = {"unwatched": (0, False), "watched": (1, False), "started_watched": (1, True)}
+ORDER = ("unwatched", "watched", "started_watched", "started_watched", "watched", "unwatched") * 2
 
 
 @contextlib.contextmanager
@@ -95,16 +99,28 @@ def gateway(address: str, task_queue: str, **extra: str) -> Iterator[tuple[int, 
         yield proc.pid, url
 
 
-async def _watch(http: httpx.AsyncClient, session_id: str) -> int:
-    """One SSE client from the first event to `end`; the number of events it got."""
+async def _watch(
+    http: httpx.AsyncClient, session_id: str, body: dict[str, Any] | None = None, started: asyncio.Event | None = None
+) -> int:
+    """One SSE client from the first event to `end`: of a started task (GET /events), or with `body`, the client
+    that starts it (POST /invoke, `started` set once it has); the number of events it got."""
+    path, content = ("/invoke", {**body, "session_id": session_id}) if body else (f"/events/{session_id}", None)
     count = 0
-    async with http.stream("GET", f"/events/{session_id}", headers={"X-API-KEY": API_KEY}) as response:
-        response.raise_for_status()
-        async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                count += 1
-                if line.strip() == "event: end":
-                    break
+    try:
+        async with http.stream(
+            "POST" if body else "GET", path, json=content, headers={"X-API-KEY": API_KEY}
+        ) as response:
+            response.raise_for_status()
+            if started is not None:
+                started.set()
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    count += 1
+                    if line.strip() == "event: end":
+                        break
+    finally:
+        if started is not None:
+            started.set()
     return count
 
 
@@ -123,10 +139,11 @@ async def _history(bench: Bench, session_id: str) -> tuple[int, int, Counter[str
 
 
 async def _batch(
-    bench: Bench, http: httpx.AsyncClient, pids: dict[str, int], n: int, watchers: int, tag: str
+    bench: Bench, http: httpx.AsyncClient, pids: dict[str, int], n: int, watchers: int, tag: str, stream: bool = False
 ) -> dict[str, Any]:
-    """N tasks started through the gateway, each watched by `watchers` SSE clients: stack CPU per task (`pids`:
-    the gateway's and the other processes counted with the stack)."""
+    """N tasks started through the gateway, each watched by `watchers` SSE clients (`stream`: one, the client that
+    started it with a stream): stack CPU per task (`pids`: the gateway's and the other processes counted with the
+    stack)."""
 
     def cpu_now() -> dict[str, float]:
         return {**bench.procs.cpu(), **{name: cpu_seconds(pid) for name, pid in pids.items()}}
@@ -135,12 +152,17 @@ async def _batch(
     ids = [f"bench-{bench.run_id}-{tag}-{i}-{uuid.uuid4().hex[:4]}" for i in range(n)]
     body = {"task_description": "Write a function add(first, second) with docs.", "feedback_window_seconds": 0}
     began = time.perf_counter()
-    for session_id in ids:
-        started = await http.post(
-            "/invoke?stream=false", json={**body, "session_id": session_id}, headers={"X-API-KEY": API_KEY}
-        )
-        started.raise_for_status()
-    clients = [asyncio.create_task(_watch(http, s)) for s in ids for _ in range(watchers)]
+    if stream:
+        ready = [asyncio.Event() for _ in ids]
+        clients = [asyncio.create_task(_watch(http, s, body, r)) for s, r in zip(ids, ready, strict=True)]
+        await asyncio.gather(*(r.wait() for r in ready))
+    else:
+        for session_id in ids:
+            started = await http.post(
+                "/invoke?stream=false", json={**body, "session_id": session_id}, headers={"X-API-KEY": API_KEY}
+            )
+            started.raise_for_status()
+        clients = [asyncio.create_task(_watch(http, s)) for s in ids for _ in range(watchers)]
     states = await asyncio.gather(*(bench.client.get_workflow_handle_for(CodingTask.run, s).result() for s in ids))
     events = await asyncio.gather(*clients)
     wall = time.perf_counter() - began
@@ -182,20 +204,24 @@ def _merged(batches: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _watch_set(bench: Bench, url: str, pids: dict[str, int], n: int, tag: str) -> dict[str, Any]:
-    """N unwatched and N watched tasks, in quarters in the order unwatched, watched, watched, unwatched, and again
-    (the machine's speed drifts between batches), then one task watched by 1, 10 and 50 clients."""
+    """N unwatched, N watched and N started-watched tasks, in quarters in ORDER (the machine's speed drifts between
+    batches), then one task watched by 1, 10 and 50 clients."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
     quarter = max(1, n // 4)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
         await _batch(bench, http, pids, 2, 1, f"{tag}-warmup")  # the gateway's imports, connections
-        batches = [await _batch(bench, http, pids, quarter, w, f"{tag}-{k}-{w}") for k, w in enumerate(ORDER)]
-        unwatched = _merged([b for b, w in zip(batches, ORDER, strict=True) if not w])
-        watched = _merged([b for b, w in zip(batches, ORDER, strict=True) if w])
+        batches: dict[str, list[dict[str, Any]]] = {kind: [] for kind in WATCHING}
+        for k, kind in enumerate(ORDER):
+            watchers, stream = WATCHING[kind]
+            batches[kind].append(await _batch(bench, http, pids, quarter, watchers, f"{tag}-{k}-{kind}", stream))
+        unwatched, watched, started = (_merged(batches[kind]) for kind in WATCHING)
         fanout = {k: await _batch(bench, http, pids, 1, k, f"{tag}-fan{k}") for k in FANOUT}
     return {
         "unwatched": unwatched,
         "watched": watched,
         "watched_over_unwatched": watched["stack_cpu_s_per_task"] / unwatched["stack_cpu_s_per_task"],
+        "started_watched": started,
+        "started_watched_over_unwatched": started["stack_cpu_s_per_task"] / unwatched["stack_cpu_s_per_task"],
         "fanout": {str(k): v for k, v in fanout.items()},
     }
 
@@ -241,6 +267,15 @@ def rows(w: dict[str, Any]) -> list[tuple[str, str, str]]:
             ),
             (f"{mode}: watched / unwatched", f"{m['watched_over_unwatched']:.2f}", "goal <= 1.10"),
         ]
+        if st := m.get("started_watched"):
+            out += [
+                (
+                    f"{mode}: started with a stream CPU/task",
+                    f"{1000 * st['stack_cpu_s_per_task']:.0f} ms",
+                    f"N={st['n']}, failed {st['failed']}, POST /invoke streaming: {cpu(st)}",
+                ),
+                (f"{mode}: started with a stream / unwatched", f"{m['started_watched_over_unwatched']:.2f}", ""),
+            ]
         for k, row in m["fanout"].items():
             out.append((f"{mode}: 1 task, {k} watchers", f"{1000 * row['stack_cpu_s_per_task']:.0f} ms", cpu(row)))
         for name, row in (("unwatched", un), ("watched", wa)):
