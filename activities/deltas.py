@@ -82,6 +82,8 @@ class DeltaPublisher:
         self._ticker: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
         self._text = asyncio.Event()  # the call has written text, or ended
+        self._go = asyncio.Event()  # a batch may go: text came once the interval had passed, or the call ended
+        self._due = 0.0  # the event loop's time from which the next batch may go
         self._failed = False
 
     async def __aenter__(self) -> DeltaPublisher:
@@ -114,10 +116,13 @@ class DeltaPublisher:
         return self
 
     def add(self, text: str) -> None:
-        """Take a chunk's text (the ChunkSink the providers call)."""
+        """Take a chunk's text (the ChunkSink the providers call). A chunk that comes once the interval has passed
+        lets the batch go in the wake-up the chunk makes anyway, with no timer of its own."""
         if text and (self._client is not None or self._live_target is not None) and not self._failed:
             self._pending.append(text)
             self._text.set()
+            if asyncio.get_running_loop().time() >= self._due:
+                self._go.set()
 
     def _publish(self) -> bool:
         """Buffer the text gathered since the last batch as one event; False if there was none."""
@@ -175,17 +180,25 @@ class DeltaPublisher:
             if not self.watched:
                 return
         loop = asyncio.get_running_loop()
-        due = loop.time()  # when the next batch may go
         while not self._failed:
             await self._text.wait()
-            await self._waited(due - loop.time())  # the text of one interval goes as one batch
+            await self._next_chunk(self._due - loop.time() + self.interval.total_seconds() / 2)
             self._text.clear()
+            self._go.clear()
             last = self._ended.is_set()
             if self._publish() or last:  # the last round also sends a batch still held from a failed one
                 await self._send(last)
             if last:
                 return
-            due = loop.time() + wait_before(self.published, self.interval).total_seconds()
+            self._due = loop.time() + wait_before(self.published, self.interval).total_seconds()
+
+    async def _next_chunk(self, seconds: float) -> bool:
+        """Wait until a batch may go: a chunk that comes once the interval has passed, or the end of the call;
+        after `seconds` (half an interval past it) without either, the text gathered goes anyway. False then."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._go.wait()
+        return self._go.is_set()
 
     async def _await_watcher(self) -> bool:
         """True once the memo says someone watches (on the live channel: once a gateway says so), False when the
@@ -230,6 +243,7 @@ class DeltaPublisher:
                 return
             self._ended.set()
             self._text.set()
+            self._go.set()
             try:  # the reply is kept whatever becomes of its deltas
                 await asyncio.wait_for(self._ticker, FLUSH_TIMEOUT.total_seconds())
             except Exception as exc:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,17 @@ async def connect(url: str, name: str) -> Nats:
         await nc.close()
         raise
     return nc
+
+
+async def flushed(nc: Nats, seconds: float = CONNECT_TIMEOUT) -> None:
+    """Every command this connection sent so far (a subscription, a publish) has reached the NATS server.
+
+    nats-py's `flush()` writes its PING to the socket at once, ahead of commands still waiting for the client's
+    flusher task, so its PONG alone does not prove they arrived (a subscription then misses what another
+    connection publishes right after). The flusher, woken before that PING was written, has written them by the
+    time its PONG is read; a second PING goes behind them, and its PONG does prove it."""
+    for _ in range(2):
+        await nc.flush(timeout=math.ceil(seconds))
 
 
 class LivePublisher:

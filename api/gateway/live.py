@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -32,6 +31,7 @@ from orchestrator.live import (
     TOPIC_HEADER,
     connect,
     converter_for,
+    flushed,
     subject,
 )
 from workflows.models import TaskEvent
@@ -78,7 +78,7 @@ class LiveChannel:
         try:
             subscription.output = await self.nc.subscribe(subject(namespace, session_id), cb=subscription.received)
             subscription.question = await self.nc.subscribe(subject(namespace, session_id, ASK_PREFIX), cb=answer)
-            await self.nc.flush(timeout=math.ceil(self.rpc_timeout.total_seconds()))  # the server has them
+            await flushed(self.nc, self.rpc_timeout.total_seconds())  # the server has them
             await self.nc.publish(subject(namespace, session_id, STARTED_PREFIX), b"")
         except BaseException:
             await subscription.close()

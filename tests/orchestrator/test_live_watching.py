@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from typing import Any
 
 import nats
 import pytest
@@ -17,8 +18,16 @@ from nats.aio.subscription import Subscription
 from temporalio.api.common.v1 import Payload
 from temporalio.testing import ActivityEnvironment
 
-from activities.deltas import DeltaPublisher
-from orchestrator.live import ASK_PREFIX, OFFSET_HEADER, STARTED_PREFIX, LivePublisher, converter_for, subject
+from activities.deltas import TICKER_NAME, DeltaPublisher
+from orchestrator.live import (
+    ASK_PREFIX,
+    OFFSET_HEADER,
+    STARTED_PREFIX,
+    LivePublisher,
+    converter_for,
+    flushed,
+    subject,
+)
 from orchestrator.temporal import data_converter
 from tests.support import wait_until
 from workflows.models import AgentRole, LlmRequest, TaskEvent
@@ -56,7 +65,7 @@ async def watch(gateway: Nats) -> None:
         await msg.respond(b"")
 
     await gateway.subscribe(subject(NAMESPACE, TASK, ASK_PREFIX), cb=answer)
-    await gateway.flush()
+    await flushed(gateway)
     await gateway.publish(subject(NAMESPACE, TASK, STARTED_PREFIX), b"")
 
 
@@ -83,7 +92,7 @@ async def texts(messages: list[Msg]) -> list[str]:
 async def reading(gateway: Nats) -> Subscription:
     """A reader of the task's live output, in place on the server when this returns."""
     sub = await gateway.subscribe(subject(NAMESPACE, TASK))
-    await gateway.flush()
+    await flushed(gateway)
     return sub
 
 
@@ -136,19 +145,33 @@ async def test_a_call_whose_question_gets_no_answer_counts_as_watched(publisher:
     assert "".join(await texts(await received(sub, published))) == "".join(PIECES)
 
 
+def ticker_timers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The timers of a call's batch sender (`TICKER_NAME`) that fire, each a wake-up of the worker's event loop of
+    its own (the list fills as they fire). A timer cancelled before its time costs no wake-up."""
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    call_at = loop.call_at
+
+    def counting(when: float, callback: Callable[..., object], *args: object, **kwargs: Any) -> asyncio.TimerHandle:
+        task = asyncio.current_task()
+        if task is None or task.get_name() != TICKER_NAME:
+            return call_at(when, callback, *args, **kwargs)
+
+        def fire(*args: object) -> None:
+            fired.append(when)
+            callback(*args)
+
+        return call_at(when, fire, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", counting)
+    return fired
+
+
 async def test_a_watched_call_that_writes_nothing_for_a_while_does_not_wake_every_interval(
     publisher: LivePublisher, gateway: Nats, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A reply that comes whole at the end of its call (or a tool-call turn, which writes no text) costs no wake-up
     an interval while it is silent: the call waits for text, and only then for its interval."""
-    waits: list[float] = []
-    waited = DeltaPublisher._waited
-
-    async def counted(self: DeltaPublisher, seconds: float) -> bool:
-        waits.append(seconds)
-        return await waited(self, seconds)
-
-    monkeypatch.setattr(DeltaPublisher, "_waited", counted)
 
     async def silent_then_whole(live: LivePublisher) -> int:
         request = LlmRequest(role=AgentRole.CODE_GENERATION, system="s", messages=[])
@@ -159,6 +182,32 @@ async def test_a_watched_call_that_writes_nothing_for_a_while_does_not_wake_ever
 
     await watch(gateway)
     sub = await reading(gateway)
+    fired = ticker_timers(monkeypatch)
     assert await ENV.run(silent_then_whole, publisher) == 1
     assert await texts(await received(sub, 1)) == ["the whole reply"]
-    assert len(waits) <= 2  # as the text came, and as the call ended
+    assert fired == []
+
+
+async def test_a_watched_call_streaming_steadily_sends_each_batch_from_a_chunk_not_a_timer(
+    publisher: LivePublisher, gateway: Nats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a batch's interval has passed, the next chunk's text lets it go, in the wake-up that chunk makes: a
+    steady stream costs no timer wake-up a batch (a timer half an interval later sends the text of a stream that
+    pauses)."""
+    pieces = [f"{i} " for i in range(40)]
+
+    async def steady(live: LivePublisher) -> int:
+        request = LlmRequest(role=AgentRole.CODE_GENERATION, system="s", messages=[])
+        async with DeltaPublisher(request, timedelta(milliseconds=100), live) as deltas:
+            for piece in pieces:
+                deltas.add(piece)
+                await asyncio.sleep(0.01)
+        return deltas.published
+
+    await watch(gateway)
+    sub = await reading(gateway)
+    fired = ticker_timers(monkeypatch)
+    published = await ENV.run(steady, publisher)
+    assert published >= 3
+    assert "".join(await texts(await received(sub, published))) == "".join(pieces)
+    assert len(fired) <= 1, fired  # one may, on a machine slow enough to leave 50 ms between two chunks

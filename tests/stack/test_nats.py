@@ -16,6 +16,7 @@ import testbed.nats
 from launcher.binaries import nats_binary
 from launcher.processes import all_processes, process_info
 from launcher.stack import children_env, services
+from orchestrator.live import flushed
 from testbed.nats import NatsServerError, nats_server
 
 
@@ -78,7 +79,7 @@ async def test_the_nats_url_fixture_serves_request_and_reply(nats_url: str) -> N
             await message.respond(message.data.upper())
 
         await responder.subscribe("echo", cb=answer)
-        await responder.flush()
+        await flushed(responder)
         reply = await requester.request("echo", b"ping", timeout=5)
         assert reply.data == b"PING"
     finally:
