@@ -192,13 +192,12 @@ class DeltaPublisher:
                 return
             self._due = loop.time() + wait_before(self.published, self.interval).total_seconds()
 
-    async def _next_chunk(self, seconds: float) -> bool:
+    async def _next_chunk(self, seconds: float) -> None:
         """Wait until a batch may go: a chunk that comes once the interval has passed, or the end of the call;
-        after `seconds` (half an interval past it) without either, the text gathered goes anyway. False then."""
+        after `seconds` (half an interval past it) without either, the text gathered goes anyway."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._go.wait()
-        return self._go.is_set()
 
     async def _await_watcher(self) -> bool:
         """True once the memo says someone watches (on the live channel: once a gateway says so), False when the
