@@ -186,11 +186,13 @@ class DeltaPublisher:
             self._text.clear()
             self._go.clear()
             last = self._ended.is_set()
-            if self._publish() or last:  # the last round also sends a batch still held from a failed one
+            published = self._publish()
+            # Before the send: a chunk that comes while it is on its way waits for the next interval.
+            self._due = loop.time() + wait_before(self.published, self.interval).total_seconds()
+            if published or last:  # the last round also sends a batch still held from a failed one
                 await self._send(last)
             if last:
                 return
-            self._due = loop.time() + wait_before(self.published, self.interval).total_seconds()
 
     async def _next_chunk(self, seconds: float) -> None:
         """Wait until a batch may go: a chunk that comes once the interval has passed, or the end of the call;
