@@ -16,6 +16,14 @@ from orchestrator.temporal import connect_client, exit_now
 logger = logging.getLogger(__name__)
 
 
+def _write_health(path: Path) -> None:
+    """The time of the last good round, written beside the file and renamed over it: a reader (a probe) never
+    finds it empty or half written."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(f"{time.time()}\n", "utf-8")
+    part.replace(path)
+
+
 async def _prune_main(args: argparse.Namespace) -> None:
     driver = store_driver(EncryptionCodec.from_env())
     if driver is None:
@@ -25,7 +33,7 @@ async def _prune_main(args: argparse.Namespace) -> None:
         try:
             await prune_round(driver, client, args.dry_run, args.min_age)
             if args.health_file:
-                await asyncio.to_thread(Path(args.health_file).write_text, f"{time.time()}\n", "utf-8")
+                await asyncio.to_thread(_write_health, Path(args.health_file))
         except Exception:
             if args.every is None:
                 raise
