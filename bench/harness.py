@@ -16,8 +16,9 @@ workflow), then runs:
               worker RSS growth per in-flight task and CPU seconds per task of each process (at L=0.2)
 5. gate       what one round of the quality gate costs (a lint and a model call): N/2 tasks whose first code
               fails pylint and is fixed once shown the messages, next to N/2 that pass at once, at L=0.2 s
-6. watch      (only with --phases ...,watch) what SSE watchers cost at L=3 s: stack CPU per task watched by one
-              client / unwatched, one task watched by 1, 10 and 50 clients, history events and bytes (bench/watch.py)
+6. watch      (only with --phases ...,watch) what SSE watchers cost at L=3 s, each reply streamed: stack CPU per
+              task watched by a client that joins / starts it with a stream, ÷ unwatched; one task watched by 1,
+              10 and 50 clients; history events and bytes (bench/watch.py)
 7. deltas     (only with --phases ...,deltas) what `llm_delta` costs a task nobody watches: N unwatched tasks on a
               fresh worker process with deltas on against N on one with LLM_DELTA_INTERVAL_MS=0, in the order on,
               off, off, on, at each of --delta-latencies (seconds per model call, default 3 and 20; each reply
