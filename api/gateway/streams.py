@@ -127,10 +127,10 @@ def sse(kind: str, data: str, event_id: int | None = None) -> ServerSentEvent:
     return ServerSentEvent(data=data, event=kind, id=None if event_id is None else str(event_id))
 
 
-def numbered(item: Item) -> ServerSentEvent:
-    """The item's SSE event: its `TaskEvent` with the id its offset gives (offset + 1)."""
+def numbered(item: Item) -> bytes:
+    """The item's SSE event, encoded: its `TaskEvent` with the id its offset gives (offset + 1)."""
     event = item.data.model_copy(update={"id": item.offset + 1})
-    return sse(event.type, event.model_dump_json(), event.id)
+    return sse(event.type, event.model_dump_json(), event.id).encode()
 
 
 def _error(detail: str) -> str:
@@ -171,7 +171,7 @@ class Place:
         self.expected = item.offset + 1
         self.task_status = status_of(item) or self.task_status
         if self.deltas or item.data.type != EventType.LLM_DELTA:
-            out.append(self.joined[0].rendered(item) if self.joined else numbered(item).encode())
+            out.append(self.joined[0].rendered(item) if self.joined else numbered(item))
         return out
 
 
@@ -316,7 +316,7 @@ class Feed:
         """The item's SSE event (`numbered`), encoded once for all the feed's clients (the same item object only)."""
         made = self._made.get(item.offset)
         if made is None or made[0] is not item:
-            made = self._made[item.offset] = (item, numbered(item).encode())
+            made = self._made[item.offset] = (item, numbered(item))
             if len(self._made) > RECENT_ITEMS:
                 del self._made[next(iter(self._made))]
         return made[1]
