@@ -273,19 +273,34 @@ def _merged_length(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-async def activity_intervals(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, list[tuple[float, float]]], float]:
+@dataclass
+class Timeline:
+    """Where a run's time went, from its history."""
+
+    by_type: dict[str, list[tuple[float, float]]]  # activity run intervals by type (see `timeline`)
+    server_e2e: float  # first event → last
+    workflow_task_wait: float  # the workflow tasks' schedule → start, summed
+    workflow_task_run: float  # their start → completion (local activities included), summed
+
+
+async def timeline(handle: WorkflowHandle[Any, Any]) -> Timeline:
     """Activity run intervals by type (started → completed; a local activity: the start of the workflow task that
-    ran it → its completion, from its marker) and the workflow's server-side duration."""
+    ran it → its completion, from its marker), the workflow's server-side duration and its workflow tasks' times."""
     history = await handle.fetch_history()
     scheduled: dict[int, str] = {}
     started: dict[int, float] = {}
     by_type: dict[str, list[tuple[float, float]]] = {}
     times = []
     event_times: dict[int, float] = {}
+    wait = run = 0.0
     for event in history.events:
         at = event.event_time.ToDatetime().timestamp()
         times.append(at)
         event_times[event.event_id] = at
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            wait += at - event_times[event.workflow_task_started_event_attributes.scheduled_event_id]
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            run += at - event_times[event.workflow_task_completed_event_attributes.started_event_id]
         if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
             marker = event.marker_recorded_event_attributes
             if marker.marker_name == "core_local_activity" and not marker.HasField("failure"):
@@ -300,7 +315,7 @@ async def activity_intervals(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             sid = event.activity_task_completed_event_attributes.scheduled_event_id
             by_type.setdefault(scheduled[sid], []).append((started.get(sid, at), at))
-    return by_type, (max(times) - min(times)) if times else 0.0
+    return Timeline(by_type, (max(times) - min(times)) if times else 0.0, wait, run)
 
 
 # ----------------------------------------------------------------------------------------------- workloads
@@ -482,8 +497,10 @@ class Bench:
             e2e = time.perf_counter() - began
             if not self.task_ok(state):
                 raise RuntimeError(f"single task did not complete: {state.task_status} {state.errors}")
-            by_type, server_e2e = await activity_intervals(handle)
+            line = await timeline(handle)
+            by_type = line.by_type
             llm_calls = len(by_type.get(LLM_ACTIVITY, []))
+            llm_time = sum(done - began for began, done in by_type.get(LLM_ACTIVITY, []))
             tools = by_type.get(LINT_ACTIVITY, []) + by_type.get(RAG_ACTIVITY, [])
             tool_time = _merged_length(tools)
             work = llm_calls * latency + tool_time
@@ -491,7 +508,13 @@ class Bench:
             runs.append(
                 {
                     "e2e_s": e2e,
-                    "server_e2e_s": server_e2e,
+                    "server_e2e_s": line.server_e2e,
+                    # what the overhead is made of: the workflow tasks' dispatch and run (their local lint and
+                    # search included), the model-call activities beyond the model's latency, the client's part
+                    "workflow_task_wait_s": line.workflow_task_wait,
+                    "workflow_task_run_s": line.workflow_task_run,
+                    "llm_activity_beyond_latency_s": llm_time - llm_calls * latency,
+                    "client_s": e2e - line.server_e2e,
                     "llm_calls": llm_calls,
                     "lint_calls": len(by_type.get(LINT_ACTIVITY, [])),
                     "rag_calls": len(by_type.get(RAG_ACTIVITY, [])),
@@ -702,6 +725,15 @@ def table(report: dict[str, Any]) -> str:
             )
         )
         rows.append(("single overhead", f"{r['ratio']:.3f}", "e2e / (LLM latencies + lint + RAG); goal <= 1.05"))
+        rows.append(
+            (
+                "single overhead split",
+                f"{1000 * (r['e2e_s'] - r['llm_calls'] * s['latency_s']):.0f} ms",
+                f"workflow tasks run {1000 * r['workflow_task_run_s']:.0f} (lint/RAG {1000 * r['tool_s_on_path']:.0f}) "
+                f"+ wait {1000 * r['workflow_task_wait_s']:.0f}, model calls beyond L "
+                f"{1000 * r['llm_activity_beyond_latency_s']:.0f}, client {1000 * r['client_s']:.0f}",
+            )
+        )
     for key in ("throughput_L0.2", "throughput_L0"):
         if t := report.get(key):
             label = key.replace("throughput_", "throughput ")
