@@ -60,6 +60,14 @@ def wait_before(published: int, interval: timedelta) -> timedelta:
     return interval * 2 ** min(published // DOUBLE_EVERY, 10)
 
 
+async def set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until `event` is set, at most `seconds`; True if it is."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()
+
+
 class DeltaPublisher:
     """Gathers one call's text chunks and publishes them in batches (an async context manager)."""
 
@@ -162,14 +170,6 @@ class DeltaPublisher:
         except Exception as exc:
             self._give_up(exc)
 
-    async def _waited(self, seconds: float) -> bool:
-        """Wait `seconds` or until the call ends; True if it has ended."""
-        if seconds > 0 and not self._ended.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
-                    await self._ended.wait()
-        return self._ended.is_set()
-
     async def _tick(self) -> None:
         """Unwatched: wait for a watcher. Then send the call's text as it comes, at most one batch an interval, and
         once the call has ended its last one. Text after a quiet spell goes at once (the first batch with all the
@@ -182,7 +182,9 @@ class DeltaPublisher:
         loop = asyncio.get_running_loop()
         while not self._failed:
             await self._text.wait()
-            await self._next_chunk(self._due - loop.time() + self.interval.total_seconds() / 2)
+            # A batch goes with a chunk that comes once the interval has passed, or at the end of the call; half
+            # an interval past it without either, the text gathered goes anyway.
+            await set_within(self._go, self._due - loop.time() + self.interval.total_seconds() / 2)
             self._text.clear()
             self._go.clear()
             last = self._ended.is_set()
@@ -194,13 +196,6 @@ class DeltaPublisher:
             if last:
                 return
 
-    async def _next_chunk(self, seconds: float) -> None:
-        """Wait until a batch may go: a chunk that comes once the interval has passed, or the end of the call;
-        after `seconds` (half an interval past it) without either, the text gathered goes anyway."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._go.wait()
-
     async def _await_watcher(self) -> bool:
         """True once the memo says someone watches (on the live channel: once a gateway says so), False when the
         call ended unwatched. Nothing is read before the call has text to show (tool-call turns write none)."""
@@ -210,7 +205,7 @@ class DeltaPublisher:
             return True
         await self._text.wait()
         look = FIRST_LOOK
-        while not await self._waited(look.total_seconds()):
+        while not await set_within(self._ended, look.total_seconds()):
             if await self._watcher_came():
                 return True
             look = min(look * 2, LAST_LOOK)
